@@ -1,0 +1,132 @@
+"""Message encoding: GSM 03.38 septet counting, UCS-2 counting, operation choice.
+
+The gateway counts a TEXT message in GSM 03.38 septets: characters of the basic table count 1,
+characters of the extension table (``^ { } \\ [ ~ ] | €``) count 2 (an escape plus the
+character). A text with any character outside GSM 03.38 must go as UCS2, counted in UTF-16
+code units. Limits come from the spec and NOTES.md:
+
+=========== ========== ======================== =============================
+operation   encoding   limit (units)            qualities
+=========== ========== ======================== =============================
+TEXT        GSM        160                      any
+WAPPUSH     GSM        160 (text) + ``url``     any
+UCS2        UCS-2      70                       h, n
+MULTITEXT   GSM        918 (6 x 153)            h, n
+MULTIUCS2   UCS-2      402 (6 x 67, decision)   h, n
+=========== ========== ======================== =============================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# GSM 03.38 basic character set (default alphabet), as Unicode characters.
+GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# Extension table: each costs two septets (escape + character).
+GSM_EXTENSION = frozenset("^{}\\[~]|€\f")
+
+SINGLE_GSM = 160
+MULTI_GSM_PART = 153
+SINGLE_UCS2 = 70
+MULTI_UCS2_PART = 67
+MAX_PARTS = 6
+
+OPERATIONS = ("TEXT", "WAPPUSH", "UCS2", "MULTITEXT", "MULTIUCS2")
+#: Operations the gateway accepts only with quality ``h`` (high) or ``n`` (notification).
+HIGH_QUALITY_ONLY = frozenset({"UCS2", "MULTITEXT", "MULTIUCS2"})
+#: Maximum length of each operation, in the units of its encoding.
+OPERATION_LIMITS = {
+    "TEXT": SINGLE_GSM,
+    "WAPPUSH": SINGLE_GSM,
+    "UCS2": SINGLE_UCS2,
+    "MULTITEXT": MAX_PARTS * MULTI_GSM_PART,  # 918, the spec's figure
+    "MULTIUCS2": MAX_PARTS * MULTI_UCS2_PART,  # 402, NOTES.md decision
+}
+OPERATION_ENCODING = {
+    "TEXT": "GSM",
+    "WAPPUSH": "GSM",
+    "UCS2": "UCS2",
+    "MULTITEXT": "GSM",
+    "MULTIUCS2": "UCS2",
+}
+
+
+@dataclass(frozen=True)
+class TextInfo:
+    """What a text costs on the wire.
+
+    :param encoding: ``"GSM"`` when every character is in GSM 03.38, else ``"UCS2"``.
+    :param characters: number of Unicode characters.
+    :param units: septets (GSM) or UTF-16 code units (UCS-2) the text occupies.
+    :param segments: SMS segments the text needs in that encoding (1 for an empty text).
+    """
+
+    encoding: str
+    characters: int
+    units: int
+    segments: int
+
+
+def is_gsm(text: str) -> bool:
+    """Return True if every character of ``text`` is in GSM 03.38 (basic or extension table)."""
+    return all(ch in GSM_BASIC or ch in GSM_EXTENSION for ch in text)
+
+
+def gsm_septets(text: str) -> int:
+    """Count the GSM 03.38 septets of ``text``; extension characters count 2.
+
+    :raises ValueError: if ``text`` has a character outside GSM 03.38.
+    """
+    total = 0
+    for ch in text:
+        if ch in GSM_BASIC:
+            total += 1
+        elif ch in GSM_EXTENSION:
+            total += 2
+        else:
+            raise ValueError(f"character {ch!r} is not in the GSM 03.38 alphabet")
+    return total
+
+
+def ucs2_units(text: str) -> int:
+    """Count the UTF-16 code units of ``text`` (characters beyond the BMP count 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def segments_for(units: int, encoding: str) -> int:
+    """Return how many SMS segments ``units`` septets/code units need in ``encoding``."""
+    single, part = (SINGLE_GSM, MULTI_GSM_PART) if encoding == "GSM" else (SINGLE_UCS2, MULTI_UCS2_PART)
+    if units <= single:
+        return 1
+    return -(-units // part)
+
+
+def analyse_text(text: str) -> TextInfo:
+    """Describe ``text``: the cheapest encoding that carries it, its length and its segments."""
+    if is_gsm(text):
+        units = gsm_septets(text)
+        encoding = "GSM"
+    else:
+        units = ucs2_units(text)
+        encoding = "UCS2"
+    return TextInfo(encoding=encoding, characters=len(text), units=units, segments=segments_for(units, encoding))
+
+
+def choose_operation(info: TextInfo) -> str:
+    """Pick TEXT, MULTITEXT, UCS2 or MULTIUCS2 for a text described by ``info``."""
+    if info.encoding == "GSM":
+        return "TEXT" if info.units <= SINGLE_GSM else "MULTITEXT"
+    return "UCS2" if info.units <= SINGLE_UCS2 else "MULTIUCS2"
+
+
+def units_for_operation(text: str, operation: str) -> int:
+    """Length of ``text`` in the units ``operation`` counts (septets or UTF-16 code units).
+
+    :raises ValueError: if ``operation`` is GSM-based and ``text`` is not GSM 03.38.
+    """
+    if OPERATION_ENCODING[operation] == "GSM":
+        return gsm_septets(text)
+    return ucs2_units(text)
