@@ -1,0 +1,533 @@
+"""SmSendClient: one method per HTTP endpoint of the gateway, over one keep-alive session.
+
+Airflow-free. Example::
+
+    from airflow_provider_smsend.client import SmSendClient
+
+    client = SmSendClient(base_url="https://app.smsend.it", username="user", password="secret")
+    result = client.send("+393331234567", "Pipeline failed", sender="ACME")
+    report = client.batch_status(result.request_id, "notify")
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+import requests
+
+from airflow_provider_smsend.client import answers, validation
+from airflow_provider_smsend.client.errors import (
+    SmSendError,
+    SmSendTimeoutError,
+    SmSendTransportError,
+    SmSendValidationError,
+)
+from airflow_provider_smsend.client.numbers import (
+    DEFAULT_REGION,
+    mask_number,
+    normalize_number,
+    normalize_numbers,
+)
+from airflow_provider_smsend.client.reports import (
+    BatchStatusReport,
+    BatchStatusRow,
+    UserlogEntry,
+    iter_batch_status,
+    iter_userlog,
+)
+from airflow_provider_smsend.client.retry import RetryPolicy, call_with_retry
+
+if TYPE_CHECKING:
+    from airflow_provider_smsend.client.validation import PreparedMessage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://app.smsend.it"
+DEFAULT_TIMEOUT = (5.0, 30.0)
+#: NOTES.md decision: the sandbox allows 500 numbers per mnc call; the provider chunks.
+DEFAULT_MNC_CHUNK = 500
+
+
+def normalize_base_url(host: str, *, default_scheme: str = "https") -> str:
+    """Turn a host name or URL into a base URL: https by default, an explicit ``http://`` honoured.
+
+    :param host: ``app.smsend.it``, ``https://sms.reseller.example`` or ``127.0.0.1:8765``.
+    :param default_scheme: scheme used when ``host`` has none.
+    """
+    text = (host or "").strip().rstrip("/")
+    if not text:
+        raise SmSendValidationError("The gateway host is empty: set the connection's host (e.g. app.smsend.it).")
+    if "://" not in text:
+        text = f"{default_scheme}://{text}"
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SmSendValidationError(f"Invalid gateway host {host!r}: give a host name or an http(s):// URL.")
+    if parts.username or parts.password:
+        raise SmSendValidationError("Do not put credentials in the gateway URL: use login and password.")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one accepted SMS.
+
+    :param recipient: the number the message went to (E.164).
+    :param cost: credit charged, in euros, exact.
+    :param request_id: the id to ask batch-status with (``HTTP00000000111``), when requested.
+    :param message: what was sent: operation, encoding, segments.
+    """
+
+    recipient: str
+    cost: Decimal
+    request_id: str | None
+    message: PreparedMessage
+
+
+def _has_cause(exc: BaseException, names: tuple[str, ...]) -> bool:
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if type(current).__name__ in names:
+            return True
+        stack.extend([current.__cause__, current.__context__])
+        stack.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+    return False
+
+
+def transport_error(exc: requests.RequestException, path: str) -> SmSendTransportError:
+    """Map a requests exception to an SmSend transport error, saying whether the request may have left."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return SmSendTimeoutError(f"Timed out connecting to the gateway for {path}.", request_sent=False)
+    if isinstance(exc, requests.Timeout):
+        return SmSendTimeoutError(
+            f"The gateway did not answer {path} within the read timeout; the request may have been processed."
+        )
+    never_connected = _has_cause(exc, ("NewConnectionError", "NameResolutionError", "ConnectionRefusedError"))
+    if never_connected:
+        return SmSendTransportError(
+            f"Could not connect to the gateway for {path}: check the host and the network.", request_sent=False
+        )
+    return SmSendTransportError(
+        f"The connection to the gateway broke during {path} ({type(exc).__name__}); "
+        "the request may have been processed."
+    )
+
+
+class SmSendClient:
+    """Client of the smSend HTTP API (back-office and SMS), with no Airflow inside.
+
+    :param username: SMS API login (``user``).
+    :param password: SMS API password (``pass``).
+    :param base_url: gateway host or URL; https unless ``http://`` is explicit.
+    :param reseller_username: back-office login (``smsusername``); defaults to ``username``.
+    :param reseller_password: back-office password (``smspassword``); defaults to ``password``.
+    :param timeout: ``(connect, read)`` seconds, or one number for both. Always finite.
+    :param charset: request charset (NOTES.md): ``utf-8`` or ``iso-8859-1``.
+    :param default_region: region for national numbers (``IT``).
+    :param default_sender: sender used when :meth:`send` gets none.
+    :param default_quality: quality used when :meth:`send` gets none.
+    :param retry: retry policy of read-only calls.
+    :param pool_maxsize: keep-alive connections kept for concurrent use.
+    :param session: a ``requests.Session`` to use instead of a new one.
+
+    Example::
+
+        client = SmSendClient(username="u", password="p", default_sender="ACME")
+        client.credit()                 # Decimal('12.3400')
+        client.send("3331234567", "Hi")  # national numbers use default_region
+    """
+
+    def __init__(
+        self,
+        *,
+        username: str,
+        password: str,
+        base_url: str = DEFAULT_BASE_URL,
+        reseller_username: str | None = None,
+        reseller_password: str | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        charset: str = "utf-8",
+        default_region: str = DEFAULT_REGION,
+        default_sender: str | None = None,
+        default_quality: str = "h",
+        retry: RetryPolicy | None = None,
+        pool_maxsize: int = 32,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        self.username = username
+        self._password = password
+        self.reseller_username = reseller_username or username
+        self._reseller_password = reseller_password if reseller_password is not None else password
+        self.timeout = self._check_timeout(timeout)
+        try:
+            "".encode(charset)
+        except LookupError as exc:
+            raise SmSendValidationError(f"Unknown charset {charset!r}: use utf-8 or iso-8859-1.") from exc
+        self.charset = charset
+        self.default_region = default_region
+        self.default_sender = default_sender
+        self.default_quality = validation.validate_quality(default_quality)
+        self.retry = retry or RetryPolicy()
+        self.pool_maxsize = pool_maxsize
+        self._session = session
+        self._session_lock = threading.Lock()
+
+    @staticmethod
+    def _check_timeout(timeout: float | tuple[float, float]) -> tuple[float, float]:
+        pair = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        if len(pair) != 2 or any(not isinstance(t, int | float) or not 0 < t < float("inf") for t in pair):
+            raise SmSendValidationError(f"Timeout must be finite positive seconds, got {timeout!r}.")
+        return (float(pair[0]), float(pair[1]))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, username={self.username!r})"
+
+    @property
+    def session(self) -> requests.Session:
+        """The keep-alive session, created on first use (no I/O in the constructor)."""
+        if self._session is None:
+            with self._session_lock:
+                if self._session is None:
+                    session = requests.Session()
+                    adapter = requests.adapters.HTTPAdapter(
+                        pool_connections=2, pool_maxsize=self.pool_maxsize, max_retries=0
+                    )
+                    session.mount("https://", adapter)
+                    session.mount("http://", adapter)
+                    session.headers["User-Agent"] = "airflow-provider-smsend"
+                    self._session = session
+        return self._session
+
+    def close(self) -> None:
+        """Close the keep-alive connections."""
+        if self._session is not None:
+            self._session.close()
+
+    def __enter__(self) -> SmSendClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transport
+
+    def _auth(self, kind: str) -> dict[str, str]:
+        if kind == "reseller":
+            return {"smsusername": self.reseller_username, "smspassword": self._reseller_password}
+        return {"user": self.username, "pass": self._password}
+
+    def _body(self, fields: dict[str, Any], auth: str) -> bytes:
+        data = {**self._auth(auth), **{k: v for k, v in fields.items() if v is not None}}
+        return urlencode({k: str(v) for k, v in data.items()}, encoding=self.charset).encode("ascii")
+
+    def _post_once(self, path: str, body: bytes, *, stream: bool = False) -> requests.Response:
+        headers = {"Content-Type": f"application/x-www-form-urlencoded; charset={self.charset}"}
+        try:
+            response = self.session.post(
+                self.base_url + path, data=body, headers=headers, timeout=self.timeout, stream=stream
+            )
+        except requests.RequestException as exc:
+            raise transport_error(exc, path) from None
+        if response.status_code != 200:
+            status = response.status_code
+            response.close()
+            raise SmSendTransportError(
+                f"The gateway answered HTTP {status} for {path}"
+                + ("; it may be overloaded, try again later." if status >= 500 else "; check the host and path."),
+                status_code=status,
+                retryable=status >= 500 or status == 429,
+            )
+        return response
+
+    def _text(self, response: requests.Response) -> str:
+        return answers.decode_body(response.content, response.headers.get("Content-Type"))
+
+    def _call(self, path: str, fields: dict[str, Any], *, auth: str, idempotent: bool) -> str:
+        """POST ``fields`` and return the value of the ``OK`` answer."""
+        body = self._body(fields, auth)
+
+        def once() -> str:
+            return answers.parse_answer(self._text(self._post_once(path, body)))
+
+        return call_with_retry(once, policy=self.retry, idempotent=idempotent)
+
+    def _report_text(self, path: str, fields: dict[str, Any], *, auth: str) -> str:
+        body = self._body(fields, auth)
+
+        def once() -> str:
+            text = self._text(self._post_once(path, body))
+            answers.raise_for_ko(text)
+            if not text.strip():
+                raise SmSendTransportError(f"The gateway answered {path} with an empty body.")
+            return text
+
+        return call_with_retry(once, policy=self.retry, idempotent=True)
+
+    @contextmanager
+    def _report_lines(self, path: str, fields: dict[str, Any], *, auth: str) -> Iterator[Iterator[str]]:
+        """Stream a report's lines; the first line is checked for ``KO`` before any is yielded."""
+        body = self._body(fields, auth)
+
+        def first() -> tuple[requests.Response, Iterator[str]]:
+            response = self._post_once(path, body, stream=True)
+            if response.encoding is None or "charset" not in response.headers.get("Content-Type", ""):
+                response.encoding = "utf-8"
+            lines = response.iter_lines(decode_unicode=True, chunk_size=64 * 1024)
+            try:
+                head = next(lines, None)
+            except requests.RequestException as exc:
+                response.close()
+                raise transport_error(exc, path) from None
+            if head is None:
+                response.close()
+                raise SmSendTransportError(f"The gateway answered {path} with an empty body.")
+            try:
+                answers.raise_for_ko(head)
+            except SmSendError:
+                response.close()
+                raise
+
+            def chain() -> Iterator[str]:
+                yield head
+                try:
+                    yield from lines
+                except requests.RequestException as exc:
+                    raise transport_error(exc, path) from None
+
+            return response, chain()
+
+        response, lines = call_with_retry(first, policy=self.retry, idempotent=True)
+        try:
+            yield lines
+        finally:
+            response.close()
+
+    # ------------------------------------------------------------------ back-office
+
+    def client_add(
+        self,
+        name: str,
+        username: str,
+        password: str,
+        *,
+        email: str | None = None,
+        tpl_id: int | None = None,
+        contact: str | None = None,
+        ref_id: str | None = None,
+        reseller: bool = False,
+        vhost: str | None = None,
+    ) -> int:
+        """Create a client of this reseller; returns the new client id.
+
+        ``reseller`` is always sent and defaults to False (NOTES.md): creating a reseller by
+        accident is the costly mistake. Never retried once the request may have left.
+        """
+        fields = {
+            "name": validation.validate_text_field(name, name="name"),
+            "username": validation.validate_text_field(username, name="username"),
+            "password": validation.validate_text_field(password, name="password"),
+            "email": email,
+            "tpl_id": validation.validate_positive_id(tpl_id, name="tpl_id") if tpl_id is not None else None,
+            "contact": contact,
+            "ref_id": ref_id,
+            "reseller": "1" if reseller else "0",
+            "vhost": vhost,
+        }
+        value = self._call("/backoffice/client-add.php", fields, auth="reseller", idempotent=False)
+        return answers.parse_int(value, what="client id")
+
+    def credit_add(self, u_id: int | str, bill_id: int | str, credit: object = None) -> int:
+        """Assign credit to a client; returns the new credit id. Never retried once sent.
+
+        :param credit: ``Decimal``, int or ``"12,3456"``/``"12.3456"``; floats are refused.
+        """
+        fields = {
+            "u_id": validation.validate_positive_id(u_id, name="u_id"),
+            "bill_id": validation.validate_positive_id(bill_id, name="bill_id"),
+            "credit": validation.format_credit(validation.parse_credit_amount(credit)) if credit is not None else None,
+        }
+        value = self._call("/backoffice/credit-add.php", fields, auth="reseller", idempotent=False)
+        return answers.parse_int(value, what="credit id")
+
+    def credit_get(self, u_id: int | str) -> Decimal:
+        """Return a client's available credit in euros (exact)."""
+        fields = {"u_id": validation.validate_positive_id(u_id, name="u_id")}
+        value = self._call("/backoffice/credit-get.php", fields, auth="reseller", idempotent=True)
+        return answers.parse_money(value, what="credit")
+
+    def _userlog_fields(self, log_type: str, u_id: object, date_from: object, date_to: object) -> dict[str, Any]:
+        return {
+            "type": validation.validate_choice(log_type, validation.USERLOG_TYPES, name="userlog type"),
+            "u_id": validation.validate_positive_id(u_id, name="u_id") if u_id is not None else None,
+            "from": validation.format_date(date_from, name="from") if date_from is not None else None,
+            "to": validation.format_date(date_to, name="to") if date_to is not None else None,
+        }
+
+    def userlog_get(
+        self, log_type: str, *, u_id: int | None = None, date_from: object = None, date_to: object = None
+    ) -> list[UserlogEntry]:
+        """Return the back-office operation log (``credits``, ``recv_add`` or ``recv_del``).
+
+        :param date_from: first day (date or ``YYYY-MM-DD``), optional.
+        :param date_to: last day, optional.
+        """
+        fields = self._userlog_fields(log_type, u_id, date_from, date_to)
+        text = self._report_text("/backoffice/userlog-get.php", fields, auth="reseller")
+        return list(iter_userlog(text.split("\n"), log_type))
+
+    @contextmanager
+    def stream_userlog(
+        self, log_type: str, *, u_id: int | None = None, date_from: object = None, date_to: object = None
+    ) -> Iterator[Iterator[str]]:
+        """Stream the raw lines of a userlog-get report (for loads that must not hold it whole)."""
+        fields = self._userlog_fields(log_type, u_id, date_from, date_to)
+        with self._report_lines("/backoffice/userlog-get.php", fields, auth="reseller") as lines:
+            yield lines
+
+    def recv_add(self, u_id: int | str, dest: str, num: int = 1) -> list[str]:
+        """Create reception share codes for a client's number; returns the share codes."""
+        if isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= 20:
+            raise SmSendValidationError(f"num must be an integer from 1 to 20, got {num!r}.")
+        fields = {
+            "u_id": validation.validate_positive_id(u_id, name="u_id"),
+            "dest": normalize_number(dest, region=self.default_region),
+            "num": num,
+        }
+        value = self._call("/backoffice/recv-add.php", fields, auth="reseller", idempotent=False)
+        codes = [c.strip() for c in value.split(",") if c.strip()]
+        if not codes:
+            raise SmSendTransportError("The gateway's recv-add answer has no share code.")
+        return codes
+
+    def recv_del(self, u_id: int | str, dest: str, sharecode: str) -> None:
+        """Revoke a reception share code."""
+        fields = {
+            "u_id": validation.validate_positive_id(u_id, name="u_id"),
+            "dest": normalize_number(dest, region=self.default_region),
+            "sharecode": validation.validate_text_field(sharecode, name="sharecode"),
+        }
+        self._call("/backoffice/recv-del.php", fields, auth="reseller", idempotent=False)
+
+    def client_status(self, u_id: int | str, active: bool) -> bool:
+        """Activate or deactivate a client; returns True if the gateway says ``Attivato``."""
+        if not isinstance(active, bool):
+            raise SmSendValidationError(f"active must be True or False, got {active!r}.")
+        fields = {"u_id": validation.validate_positive_id(u_id, name="u_id"), "active": "1" if active else "0"}
+        value = self._call("/backoffice/client-status.php", fields, auth="reseller", idempotent=False)
+        state = value.strip().rstrip(".").lower()
+        if state not in ("attivato", "disattivato"):
+            raise SmSendTransportError(f"Unexpected client-status answer: {value!r}.")
+        return state == "attivato"
+
+    # ------------------------------------------------------------------ SMS
+
+    def prepare(
+        self, text: str, *, operation: str | None = None, quality: str | None = None, url: str | None = None
+    ) -> PreparedMessage:
+        """Validate a text without sending it: operation, encoding, characters, segments."""
+        return validation.prepare_message(text, operation=operation, quality=quality or self.default_quality, url=url)
+
+    def send(
+        self,
+        rcpt: str,
+        text: str,
+        *,
+        sender: str | None = None,
+        quality: str | None = None,
+        operation: str | None = None,
+        url: str | None = None,
+        return_id: bool = True,
+    ) -> SendResult:
+        """Send one SMS; returns its cost and request id. Spends money: never blindly retried.
+
+        Only a connection that was never established is retried; a timeout after the request
+        left raises :class:`SmSendTimeoutError` with ``request_sent=True`` (outcome unknown).
+        """
+        recipient = normalize_number(rcpt, region=self.default_region)
+        prepared = self.prepare(text, operation=operation, quality=quality, url=url)
+        fields = {
+            "rcpt": recipient,
+            "data": prepared.text,
+            "sender": validation.validate_sender(sender or self.default_sender, region=self.default_region),
+            "qty": quality or self.default_quality,
+            "operation": prepared.operation,
+            "url": url,
+            "return_id": "1" if return_id else None,
+        }
+        log.debug("smSend send to %s (%s, %d segment(s))", mask_number(recipient), prepared.operation, prepared.segments)
+        value = self._call("/sms/send.php", fields, auth="sms", idempotent=False)
+        cost, request_id = answers.split_cost_and_id(value)
+        return SendResult(recipient=recipient, cost=cost, request_id=request_id, message=prepared)
+
+    def mnc(self, numbers: Iterable[str], *, return_id: bool = True, max_numbers: int = DEFAULT_MNC_CHUNK) -> str | None:
+        """Ask a mobile number check for up to ``max_numbers`` numbers; returns the request id.
+
+        Use :meth:`mnc_chunked` for longer lists.
+        """
+        normalized = normalize_numbers(list(numbers), region=self.default_region)
+        if not normalized:
+            raise SmSendValidationError("mnc needs at least one number.")
+        if len(normalized) > max_numbers:
+            raise SmSendValidationError(
+                f"mnc got {len(normalized)} numbers; at most {max_numbers} per call: use mnc_chunked()."
+            )
+        fields = {"numbers": ",".join(normalized), "return_id": "1" if return_id else None}
+        value = self._call("/sms/mnc.php", fields, auth="sms", idempotent=False)
+        return answers.parse_request_id(value)
+
+    def mnc_chunked(self, numbers: Iterable[str], *, chunk_size: int = DEFAULT_MNC_CHUNK) -> list[str]:
+        """Check any number of numbers in chunks; all are validated before the first request."""
+        if chunk_size < 1:
+            raise SmSendValidationError(f"chunk_size must be >= 1, got {chunk_size!r}.")
+        normalized = normalize_numbers(list(numbers), region=self.default_region)
+        ids: list[str] = []
+        for start in range(0, len(normalized), chunk_size):
+            request_id = self.mnc(normalized[start : start + chunk_size], max_numbers=chunk_size)
+            if request_id is None:
+                raise SmSendTransportError("The gateway's mnc answer has no request id.")
+            ids.append(request_id)
+        return ids
+
+    def _batch_fields(self, request_id: str, report_type: str) -> dict[str, Any]:
+        return {
+            "id": validation.validate_text_field(request_id, name="request id"),
+            "type": validation.validate_choice(report_type, validation.REPORT_TYPES, name="report type"),
+            "schema": "1",
+        }
+
+    def batch_status(self, request_id: str, report_type: str = "notify") -> BatchStatusReport:
+        """Return the batch-status report (``queue``, ``notify`` or ``mnc``) of a request id."""
+        text = self._report_text("/sms/batch-status.php", self._batch_fields(request_id, report_type), auth="sms")
+        rows: list[BatchStatusRow] = list(iter_batch_status(text.split("\n"), report_type))
+        return BatchStatusReport(request_id=request_id, report_type=report_type, rows=rows)
+
+    @contextmanager
+    def stream_batch_status(self, request_id: str, report_type: str = "notify") -> Iterator[Iterator[str]]:
+        """Stream the raw CSV lines of a batch-status report."""
+        fields = self._batch_fields(request_id, report_type)
+        with self._report_lines("/sms/batch-status.php", fields, auth="sms") as lines:
+            yield lines
+
+    def credit(self, credit_type: str = "credit") -> Decimal | int:
+        """Remaining credit: euros (``Decimal``) for ``credit``, else the SMS count of a quality."""
+        validation.validate_choice(credit_type, validation.CREDIT_TYPES, name="credit type")
+        value = self._call("/sms/credit.php", {"type": credit_type}, auth="sms", idempotent=True)
+        if credit_type == "credit":
+            return answers.parse_money(value, what="credit")
+        return answers.parse_int(value, what="SMS count")
+
