@@ -1,0 +1,82 @@
+"""Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+INTEGRATION = "smSend"
+_PKG = "airflow_provider_smsend"
+
+#: The connection form (shared with SmSendHook.get_ui_field_behaviour).
+HIDDEN_FIELDS = ["schema", "extra"]
+RELABELING = {"host": "Gateway host or URL", "login": "SMS API user", "password": "SMS API password"}
+PLACEHOLDERS = {
+    "host": "app.smsend.it (or your reseller's host, or http://127.0.0.1:8765)",
+    "login": "user (Profilo account)",
+    "password": "pass",
+    "port": "443",
+}
+
+
+def _string(label: str, description: str, *, default: str | None = None, enum: list[str] | None = None) -> dict:
+    schema: dict[str, Any] = {"type": ["string", "null"]}
+    if default is not None:
+        schema["default"] = default
+    if enum is not None:
+        schema["enum"] = enum
+    return {"label": label, "description": description, "schema": schema}
+
+
+def _number(label: str, description: str, default: float) -> dict:
+    return {"label": label, "description": description, "schema": {"type": ["number", "null"], "default": default}}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's hooks, operators, sensors, triggers, notifiers and connection form."""
+    return {
+        "package-name": "airflow-provider-smsend",
+        "name": "smSend",
+        "description": "`smSend <https://www.smsend.it>`__ SMS and MMS gateway: send, check numbers, "
+        "wait for delivery, receive replies, manage reseller clients and load reports.",
+        "versions": ["0.1.0"],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://www.smsend.it",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": INTEGRATION, "python-modules": [f"{_PKG}.hooks.smsend"]}],
+        "connection-types": [
+            {
+                "hook-class-name": f"{_PKG}.hooks.smsend.SmSendHook",
+                "hook-name": "smSend",
+                "connection-type": "smsend",
+                "conn-fields": {
+                    "scheme": _string("Scheme", "https (default) or http for a local sandbox", default="https",
+                                      enum=["https", "http"]),
+                    "reseller_username": _string("Reseller user", "Back-office login; default: the SMS API user"),
+                    "reseller_password": _string("Reseller password", "Back-office password; default: the SMS API password"),
+                    "receive_host": _string("receiveSms host", "dnsservice host of the inbound SMS web service"),
+                    "mms_host": _string("sendMms host", "dnsservice host of the MMS web service"),
+                    "mms_id": _string("MMS id", "MMS account id issued by smSend, e.g. C00000_001"),
+                    "mms_password": _string("MMS password", "MMS account password"),
+                    "mms_auth": _string("MMS auth", "plain password or MD5 ticket", default="plain",
+                                        enum=["plain", "md5"]),
+                    "timeout": _number("Read timeout (s)", "Seconds to wait for an answer", 30),
+                    "connect_timeout": _number("Connect timeout (s)", "Seconds to wait for a connection", 5),
+                    "default_sender": _string("Default sender", "Up to 11 letters/digits or +number"),
+                    "default_quality": _string("Default quality", "ll low, l medium, a automatic, h high, "
+                                               "n notification", default="h", enum=["ll", "l", "a", "h", "n"]),
+                    "default_region": _string("Default region", "Region of national numbers", default="IT"),
+                    "charset": _string("Request charset", "utf-8 or iso-8859-1", default="utf-8",
+                                       enum=["utf-8", "iso-8859-1"]),
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": HIDDEN_FIELDS,
+                    "relabeling": RELABELING,
+                    "placeholders": PLACEHOLDERS,
+                },
+            }
+        ],
+    }

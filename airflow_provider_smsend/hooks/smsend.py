@@ -1,0 +1,192 @@
+"""SmSendHook: an Airflow Connection of type ``smsend`` turned into configured smSend clients."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
+from airflow_provider_smsend.client.http import DEFAULT_BASE_URL, SmSendClient, normalize_base_url
+from airflow_provider_smsend.client.numbers import DEFAULT_REGION
+from airflow_provider_smsend.client.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+    from airflow_provider_smsend.client.soap import SmSendSoapClient
+
+log = logging.getLogger(__name__)
+
+#: Connection extras the hook reads, with their meaning (also the UI form, see get_provider_info).
+EXTRA_FIELDS: dict[str, str] = {
+    "scheme": "http or https (default https) when host is a bare host name",
+    "reseller_username": "back-office login (smsusername); default: the connection login",
+    "reseller_password": "back-office password (smspassword); default: the connection password",
+    "receive_host": "host of the receiveSms SOAP service (dnsservice); default: the connection host",
+    "mms_host": "host of the sendMms SOAP service (dnsservice); default: the connection host",
+    "mms_id": "MMS account id given by smSend (e.g. C00000_001)",
+    "mms_password": "MMS account password",
+    "mms_auth": "plain (password sent) or md5 (ticket; the password never leaves)",
+    "timeout": "read timeout in seconds (default 30)",
+    "connect_timeout": "connect timeout in seconds (default 5)",
+    "default_sender": "sender used when an operator gives none (<= 11 alphanumerics or +number)",
+    "default_quality": "ll, l, a, h or n (default h)",
+    "default_region": "region for national numbers (default IT)",
+    "charset": "request charset: utf-8 (default) or iso-8859-1",
+    "wsdl_receive": "URL or path of the receiveSms WSDL instead of the bundled copy",
+    "wsdl_mms": "URL or path of the sendMms WSDL instead of the bundled copy",
+}
+SECRET_EXTRAS = ("reseller_password", "mms_password")
+
+
+def _float(extras: dict[str, Any], key: str, default: float) -> float:
+    value = extras.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise SmSendValidationError(f"Connection extra {key!r} must be a number of seconds, got {value!r}.") from exc
+    if not 0 < number < float("inf"):
+        raise SmSendValidationError(f"Connection extra {key!r} must be positive and finite, got {value!r}.")
+    return number
+
+
+class SmSendHook(BaseHook):
+    """Interact with the smSend SMS/MMS gateway through an Airflow connection.
+
+    The connection: **host** is the gateway host name or full URL (https by default; an explicit
+    ``http://`` or the ``scheme`` extra is honoured, which the local sandbox needs), **login** and
+    **password** are the SMS API credentials. Extras are listed in :data:`EXTRA_FIELDS`.
+
+    :param smsend_conn_id: the Airflow connection id (default ``smsend_default``).
+
+    Example::
+
+        from airflow_provider_smsend.hooks.smsend import SmSendHook
+
+        hook = SmSendHook(smsend_conn_id="smsend_default")
+        result = hook.client.send("+393331234567", "Nightly load done", sender="DATA")
+        print(result.cost, result.request_id)
+
+    A connection URI for the sandbox::
+
+        smsend://demo:demo-pass@127.0.0.1:8765/?scheme=http&reseller_username=reseller&reseller_password=reseller-pass
+    """
+
+    conn_name_attr = "smsend_conn_id"
+    default_conn_name = "smsend_default"
+    conn_type = "smsend"
+    hook_name = "smSend"
+
+    def __init__(self, *, smsend_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.smsend_conn_id = smsend_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form: hide unused fields, relabel login/password, show placeholders."""
+        from airflow_provider_smsend.get_provider_info import HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
+
+        return {"hidden_fields": list(HIDDEN_FIELDS), "relabeling": dict(RELABELING), "placeholders": dict(PLACEHOLDERS)}
+
+    @cached_property
+    def connection(self) -> Connection:
+        """The Airflow connection, fetched once; its secrets are registered with the masker."""
+        conn = self.get_connection(self.smsend_conn_id)
+        _mask(conn.password)
+        for key in SECRET_EXTRAS:
+            _mask(conn.extra_dejson.get(key))
+        return conn
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """The connection's extras as a dict."""
+        return dict(self.connection.extra_dejson)
+
+    def _base_url(self, host_value: str | None = None) -> str:
+        conn = self.connection
+        extras = self.extras
+        scheme = str(extras.get("scheme") or "https").lower()
+        if scheme not in ("http", "https"):
+            raise SmSendValidationError(f"Connection extra 'scheme' must be http or https, got {scheme!r}.")
+        host = host_value if host_value is not None else (conn.host or DEFAULT_BASE_URL)
+        if "://" not in host and conn.port and host_value is None:
+            host = f"{host}:{conn.port}"
+        return normalize_base_url(host, default_scheme=scheme)
+
+    def _timeout(self) -> tuple[float, float]:
+        extras = self.extras
+        return (_float(extras, "connect_timeout", 5.0), _float(extras, "timeout", 30.0))
+
+    @cached_property
+    def client(self) -> SmSendClient:
+        """The configured :class:`~airflow_provider_smsend.client.SmSendClient` (HTTP API)."""
+        conn = self.connection
+        extras = self.extras
+        if not conn.login or not conn.password:
+            raise SmSendValidationError(
+                f"Connection {self.smsend_conn_id!r} needs a login and a password (the SMS API user and pass)."
+            )
+        return SmSendClient(
+            base_url=self._base_url(),
+            username=conn.login,
+            password=conn.password,
+            reseller_username=extras.get("reseller_username") or None,
+            reseller_password=extras.get("reseller_password") or None,
+            timeout=self._timeout(),
+            charset=extras.get("charset") or "utf-8",
+            default_region=extras.get("default_region") or DEFAULT_REGION,
+            default_sender=extras.get("default_sender") or None,
+            default_quality=extras.get("default_quality") or "h",
+            retry=RetryPolicy(),
+        )
+
+    @cached_property
+    def soap_client(self) -> SmSendSoapClient:
+        """The configured SOAP client (receiveSms, sendMms), built on first use."""
+        from airflow_provider_smsend.client.soap import SmSendSoapClient
+
+        conn = self.connection
+        extras = self.extras
+        receive_host = extras.get("receive_host")
+        mms_host = extras.get("mms_host")
+        return SmSendSoapClient(
+            receive_url=self._base_url(receive_host) if receive_host else self._base_url(),
+            mms_url=self._base_url(mms_host) if mms_host else self._base_url(),
+            username=conn.login or "",
+            password=conn.password or "",
+            mms_id=extras.get("mms_id") or None,
+            mms_password=extras.get("mms_password") or None,
+            mms_auth=extras.get("mms_auth") or "plain",
+            timeout=self._timeout(),
+            operation_timeout=self._timeout()[1],
+            wsdl_receive=extras.get("wsdl_receive") or None,
+            wsdl_mms=extras.get("wsdl_mms") or None,
+        )
+
+    def get_conn(self) -> SmSendClient:
+        """Return the HTTP API client (Airflow's conventional accessor)."""
+        return self.client
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the credentials with the credit check only: no message is sent, nothing is charged."""
+        try:
+            credit = self.client.credit("credit")
+        except SmSendError as exc:
+            return False, str(exc)
+        except Exception as exc:  # the UI needs an answer, never a traceback
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, f"Connection works: available credit {credit} EUR."
+
+
+def _mask(secret: object) -> None:
+    if not secret:
+        return
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - older SDK layouts
+        return
+    mask_secret(str(secret))
