@@ -1,0 +1,13 @@
+.PHONY: demo test bench sandbox
+
+demo:  ## the main job: example DAGs against the local sandbox, fully offline
+	bash scripts/demo.sh
+
+test:  ## ruff, mypy and the whole test suite
+	bash scripts/test.sh
+
+bench:  ## benchmarks; rewrites docs/benchmarks.md
+	bash scripts/bench.sh
+
+sandbox:  ## run the local smSend gateway on port 8765
+	bash scripts/bootstrap.sh && .venv/bin/smsend-sandbox --port 8765
