@@ -17,5 +17,17 @@ if [ ! -x .venv/bin/uv ]; then
   echo "==> installing uv into .venv"
   .venv/bin/python -m pip install --quiet uv
 fi
+# mysqlclient (apache-airflow-providers-mysql) builds against the MariaDB C headers. On a fresh
+# Debian/Ubuntu machine install them once, quietly, if they are missing and we may (root + apt-get).
+if ! command -v mariadb_config >/dev/null 2>&1 && ! command -v mysql_config >/dev/null 2>&1 \
+    && ! { command -v pkg-config >/dev/null 2>&1 && { pkg-config --exists libmariadb || pkg-config --exists mysqlclient; }; }; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing the MariaDB client headers (libmariadb-dev, pkg-config) for mysqlclient"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmariadb-dev pkg-config >/dev/null \
+      || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmariadb-dev pkg-config >/dev/null; }
+  else
+    echo "==> warning: MariaDB client headers missing; install libmariadb-dev and pkg-config (mysqlclient needs them)" >&2
+  fi
+fi
 echo "==> installing airflow-provider-smsend and its test dependencies"
 .venv/bin/uv pip install --quiet --python .venv/bin/python -e ".[test]"
