@@ -1,0 +1,76 @@
+"""Airflow wiring shared by the operators: error translation, ledgers, job keys."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_smsend.client.ledger import DEFAULT_TABLE, DbApiLedger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_smsend.client.errors import SmSendError
+
+log = logging.getLogger(__name__)
+
+#: The default connection of the send ledger (any common-sql database).
+DEFAULT_LEDGER_CONN_ID = "smsend_ledger"
+
+
+def airflow_error(exc: SmSendError) -> Exception:
+    """Translate an SmSend error for Airflow.
+
+    A non-retryable gateway error (auth, IP, invalid parameter, insufficient credit) becomes
+    ``AirflowFailException`` so that Airflow does not burn retries; a retryable one is returned
+    as is, and Airflow's retries apply.
+    """
+    if exc.retryable:
+        return exc
+    return AirflowFailException(f"{type(exc).__name__}: {exc}")
+
+
+def job_key(context: Context) -> str:
+    """A stable key of the task run across its tries: ``dag_id/task_id/run_id/map_index``."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    if map_index is None:
+        map_index = -1
+    return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{map_index}"
+
+
+def dialect_of(conn_type: str | None) -> str:
+    """Map an Airflow connection type to a SQL dialect name used by the ledger and transfers."""
+    kind = (conn_type or "").lower()
+    if kind in ("postgres", "postgresql"):
+        return "postgres"
+    if kind in ("mysql", "mariadb"):
+        return "mysql"
+    if kind == "sqlite":
+        return "sqlite"
+    return kind or "generic"
+
+
+def ledger_for(conn_id: str, table: str = DEFAULT_TABLE) -> DbApiLedger:
+    """Build the send ledger on the SQL connection ``conn_id`` (created on first use).
+
+    :raises AirflowFailException: if the connection does not exist or is not a SQL database.
+    """
+    from airflow.sdk import BaseHook
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except Exception as exc:
+        raise AirflowFailException(
+            f"The send ledger connection {conn_id!r} does not exist. Retry safety needs a SQL database "
+            f"(any common-sql connection, e.g. AIRFLOW_CONN_{conn_id.upper()}='sqlite:////shared/smsend.db' or "
+            "your warehouse); pass ledger_conn_id=... to use another one, or ledger_conn_id=None to send "
+            "without retry safety."
+        ) from exc
+    hook: Any = conn.get_hook()
+    if not hasattr(hook, "get_conn"):
+        raise AirflowFailException(f"Connection {conn_id!r} is not a SQL database; the ledger needs one.")
+    placeholder = getattr(hook, "placeholder", "%s") or "%s"
+    return DbApiLedger(hook.get_conn, dialect=dialect_of(conn.conn_type), table=table, placeholder=placeholder)
