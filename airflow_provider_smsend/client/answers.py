@@ -82,7 +82,7 @@ def parse_money(value: str, *, what: str = "amount") -> Decimal:
 def parse_int(value: str, *, what: str = "id") -> int:
     """Parse an integer value of an OK answer."""
     token = value.strip()
-    if not token.isdigit():
+    if not (token.isascii() and token.isdigit()):  # int() would take '１２' and choke on '²'
         raise SmSendTransportError(f"The gateway's {what} is not an integer: {_excerpt(token)!r}")
     return int(token)
 

@@ -148,7 +148,8 @@ def _header(line_no: int, line: str, delimiter: str, expected: tuple[str, ...], 
 
 def _int(value: str, column: str, line_no: int, what: str) -> int:
     token = value.strip()
-    if not token.lstrip("-").isdigit():
+    digits = token[1:] if token.startswith("-") else token
+    if not (digits.isascii() and digits.isdigit()):
         raise SmSendReportError(f"{what} line {line_no}: column {column!r} is not an integer: {token!r}.", line=line_no)
     return int(token)
 

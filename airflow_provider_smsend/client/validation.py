@@ -178,7 +178,7 @@ def validate_positive_id(value: object, *, name: str) -> int:
         raise SmSendValidationError(f"{name} must be a positive integer, got {value!r}.")
     if isinstance(value, int) and value > 0:
         return value
-    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and int(value) > 0:
         return int(value)
     raise SmSendValidationError(f"{name} must be a positive integer, got {value!r}.")
 
