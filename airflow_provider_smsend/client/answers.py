@@ -23,7 +23,7 @@ def decode_body(content: bytes, content_type: str | None) -> str:
     if match:
         try:
             return content.decode(match.group(1))
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, UnicodeError):  # UnicodeError: some codecs (punycode) raise the base class
             pass
     try:
         return content.decode("utf-8")
