@@ -149,7 +149,9 @@ def _never_connected(exc: BaseException) -> bool:
     return False
 
 
-def requests_error(exc: requests.RequestException, what: str, *, before_call: bool = False) -> SmSendTransportError:
+def requests_error(
+    exc: requests.RequestException, what: str, *, before_call: bool = False
+) -> SmSendTransportError:
     """Translate a ``requests`` failure; ``before_call`` when no operation had been posted yet."""
     sent = not (before_call or _never_connected(exc))
     if isinstance(exc, requests.Timeout):
@@ -196,7 +198,9 @@ class LocalSchemaTransport(Transport):
             text = message.decode(WIRE_CHARSET) if isinstance(message, bytes) else message
             self.logger.debug("HTTP Post to %s:\n%s", address, redact_secrets(text))
         try:
-            response = self.session.post(address, data=message, headers=headers, timeout=self.operation_timeout)
+            response = self.session.post(
+                address, data=message, headers=headers, timeout=self.operation_timeout
+            )
         except requests.RequestException as exc:
             raise requests_error(exc, f"the SOAP service at {address!r}") from exc
         if self.logger.isEnabledFor(logging.DEBUG):
@@ -231,7 +235,9 @@ def check_soap_answer(response: requests.Response, address: str) -> None:
 class EncodedTypesPlugin(Plugin):
     """Shape the envelope like NuSOAP's: ``SOAP-ENV:encodingStyle``, ``xsi:type`` on every part."""
 
-    def egress(self, envelope: Any, http_headers: dict[str, str], operation: Any, binding_options: Any) -> Any:
+    def egress(
+        self, envelope: Any, http_headers: dict[str, str], operation: Any, binding_options: Any
+    ) -> Any:
         root = etree.Element(envelope.tag, nsmap=NUSOAP_NSMAP)
         root.set(f"{{{SOAP_ENV}}}encodingStyle", SOAP_ENC)
         for child in list(envelope):
@@ -250,7 +256,9 @@ class EncodedTypesPlugin(Plugin):
         return root, http_headers
 
 
-def make_transport(*, session: requests.Session | None, timeout: Any, operation_timeout: Any) -> LocalSchemaTransport:
+def make_transport(
+    *, session: requests.Session | None, timeout: Any, operation_timeout: Any
+) -> LocalSchemaTransport:
     """Build the transport; installs the log redaction first."""
     from importlib import resources
 
@@ -278,7 +286,9 @@ def build_service(
     if binding not in bindings:
         found = [name for name, b in bindings.items() if operation in getattr(b, "_operations", {})]
         if not found:
-            raise SmSendError(f"The WSDL {wsdl!r} has no binding with operation {operation!r}.", code="wsdl_unusable")
+            raise SmSendError(
+                f"The WSDL {wsdl!r} has no binding with operation {operation!r}.", code="wsdl_unusable"
+            )
         binding = found[0]
     return client, client.create_service(binding, address)
 
@@ -293,7 +303,9 @@ def translate_errors(operation: str, address: str) -> Iterator[None]:
     except zeep.exceptions.Fault as exc:
         raise fault_error(exc.code, exc.message) from None
     except zeep.exceptions.ValidationError as exc:
-        raise SmSendValidationError(f"{operation}: zeep rejected a parameter: {exc}. Nothing was sent.") from None
+        raise SmSendValidationError(
+            f"{operation}: zeep rejected a parameter: {exc}. Nothing was sent."
+        ) from None
     except zeep.exceptions.TransportError as exc:
         raise SmSendTransportError(
             f"{operation} at {address!r} failed: HTTP {exc.status_code}.", status_code=exc.status_code

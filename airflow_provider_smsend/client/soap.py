@@ -302,7 +302,11 @@ class SmSendSoapClient:
             raise SmSendValidationError(
                 f"sharecode must be the non-empty share code text (like '001'), got {sharecode!r}."
             )
-        if isinstance(messages, bool) or not isinstance(messages, int) or not 1 <= messages <= MAX_RECEIVE_MESSAGES:
+        if (
+            isinstance(messages, bool)
+            or not isinstance(messages, int)
+            or not 1 <= messages <= MAX_RECEIVE_MESSAGES
+        ):
             raise SmSendValidationError(
                 f"messages must be an integer from 1 to {MAX_RECEIVE_MESSAGES}, got {messages!r}."
             )
@@ -413,7 +417,9 @@ class SmSendSoapClient:
                     self.wsdl_receive, self._transport, RECEIVE_BINDING, "receiveSms", self._endpoint(kind)
                 )
             else:
-                built = build_service(self.wsdl_mms, self._transport, MMS_BINDING, "sendMms", self._endpoint(kind))
+                built = build_service(
+                    self.wsdl_mms, self._transport, MMS_BINDING, "sendMms", self._endpoint(kind)
+                )
             self._services[kind] = built
             return built
 

@@ -208,7 +208,11 @@ LONG = "x" * 2401
         (("S", "T", "not-a-number"), {}, "invalid phone number"),
         (("S", "T", []), {}, "No MMS recipient"),
         (("S", "", "+393477005440"), {}, "neither text nor attachment"),
-        (("S", "T", "+393477005440"), {"image": PNG + b"\x00" * (MAX_ATTACHMENT_BYTES - len(PNG) + 1)}, "102401 bytes"),
+        (
+            ("S", "T", "+393477005440"),
+            {"image": PNG + b"\x00" * (MAX_ATTACHMENT_BYTES - len(PNG) + 1)},
+            "102401 bytes",
+        ),
         (("S", "T", "+393477005440"), {"sound": b"ID3" + b"\x00" * MAX_ATTACHMENT_BYTES}, "at most 100 kB"),
         (("S", "T", "+393477005440"), {"image": b"RIFF\x00\x00\x00\x00WEBPVP8 "}, "not a supported image"),
         (("S", "T", "+393477005440"), {"image": MP3_ID3}, "looks like audio/mpeg.*sound="),
@@ -254,7 +258,11 @@ def test_documented_fault_ko_211_is_insufficient_credit(mocker):
 
 @pytest.mark.parametrize("number", sorted(SOAP_FAULTS))
 def test_every_documented_fault_code_maps(mocker, number):
-    body = fixture("mms_fault.xml").replace(b"KO 211", f"KO {number}".encode()).replace(b"quota_abs reached", b"text")
+    body = (
+        fixture("mms_fault.xml")
+        .replace(b"KO 211", f"KO {number}".encode())
+        .replace(b"quota_abs reached", b"text")
+    )
     mocker.post(ENDPOINT, content=body, status_code=500, headers=XML)
     rule = SOAP_FAULTS[number]
     with pytest.raises(rule.error) as info:

@@ -234,7 +234,9 @@ def test_messages_bounds_are_accepted(mocker):
 
 
 def test_fault_with_documented_ko_text_maps_to_its_error(mocker):
-    mocker.post(ENDPOINT, content=soap_fault("SOAP-ENV:Server", "Username o password errati"), status_code=500)
+    mocker.post(
+        ENDPOINT, content=soap_fault("SOAP-ENV:Server", "Username o password errati"), status_code=500
+    )
     with pytest.raises(SmSendAuthError) as info:
         make_client().receive_sms("+393331234567", "001")
     assert info.value.code == "bad_credentials"

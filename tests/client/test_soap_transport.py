@@ -100,7 +100,9 @@ def test_live_wsdl_url_override_is_used(mocker):
 
 def test_wsdl_path_override_is_used(mocker, tmp_path):
     path = tmp_path / "mms.wsdl"
-    path.write_bytes(Path(bundled_wsdl("sendMms.wsdl")).read_bytes().replace(b"sendMmswsdlBinding", b"OtherBinding"))
+    path.write_bytes(
+        Path(bundled_wsdl("sendMms.wsdl")).read_bytes().replace(b"sendMmswsdlBinding", b"OtherBinding")
+    )
     mocker.post(MMS, content=fixture("mms_response.xml"), headers=XML)
     assert make_client(wsdl_mms=str(path)).send_mms("S", "T", "+393477005440").cost_units == 3700
 
@@ -156,7 +158,11 @@ def test_timeouts_reach_requests(mocker):
         (200, b"OK 0.0500", False),
         (200, b"<html><head><title>Login</title></head><body/></html>", False),
         (200, b"<?xml version='1.0'?><result>ok</result>", False),
-        (500, b'<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body/></e:Envelope>', True),
+        (
+            500,
+            b'<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body/></e:Envelope>',
+            True,
+        ),
     ],
 )
 def test_non_soap_answers_are_transport_errors_with_status(mocker, status, body, retried):
