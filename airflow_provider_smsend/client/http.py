@@ -213,6 +213,15 @@ class SmSendClient:
                     self._session = session
         return self._session
 
+    def ensure_pool(self, size: int) -> None:
+        """Make sure ``size`` threads can share the session without opening throwaway connections."""
+        if size > self.pool_maxsize:
+            self.pool_maxsize = size
+            if self._session is not None:
+                adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=size, max_retries=0)
+                self._session.mount("https://", adapter)
+                self._session.mount("http://", adapter)
+
     def close(self) -> None:
         """Close the keep-alive connections."""
         if self._session is not None:

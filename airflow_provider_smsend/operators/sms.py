@@ -1,0 +1,340 @@
+"""SmSendSmsOperator: send one SMS or a campaign to thousands of numbers, safely retried."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_smsend.client.bulk import BulkMessage, BulkResult, BulkSender
+from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
+from airflow_provider_smsend.client.ledger import DEFAULT_TABLE, MemoryLedger
+from airflow_provider_smsend.client.numbers import mask_number
+from airflow_provider_smsend.hooks.smsend import SmSendHook
+from airflow_provider_smsend.operators._common import (
+    DEFAULT_LEDGER_CONN_ID,
+    airflow_error,
+    job_key,
+    ledger_for,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_smsend.client.bulk import Plan
+    from airflow_provider_smsend.client.http import SmSendClient
+    from airflow_provider_smsend.client.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+Recipients = str | int | Sequence[str | int | Mapping[str, Any]]
+
+
+class SmSendPartialFailure(SmSendError):
+    """Some recipients were refused for a passing reason; an Airflow retry resends only those."""
+
+    retryable = True
+    default_code = "partial_failure"
+
+
+class _RecipientPlaceholder:
+    """Stands for ``recipient`` while Airflow renders the text, so ``{{ recipient.name }}`` survives
+    Airflow's rendering and is filled per recipient at send time."""
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return "{{ recipient." + name + " }}"
+
+    def __getitem__(self, name: str) -> str:
+        return "{{ recipient[" + repr(name) + "] }}"
+
+
+def _check_fail_on(fail_on: str | float) -> str | float:
+    if fail_on in ("any", "all"):
+        return fail_on
+    if isinstance(fail_on, int | float) and not isinstance(fail_on, bool) and 0 <= float(fail_on) <= 1:
+        return float(fail_on)
+    raise ValueError(f"fail_on must be 'any', 'all' or a ratio between 0 and 1, got {fail_on!r}.")
+
+
+class SmSendSmsOperator(BaseOperator):
+    """Send an SMS to one number, a list, per-recipient personalised texts, or a CSV of numbers.
+
+    Bulk sends run in one task with bounded concurrency over one keep-alive connection pool, an
+    optional rate limit and chunks. **No recipient gets the same message twice because Airflow
+    retried the task**: progress goes to a ledger table (any SQL connection, ``ledger_conn_id``)
+    before each request leaves; a retry resumes with the recipients not yet accepted. A recipient
+    whose outcome is ambiguous (the request left, no answer came) is reported as ``unknown`` and
+    not resent unless ``resend_unknown=True``.
+
+    :param recipients: a number, a list of numbers, a list of dicts (``number`` plus fields for
+        the text, e.g. ``{"number": "+39333…", "name": "Anna"}``), or the path of a CSV file with a
+        header (column ``number_field``; the other columns are fields). Templated.
+    :param text: the message. Templated by Airflow (a ``.txt`` file works too); per-recipient
+        fields are written ``{{ recipient.name }}`` and filled at send time.
+    :param sender: up to 11 letters/digits or a number; default: the connection's default_sender.
+    :param quality: ``ll``, ``l``, ``a``, ``h`` or ``n``; default: the connection's (``h``).
+    :param operation: TEXT, WAPPUSH, UCS2, MULTITEXT, MULTIUCS2; None chooses from the text.
+    :param url: the link of a WAPPUSH message.
+    :param number_field: the key/column holding the number in dicts and CSV files.
+    :param concurrency: requests in flight at once.
+    :param rate_limit: messages per second at most (None: no limit).
+    :param chunk_size: recipients marked in the ledger at once (also the log cadence).
+    :param fail_on: ``"any"`` (default: fail if any recipient is not accepted), ``"all"`` (fail
+        only if none is accepted), or a ratio: fail if the share not accepted exceeds it.
+    :param max_segments: refuse (before sending anything) a message longer than this many segments.
+    :param min_credit: fail before sending if the account's credit (euros) is below this.
+    :param check_credit: fail before sending if the SMS available at ``quality`` (credit.php) are
+        fewer than the segments needed.
+    :param ledger_conn_id: SQL connection of the ledger (default ``smsend_ledger``); None sends
+        without retry safety (a retried task may send again).
+    :param ledger_table: the ledger's table name.
+    :param resend_unknown: resend recipients whose earlier outcome is unknown (may duplicate).
+    :param log_text: log message bodies (off by default: they may be personal).
+    :param include_outcomes: put the per-recipient outcomes in the XCom result.
+    :param smsend_conn_id: the smSend connection.
+
+    Example::
+
+        SmSendSmsOperator(
+            task_id="notify_customers",
+            recipients=[{"number": "+393331234567", "name": "Anna"}],
+            text="Ciao {{ recipient.name }}, il tuo ordine del {{ ds }} è pronto.",
+            sender="ACME",
+            rate_limit=50,
+        )
+
+    Returns (XCom) ``{"totals": {...}, "total_cost": "1.2345", "request_ids": [...],
+    "outcomes": [{"recipient", "status", "cost", "request_id", "error_code", "error", ...}]}``.
+    """
+
+    template_fields: Sequence[str] = ("recipients", "text", "sender", "quality", "operation", "url", "ledger_table")
+    template_ext: Sequence[str] = (".txt",)
+    ui_color = "#ffcc66"
+
+    def __init__(
+        self,
+        *,
+        recipients: Recipients,
+        text: str,
+        sender: str | None = None,
+        quality: str | None = None,
+        operation: str | None = None,
+        url: str | None = None,
+        number_field: str = "number",
+        concurrency: int = 8,
+        rate_limit: float | None = None,
+        chunk_size: int = 100,
+        fail_on: str | float = "any",
+        max_segments: int | None = None,
+        min_credit: Decimal | str | int | None = None,
+        check_credit: bool = False,
+        ledger_conn_id: str | None = DEFAULT_LEDGER_CONN_ID,
+        ledger_table: str = DEFAULT_TABLE,
+        resend_unknown: bool = False,
+        log_text: bool = False,
+        include_outcomes: bool = True,
+        smsend_conn_id: str = SmSendHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.recipients = recipients
+        self.text = text
+        self.sender = sender
+        self.quality = quality
+        self.operation = operation
+        self.url = url
+        self.number_field = number_field
+        if concurrency < 1 or chunk_size < 1:
+            raise ValueError("concurrency and chunk_size must be >= 1.")
+        self.concurrency = concurrency
+        self.rate_limit = rate_limit
+        self.chunk_size = chunk_size
+        self.fail_on = _check_fail_on(fail_on)
+        self.max_segments = max_segments
+        self.min_credit = Decimal(str(min_credit)) if min_credit is not None else None
+        self.check_credit = check_credit
+        self.ledger_conn_id = ledger_conn_id
+        self.ledger_table = ledger_table
+        self.resend_unknown = resend_unknown
+        self.log_text = log_text
+        self.include_outcomes = include_outcomes
+        self.smsend_conn_id = smsend_conn_id
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render as usual, leaving ``{{ recipient.* }}`` for the per-recipient pass."""
+        context_with_placeholder: Any = dict(context)
+        context_with_placeholder["recipient"] = _RecipientPlaceholder()
+        super().render_template_fields(context_with_placeholder, jinja_env)
+
+    # ----------------------------------------------------------------- recipients
+
+    def _rows(self) -> list[Mapping[str, Any]]:
+        value = self.recipients
+        if isinstance(value, str) and value.lower().endswith(".csv"):
+            with open(value, newline="", encoding="utf-8-sig") as handle:
+                reader = csv.DictReader(handle)
+                if reader.fieldnames is None or self.number_field not in reader.fieldnames:
+                    raise AirflowFailException(
+                        f"CSV {value!r} has no column {self.number_field!r} (columns: {reader.fieldnames!r})."
+                    )
+                return list(reader)
+        if isinstance(value, str | int):
+            return [{self.number_field: value}]
+        rows: list[Mapping[str, Any]] = []
+        for item in value:
+            if isinstance(item, Mapping):
+                if self.number_field not in item:
+                    raise AirflowFailException(f"Recipient {item!r} has no {self.number_field!r} key.")
+                rows.append(item)
+            else:
+                rows.append({self.number_field: item})
+        return rows
+
+    def messages(self) -> list[BulkMessage]:
+        """The recipients with their personalised texts (no request made)."""
+        rows = self._rows()
+        if "recipient" not in self.text:
+            return [BulkMessage(str(row[self.number_field]), self.text) for row in rows]
+        from jinja2 import StrictUndefined
+        from jinja2.sandbox import SandboxedEnvironment
+
+        template = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False).from_string(self.text)
+        messages = []
+        for row in rows:
+            try:
+                text = template.render(recipient=dict(row))
+            except Exception as exc:
+                raise AirflowFailException(
+                    f"Cannot fill the text for recipient {mask_number(str(row[self.number_field]))!r}: {exc}. "
+                    "Nothing was sent."
+                ) from exc
+            messages.append(BulkMessage(str(row[self.number_field]), text))
+        return messages
+
+    # ----------------------------------------------------------------- guards
+
+    def _preflight(self, client: SmSendClient, sender: BulkSender, plan: Plan) -> None:
+        """Cost guard: fail before anything is sent."""
+        _, to_send = plan
+        if self.max_segments is not None:
+            too_long = [(n, p.segments) for _, n, p in to_send if p.segments > self.max_segments]
+            if too_long:
+                number, segments = too_long[0]
+                raise AirflowFailException(
+                    f"{len(too_long)} message(s) exceed max_segments={self.max_segments} (e.g. {segments} "
+                    f"segments for {mask_number(number)}). Nothing was sent."
+                )
+        if self.min_credit is not None:
+            credit = client.credit("credit")
+            if isinstance(credit, Decimal) and credit < self.min_credit:
+                raise AirflowFailException(
+                    f"Credit {credit} EUR is below min_credit={self.min_credit}. Nothing was sent: top up first."
+                )
+        if self.check_credit:
+            needed = sum(p.segments for _, _, p in to_send)
+            available = client.credit(sender.quality)
+            if int(available) < needed:
+                raise AirflowFailException(
+                    f"The account can send {available} SMS at quality {sender.quality!r}, these messages need "
+                    f"{needed} segments. Nothing was sent: top up first."
+                )
+
+    def _failed(self, result: BulkResult) -> bool:
+        totals = result.totals
+        if totals["total"] == 0:
+            return False
+        if self.fail_on == "any":
+            return totals["accepted"] < totals["total"]
+        if self.fail_on == "all":
+            return totals["accepted"] == 0
+        return result.failure_ratio() > float(self.fail_on)
+
+    # ----------------------------------------------------------------- execute
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = SmSendHook(smsend_conn_id=self.smsend_conn_id)
+        client = hook.client
+        messages = self.messages()
+        if not messages:
+            self.log.info("No recipients: nothing to send.")
+            return BulkResult().to_dict(include_outcomes=self.include_outcomes)
+        ledger: Ledger = ledger_for(self.ledger_conn_id, self.ledger_table) if self.ledger_conn_id else MemoryLedger()
+        if not self.ledger_conn_id:
+            self.log.warning("ledger_conn_id=None: a retried task may send the same message again.")
+
+        def on_chunk(done: int, total: int, partial: BulkResult) -> None:
+            t = partial.totals
+            self.log.info(
+                "Sent %d/%d: accepted %d, rejected %d, unknown %d, cost %s EUR",
+                done, total, t["accepted"], t["rejected"], t["unknown"], partial.total_cost,
+            )
+
+        try:
+            sender = BulkSender(
+                client,
+                ledger=ledger,
+                job_key=job_key(context),
+                sender=self.sender,
+                quality=self.quality,
+                operation=self.operation,
+                url=self.url,
+                concurrency=self.concurrency,
+                rate_limit=self.rate_limit,
+                chunk_size=self.chunk_size,
+                resend_unknown=self.resend_unknown,
+                on_chunk=on_chunk,
+            )
+            plan = sender.plan(messages)
+            self._preflight(client, sender, plan)
+            if self.log_text:
+                self.log.info("Text of the first message: %s", messages[0].text)
+            result = sender.run(messages, plan=plan)
+        except SmSendValidationError as exc:
+            raise AirflowFailException(f"{exc} Nothing was sent.") from exc
+        except SmSendError as exc:
+            raise airflow_error(exc) from exc
+        finally:
+            close = getattr(ledger, "close", None)
+            if close is not None:
+                close()
+        self._log_rejections(result)
+        summary = result.to_dict(include_outcomes=self.include_outcomes)
+        if result.aborted:
+            raise AirflowFailException(
+                f"Sending stopped early: {result.aborted} Totals: {result.totals}. A retry resends only the "
+                "recipients not accepted."
+            )
+        if self._failed(result):
+            context["ti"].xcom_push(key="partial_result", value=summary)
+            message = (
+                f"{result.totals['total'] - result.totals['accepted']} of {result.totals['total']} recipient(s) "
+                f"not accepted (fail_on={self.fail_on!r}); totals {result.totals}. Outcomes are in XCom "
+                "'partial_result'."
+            )
+            if any(o.status == "rejected" and o.retryable for o in result.outcomes):
+                # Some were refused for a passing reason (queue full, no connection): let Airflow retry;
+                # the ledger makes the retry send only those.
+                raise SmSendPartialFailure(message + " A retry resends only the recipients not accepted.")
+            raise AirflowFailException(message + " A retry would not change it.")
+        return summary
+
+    def _log_rejections(self, result: BulkResult) -> None:
+        shown = 0
+        for outcome in result.outcomes:
+            if outcome.status != "accepted" and shown < 20:
+                shown += 1
+                self.log.warning(
+                    "%s %s: %s", mask_number(outcome.recipient), outcome.status, outcome.error_code
+                )
+        t = result.totals
+        self.log.info(
+            "Done: %d recipient(s), accepted %d, rejected %d, unknown %d, total cost %s EUR, %d request id(s)",
+            t["total"], t["accepted"], t["rejected"], t["unknown"], result.total_cost, len(result.request_ids),
+        )
