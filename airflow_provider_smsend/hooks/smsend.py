@@ -15,6 +15,7 @@ from airflow_provider_smsend.client.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+
     from airflow_provider_smsend.client.soap import SmSendSoapClient
 
 log = logging.getLogger(__name__)
