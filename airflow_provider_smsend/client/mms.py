@@ -3,7 +3,8 @@
 Everything here runs before a request is made, so a rejected MMS costs nothing. The limits are
 the gateway's documentation's (NOTES.md, "SOAP web services"):
 
-- ``subject`` non-empty, at most 25 characters; ``text`` at most 2400 characters;
+- ``subject`` and ``text`` are both required ("parametro obbligatorio"): non-empty, at most 25
+  and 2400 characters;
 - both representable in ISO-8859-1 (the service's charset), without XML-forbidden control
   characters;
 - recipients in international format, comma-joined into ``rcpt``;
@@ -192,7 +193,7 @@ class MmsMessage:
     """A validated MMS, ready to send.
 
     :param subject: at most 25 characters.
-    :param text: at most 2400 characters (may be empty when there is an attachment).
+    :param text: non-empty, at most 2400 characters.
     :param recipients: numbers in E.164, without duplicates, in the caller's order.
     """
 
@@ -225,7 +226,7 @@ def build_mms_message(
     :param region: region for numbers given without an international prefix.
     """
     check_latin1_text("subject", subject, max_chars=MAX_SUBJECT_CHARS, allow_empty=False)
-    check_latin1_text("text", text, max_chars=MAX_TEXT_CHARS, allow_empty=True)
+    check_latin1_text("text", text, max_chars=MAX_TEXT_CHARS, allow_empty=False)
     raw = recipients.split(",") if isinstance(recipients, str) else list(recipients)
     raw = [r for r in raw if not (isinstance(r, str) and not r.strip())]
     if not raw:
@@ -237,8 +238,6 @@ def build_mms_message(
         ("video", video),
     )
     attachments = {kind: load_attachment(value, kind) for kind, value in slots if value is not None}
-    if not text and not attachments:
-        raise SmSendValidationError("The MMS has neither text nor attachment: nothing to send.")
     return MmsMessage(
         subject=subject,
         text=text,

@@ -150,7 +150,7 @@ def test_recipients_are_normalised_and_deduplicated(ok):
 def test_attachments_from_paths_and_every_slot(ok, tmp_path):
     image = tmp_path / "picture.bin"  # the name says nothing: the content decides
     image.write_bytes(PNG)
-    make_client().send_mms("S", "", "+393477005440", image=image, sound=str_path(tmp_path, MIDI), video=GP3)
+    make_client().send_mms("S", "T", "+393477005440", image=image, sound=str_path(tmp_path, MIDI), video=GP3)
     sent = values(ok.last_request.body)
     assert base64.b64decode(sent["imagedata"] or "") == PNG
     assert base64.b64decode(sent["sounddata"] or "") == MIDI
@@ -207,7 +207,8 @@ LONG = "x" * 2401
         (("S", "bell\x07", "+393477005440"), {}, "control character U\\+0007"),
         (("S", "T", "not-a-number"), {}, "invalid phone number"),
         (("S", "T", []), {}, "No MMS recipient"),
-        (("S", "", "+393477005440"), {}, "neither text nor attachment"),
+        (("S", "", "+393477005440"), {}, "text is empty"),
+        (("S", " \n", "+393477005440"), {"image": PNG}, "text is empty"),
         (
             ("S", "T", "+393477005440"),
             {"image": PNG + b"\x00" * (MAX_ATTACHMENT_BYTES - len(PNG) + 1)},
