@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from airflow_provider_smsend.sandbox.admin import build_admin_app
 from airflow_provider_smsend.sandbox.backoffice import BACKOFFICE_ENDPOINTS
@@ -70,17 +70,29 @@ def request_charset(content_type: str) -> str:
     return "utf-8"
 
 
+def parse_form(text: str, charset: str) -> dict[str, str]:
+    """Decode ``application/x-www-form-urlencoded`` text; percent escapes decode with ``charset``."""
+    params: dict[str, str] = {}
+    for piece in text.split("&"):
+        if not piece:
+            continue
+        name, _, value = piece.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name, encoding=charset, errors="replace")
+        if "%" in value or "+" in value:
+            value = unquote_plus(value, encoding=charset, errors="replace")
+        params[name] = value
+    return params
+
+
 def decode_params(scope: Scope, body: bytes) -> dict[str, str]:
     """Decode query-string and form-encoded body parameters (body wins) with the request charset."""
     content_type = _header(scope, b"content-type")
-    charset = request_charset(content_type)
-    params: dict[str, str] = {}
+    charset = request_charset(content_type) if ";" in content_type else "utf-8"
     query = scope.get("query_string", b"")
-    if query:
-        params.update(parse_qsl(query.decode("latin-1"), keep_blank_values=True, encoding=charset, errors="replace"))
+    params = parse_form(query.decode("latin-1"), charset) if query else {}
     if body and not content_type.lower().startswith(("multipart/", "application/json", "text/xml")):
-        text = body.decode(charset, errors="replace")
-        params.update(parse_qsl(text, keep_blank_values=True, encoding=charset, errors="replace"))
+        params.update(parse_form(body.decode(charset, errors="replace"), charset))
     return params
 
 
