@@ -264,9 +264,13 @@ def make_transport(
 
     install_log_redaction()
     wsdl_dir = str(resources.files("airflow_provider_smsend.client").joinpath("wsdl"))
-    return LocalSchemaTransport(
+    user_agent = session.headers.get("User-Agent") if session is not None else None
+    transport = LocalSchemaTransport(
         wsdl_dir=wsdl_dir, session=session, timeout=timeout, operation_timeout=operation_timeout
     )
+    if user_agent is not None:  # zeep overwrites the User-Agent of the session it is given
+        transport.session.headers["User-Agent"] = user_agent
+    return transport
 
 
 def build_service(

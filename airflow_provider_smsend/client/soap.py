@@ -18,12 +18,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-from airflow_provider_smsend.client.errors import (
-    SmSendError,
-    SmSendReportError,
-    SmSendTransportError,
-    SmSendValidationError,
-)
+from airflow_provider_smsend.client.errors import SmSendReportError, SmSendValidationError
 from airflow_provider_smsend.client.mms import (
     AttachmentInput,
     MmsResult,
@@ -442,10 +437,10 @@ def _charset(response: requests.Response) -> str | None:
 __all__ = [
     "DEFAULT_BASE_URL",
     "MAX_RECEIVE_MESSAGES",
+    "MmsResult",
     "ReceivedSms",
-    "SmSendError",
     "SmSendSoapClient",
-    "SmSendTransportError",
-    "parse_received_at",
+    "bundled_wsdl",
     "parse_receive_sms_response",
+    "parse_received_at",
 ]
