@@ -1,0 +1,93 @@
+"""SmSendAsyncHook: the smSend connection resolved on an event loop (in the triggerer)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_smsend.hooks.smsend import SECRET_EXTRAS, SmSendHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from airflow_provider_smsend.client.async_http import SmSendAsyncClient
+    from airflow_provider_smsend.client.soap import SmSendSoapClient
+
+
+class SmSendAsyncHook(SmSendHook):
+    """Async twin of :class:`~airflow_provider_smsend.hooks.smsend.SmSendHook`, for triggers.
+
+    The connection is fetched with ``BaseHook.aget_connection`` and its extras with
+    ``Connection.aextra_dejson`` (secrets masked without blocking the event loop); from there the
+    clients are built by the very same code as :class:`SmSendHook`'s (host, scheme, port, timeouts,
+    charset, reseller credentials, SOAP hosts), so a connection behaves the same in a worker and in
+    the triggerer. Credentials never travel in trigger kwargs: only the conn id does.
+
+    :param smsend_conn_id: the Airflow connection id (default ``smsend_default``).
+
+    Example::
+
+        from airflow_provider_smsend.hooks.smsend_async import SmSendAsyncHook
+
+        async def check(request_id: str) -> None:
+            hook = SmSendAsyncHook(smsend_conn_id="smsend_default")
+            async with await hook.get_async_client() as client:
+                report = await client.batch_status(request_id, "notify")
+    """
+
+    def __init__(self, *, smsend_conn_id: str = SmSendHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(smsend_conn_id=smsend_conn_id, **kwargs)
+        self._async_extras: dict[str, Any] | None = None
+
+    async def aload_connection(self) -> Connection:
+        """Fetch the connection and its extras without blocking the loop; cached on the hook."""
+        cached = self.__dict__.get("connection")
+        if cached is not None and self._async_extras is not None:
+            return cached
+        conn = await self.aget_connection(self.smsend_conn_id)
+        aextra = getattr(conn, "aextra_dejson", None)
+        if aextra is not None:
+            extras = await aextra()
+        else:  # pragma: no cover - SDKs before async masking
+            from asgiref.sync import sync_to_async
+
+            extras = await sync_to_async(lambda: conn.extra_dejson)()
+        await _amask(conn.password)
+        for key in SECRET_EXTRAS:
+            await _amask(extras.get(key))
+        self._async_extras = dict(extras)
+        # Prime SmSendHook's cached ``connection`` so its helpers (and ``client``/``soap_client``)
+        # use this connection and never call the synchronous get_connection on the loop.
+        self.__dict__["connection"] = conn
+        return conn
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """The connection's extras; after :meth:`aload_connection`, the ones fetched asynchronously."""
+        if self._async_extras is not None:
+            return dict(self._async_extras)
+        return super().extras
+
+    async def get_async_client(self) -> SmSendAsyncClient:
+        """A new :class:`~airflow_provider_smsend.client.async_http.SmSendAsyncClient` for this connection.
+
+        The caller closes it (``async with await hook.get_async_client() as client``).
+        """
+        from airflow_provider_smsend.client.async_http import SmSendAsyncClient
+
+        await self.aload_connection()
+        return SmSendAsyncClient.from_client(self.client)
+
+    async def get_soap_client(self) -> SmSendSoapClient:
+        """The SOAP client (receiveSms) of this connection; its calls are blocking, run them in a thread."""
+        await self.aload_connection()
+        return self.soap_client
+
+
+async def _amask(secret: object) -> None:
+    if not secret:
+        return
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # pragma: no cover - older SDK layouts
+        return
+    await amask_secret(str(secret))
