@@ -242,6 +242,15 @@ class SmSendClient:
 
     def _body(self, fields: dict[str, Any], auth: str) -> bytes:
         data = {**self._auth(auth), **{k: v for k, v in fields.items() if v is not None}}
+        for key, value in data.items():
+            try:
+                str(value).encode(self.charset)
+            except UnicodeEncodeError:
+                # Name the field, never the value: it may be a password.
+                raise SmSendValidationError(
+                    f"The {key!r} field has characters the request charset {self.charset!r} cannot carry: "
+                    "use charset utf-8 (the connection's charset extra) or remove them. Nothing was sent."
+                ) from None
         return urlencode({k: str(v) for k, v in data.items()}, encoding=self.charset).encode("ascii")
 
     def _post_once(self, path: str, body: bytes, *, stream: bool = False) -> requests.Response:
