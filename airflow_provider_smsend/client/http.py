@@ -303,9 +303,10 @@ class SmSendClient:
 
         def first() -> tuple[requests.Response, Iterator[str]]:
             response = self._post_once(path, body, stream=True)
-            if response.encoding is None or "charset" not in response.headers.get("Content-Type", ""):
-                response.encoding = "utf-8"
-            lines = response.iter_lines(decode_unicode=True, chunk_size=64 * 1024)
+            # Decode line by line like whole answers (NOTES.md): header charset, else UTF-8, else
+            # ISO-8859-1 -- requests' own decoding would turn ISO-8859-1 bytes into U+FFFD.
+            content_type = response.headers.get("Content-Type")
+            lines = (answers.decode_body(raw, content_type) for raw in response.iter_lines(chunk_size=64 * 1024))
             try:
                 head = next(lines, None)
             except requests.RequestException as exc:
