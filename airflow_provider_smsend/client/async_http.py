@@ -57,7 +57,8 @@ def async_transport_error(exc: Exception, path: str) -> SmSendTransportError:
         )
     if isinstance(exc, httpx.ConnectError):
         return SmSendTransportError(
-            f"Could not connect to the gateway for {path}: check the host and the network.", request_sent=False
+            f"Could not connect to the gateway for {path}: check the host and the network.",
+            request_sent=False,
         )
     return SmSendTransportError(
         f"The connection to the gateway broke during {path} ({type(exc).__name__}); "

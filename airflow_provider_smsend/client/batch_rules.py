@@ -94,7 +94,9 @@ def normalize_request_ids(value: object) -> list[str]:
                 try:
                     parsed = ast.literal_eval(text)
                 except (ValueError, SyntaxError):
-                    raise SmSendValidationError(f"request_ids {value!r} looks like a list but is not one.") from None
+                    raise SmSendValidationError(
+                        f"request_ids {value!r} looks like a list but is not one."
+                    ) from None
             return normalize_request_ids(parsed)
         items = [part for part in text.split(",")]
     elif isinstance(value, Mapping):
@@ -102,7 +104,9 @@ def normalize_request_ids(value: object) -> list[str]:
     elif isinstance(value, Iterable):
         items = list(value)
     else:
-        raise SmSendValidationError(f"request_ids must be text or a list of texts, got {type(value).__name__}.")
+        raise SmSendValidationError(
+            f"request_ids must be text or a list of texts, got {type(value).__name__}."
+        )
     ids: list[str] = []
     for item in items:
         if isinstance(item, Mapping):
@@ -124,7 +128,9 @@ def normalize_request_ids(value: object) -> list[str]:
 def validate_report_type(report_type: object) -> str:
     """Check a batch-status report type: ``queue``, ``notify`` or ``mnc``."""
     if report_type not in REPORT_TYPES:
-        raise SmSendValidationError(f"report_type must be one of {', '.join(REPORT_TYPES)}, got {report_type!r}.")
+        raise SmSendValidationError(
+            f"report_type must be one of {', '.join(REPORT_TYPES)}, got {report_type!r}."
+        )
     return str(report_type)
 
 
@@ -214,21 +220,30 @@ def evaluate(reports: Sequence[BatchStatusReport], rule: object, *, fail_fast: b
     state: VerdictState
     if parsed == ALL_TERMINAL:
         if final:
-            state, reason = "satisfied", f"all {total} row(s) are final: {delivered} delivered, {failures} not."
+            state, reason = (
+                "satisfied",
+                f"all {total} row(s) are final: {delivered} delivered, {failures} not.",
+            )
         else:
             state, reason = "pending", _pending_reason(summary)
     elif parsed == ALL_DELIVERED:
         if all_known and delivered == total:
             state, reason = "satisfied", f"all {total} row(s) delivered."
         elif failures and (fail_fast or final):
-            state, reason = "failed", f"{failures} of {total} row(s) not delivered: all_delivered cannot hold."
+            state, reason = (
+                "failed",
+                f"{failures} of {total} row(s) not delivered: all_delivered cannot hold.",
+            )
         else:
             state, reason = "pending", _pending_reason(summary)
     else:
         assert isinstance(parsed, float)
         need = required_delivered(parsed, total)
         if all_known and delivered >= need:
-            state, reason = "satisfied", f"{delivered} of {total} row(s) delivered, {need} needed for ratio {parsed:g}."
+            state, reason = (
+                "satisfied",
+                f"{delivered} of {total} row(s) delivered, {need} needed for ratio {parsed:g}.",
+            )
         elif all_known and delivered + pending < need and (fail_fast or final):
             state, reason = (
                 "failed",

@@ -154,4 +154,3 @@ class SmSendBaseSensor(BaseSensorOperator):
 
     def log_failure(self, summary: Any) -> None:
         """Log what made the condition fail (override)."""
-

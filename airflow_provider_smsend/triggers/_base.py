@@ -122,8 +122,14 @@ class SmSendPollingTrigger(BaseTrigger):
         try:
             interval: float | None = None
             while True:
-                interval = next_poll_interval(interval, initial=self.poll_interval, maximum=self.max_poll_interval)
-                wait = interval if self.end_time is None else min(interval, max(0.0, self.end_time - time.time()))
+                interval = next_poll_interval(
+                    interval, initial=self.poll_interval, maximum=self.max_poll_interval
+                )
+                wait = (
+                    interval
+                    if self.end_time is None
+                    else min(interval, max(0.0, self.end_time - time.time()))
+                )
                 self.log.debug("Next smSend poll in %.1f s", wait)
                 await asyncio.sleep(wait)
                 try:
@@ -132,7 +138,11 @@ class SmSendPollingTrigger(BaseTrigger):
                     if not exc.retryable:
                         yield TriggerEvent(error_payload(exc, f"Waiting for {self.description}"))
                         return
-                    self.log.warning("Retryable smSend error while waiting for %s: %s; polling again", self.description, exc)
+                    self.log.warning(
+                        "Retryable smSend error while waiting for %s: %s; polling again",
+                        self.description,
+                        exc,
+                    )
                     payload = None
                 if payload is not None:
                     yield TriggerEvent(payload)

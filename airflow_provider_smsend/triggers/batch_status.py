@@ -103,7 +103,9 @@ class SmSendBatchStatusTrigger(SmSendPollingTrigger):
         """Fetch every request id's report concurrently and apply the rule."""
         client = self._client
         assert client is not None, "setup() opens the client"
-        reports = await asyncio.gather(*(client.batch_status(rid, self.report_type) for rid in self.request_ids))
+        reports = await asyncio.gather(
+            *(client.batch_status(rid, self.report_type) for rid in self.request_ids)
+        )
         verdict = evaluate(reports, self.success_rule, fail_fast=self.fail_fast)
         summary = verdict.summary
         self.log.info(
@@ -119,5 +121,9 @@ class SmSendBatchStatusTrigger(SmSendPollingTrigger):
         if verdict.state == "satisfied":
             return {"status": SUCCESS, "xcom": summary}
         if verdict.state == "failed":
-            return {"status": FAILED, "message": f"Batch status rule failed: {verdict.reason}", "summary": summary}
+            return {
+                "status": FAILED,
+                "message": f"Batch status rule failed: {verdict.reason}",
+                "summary": summary,
+            }
         return None

@@ -1,0 +1,146 @@
+"""SmSendInboundSmsTrigger: the deferrable half of SmSendInboundSmsSensor."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_smsend.client.inbound_rules import (
+    compile_text_pattern,
+    find_match,
+    parse_received_after,
+)
+from airflow_provider_smsend.client.numbers import DEFAULT_REGION, mask_number
+from airflow_provider_smsend.triggers._base import SUCCESS, SmSendPollingTrigger
+
+if TYPE_CHECKING:
+    from airflow_provider_smsend.client.soap import SmSendSoapClient
+    from airflow_provider_smsend.hooks.smsend_async import SmSendAsyncHook
+
+
+class SmSendInboundSmsTrigger(SmSendPollingTrigger):
+    """Poll receiveSms until an SMS received after a moment matches a sender and/or a text regex.
+
+    The zeep call is blocking: it runs in a worker thread (``asyncio.to_thread``), so the
+    triggerer's event loop never waits on it. Matching is
+    :func:`~airflow_provider_smsend.client.inbound_rules.find_match`, as in the sensor's poke mode.
+    Its kwargs hold no secret: the triggerer resolves the connection.
+
+    :param rcpt: the reception number.
+    :param sharecode: the share code assigned with the number (text: ``"001"``).
+    :param received_after: ISO 8601 moment; older messages are ignored.
+    :param sender: only messages from this number, optional.
+    :param text_pattern: only messages whose text matches this regex (``re.search``), optional.
+    :param ignore_case: match ``text_pattern`` case-insensitively.
+    :param messages: how many of the latest messages receiveSms lists at each poll.
+    :param region: region of national numbers, for ``sender``.
+    :param smsend_conn_id: the Airflow connection id.
+    :param poll_interval: first interval in seconds, doubled at each poll ...
+    :param max_poll_interval: ... up to this cap (None: constant interval).
+    :param end_time: absolute deadline (UTC epoch seconds); then a ``timeout`` event.
+
+    Example (what :class:`~airflow_provider_smsend.sensors.inbound.SmSendInboundSmsSensor` defers with)::
+
+        SmSendInboundSmsTrigger(
+            rcpt="+393400000001",
+            sharecode="001",
+            sender="+393331234567",
+            text_pattern=r"^\\s*si\\b",
+            received_after="2024-05-01T09:00:00+00:00",
+            smsend_conn_id="smsend_default",
+            poll_interval=20,
+            end_time=time.time() + 900,
+        )
+    """
+
+    description = "an inbound SMS"
+
+    def __init__(
+        self,
+        *,
+        rcpt: str,
+        sharecode: str,
+        received_after: str,
+        sender: str | None = None,
+        text_pattern: str | None = None,
+        ignore_case: bool = True,
+        messages: int = 50,
+        region: str = DEFAULT_REGION,
+        smsend_conn_id: str = "smsend_default",
+        poll_interval: float = 60.0,
+        max_poll_interval: float | None = None,
+        end_time: float | None = None,
+    ) -> None:
+        super().__init__(
+            smsend_conn_id=smsend_conn_id,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            end_time=end_time,
+        )
+        self.rcpt = rcpt
+        self.sharecode = sharecode
+        self.received_after = received_after
+        self.sender = sender
+        self.text_pattern = text_pattern
+        self.ignore_case = bool(ignore_case)
+        self.messages = int(messages)
+        self.region = region
+        # Fail in the worker, at defer time, rather than in the triggerer.
+        self._after = parse_received_after(received_after)
+        self._pattern = compile_text_pattern(text_pattern, ignore_case=self.ignore_case)
+        self._soap: SmSendSoapClient | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and kwargs; ``cls(**kwargs)`` serializes identically. No credentials inside."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "rcpt": self.rcpt,
+                "sharecode": self.sharecode,
+                "received_after": self.received_after,
+                "sender": self.sender,
+                "text_pattern": self.text_pattern,
+                "ignore_case": self.ignore_case,
+                "messages": self.messages,
+                "region": self.region,
+                **self._base_kwargs(),
+            },
+        )
+
+    async def setup(self, hook: SmSendAsyncHook) -> None:
+        """Resolve the connection in the triggerer and build the SOAP client (no I/O yet)."""
+        self._soap = await hook.get_soap_client()
+
+    async def teardown(self) -> None:
+        """Close the SOAP client's session in a thread (it is a blocking call)."""
+        if self._soap is not None:
+            soap, self._soap = self._soap, None
+            await asyncio.to_thread(soap.close)
+
+    async def poll(self) -> dict[str, Any] | None:
+        """List the latest messages (in a thread) and look for a match."""
+        soap = self._soap
+        assert soap is not None, "setup() builds the SOAP client"
+        listed = await asyncio.to_thread(soap.receive_sms, self.rcpt, self.sharecode, self.messages)
+        found = find_match(
+            listed,
+            received_after=self._after,
+            sender=self.sender,
+            text_pattern=self._pattern,
+            region=self.region,
+        )
+        if found is None:
+            self.log.info(
+                "No matching SMS yet on %s (share code %s) among %d listed.",
+                mask_number(self.rcpt),
+                self.sharecode,
+                len(listed),
+            )
+            return None
+        self.log.info(
+            "Matching SMS %s from %s on %s.",
+            found["id"],
+            mask_number(found["sender"]),
+            mask_number(self.rcpt),
+        )
+        return {"status": SUCCESS, "xcom": {**found, "rcpt": self.rcpt, "sharecode": self.sharecode}}
