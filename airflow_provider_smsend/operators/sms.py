@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -42,17 +43,32 @@ class SmSendPartialFailure(SmSendError):
     default_code = "partial_failure"
 
 
-class _RecipientPlaceholder:
-    """Stands for ``recipient`` while Airflow renders the text, so ``{{ recipient.name }}`` survives
-    Airflow's rendering and is filled per recipient at send time."""
+_JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_RECIPIENT = re.compile(r"\brecipient\b")
 
-    def __getattr__(self, name: str) -> str:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return "{{ recipient." + name + " }}"
 
-    def __getitem__(self, name: str) -> str:
-        return "{{ recipient[" + repr(name) + "] }}"
+def protect_recipient_tags(text: str) -> tuple[str, dict[str, str]]:
+    """Swap the Jinja tags that use ``recipient`` for inert tokens, so Airflow's rendering keeps them.
+
+    Returns the protected text and the tokens to put back with :func:`restore_recipient_tags`.
+    """
+    tokens: dict[str, str] = {}
+
+    def swap(match: re.Match[str]) -> str:
+        if not _RECIPIENT.search(match.group()):
+            return match.group()
+        token = f"__smsend_recipient_tag_{len(tokens)}__"
+        tokens[token] = match.group()
+        return token
+
+    return _JINJA_TAG.sub(swap, text), tokens
+
+
+def restore_recipient_tags(text: str, tokens: dict[str, str]) -> str:
+    """Put back the tags :func:`protect_recipient_tags` swapped out."""
+    for token, tag in tokens.items():
+        text = text.replace(token, tag)
+    return text
 
 
 def _check_fail_on(fail_on: str | float) -> str | float:
@@ -168,10 +184,13 @@ class SmSendSmsOperator(BaseOperator):
         self.smsend_conn_id = smsend_conn_id
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        """Render as usual, leaving ``{{ recipient.* }}`` for the per-recipient pass."""
-        context_with_placeholder: Any = dict(context)
-        context_with_placeholder["recipient"] = _RecipientPlaceholder()
-        super().render_template_fields(context_with_placeholder, jinja_env)
+        """Render as usual, leaving the tags that use ``recipient`` for the per-recipient pass."""
+        tokens: dict[str, str] = {}
+        if isinstance(self.text, str):
+            self.text, tokens = protect_recipient_tags(self.text)
+        super().render_template_fields(context, jinja_env)
+        if tokens and isinstance(self.text, str):
+            self.text = restore_recipient_tags(self.text, tokens)
 
     # ----------------------------------------------------------------- recipients
 
@@ -200,7 +219,7 @@ class SmSendSmsOperator(BaseOperator):
     def messages(self) -> list[BulkMessage]:
         """The recipients with their personalised texts (no request made)."""
         rows = self._rows()
-        if "recipient" not in self.text:
+        if not _RECIPIENT.search(self.text):
             return [BulkMessage(str(row[self.number_field]), self.text) for row in rows]
         from jinja2 import StrictUndefined
         from jinja2.sandbox import SandboxedEnvironment
