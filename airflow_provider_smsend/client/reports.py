@@ -121,8 +121,11 @@ class UserlogEntry:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def _split(line: str, delimiter: str) -> list[str]:
-    return next(csv.reader([line], delimiter=delimiter, skipinitialspace=False))
+def _split(line: str, delimiter: str, line_no: int) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter, skipinitialspace=False))
+    except csv.Error as exc:  # e.g. a bare CR inside the line
+        raise SmSendReportError(f"Line {line_no} is not valid CSV ({exc}): {line[:80]!r}.", line=line_no) from None
 
 
 def _lines(lines: Iterable[str | bytes]) -> Iterator[tuple[int, str]]:
@@ -134,7 +137,7 @@ def _lines(lines: Iterable[str | bytes]) -> Iterator[tuple[int, str]]:
 
 
 def _header(line_no: int, line: str, delimiter: str, expected: tuple[str, ...], what: str) -> dict[str, int]:
-    names = [name.strip().lower() for name in _split(line, delimiter)]
+    names = [name.strip().lower() for name in _split(line, delimiter, line_no)]
     missing = [c for c in expected if c not in names]
     if missing:
         raise SmSendReportError(
@@ -174,7 +177,7 @@ def iter_batch_status(lines: Iterable[str | bytes], report_type: str) -> Iterato
                 raise SmSendReportError(f"{what}: the gateway answered {line.strip()!r} instead of a report.", line=1)
             index = _header(line_no, line, ",", expected, what)
             continue
-        fields = [f.strip() for f in _split(line, ",")]
+        fields = [f.strip() for f in _split(line, ",", line_no)]
         width = len(index)
         netcode: str | None = None
         if len(fields) == width:
