@@ -1,0 +1,134 @@
+"""SmSendBatchStatusToSqlOperator against SQLite, PostgreSQL and MariaDB, with a stub gateway."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+from transfer_helpers import SMSEND_CONN_ID, SPEC_MNC_REPORT, SqlTarget, StubGateway, context, notify_report
+
+from airflow_provider_smsend.transfers.batch_status_to_sql import SmSendBatchStatusToSqlOperator
+
+COLUMNS = "request_id, report_type, id, dest, status, status_class, status_text, netcode, loaded_at, dag_run_id"
+
+
+def operator(target: SqlTarget, table: str, request_ids: object, **kwargs: object) -> SmSendBatchStatusToSqlOperator:
+    return SmSendBatchStatusToSqlOperator(
+        task_id="load_status",
+        request_ids=request_ids,  # type: ignore[arg-type]
+        table=table,
+        conn_id=target.conn_id,
+        smsend_conn_id=SMSEND_CONN_ID,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_types_round_trip_and_metadata(target: SqlTarget, gateway: StubGateway) -> None:
+    gateway.batch[("HTTP00000000111", "notify")] = notify_report(3, start_id=9184)
+    table = target.table("bs")
+
+    result = operator(target, table, "HTTP00000000111").execute(context())
+
+    assert result["rows"] == 3 and result["table"] == table and result["load_mode"] == "replace"
+    assert result["request_ids"] == ["HTTP00000000111"] and result["report_type"] == "notify"
+    rows = target.rows(table, COLUMNS)
+    assert [r[:8] for r in rows] == [
+        ("HTTP00000000111", "notify", 9184, "+393333000000", 100, "pending", "Waiting", None),
+        ("HTTP00000000111", "notify", 9185, "+393333000001", 200, "success", "Delivered", None),
+        ("HTTP00000000111", "notify", 9186, "+393333000002", 300, "failure", "Unknown subscriber", None),
+    ]
+    assert all(isinstance(r[2], int) and isinstance(r[4], int) for r in rows)
+    assert {target.utc(r[8]) for r in rows}.__len__() == 1  # one load timestamp, in UTC
+    assert {r[9] for r in rows} == {"manual__2024-07-16T00:00:00+00:00"}
+
+
+def test_replace_reload_is_idempotent_and_scoped(target: SqlTarget, gateway: StubGateway) -> None:
+    gateway.batch[("REQ-A", "notify")] = notify_report(5, start_id=1)
+    gateway.batch[("REQ-B", "notify")] = notify_report(4, start_id=100)
+    table = target.table("bs")
+
+    operator(target, table, "REQ-A, REQ-B").execute(context())
+    before = target.rows(table, "request_id, id, dest, status, status_text", order="request_id, id")
+    gateway.batch[("REQ-A", "notify")] = notify_report(5, start_id=1).replace("Waiting", "Still waiting")
+    again = operator(target, table, ["REQ-A"]).execute(context())
+    after = target.rows(table, "request_id, id, dest, status, status_text", order="request_id, id")
+
+    assert again["rows"] == 5 and again["deleted"] == 5
+    assert len(before) == len(after) == 9
+    assert [r for r in after if r[0] == "REQ-B"] == [r for r in before if r[0] == "REQ-B"]
+    assert sum(r[4] == "Still waiting" for r in after) == 2
+
+
+def test_append_adds_and_upsert_updates(target: SqlTarget, gateway: StubGateway) -> None:
+    gateway.batch[("REQ-U", "queue")] = notify_report(6)
+    append_table, upsert_table = target.table("ap"), target.table("up")
+
+    for _ in range(2):
+        operator(target, append_table, "REQ-U", report_type="queue", load_mode="append").execute(context())
+        operator(target, upsert_table, "REQ-U", report_type="queue", load_mode="upsert").execute(context())
+    gateway.batch[("REQ-U", "queue")] = notify_report(7).replace(",100,Waiting", ",200,Sent")
+    operator(target, upsert_table, "REQ-U", report_type="queue", load_mode="upsert").execute(context())
+
+    assert target.count(append_table) == 12
+    rows = target.rows(upsert_table, "id, status, status_text")
+    assert len(rows) == 7
+    assert rows[0] == (1, 200, "Sent")
+
+
+def test_malformed_line_after_first_chunk_rolls_everything_back(target: SqlTarget, gateway: StubGateway) -> None:
+    table = target.table("rb")
+    gateway.batch[("REQ-R", "notify")] = notify_report(30)
+    operator(target, table, "REQ-R").execute(context())
+    before = target.rows(table, "id, dest, status, status_text")
+    # Line 26 of the file is bad: two chunks of 10 rows are already inserted when it is read.
+    gateway.batch[("REQ-R", "notify")] = notify_report(40, start_id=1000, bad_line=26)
+
+    with pytest.raises(AirflowFailException, match=r"line 26.*'status' is not an integer: '2OO'"):
+        operator(target, table, "REQ-R", chunk_size=10).execute(context())
+
+    assert target.rows(table, "id, dest, status, status_text") == before
+
+
+def test_bad_header_writes_nothing(target: SqlTarget, gateway: StubGateway) -> None:
+    table = target.table("hd")
+    gateway.batch[("REQ-H", "notify")] = "id,number,status\r\n1,+393331234567,200\r\n"
+
+    with pytest.raises(AirflowFailException, match=r"header on line 1 lacks column\(s\) dest, status_text"):
+        operator(target, table, "REQ-H").execute(context())
+
+    assert target.count(table) == 0  # the table exists (created before the load), empty
+
+
+def test_ragged_mnc_rows_of_the_spec(target: SqlTarget, gateway: StubGateway) -> None:
+    gateway.batch[("MNC-1", "mnc")] = SPEC_MNC_REPORT
+    table = target.table("mnc")
+
+    operator(target, table, "MNC-1", report_type="mnc").execute(context())
+
+    assert target.rows(table, "id, dest, status, status_class, netcode, status_text") == [
+        (9186, "+393209999999", 100, "pending", None, "Waiting"),
+        (9187, "+393339999999", 200, "success", "TIM", "TIM"),
+        (9188, "+393409999999", 300, "failure", None, "Unknown subscriber"),
+    ]
+
+
+def test_a_gateway_ko_fails_without_writing(target: SqlTarget, gateway: StubGateway) -> None:
+    gateway.batch[("GOOD", "notify")] = notify_report(3)
+    table = target.table("ko")
+
+    with pytest.raises(AirflowFailException, match="non corretto"):
+        operator(target, table, ["GOOD", "UNKNOWN"]).execute(context())
+
+    assert target.count(table) == 0
+
+
+def test_hundred_thousand_rows(target: SqlTarget, gateway: StubGateway) -> None:
+    gateway.batch[("BIG", "notify")] = notify_report(100_000)
+    table = target.table("big")
+
+    result = operator(target, table, "BIG").execute(context())
+
+    assert result["rows"] == 100_000
+    assert result["method"] == ("copy" if target.kind == "postgres" else "executemany")
+    assert target.count(table) == 100_000
+    assert target.query(f"SELECT SUM(status) FROM {table}")[0][0] == 100 * 33_334 + 200 * 33_333 + 300 * 33_333
+    print(f"\n{target.kind}: 100k rows via {result['method']} in {result['seconds']}s")
