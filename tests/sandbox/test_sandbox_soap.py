@@ -6,12 +6,15 @@ import base64
 import hashlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import requests
 from sandbox_helpers import RESELLER, post
 
 import airflow_provider_smsend.client as client_package
+
+if TYPE_CHECKING:
+    import requests
 
 SOAP_ENC = "http://schemas.xmlsoap.org/soap/encoding/"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
