@@ -1,0 +1,588 @@
+"""Reseller back-office operators: clients, credit, reception share codes, credit checks.
+
+The calls that change state and cannot be repeated harmlessly (client-add, credit-add,
+recv-add) are made at most once per task run through the send ledger
+(:mod:`~airflow_provider_smsend.operators._once_only`): a retried task returns what the earlier
+try obtained instead of acting twice. client-status is idempotent, recv-del harmless to repeat,
+and the credit checks read only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from airflow_provider_smsend.client import validation
+from airflow_provider_smsend.client.errors import SmSendError, SmSendNotFoundError, SmSendValidationError
+from airflow_provider_smsend.client.ledger import DEFAULT_TABLE, SENDING, UNKNOWN, LedgerEntry
+from airflow_provider_smsend.client.numbers import mask_number, normalize_number
+from airflow_provider_smsend.hooks.smsend import SmSendHook
+from airflow_provider_smsend.operators._common import DEFAULT_LEDGER_CONN_ID, job_key
+from airflow_provider_smsend.operators._once_only import (
+    OnceOnly,
+    close_ledger,
+    gateway_errors,
+    mark_time,
+    open_ledger,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_smsend.client.http import SmSendClient
+
+ROME = ZoneInfo("Europe/Rome")
+
+
+def _validated(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a validation function; its error fails the task (no retry: the input is wrong)."""
+    try:
+        return func(*args, **kwargs)
+    except SmSendValidationError as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _parse_bool(value: object, *, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on", "activate", "active", "attivato"):
+        return True
+    if text in ("0", "false", "no", "off", "deactivate", "inactive", "disattivato"):
+        return False
+    raise AirflowFailException(f"{name} must be True/False (or 'activate'/'deactivate'), got {value!r}.")
+
+
+class _BackOfficeOperator(BaseOperator):
+    """Shared constructor and hook of the back-office operators."""
+
+    ui_color = "#e8f4fd"
+
+    def __init__(self, *, smsend_conn_id: str = SmSendHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.smsend_conn_id = smsend_conn_id
+
+    @cached_property
+    def hook(self) -> SmSendHook:
+        """The smSend hook of ``smsend_conn_id``."""
+        return SmSendHook(smsend_conn_id=self.smsend_conn_id)
+
+    @property
+    def client(self) -> SmSendClient:
+        """The HTTP client of the hook."""
+        with gateway_errors():
+            return self.hook.client
+
+
+class _LedgerOperator(_BackOfficeOperator):
+    """A back-office operator whose action is done at most once per task run."""
+
+    def __init__(
+        self,
+        *,
+        ledger_conn_id: str | None = DEFAULT_LEDGER_CONN_ID,
+        ledger_table: str = DEFAULT_TABLE,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ledger_conn_id = ledger_conn_id
+        self.ledger_table = ledger_table
+
+
+class SmSendCreateClientOperator(_LedgerOperator):
+    """Create a client of the reseller (client-add); return the new client id.
+
+    ``reseller`` defaults to False and is always sent: the gateway's own default creates a
+    reseller. Retry-safe: a try that finds the client already created by an earlier try of the
+    same task run returns the stored id (a plain retry would hit ``KO Username già esistente``).
+
+    :param name: the client's name.
+    :param username: login of the new client (unique on the gateway).
+    :param password: password of the new client; masked in logs, never logged.
+    :param client_email: the client's e-mail (``email`` of client-add; ``email`` itself is
+        Airflow's alert address of the task).
+    :param tpl_id: the profile to assign.
+    :param contact: free "Contatto" field.
+    :param ref_id: free "Riferimento" field.
+    :param reseller: create a reseller instead of a plain client (default False).
+    :param vhost: the domain of a reseller's own clients.
+    :param smsend_conn_id: the smSend connection, with the reseller credentials.
+    :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
+    :param ledger_table: the ledger table.
+
+    Example::
+
+        create = SmSendCreateClientOperator(
+            task_id="create_client",
+            name="{{ params.company }}",
+            username="{{ params.login }}",
+            password="{{ var.value.new_client_password }}",
+            client_email="ops@example.com",
+        )
+    """
+
+    template_fields: Sequence[str] = (
+        "name",
+        "username",
+        "password",
+        "client_email",
+        "tpl_id",
+        "contact",
+        "ref_id",
+        "vhost",
+        "smsend_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        username: str,
+        password: str,
+        client_email: str | None = None,
+        tpl_id: int | str | None = None,
+        contact: str | None = None,
+        ref_id: str | None = None,
+        reseller: bool = False,
+        vhost: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.username = username
+        self.password = password
+        self.client_email = client_email
+        self.tpl_id = tpl_id
+        self.contact = contact
+        self.ref_id = ref_id
+        self.reseller = reseller
+        self.vhost = vhost
+
+    def execute(self, context: Context) -> int:
+        _mask(self.password)
+        _validated(validation.validate_text_field, self.name, name="name")
+        username = _validated(validation.validate_text_field, self.username, name="username").strip()
+        _validated(validation.validate_text_field, self.password, name="password")
+        tpl_id = None if self.tpl_id in (None, "") else _validated(validation.validate_positive_id, self.tpl_id, name="tpl_id")
+        client = self.client
+        item = f"client_add:{username}"
+        ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
+        try:
+            once = OnceOnly(ledger, job_key(context), what=f"creation of client {username!r}")
+            previous = once.previous(item)
+
+            def call() -> tuple[str | None, str | None]:
+                new_id = client.client_add(
+                    self.name,
+                    username,
+                    self.password,
+                    email=self.client_email or None,
+                    tpl_id=tpl_id,
+                    contact=self.contact or None,
+                    ref_id=self.ref_id or None,
+                    reseller=self.reseller,
+                    vhost=self.vhost or None,
+                )
+                return str(new_id), None
+
+            try:
+                with gateway_errors():
+                    # An ambiguous earlier try is safe to repeat here: the gateway refuses a taken
+                    # username, so a second client can never be created.
+                    outcome = once.run(
+                        item, call, resend_unknown=True, repeat_reason="the gateway refuses a taken username"
+                    )
+            except AirflowFailException as exc:
+                cause = exc.__cause__
+                if (
+                    previous is not None
+                    and previous.state in (SENDING, UNKNOWN)
+                    and isinstance(cause, SmSendError)
+                    and cause.code == "username_exists"
+                ):
+                    ledger.record([LedgerEntry(once.job_key, item, UNKNOWN, error="username exists after an "
+                                               "ambiguous try", updated_at=previous.updated_at)])
+                    raise AirflowFailException(
+                        f"Client {username!r} already exists, and an earlier try of this task started creating it "
+                        f"at {previous.updated_at} without learning the outcome: it was most likely created then, "
+                        "but its id is unknown. Look the client up in the reseller back-office and use its id "
+                        "downstream (or mark this task successful); choose another username to create a new client."
+                    ) from exc
+                raise
+        finally:
+            close_ledger(ledger)
+        client_id = int(outcome.value or 0)
+        self.log.info(
+            "Client %r %s with id %s (reseller=%s).",
+            username,
+            "was already created by an earlier try" if outcome.resumed else "created",
+            client_id,
+            self.reseller,
+        )
+        return client_id
+
+
+class SmSendAssignCreditOperator(_LedgerOperator):
+    """Assign credit to a client (credit-add); return the new credit id.
+
+    **A retried task never assigns credit twice.** The ledger item is marked ``sending`` before
+    the call and ``accepted`` with the credit id after. When an earlier try's outcome is
+    unknown (timeout, killed worker), the next try reads ``userlog-get type=credits`` for the
+    client from the mark's day to today (Europe/Rome) and looks for a credit with the same
+    tariff and amount at or after the mark's time: found, it is the earlier try's and nothing is
+    assigned; not found, the task fails with an actionable message and assigns nothing, unless
+    ``resend_unknown=True``. (The search assumes the worker's and the gateway's clocks agree; a
+    gateway clock behind ours makes it fail safe: nothing is assigned.) With ``credit=None``
+    the tariff's default amount is assigned, and the search matches the tariff only.
+
+    :param u_id: the client id.
+    :param bill_id: the tariff id.
+    :param credit: euros: a ``Decimal``, an int or a string (``"12.3456"`` or ``"12,3456"``);
+        never a float. None assigns the tariff's default.
+    :param resend_unknown: assign again after an unresolved unknown outcome (may assign twice).
+    :param smsend_conn_id: the smSend connection, with the reseller credentials.
+    :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
+    :param ledger_table: the ledger table.
+
+    Example::
+
+        top_up = SmSendAssignCreditOperator(
+            task_id="top_up",
+            u_id="{{ ti.xcom_pull(task_ids='create_client') }}",
+            bill_id=1,
+            credit="25.00",
+        )
+    """
+
+    template_fields: Sequence[str] = ("u_id", "bill_id", "credit", "smsend_conn_id")
+
+    def __init__(
+        self,
+        *,
+        u_id: int | str,
+        bill_id: int | str,
+        credit: Decimal | int | str | None = None,
+        resend_unknown: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.u_id = u_id
+        self.bill_id = bill_id
+        self.credit = credit
+        self.resend_unknown = resend_unknown
+
+    def execute(self, context: Context) -> int:
+        u_id = _validated(validation.validate_positive_id, self.u_id, name="u_id")
+        bill_id = _validated(validation.validate_positive_id, self.bill_id, name="bill_id")
+        amount: Decimal | None = None
+        if self.credit not in (None, ""):
+            amount = _validated(validation.parse_credit_amount, self.credit)
+        shown = f"{validation.format_credit(amount)} EUR" if amount is not None else "the tariff's default credit"
+        client = self.client
+        item = f"credit_add:{u_id}:{bill_id}:{validation.format_credit(amount) if amount is not None else 'default'}"
+
+        def call() -> tuple[str | None, str | None]:
+            credit_id = client.credit_add(u_id, bill_id, amount)
+            return str(credit_id), validation.format_credit(amount) if amount is not None else None
+
+        def resolve(entry: LedgerEntry) -> tuple[str | None, str | None] | None:
+            since = mark_time(entry)
+            today = dt.datetime.now(ROME).date()
+            self.log.info(
+                "Resolving an unknown credit-add outcome: userlog credits of client %s since %s.", u_id, since
+            )
+            entries = client.userlog_get(
+                "credits", u_id=u_id, date_from=since.astimezone(ROME).date(), date_to=max(today, since.astimezone(ROME).date())
+            )
+            matches = sorted(
+                (
+                    e
+                    for e in entries
+                    if e.u_id == u_id
+                    and e.bill_id == bill_id
+                    and (amount is None or e.credit == amount)
+                    and e.date >= since
+                ),
+                key=lambda e: (e.date, e.id),
+            )
+            if not matches:
+                return None
+            if len(matches) > 1:
+                self.log.warning(
+                    "%d matching credits since %s (ids %s); taking the first as this task's.",
+                    len(matches),
+                    since,
+                    ", ".join(str(m.id) for m in matches),
+                )
+            found = matches[0]
+            return str(found.id), None if found.credit is None else validation.format_credit(found.credit)
+
+        ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
+        try:
+            once = OnceOnly(ledger, job_key(context), what=f"credit assignment of {shown} to client {u_id}")
+            with gateway_errors():
+                outcome = once.run(
+                    item,
+                    call,
+                    resend_unknown=self.resend_unknown,
+                    resolve=resolve,
+                    advice=(
+                        f"The gateway's credit log (userlog-get type=credits, u_id={u_id}) shows no matching credit "
+                        "since then; check the client's credit in the back-office."
+                    ),
+                )
+        finally:
+            close_ledger(ledger)
+        credit_id = int(outcome.value or 0)
+        self.log.info(
+            "Credit %s for client %s, tariff %s: credit id %s%s.",
+            shown,
+            u_id,
+            bill_id,
+            credit_id,
+            " (assigned by an earlier try, not assigned again)" if outcome.resumed else "",
+        )
+        return credit_id
+
+
+class SmSendSetClientStatusOperator(_BackOfficeOperator):
+    """Activate or deactivate a client (client-status); return True if the client is now active.
+
+    Idempotent: repeating it on a retry does no harm.
+
+    :param u_id: the client id.
+    :param active: True/``"activate"`` to enable, False/``"deactivate"`` to disable.
+    :param smsend_conn_id: the smSend connection, with the reseller credentials.
+
+    Example::
+
+        suspend = SmSendSetClientStatusOperator(task_id="suspend", u_id=1001, active=False)
+    """
+
+    template_fields: Sequence[str] = ("u_id", "active", "smsend_conn_id")
+
+    def __init__(self, *, u_id: int | str, active: bool | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.u_id = u_id
+        self.active = active
+
+    def execute(self, context: Context) -> bool:
+        u_id = _validated(validation.validate_positive_id, self.u_id, name="u_id")
+        active = _parse_bool(self.active, name="active")
+        with gateway_errors():
+            state = self.client.client_status(u_id, active)
+        self.log.info("Client %s is now %s.", u_id, "active" if state else "inactive")
+        return state
+
+
+class SmSendAddReceptionOperator(_LedgerOperator):
+    """Create reception share codes on a number for a client (recv-add); return the share codes.
+
+    Retry-safe: a retry returns the codes an earlier try created. An unknown earlier outcome is
+    resolved through ``userlog-get type=recv_add`` (codes created for that client and number at
+    or after the mark); unresolved, the task fails unless ``resend_unknown=True``.
+
+    :param u_id: the client id.
+    :param dest: the reception number (international format).
+    :param num: how many share codes to create, 1..20.
+    :param resend_unknown: create again after an unresolved unknown outcome.
+    :param smsend_conn_id: the smSend connection, with the reseller credentials.
+    :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
+    :param ledger_table: the ledger table.
+
+    Example::
+
+        codes = SmSendAddReceptionOperator(task_id="codes", u_id=1001, dest="+393331234567", num=2)
+    """
+
+    template_fields: Sequence[str] = ("u_id", "dest", "num", "smsend_conn_id")
+
+    def __init__(
+        self,
+        *,
+        u_id: int | str,
+        dest: str,
+        num: int | str = 1,
+        resend_unknown: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.u_id = u_id
+        self.dest = dest
+        self.num = num
+        self.resend_unknown = resend_unknown
+
+    def execute(self, context: Context) -> list[str]:
+        u_id = _validated(validation.validate_positive_id, self.u_id, name="u_id")
+        num = _validated(validation.validate_positive_id, self.num, name="num")
+        if num > 20:
+            raise AirflowFailException(f"num must be from 1 to 20, got {num!r}.")
+        client = self.client
+        dest = _validated(normalize_number, self.dest, region=client.default_region)
+        item = f"recv_add:{u_id}:{dest}:{num}"
+
+        def call() -> tuple[str | None, str | None]:
+            return ",".join(client.recv_add(u_id, dest, num)), None
+
+        def resolve(entry: LedgerEntry) -> tuple[str | None, str | None] | None:
+            since = mark_time(entry)
+            day = since.astimezone(ROME).date()
+            entries = client.userlog_get(
+                "recv_add", u_id=u_id, date_from=day, date_to=max(day, dt.datetime.now(ROME).date())
+            )
+            found = [e for e in entries if e.dest == dest and e.date >= since and e.sharecode]
+            if len(found) < num:
+                return None
+            found.sort(key=lambda e: (e.date, e.id))
+            return ",".join(str(e.sharecode) for e in found[:num]), None
+
+        ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
+        try:
+            once = OnceOnly(ledger, job_key(context), what=f"creation of {num} share code(s) for client {u_id}")
+            with gateway_errors():
+                outcome = once.run(
+                    item,
+                    call,
+                    resend_unknown=self.resend_unknown,
+                    resolve=resolve,
+                    advice="Check the client's reception numbers in the back-office (userlog-get type=recv_add).",
+                )
+        finally:
+            close_ledger(ledger)
+        codes = [c for c in (outcome.value or "").split(",") if c]
+        self.log.info(
+            "Share code(s) %s on %s for client %s%s.",
+            ", ".join(codes),
+            mask_number(dest),
+            u_id,
+            " (created by an earlier try)" if outcome.resumed else "",
+        )
+        return codes
+
+
+class SmSendRevokeReceptionOperator(_BackOfficeOperator):
+    """Revoke a reception share code (recv-del).
+
+    :param u_id: the client id.
+    :param dest: the reception number.
+    :param sharecode: the share code to revoke (text, keep leading zeros: ``"001"``).
+    :param missing_ok: succeed when the share code is not (or no longer) assigned, e.g. on a
+        retry after a timeout of a revocation that went through.
+    :param smsend_conn_id: the smSend connection, with the reseller credentials.
+
+    Example::
+
+        revoke = SmSendRevokeReceptionOperator(
+            task_id="revoke", u_id=1001, dest="+393331234567", sharecode="001", missing_ok=True
+        )
+    """
+
+    template_fields: Sequence[str] = ("u_id", "dest", "sharecode", "smsend_conn_id")
+
+    def __init__(
+        self, *, u_id: int | str, dest: str, sharecode: str, missing_ok: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.u_id = u_id
+        self.dest = dest
+        self.sharecode = sharecode
+        self.missing_ok = missing_ok
+
+    def execute(self, context: Context) -> None:
+        u_id = _validated(validation.validate_positive_id, self.u_id, name="u_id")
+        client = self.client
+        dest = _validated(normalize_number, self.dest, region=client.default_region)
+        sharecode = _validated(validation.validate_text_field, str(self.sharecode), name="sharecode").strip()
+        try:
+            with gateway_errors():
+                client.recv_del(u_id, dest, sharecode)
+        except AirflowFailException as exc:
+            cause = exc.__cause__
+            if self.missing_ok and isinstance(cause, SmSendNotFoundError) and cause.code == "sharecode_not_found":
+                self.log.info("Share code %s on %s is not assigned to client %s: nothing to revoke.",
+                              sharecode, mask_number(dest), u_id)
+                return
+            raise
+        self.log.info("Share code %s on %s revoked for client %s.", sharecode, mask_number(dest), u_id)
+
+
+class SmSendCreditCheckOperator(_BackOfficeOperator):
+    """Read the available credit (euros) and optionally require a minimum; return it as a string.
+
+    Without ``u_id`` the connection's own SMS account is read (credit.php); with ``u_id`` a
+    client of the reseller (credit-get.php). Below ``min_credit``, ``mode="fail"`` fails the
+    task (no retries) and ``mode="skip"`` raises ``AirflowSkipException``: this task is skipped
+    and, with the default ``all_success`` trigger rule, so is everything downstream.
+
+    :param u_id: a client id of the reseller, or None for the connection's account.
+    :param min_credit: the minimum required, in euros (``Decimal``, int or ``"5.00"``), or None.
+    :param mode: ``"fail"`` or ``"skip"`` when the credit is below ``min_credit``.
+    :param smsend_conn_id: the smSend connection.
+
+    Example::
+
+        enough = SmSendCreditCheckOperator(task_id="enough_credit", min_credit="10", mode="skip")
+        enough >> send_campaign
+    """
+
+    template_fields: Sequence[str] = ("u_id", "min_credit", "smsend_conn_id")
+
+    def __init__(
+        self,
+        *,
+        u_id: int | str | None = None,
+        min_credit: Decimal | int | str | None = None,
+        mode: Literal["fail", "skip"] = "fail",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if mode not in ("fail", "skip"):
+            raise ValueError(f"mode must be 'fail' or 'skip', got {mode!r}.")
+        self.u_id = u_id
+        self.min_credit = min_credit
+        self.mode = mode
+
+    def execute(self, context: Context) -> str:
+        minimum: Decimal | None = None
+        if self.min_credit not in (None, ""):
+            if isinstance(self.min_credit, float):
+                raise AirflowFailException(f"min_credit {self.min_credit!r} must be a Decimal, int or string, not a float.")
+            try:
+                minimum = Decimal(str(self.min_credit).strip().replace(",", "."))
+            except ArithmeticError as exc:
+                raise AirflowFailException(f"Invalid min_credit {self.min_credit!r}: use a form like '10.00'.") from exc
+        client = self.client
+        with gateway_errors():
+            if self.u_id in (None, ""):
+                value = client.credit("credit")
+                whose = "the account"
+            else:
+                u_id = _validated(validation.validate_positive_id, self.u_id, name="u_id")
+                value = client.credit_get(u_id)
+                whose = f"client {u_id}"
+        credit = Decimal(value)
+        self.log.info("Available credit of %s: %s EUR.", whose, credit)
+        if minimum is not None and credit < minimum:
+            message = (
+                f"Credit of {whose} is {credit} EUR, below the required {minimum} EUR: top it up "
+                "(SmSendAssignCreditOperator or the back-office) before sending."
+            )
+            if self.mode == "skip":
+                raise AirflowSkipException(message)
+            raise AirflowFailException(message)
+        return str(credit)
+
+
+def _mask(secret: object) -> None:
+    if not secret:
+        return
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(str(secret))
