@@ -43,32 +43,7 @@ class SmSendPartialFailure(SmSendError):
     default_code = "partial_failure"
 
 
-_JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 _RECIPIENT = re.compile(r"\brecipient\b")
-
-
-def protect_recipient_tags(text: str) -> tuple[str, dict[str, str]]:
-    """Swap the Jinja tags that use ``recipient`` for inert tokens, so Airflow's rendering keeps them.
-
-    Returns the protected text and the tokens to put back with :func:`restore_recipient_tags`.
-    """
-    tokens: dict[str, str] = {}
-
-    def swap(match: re.Match[str]) -> str:
-        if not _RECIPIENT.search(match.group()):
-            return match.group()
-        token = f"__smsend_recipient_tag_{len(tokens)}__"
-        tokens[token] = match.group()
-        return token
-
-    return _JINJA_TAG.sub(swap, text), tokens
-
-
-def restore_recipient_tags(text: str, tokens: dict[str, str]) -> str:
-    """Put back the tags :func:`protect_recipient_tags` swapped out."""
-    for token, tag in tokens.items():
-        text = text.replace(token, tag)
-    return text
 
 
 def _check_fail_on(fail_on: str | float) -> str | float:
@@ -93,7 +68,8 @@ class SmSendSmsOperator(BaseOperator):
         the text, e.g. ``{"number": "+39333…", "name": "Anna"}``), or the path of a CSV file with a
         header (column ``number_field``; the other columns are fields). Templated.
     :param text: the message. Templated by Airflow (a ``.txt`` file works too); per-recipient
-        fields are written ``{{ recipient.name }}`` and filled at send time.
+        fields are written ``{{ recipient.name }}`` (any Jinja: filters, ``{% if recipient.vip %}``)
+        and such a text is rendered once per recipient, with the task's context too.
     :param sender: up to 11 letters/digits or a number; default: the connection's default_sender.
     :param quality: ``ll``, ``l``, ``a``, ``h`` or ``n``; default: the connection's (``h``).
     :param operation: TEXT, WAPPUSH, UCS2, MULTITEXT, MULTIUCS2; None chooses from the text.
@@ -112,6 +88,8 @@ class SmSendSmsOperator(BaseOperator):
         without retry safety (a retried task may send again).
     :param ledger_table: the ledger's table name.
     :param resend_unknown: resend recipients whose earlier outcome is unknown (may duplicate).
+    :param queue_retries: extra attempts, with backoff, after ``KO Impossibile accodare…`` (the
+        gateway queued nothing, so another attempt cannot duplicate).
     :param log_text: log message bodies (off by default: they may be personal).
     :param include_outcomes: put the per-recipient outcomes in the XCom result.
     :param smsend_conn_id: the smSend connection.
@@ -154,6 +132,7 @@ class SmSendSmsOperator(BaseOperator):
         ledger_conn_id: str | None = DEFAULT_LEDGER_CONN_ID,
         ledger_table: str = DEFAULT_TABLE,
         resend_unknown: bool = False,
+        queue_retries: int = 3,
         log_text: bool = False,
         include_outcomes: bool = True,
         smsend_conn_id: str = SmSendHook.default_conn_name,
@@ -179,18 +158,24 @@ class SmSendSmsOperator(BaseOperator):
         self.ledger_conn_id = ledger_conn_id
         self.ledger_table = ledger_table
         self.resend_unknown = resend_unknown
+        self.queue_retries = queue_retries
         self.log_text = log_text
         self.include_outcomes = include_outcomes
         self.smsend_conn_id = smsend_conn_id
+        self._per_recipient: tuple[Any, dict[str, Any]] | None = None
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        """Render as usual, leaving the tags that use ``recipient`` for the per-recipient pass."""
-        tokens: dict[str, str] = {}
-        if isinstance(self.text, str):
-            self.text, tokens = protect_recipient_tags(self.text)
-        super().render_template_fields(context, jinja_env)
-        if tokens and isinstance(self.text, str):
-            self.text = restore_recipient_tags(self.text, tokens)
+        """Render as usual; a text that uses ``recipient`` is rendered later, once per recipient,
+        with the same Jinja environment and context plus ``recipient``."""
+        if jinja_env is None:
+            jinja_env = self.get_template_env()
+        if isinstance(self.text, str) and _RECIPIENT.search(self.text):
+            text, self.text = self.text, ""
+            super().render_template_fields(context, jinja_env)
+            self.text = text
+            self._per_recipient = (jinja_env, dict(context))
+        else:
+            super().render_template_fields(context, jinja_env)
 
     # ----------------------------------------------------------------- recipients
 
@@ -221,14 +206,18 @@ class SmSendSmsOperator(BaseOperator):
         rows = self._rows()
         if not _RECIPIENT.search(self.text):
             return [BulkMessage(str(row[self.number_field]), self.text) for row in rows]
-        from jinja2 import StrictUndefined
-        from jinja2.sandbox import SandboxedEnvironment
+        if self._per_recipient is not None:
+            jinja_env, context = self._per_recipient
+        else:  # execute() called without Airflow's rendering (tests, direct use)
+            from jinja2 import StrictUndefined
+            from jinja2.sandbox import SandboxedEnvironment
 
-        template = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False).from_string(self.text)
+            jinja_env, context = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False), {}
+        template = jinja_env.from_string(self.text)
         messages = []
         for row in rows:
             try:
-                text = template.render(recipient=dict(row))
+                text = template.render(**context, recipient=dict(row))
             except Exception as exc:
                 raise AirflowFailException(
                     f"Cannot fill the text for recipient {mask_number(str(row[self.number_field]))!r}: {exc}. "
@@ -308,6 +297,7 @@ class SmSendSmsOperator(BaseOperator):
                 rate_limit=self.rate_limit,
                 chunk_size=self.chunk_size,
                 resend_unknown=self.resend_unknown,
+                queue_retries=self.queue_retries,
                 on_chunk=on_chunk,
             )
             plan = sender.plan(messages)

@@ -1,0 +1,369 @@
+"""SmSendSmsOperator against the sandbox: single, bulk, templating, policies, cost guard, retry safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender, RateLimiter
+from airflow_provider_smsend.client.http import SmSendClient
+from airflow_provider_smsend.client.ledger import DbApiLedger, MemoryLedger
+from airflow_provider_smsend.operators.sms import SmSendPartialFailure, SmSendSmsOperator
+from airflow_provider_smsend.sandbox.testing import run_sandbox
+
+
+def numbers(count: int, start: int = 1000000) -> list[str]:
+    """Valid Italian mobile numbers that the sandbox delivers (none ends in 0000-0003)."""
+    out = []
+    n = start
+    while len(out) < count:
+        candidate = f"+39333{n:07d}"
+        if candidate[-4:] not in ("0000", "0001", "0002", "0003"):
+            out.append(candidate)
+        n += 1
+    return out
+
+
+class FakeTI:
+    def __init__(self, run_id: str = "manual__1", try_number: int = 1) -> None:
+        self.dag_id = "campaign"
+        self.task_id = "send"
+        self.run_id = run_id
+        self.map_index = -1
+        self.try_number = try_number
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def make_context(ti: FakeTI | None = None) -> dict[str, Any]:
+    return {"ti": ti or FakeTI(), "ds": "2026-11-28", "params": {}}
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with run_sandbox(delivery_delay=0) as server:
+        yield server
+
+
+@pytest.fixture
+def gateway(sandbox, monkeypatch, tmp_path):
+    """The sandbox, reset, with the smsend_default and smsend_ledger connections pointing at it."""
+    sandbox.admin.reset()
+    sandbox.admin.set_faults(latency_ms=0, jitter_ms=0, ko_queue_rate=0, http500_rate=0, drop_rate=0, stall_rate=0)
+    monkeypatch.setenv("AIRFLOW_CONN_SMSEND_DEFAULT", sandbox.connection_uri)
+    ledger_db = tmp_path / "ledger.db"
+    monkeypatch.setenv("AIRFLOW_CONN_SMSEND_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(ledger_db)}))
+    sandbox.ledger_db = ledger_db
+    return sandbox
+
+
+def sent_counts(sandbox) -> dict[str, int]:
+    return sandbox.admin.counts(kind="sms")
+
+
+def test_single_send(gateway):
+    op = SmSendSmsOperator(task_id="send", recipients="3331234567", text="Pipeline failed", sender="ACME")
+    result = op.execute(make_context())
+    assert result["totals"] == {"accepted": 1, "rejected": 0, "unknown": 0, "total": 1}
+    outcome = result["outcomes"][0]
+    assert outcome["recipient"] == "+393331234567"
+    assert outcome["status"] == "accepted"
+    assert Decimal(result["total_cost"]) == Decimal(outcome["cost"]) > 0
+    assert result["request_ids"] == [outcome["request_id"]]
+    assert sent_counts(gateway) == {"+393331234567": 1}
+
+
+def test_bulk_thousand_recipients_each_sent_once(gateway):
+    recipients = numbers(1000)
+    op = SmSendSmsOperator(task_id="send", recipients=recipients, text="Saldi!", sender="ACME", concurrency=16)
+    result = op.execute(make_context())
+    assert result["totals"]["accepted"] == 1000
+    counts = sent_counts(gateway)
+    assert len(counts) == 1000 and set(counts.values()) == {1}
+    assert len(result["request_ids"]) == 1000
+    assert Decimal(result["total_cost"]) == sum(Decimal(o["cost"]) for o in result["outcomes"])
+
+
+def test_per_recipient_templating(gateway):
+    op = SmSendSmsOperator(
+        task_id="send",
+        recipients=[{"number": "+393331111111", "name": "Anna"}, {"number": "+393331111112"}],
+        text="Ciao {{ recipient.name | default('cliente') }}, ordine del {{ ds }}",
+        sender="ACME",
+    )
+    op.render_template_fields(make_context())
+    op.execute(make_context())
+    texts = {m["rcpt"]: m["text"] for m in gateway.admin.messages()}
+    assert texts == {
+        "+393331111111": "Ciao Anna, ordine del 2026-11-28",
+        "+393331111112": "Ciao cliente, ordine del 2026-11-28",
+    }
+
+
+def test_per_recipient_blocks_and_context(gateway):
+    op = SmSendSmsOperator(
+        task_id="send",
+        recipients=[{"number": "+393331111111", "vip": "1"}, {"number": "+393331111112", "vip": ""}],
+        text="{% if recipient.vip %}VIP {% endif %}{{ ds }}",
+        sender="ACME",
+    )
+    op.render_template_fields(make_context())
+    op.execute(make_context())
+    texts = {m["rcpt"]: m["text"] for m in gateway.admin.messages()}
+    assert texts == {"+393331111111": "VIP 2026-11-28", "+393331111112": "2026-11-28"}
+
+
+def test_missing_field_fails_before_sending(gateway):
+    op = SmSendSmsOperator(
+        task_id="send", recipients=[{"number": "+393331111111"}], text="Ciao {{ recipient.name }}", sender="ACME"
+    )
+    with pytest.raises(AirflowFailException, match="Nothing was sent"):
+        op.execute(make_context())
+    assert sent_counts(gateway) == {}
+
+
+def test_csv_recipients(gateway, tmp_path):
+    path = tmp_path / "customers.csv"
+    path.write_text("number,name\n+393331111111,Anna\n3331111112,Bo\n", encoding="utf-8")
+    op = SmSendSmsOperator(task_id="send", recipients=str(path), text="Hi {{ recipient.name }}", sender="ACME")
+    result = op.execute(make_context())
+    assert result["totals"]["accepted"] == 2
+    assert {m["text"] for m in gateway.admin.messages()} == {"Hi Anna", "Hi Bo"}
+
+
+def test_invalid_numbers_reported_never_sent(gateway):
+    op = SmSendSmsOperator(
+        task_id="send", recipients=["+393331111111", "12", "not a number"], text="x", sender="ACME", fail_on="all"
+    )
+    result = op.execute(make_context())
+    statuses = [(o["status"], o["error_code"]) for o in result["outcomes"]]
+    assert statuses == [("accepted", None), ("rejected", "invalid_number"), ("rejected", "invalid_number")]
+    assert sent_counts(gateway) == {"+393331111111": 1}
+
+
+@pytest.mark.parametrize(
+    ("fail_on", "should_fail"),
+    [("any", True), ("all", False), (0.5, False), (0.2, True)],
+)
+def test_partial_failure_policies(gateway, fail_on, should_fail):
+    # Numbers ending in 0003 are refused by the sandbox with "KO Operatore sconosciuto." (not retryable).
+    recipients = [*numbers(3), "+393339990003"]
+    op = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME", fail_on=fail_on)
+    ti = FakeTI()
+    if should_fail:
+        with pytest.raises(AirflowFailException, match="1 of 4 recipient"):
+            op.execute(make_context(ti))
+        partial = ti.pushed["partial_result"]
+        assert partial["totals"]["accepted"] == 3
+        assert partial["outcomes"][3]["error_code"] == "unknown_operator"
+    else:
+        result = op.execute(make_context(ti))
+        assert result["totals"] == {"accepted": 3, "rejected": 1, "unknown": 0, "total": 4}
+
+
+def test_retryable_partial_failure_lets_airflow_retry(gateway):
+    gateway.admin.set_faults(ko_queue_rate=1.0)
+    op = SmSendSmsOperator(task_id="send", recipients=numbers(2), text="x", sender="ACME", queue_retries=0)
+    with pytest.raises(SmSendPartialFailure):
+        op.execute(make_context())
+    assert sent_counts(gateway) == {}
+
+
+def test_cost_guard_max_segments(gateway):
+    op = SmSendSmsOperator(task_id="send", recipients=numbers(2), text="x" * 200, sender="ACME", max_segments=1)
+    with pytest.raises(AirflowFailException, match="max_segments=1"):
+        op.execute(make_context())
+    assert sent_counts(gateway) == {}
+
+
+def test_cost_guard_min_credit(gateway):
+    op = SmSendSmsOperator(task_id="send", recipients=numbers(2), text="x", sender="ACME", min_credit="100000")
+    with pytest.raises(AirflowFailException, match="below min_credit"):
+        op.execute(make_context())
+    assert sent_counts(gateway) == {}
+
+
+def test_cost_guard_check_credit(gateway):
+    gateway.admin.set_credit(1001, "0.0100")
+    op = SmSendSmsOperator(task_id="send", recipients=numbers(3), text="x", sender="ACME", check_credit=True)
+    with pytest.raises(AirflowFailException, match="segments"):
+        op.execute(make_context())
+    assert sent_counts(gateway) == {}
+
+
+def test_auth_error_fails_at_once(gateway, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SMSEND_DEFAULT", gateway.connection_uri.replace("demo-pass", "wrong"))
+    op = SmSendSmsOperator(task_id="send", recipients=numbers(5), text="x", sender="ACME")
+    with pytest.raises(AirflowFailException, match="stopped early"):
+        op.execute(make_context())
+    assert sent_counts(gateway) == {}
+
+
+def test_missing_ledger_connection_is_explained(gateway, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_SMSEND_LEDGER")
+    op = SmSendSmsOperator(task_id="send", recipients=numbers(1), text="x", sender="ACME")
+    with pytest.raises(AirflowFailException, match="ledger_conn_id=None"):
+        op.execute(make_context())
+    assert sent_counts(gateway) == {}
+
+
+def test_retried_task_sends_nothing_twice(gateway):
+    recipients = numbers(50)
+    op = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME")
+    first = op.execute(make_context(FakeTI(try_number=1)))
+    second = op.execute(make_context(FakeTI(try_number=2)))
+    assert first["totals"]["accepted"] == second["totals"]["accepted"] == 50
+    assert all(o["previous_try"] for o in second["outcomes"])
+    assert second["request_ids"] == first["request_ids"]
+    assert set(sent_counts(gateway).values()) == {1}
+    # Another run of the DAG is another job: it sends again.
+    op.execute(make_context(FakeTI(run_id="manual__2")))
+    assert set(sent_counts(gateway).values()) == {2}
+
+
+def test_ambiguous_outcome_reported_unknown_not_resent(gateway):
+    ledger = MemoryLedger()
+    client = SmSendClient(base_url=gateway.url, username="demo", password="demo-pass", default_sender="ACME")
+    gateway.admin.set_faults(http500_rate=1.0)  # the sandbox records the message, then answers 500
+    first = BulkSender(client, ledger=ledger, job_key="j").run([BulkMessage("+393331111111", "x")])
+    assert first.outcomes[0].status == "unknown"
+    gateway.admin.set_faults(http500_rate=0.0)
+    second = BulkSender(client, ledger=ledger, job_key="j").run([BulkMessage("+393331111111", "x")])
+    assert second.outcomes[0].status == "unknown" and second.outcomes[0].previous_try
+    assert sent_counts(gateway) == {"+393331111111": 1}
+    third = BulkSender(client, ledger=ledger, job_key="j", resend_unknown=True).run([BulkMessage("+393331111111", "x")])
+    assert third.outcomes[0].status == "accepted"
+    assert sent_counts(gateway) == {"+393331111111": 2}
+
+
+def test_rate_limiter_spreads_calls():
+    now = [0.0]
+    limiter = RateLimiter(10, clock=lambda: now[0])
+    slept = []
+    import airflow_provider_smsend.client.bulk as bulk
+
+    original = bulk.time.sleep
+    bulk.time.sleep = lambda s: slept.append(round(s, 6))  # type: ignore[assignment]
+    try:
+        for _ in range(4):
+            limiter.acquire()
+    finally:
+        bulk.time.sleep = original  # type: ignore[assignment]
+    assert slept == [0.1, 0.2, 0.3]
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    from airflow_provider_smsend.operators.sms import SmSendSmsOperator
+
+    class TI:
+        dag_id, task_id, run_id, map_index = "campaign", "send", "killed_run", -1
+        def xcom_push(self, key, value):
+            pass
+
+    recipients = json.loads(os.environ["RECIPIENTS"])
+    op = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME", concurrency=4,
+                           chunk_size=8)
+    print("started", flush=True)
+    op.execute({"ti": TI()})
+    print("finished", flush=True)
+    """
+)
+
+
+def test_sigkill_mid_send_then_retry_never_sends_twice(gateway):
+    recipients = numbers(300)
+    gateway.admin.set_faults(latency_ms=20)
+    env = {**os.environ, "RECIPIENTS": json.dumps(recipients)}
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 60
+        while sum(sent_counts(gateway).values()) < 60:
+            assert time.monotonic() < deadline, "the send did not progress"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = sent_counts(gateway)
+    assert 0 < sum(before.values()) < 300, "the kill must land mid-send"
+    gateway.admin.set_faults(latency_ms=0)
+
+    retry = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME", fail_on="all")
+    result = retry.execute(make_context(FakeTI(run_id="killed_run", try_number=2)))
+
+    after = sent_counts(gateway)
+    assert max(after.values()) == 1, "no recipient may get the message twice"
+    by_status: dict[str, set[str]] = {}
+    for outcome in result["outcomes"]:
+        by_status.setdefault(outcome["status"], set()).add(outcome["recipient"])
+    # Every recipient is accounted for; those never reaching the gateway were sent by the retry;
+    # those left in flight by the kill are reported unknown (at most two chunks of 8), not resent.
+    assert set(recipients) == by_status.get("accepted", set()) | by_status.get("unknown", set())
+    assert by_status.get("accepted", set()) <= set(after)
+    assert len(by_status.get("unknown", set())) <= 16
+    assert {r for r in recipients if after.get(r, 0) == 0} <= by_status.get("unknown", set())
+    assert all(after.get(r) == 1 for r in by_status["accepted"])
+
+
+def test_sqlite_ledger_survives_reopen(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "l.db"
+    ledger = DbApiLedger(lambda: sqlite3.connect(path), dialect="sqlite", placeholder="?")
+    ledger.mark_sending("job", ["+393331111111", "+393331111112"])
+    ledger.close()
+    reopened = DbApiLedger(lambda: sqlite3.connect(path), dialect="sqlite", placeholder="?")
+    assert {k: v.state for k, v in reopened.load("job").items()} == {
+        "+393331111111": "sending",
+        "+393331111112": "sending",
+    }
+
+
+def test_template_fields_render():
+    op = SmSendSmsOperator(
+        task_id="send",
+        recipients="{{ params.number }}",
+        text="{{ ds }}",
+        sender="{{ params.sender }}",
+        quality="{{ params.quality }}",
+        operation="{{ params.operation }}",
+        url="{{ params.url }}",
+        ledger_table="{{ params.table }}",
+    )
+    params = {"number": "+393331111111", "sender": "ACME", "quality": "h", "operation": "WAPPUSH",
+              "url": "https://x.example", "table": "ledger_x"}
+    op.render_template_fields({"ds": "2026-11-28", "params": params})
+    assert (op.recipients, op.text, op.sender, op.quality, op.operation, op.url, op.ledger_table) == (
+        "+393331111111", "2026-11-28", "ACME", "h", "WAPPUSH", "https://x.example", "ledger_x"
+    )
+    assert set(SmSendSmsOperator.template_fields) == {
+        "recipients", "text", "sender", "quality", "operation", "url", "ledger_table"
+    }
+
+
+def test_fail_on_validation():
+    with pytest.raises(ValueError, match="fail_on"):
+        SmSendSmsOperator(task_id="send", recipients="x", text="x", fail_on="some")
+
+
+def test_simple_namespace_ti_map_index_none(gateway):
+    ti = SimpleNamespace(dag_id="d", task_id="t", run_id="r", map_index=None, xcom_push=lambda **kw: None)
+    op = SmSendSmsOperator(task_id="send", recipients=numbers(1), text="x", sender="ACME")
+    assert op.execute({"ti": ti})["totals"]["accepted"] == 1
