@@ -10,11 +10,16 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from transfer_helpers import GATEWAY, SMSEND_CONN_ID, SqlTarget, StubGateway
+
+# The test modules import their helpers by name; make that work in every --import-mode.
+sys.path.insert(0, os.path.dirname(__file__))
+
+from transfer_helpers import GATEWAY, SMSEND_CONN_ID, SqlTarget, StubGateway  # noqa: E402
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 MY = {"host": "127.0.0.1", "port": 3306, "user": "root", "passwd": "", "db": "test"}

@@ -8,10 +8,14 @@ from transfer_helpers import SMSEND_CONN_ID, SPEC_MNC_REPORT, SqlTarget, StubGat
 
 from airflow_provider_smsend.transfers.batch_status_to_sql import SmSendBatchStatusToSqlOperator
 
-COLUMNS = "request_id, report_type, id, dest, status, status_class, status_text, netcode, loaded_at, dag_run_id"
+COLUMNS = (
+    "request_id, report_type, id, dest, status, status_class, status_text, netcode, loaded_at, dag_run_id"
+)
 
 
-def operator(target: SqlTarget, table: str, request_ids: object, **kwargs: object) -> SmSendBatchStatusToSqlOperator:
+def operator(
+    target: SqlTarget, table: str, request_ids: object, **kwargs: object
+) -> SmSendBatchStatusToSqlOperator:
     return SmSendBatchStatusToSqlOperator(
         task_id="load_status",
         request_ids=request_ids,  # type: ignore[arg-type]
@@ -74,7 +78,9 @@ def test_append_adds_and_upsert_updates(target: SqlTarget, gateway: StubGateway)
     assert rows[0] == (1, 200, "Sent")
 
 
-def test_malformed_line_after_first_chunk_rolls_everything_back(target: SqlTarget, gateway: StubGateway) -> None:
+def test_malformed_line_after_first_chunk_rolls_everything_back(
+    target: SqlTarget, gateway: StubGateway
+) -> None:
     table = target.table("rb")
     gateway.batch[("REQ-R", "notify")] = notify_report(30)
     operator(target, table, "REQ-R").execute(context())
@@ -130,5 +136,7 @@ def test_hundred_thousand_rows(target: SqlTarget, gateway: StubGateway) -> None:
     assert result["rows"] == 100_000
     assert result["method"] == ("copy" if target.kind == "postgres" else "executemany")
     assert target.count(table) == 100_000
-    assert target.query(f"SELECT SUM(status) FROM {table}")[0][0] == 100 * 33_334 + 200 * 33_333 + 300 * 33_333
+    assert (
+        target.query(f"SELECT SUM(status) FROM {table}")[0][0] == 100 * 33_334 + 200 * 33_333 + 300 * 33_333
+    )
     print(f"\n{target.kind}: 100k rows via {result['method']} in {result['seconds']}s")

@@ -47,6 +47,13 @@ class SqlTarget:
         """The table's rows, as the database returns them."""
         return self.query(f"SELECT {columns} FROM {table} ORDER BY {order}")
 
+    def exists(self, table: str) -> bool:
+        try:
+            self.query(f"SELECT 1 FROM {table} WHERE 1 = 0")
+        except Exception:  # the driver's "no such table"
+            return False
+        return True
+
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT COUNT(*) FROM {table}")[0][0])
 
