@@ -105,7 +105,8 @@ class SmSendSmsOperator(BaseOperator):
         )
 
     Returns (XCom) ``{"totals": {...}, "total_cost": "1.2345", "request_ids": [...],
-    "outcomes": [{"recipient", "status", "cost", "request_id", "error_code", "error", ...}]}``.
+    "outcomes": [{"recipient", "status", "cost", "request_id", "error_code", "error", ...}]}``; the
+    request ids are also pushed alone under the XCom key ``request_ids`` (for the batch-status sensor).
     """
 
     template_fields: Sequence[str] = ("recipients", "text", "sender", "quality", "operation", "url", "ledger_table")
@@ -315,6 +316,7 @@ class SmSendSmsOperator(BaseOperator):
                 close()
         self._log_rejections(result)
         summary = result.to_dict(include_outcomes=self.include_outcomes)
+        context["ti"].xcom_push(key="request_ids", value=result.request_ids)
         if result.aborted:
             raise AirflowFailException(
                 f"Sending stopped early: {result.aborted} Totals: {result.totals}. A retry resends only the "

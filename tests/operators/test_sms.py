@@ -76,8 +76,10 @@ def sent_counts(sandbox) -> dict[str, int]:
 
 def test_single_send(gateway):
     op = SmSendSmsOperator(task_id="send", recipients="3331234567", text="Pipeline failed", sender="ACME")
-    result = op.execute(make_context())
+    ti = FakeTI()
+    result = op.execute(make_context(ti))
     assert result["totals"] == {"accepted": 1, "rejected": 0, "unknown": 0, "total": 1}
+    assert ti.pushed["request_ids"] == result["request_ids"]
     outcome = result["outcomes"][0]
     assert outcome["recipient"] == "+393331234567"
     assert outcome["status"] == "accepted"
