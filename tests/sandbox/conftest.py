@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
 import requests
-from sandbox_helpers import NO_FAULTS
 
 from airflow_provider_smsend.sandbox.testing import run_sandbox
+
+# The test modules import sandbox_helpers (beside this file) in any pytest import mode.
+sys.path.insert(0, os.path.dirname(__file__))
+
+from sandbox_helpers import NO_FAULTS  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
