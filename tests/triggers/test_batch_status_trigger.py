@@ -1,0 +1,188 @@
+"""SmSendBatchStatusTrigger in a real event loop against the sandbox gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from airflow_provider_smsend.client.async_http import SmSendAsyncClient
+from airflow_provider_smsend.client.retry import RetryPolicy
+from airflow_provider_smsend.hooks.smsend_async import SmSendAsyncHook
+from airflow_provider_smsend.triggers import _base
+from airflow_provider_smsend.triggers.batch_status import SmSendBatchStatusTrigger
+
+GOOD = ("+393331234567", "+393471234567")
+UNKNOWN = "+393331230000"  # sandbox: notify 300 Unknown subscriber
+PENDING = "+393331230002"  # sandbox: stays pending forever
+
+
+def trigger(ids, **kwargs) -> SmSendBatchStatusTrigger:
+    settings = {"poll_interval": 0.1, "end_time": time.time() + 10}
+    settings.update(kwargs)
+    return SmSendBatchStatusTrigger(request_ids=ids, **settings)
+
+
+def test_serialize_round_trips_exactly_and_holds_no_secret(gateway, helpers):
+    original = trigger(
+        ["HTTP1", "HTTP2"],
+        report_type="mnc",
+        success_rule=0.9,
+        fail_fast=False,
+        smsend_conn_id="smsend_default",
+        max_poll_interval=60,
+        end_time=1_800_000_000.5,
+    )
+    path, kwargs = original.serialize()
+    assert path == "airflow_provider_smsend.triggers.batch_status.SmSendBatchStatusTrigger"
+    assert SmSendBatchStatusTrigger(**kwargs).serialize() == (path, kwargs)
+    assert helpers.reinstantiate(original).serialize() == (path, kwargs)
+    assert kwargs == {
+        "request_ids": ["HTTP1", "HTTP2"],
+        "report_type": "mnc",
+        "success_rule": 0.9,
+        "fail_fast": False,
+        "smsend_conn_id": "smsend_default",
+        "poll_interval": 0.1,
+        "max_poll_interval": 60.0,
+        "end_time": 1_800_000_000.5,
+    }
+    dumped = json.dumps(kwargs)
+    assert not [secret for secret in helpers.secrets if secret in dumped]
+
+
+def test_delivered_batch_yields_success_with_summary(gateway, helpers):
+    ids = helpers.send(gateway, *GOOD)
+    event = helpers.first_event(helpers.reinstantiate(trigger(ids)))
+    assert event.payload["status"] == "success"
+    summary = event.payload["xcom"]
+    assert summary["request_ids"] == ids
+    assert (summary["total"], summary["delivered"], summary["pending"]) == (2, 2, 0)
+    assert summary["delivered_ratio"] == 1.0
+    json.dumps(event.payload)  # the event must be JSON-able
+
+
+def test_sandbox_clock_moves_a_slow_batch_to_delivered(gateway, helpers):
+    gateway.admin.set_settings(delivery_delay=3600)
+    ids = helpers.send(gateway, GOOD[0])
+
+    async def go():
+        task = asyncio.ensure_future(_first(trigger(ids, poll_interval=0.05)))
+        await asyncio.sleep(0.3)
+        assert not task.done()  # still pending an hour of sandbox time
+        await asyncio.to_thread(gateway.admin.advance, 2 * 3600 + 1)  # notify: twice the delay
+        return await asyncio.wait_for(task, 10)
+
+    event = asyncio.run(go())
+    assert event.payload["status"] == "success"
+
+
+async def _first(trig):
+    async for event in trig.run():
+        return event
+    return None
+
+
+def test_fail_fast_on_a_3xx_row(gateway, helpers):
+    ids = helpers.send(gateway, GOOD[0], UNKNOWN)
+    started = time.monotonic()
+    event = helpers.first_event(trigger(ids, end_time=time.time() + 30))
+    assert time.monotonic() - started < 10
+    assert event.payload["status"] == "failed"
+    assert "all_delivered cannot hold" in event.payload["message"]
+    assert [row["dest"] for row in event.payload["summary"]["failed"]] == [UNKNOWN]
+
+
+def test_ratio_satisfied_with_a_failure(gateway, helpers):
+    ids = helpers.send(gateway, *GOOD, UNKNOWN)
+    event = helpers.first_event(trigger(ids, success_rule=0.6))
+    assert event.payload["status"] == "success"
+    assert event.payload["xcom"]["failed_count"] == 1
+
+
+def test_end_time_yields_timeout(gateway, helpers):
+    ids = helpers.send(gateway, PENDING)
+    started = time.monotonic()
+    event = helpers.first_event(trigger(ids, end_time=time.time() + 0.5))
+    assert event.payload["status"] == "timeout"
+    assert "timed out" in event.payload["message"]
+    assert 0.4 < time.monotonic() - started < 5
+
+
+def test_wrong_password_is_a_non_retryable_error_event(gateway, helpers):
+    ids = helpers.send(gateway, GOOD[0])
+    event = helpers.first_event(trigger(ids, smsend_conn_id="smsend_bad"))
+    assert event.payload["status"] == "error"
+    assert event.payload["error_type"] == "SmSendAuthError"
+    assert event.payload["code"] in ("user_not_enabled", "bad_credentials")
+    assert "wrong-pass" not in json.dumps(event.payload)
+
+
+def test_missing_connection_is_an_error_event(gateway):
+    event = asyncio.run(_first(trigger(["HTTP1"], smsend_conn_id="no_such_connection")))
+    assert event.payload["status"] == "error"
+    assert "no_such_connection" in event.payload["message"]
+
+
+def test_retryable_errors_are_polled_again(monkeypatch):
+    answers = [
+        httpx.Response(200, text="KO Errore interno."),
+        httpx.Response(503, text="busy"),
+        httpx.Response(200, text="id,dest,status,status_text\n1,+393331234567,200,Delivered\n"),
+    ]
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return answers[min(len(calls), len(answers)) - 1]
+
+    async def fake_client(self):
+        return SmSendAsyncClient(
+            username="u",
+            password="p",
+            base_url="http://gw.test",
+            retry=RetryPolicy(attempts=1),
+            transport=httpx.MockTransport(handler),
+        )
+
+    monkeypatch.setattr(SmSendAsyncHook, "get_async_client", fake_client)
+    event = asyncio.run(_first(trigger(["HTTP1"], poll_interval=0.01)))
+    assert event.payload["status"] == "success"
+    assert len(calls) == 3
+
+
+def test_backoff_doubles_to_the_cap_and_stops_at_the_end_time(monkeypatch):
+    clock = [1_000_000.0]
+    sleeps: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    fake_time = SimpleNamespace(time=lambda: clock[0], strftime=time.strftime, gmtime=time.gmtime)
+    answers: list = [None] * 5 + [{"status": "success", "xcom": 1}]
+
+    async def fake_poll(self):
+        return answers.pop(0) if answers else None
+
+    async def fake_setup(self, hook):
+        return None
+
+    monkeypatch.setattr(_base.asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr(_base, "time", fake_time)
+    monkeypatch.setattr(SmSendBatchStatusTrigger, "poll", fake_poll)
+    monkeypatch.setattr(SmSendBatchStatusTrigger, "setup", fake_setup)
+    event = asyncio.run(_first(trigger(["HTTP1"], poll_interval=5, max_poll_interval=30, end_time=None)))
+    assert event.payload == {"status": "success", "xcom": 1}
+    assert sleeps == [5, 10, 20, 30, 30, 30]
+
+    sleeps.clear()
+    event = asyncio.run(
+        _first(trigger(["HTTP1"], poll_interval=5, max_poll_interval=30, end_time=clock[0] + 50))
+    )
+    assert event.payload["status"] == "timeout"
+    assert sleeps == [5, 10, 20, 15]  # the last wait is clipped to the end time, never past it
