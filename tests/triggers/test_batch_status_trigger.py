@@ -8,7 +8,6 @@ import time
 from types import SimpleNamespace
 
 import httpx
-import pytest
 
 from airflow_provider_smsend.client.async_http import SmSendAsyncClient
 from airflow_provider_smsend.client.retry import RetryPolicy
