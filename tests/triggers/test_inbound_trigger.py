@@ -1,0 +1,141 @@
+"""SmSendInboundSmsTrigger in a real event loop against the sandbox's receiveSms."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_provider_smsend.client.errors import SmSendInternalError
+from airflow_provider_smsend.client.soap import ROME, ReceivedSms
+from airflow_provider_smsend.hooks.smsend_async import SmSendAsyncHook
+from airflow_provider_smsend.triggers.inbound import SmSendInboundSmsTrigger
+
+RECEPTION = "+393400000001"
+CUSTOMER = "+393331234567"
+
+
+@pytest.fixture
+def sharecode(gateway, helpers) -> str:
+    return helpers.sync_client(gateway).recv_add(1001, RECEPTION, 1)[0]
+
+
+def trigger(sharecode: str, **kwargs) -> SmSendInboundSmsTrigger:
+    settings = {
+        "rcpt": RECEPTION,
+        "sharecode": sharecode,
+        "received_after": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "poll_interval": 0.1,
+        "end_time": time.time() + 10,
+    }
+    settings.update(kwargs)
+    return SmSendInboundSmsTrigger(**settings)
+
+
+async def _first(trig):
+    async for event in trig.run():
+        return event
+    return None
+
+
+def test_serialize_round_trips_exactly_and_holds_no_secret(gateway, helpers):
+    original = trigger(
+        "001",
+        sender=CUSTOMER,
+        text_pattern=r"^\s*si\b",
+        ignore_case=False,
+        messages=20,
+        received_after="2024-05-01T09:00:00+00:00",
+        end_time=1_800_000_000.0,
+        max_poll_interval=120,
+    )
+    path, kwargs = original.serialize()
+    assert path == "airflow_provider_smsend.triggers.inbound.SmSendInboundSmsTrigger"
+    assert SmSendInboundSmsTrigger(**kwargs).serialize() == (path, kwargs)
+    assert helpers.reinstantiate(original).serialize() == (path, kwargs)
+    assert kwargs["received_after"] == "2024-05-01T09:00:00+00:00"
+    dumped = json.dumps(kwargs)
+    assert not [secret for secret in helpers.secrets if secret in dumped]
+
+
+def test_a_reply_injected_while_waiting_matches_and_older_ones_do_not(gateway, sharecode):
+    gateway.admin.inject_inbound(
+        RECEPTION, sharecode, CUSTOMER, "SI (yesterday)", received_at=time.time() - 86400
+    )
+    gateway.admin.inject_inbound(RECEPTION, sharecode, "+393479999999", "SI from someone else")
+
+    async def go():
+        task = asyncio.ensure_future(
+            _first(trigger(sharecode, sender="333 1234567", text_pattern=r"^\s*(?P<answer>si|no)\b"))
+        )
+        await asyncio.sleep(0.4)
+        assert not task.done()
+        await asyncio.to_thread(gateway.admin.inject_inbound, RECEPTION, sharecode, CUSTOMER, "Si, confermo")
+        return await asyncio.wait_for(task, 10)
+
+    event = asyncio.run(go())
+    assert event.payload["status"] == "success"
+    reply = event.payload["xcom"]
+    assert reply["sender"] == CUSTOMER
+    assert reply["text"] == "Si, confermo"
+    assert reply["named_groups"] == {"answer": "Si"}
+    assert (reply["rcpt"], reply["sharecode"]) == (RECEPTION, sharecode)
+    assert datetime.fromisoformat(reply["received_at"]).tzinfo is not None
+    json.dumps(event.payload)
+
+
+def test_nothing_new_times_out(gateway, sharecode):
+    gateway.admin.inject_inbound(RECEPTION, sharecode, CUSTOMER, "SI", received_at=time.time() - 60)
+    event = asyncio.run(_first(trigger(sharecode, end_time=time.time() + 0.5)))
+    assert event.payload["status"] == "timeout"
+
+
+def test_unassigned_share_code_is_a_non_retryable_error(gateway, sharecode):
+    event = asyncio.run(_first(trigger("999")))
+    assert event.payload["status"] == "error"
+    assert event.payload["error_type"].startswith("SmSend")
+
+
+def test_receive_sms_runs_in_a_worker_thread_and_retryable_errors_poll_again(monkeypatch):
+    threads: list[str] = []
+    now = datetime.now(ROME)
+    answers: list = [
+        SmSendInternalError("boom"),
+        [ReceivedSms(id=1, sender=CUSTOMER, text="code 123456", received_at=now + timedelta(seconds=1))],
+    ]
+
+    class FakeSoap:
+        def receive_sms(self, rcpt, sharecode, messages):
+            threads.append(threading.current_thread().name)
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        def close(self):
+            threads.append("closed")
+
+    async def fake_soap(self):
+        return FakeSoap()
+
+    monkeypatch.setattr(SmSendAsyncHook, "get_soap_client", fake_soap)
+    event = asyncio.run(
+        _first(
+            trigger("001", text_pattern=r"code (\d{6})", received_after=now.isoformat(), poll_interval=0.01)
+        )
+    )
+    assert event.payload["status"] == "success"
+    assert event.payload["xcom"]["groups"] == ["123456"]
+    assert len(threads) == 3 and threads[-1] == "closed"
+    assert threading.main_thread().name not in threads[:2]
+
+
+def test_bad_pattern_or_date_fail_when_the_trigger_is_built():
+    with pytest.raises(ValueError, match="regular expression"):
+        trigger("001", text_pattern="(")
+    with pytest.raises(ValueError, match="ISO 8601"):
+        trigger("001", received_after="soon")
