@@ -21,8 +21,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from transfer_helpers import GATEWAY, SMSEND_CONN_ID, SqlTarget, StubGateway  # noqa: E402
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
-MY = {"host": "127.0.0.1", "port": 3306, "user": "root", "passwd": "", "db": "test"}
+PG: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
+MY: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "passwd": "", "db": "test"}
 TARGETS = ("sqlite", "postgres", "mysql")
 
 

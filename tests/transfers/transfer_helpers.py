@@ -7,8 +7,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 GATEWAY = "http://gateway.test"
 SMSEND_CONN_ID = "smsend_transfers_test"
@@ -140,6 +143,6 @@ CREDITS_USERLOG = (
 )
 
 
-def context(**extra: Any) -> dict[str, Any]:
+def context(**extra: Any) -> Context:
     """A minimal task context for execute()."""
-    return {"run_id": "manual__2024-07-16T00:00:00+00:00", **extra}
+    return cast("Context", {"run_id": "manual__2024-07-16T00:00:00+00:00", **extra})
