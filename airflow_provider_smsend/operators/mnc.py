@@ -124,7 +124,7 @@ class SmSendMncOperator(BaseOperator):
         """The numbers as given (from ``numbers`` or the CSV file), empty entries dropped."""
         if self.csv_path is not None and self.csv_path != "":
             return self._read_csv(Path(self.csv_path))
-        return [n for n in _parse_numbers(self.numbers) if str(n).strip()]
+        return [n for n in parse_numbers(self.numbers) if str(n).strip()]
 
     def _read_csv(self, path: Path) -> list[object]:
         wanted = str(self.csv_column).strip().lower()
@@ -254,8 +254,12 @@ class SmSendMncOperator(BaseOperator):
         return result
 
 
-def _parse_numbers(value: object) -> list[object]:
-    """Numbers from a list, or from a string (separated values, or a rendered JSON/Python list)."""
+def parse_numbers(value: object) -> list[object]:
+    """Numbers from a list, or from a string (separated values, or a rendered JSON/Python list).
+
+    A rendered XCom of a list arrives as its text (``"['+39333…', '+39334…']"``) unless the DAG
+    renders native objects; both forms are accepted.
+    """
     if value is None:
         return []
     if isinstance(value, int) and not isinstance(value, bool):
@@ -273,7 +277,7 @@ def _parse_numbers(value: object) -> list[object]:
                         "numbers starts with '[' but is neither a JSON nor a Python list: pass a list, or numbers "
                         "separated by commas or new lines."
                     ) from exc
-            return _parse_numbers(parsed)
+            return parse_numbers(parsed)
         return [t.strip() for t in _SEPARATORS.split(text) if t.strip()]
     if isinstance(value, dict):
         raise AirflowFailException("numbers must be a list or a string of numbers, not a dict.")

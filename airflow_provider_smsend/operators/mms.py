@@ -1,0 +1,178 @@
+"""SmSendMmsOperator: send one MMS (sendMms SOAP service), validated first, at most once per task run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_smsend.client.ledger import DEFAULT_TABLE
+from airflow_provider_smsend.client.mms import AttachmentInput, MmsMessage, build_mms_message
+from airflow_provider_smsend.client.numbers import mask_number
+from airflow_provider_smsend.hooks.smsend import SmSendHook
+from airflow_provider_smsend.operators._common import DEFAULT_LEDGER_CONN_ID, job_key
+from airflow_provider_smsend.operators._once_only import (
+    OnceOnly,
+    close_ledger,
+    digest,
+    gateway_errors,
+    open_ledger,
+)
+from airflow_provider_smsend.operators.mnc import parse_numbers
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def ledger_item(message: MmsMessage) -> str:
+    """The ledger item of an MMS: a hash of its recipients, subject, text and attachments."""
+    parts: list[str | bytes] = [message.rcpt, message.subject, message.text]
+    for attachment in (message.image, message.sound, message.video):
+        parts.append(attachment.data if attachment is not None else b"")
+    return f"mms:{digest(parts)}"
+
+
+class SmSendMmsOperator(BaseOperator):
+    """Send an MMS with a subject, a text and optional image, sound and video; return its cost.
+
+    Everything is validated before the network is touched: subject (<= 25 characters) and text
+    (<= 2400), both ISO-8859-1; the recipients; each attachment (<= 100 kB, type decided from
+    the content: image JPEG/GIF/PNG, sound MIDI/MP3, video MOV/3GP). Authentication follows the
+    connection: ``mms_id``/``mms_password`` extras, ``mms_auth`` ``plain`` (password sent) or
+    ``md5`` (ticket sent, the password never leaves).
+
+    An MMS is charged, so it is sent at most once per task run: a ledger item (a hash of the
+    recipients and content) is marked before sending. A retry after success returns the stored
+    cost; a retry after an unknown outcome (timeout, lost answer, killed worker) fails with an
+    actionable message and sends nothing, unless ``resend_unknown=True``.
+
+    :param subject: the subject (templated).
+    :param text: the text (templated).
+    :param recipients: one number, numbers separated by commas, or a list (templated).
+    :param image: the image: a file path (templated) or its bytes.
+    :param sound: the sound: a file path (templated) or its bytes.
+    :param video: the video: a file path (templated) or its bytes.
+    :param resend_unknown: send again after an unknown earlier outcome (may send twice).
+    :param smsend_conn_id: the smSend connection, with the MMS account extras.
+    :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
+    :param ledger_table: the ledger table.
+    :return: the credit charged, in euros, as a decimal string (``"0.3700"``).
+
+    Example::
+
+        mms = SmSendMmsOperator(
+            task_id="send_offer",
+            subject="Offer {{ ds }}",
+            text="Show this picture at the till.",
+            recipients=["+393331234567", "+393337654321"],
+            image="/data/offers/{{ ds }}.png",
+        )
+    """
+
+    template_fields: Sequence[str] = ("subject", "text", "recipients", "image", "sound", "video", "smsend_conn_id")
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        subject: str,
+        text: str,
+        recipients: str | Iterable[str],
+        image: AttachmentInput | None = None,
+        sound: AttachmentInput | None = None,
+        video: AttachmentInput | None = None,
+        resend_unknown: bool = False,
+        smsend_conn_id: str = SmSendHook.default_conn_name,
+        ledger_conn_id: str | None = DEFAULT_LEDGER_CONN_ID,
+        ledger_table: str = DEFAULT_TABLE,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.subject = subject
+        self.text = text
+        self.recipients = recipients
+        self.image = image
+        self.sound = sound
+        self.video = video
+        self.resend_unknown = resend_unknown
+        self.smsend_conn_id = smsend_conn_id
+        self.ledger_conn_id = ledger_conn_id
+        self.ledger_table = ledger_table
+
+    @cached_property
+    def hook(self) -> SmSendHook:
+        """The smSend hook of ``smsend_conn_id``."""
+        return SmSendHook(smsend_conn_id=self.smsend_conn_id)
+
+    def build_message(self, region: str) -> MmsMessage:
+        """Validate everything (no network): the message as it will be sent.
+
+        :raises AirflowFailException: on any invalid input (nothing was sent).
+        """
+        recipients = [str(r) for r in parse_numbers(self.recipients)]
+        with gateway_errors():
+            return build_mms_message(
+                self.subject,
+                self.text,
+                recipients,
+                image=_attachment(self.image),
+                sound=_attachment(self.sound),
+                video=_attachment(self.video),
+                region=region,
+            )
+
+    def execute(self, context: Context) -> str:
+        with gateway_errors():
+            soap = self.hook.soap_client
+        message = self.build_message(soap.region)
+        extras = self.hook.extras
+        if not extras.get("mms_id") or not extras.get("mms_password"):
+            raise AirflowFailException(
+                f"Connection {self.smsend_conn_id!r} has no MMS account: set the mms_id and mms_password extras "
+                "(issued by smSend), and mms_auth=md5 if the account uses MD5 tickets. Nothing was sent."
+            )
+        item = ledger_item(message)
+
+        def call() -> tuple[str | None, str | None]:
+            result = soap.send_mms(
+                message.subject,
+                message.text,
+                message.recipients,
+                image=message.image.data if message.image else None,
+                sound=message.sound.data if message.sound else None,
+                video=message.video.data if message.video else None,
+            )
+            return str(result.cost_units), f"{result.cost:.4f}"
+
+        ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
+        try:
+            once = OnceOnly(ledger, job_key(context), what=f"MMS to {len(message.recipients)} recipient(s)")
+            with gateway_errors():
+                outcome = once.run(
+                    item,
+                    call,
+                    resend_unknown=self.resend_unknown,
+                    advice="Check whether the recipients received it, or the MMS account's credit, first.",
+                )
+        finally:
+            close_ledger(ledger)
+        cost = outcome.cost or "0.0000"
+        self.log.info(
+            "MMS to %s %s; cost %s EUR.",
+            ", ".join(mask_number(n) for n in message.recipients[:5])
+            + (f" and {len(message.recipients) - 5} more" if len(message.recipients) > 5 else ""),
+            "was already sent by an earlier try" if outcome.resumed else "sent",
+            cost,
+        )
+        return cost
+
+
+def _attachment(value: AttachmentInput | None) -> AttachmentInput | None:
+    """None for an empty value (a template rendered to ``""``), else the value."""
+    if value is None or (isinstance(value, str | os.PathLike) and not str(value).strip()):
+        return None
+    return value

@@ -1,0 +1,135 @@
+"""SmSendMmsOperator against the sandbox gateway's sendMms SOAP service, over real HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_smsend.client.errors import SmSendTemporaryError, SmSendTransportError
+from airflow_provider_smsend.client.mms import build_mms_message
+from airflow_provider_smsend.operators._common import job_key, ledger_for
+from airflow_provider_smsend.operators.mms import SmSendMmsOperator, ledger_item
+
+pytestmark = pytest.mark.usefixtures("smsend_conn_id", "ledger_conn_id")
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+MP3 = b"ID3" + b"\x00" * 200
+RCPT = "+393331234567"
+SEND_MMS = "/sms-gw/index.php"
+
+
+def mms_calls(sandbox: Any) -> int:
+    return sandbox.admin.stats()["requests"].get(SEND_MMS, 0)
+
+
+def test_every_template_field_renders(make_context: Any, render: Any) -> None:
+    task = SmSendMmsOperator(
+        task_id="mms", **{name: f"{{{{ ds }}}}-{name}" for name in SmSendMmsOperator.template_fields}
+    )
+    render(task, make_context())
+    for name in SmSendMmsOperator.template_fields:
+        assert getattr(task, name) == f"2026-01-15-{name}"
+
+
+def test_send_with_image_bytes_and_sound_path(sandbox: Any, make_context: Any, tmp_path: Path) -> None:
+    sound = tmp_path / "jingle.bin"  # the type comes from the content, not the name
+    sound.write_bytes(MP3)
+    task = SmSendMmsOperator(
+        task_id="mms",
+        subject="Offer",
+        text="See the picture",
+        recipients=[RCPT, "3331234568"],
+        image=PNG,
+        sound=str(sound),
+    )
+    assert task.execute(make_context(task_id="mms")) == "0.7400"
+    sent = sandbox.admin.messages(kind="mms")
+    assert sorted(m["rcpt"] for m in sent) == [RCPT, "+393331234568"]
+    assert mms_calls(sandbox) == 1
+
+
+def test_too_large_image_fails_before_any_request(sandbox: Any, make_context: Any, tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    big.write_bytes(PNG + b"\x00" * 102_400)
+    task = SmSendMmsOperator(task_id="mms", subject="S", text="T", recipients=RCPT, image=str(big))
+    with pytest.raises(AirflowFailException, match="at most 100 kB"):
+        task.execute(make_context(task_id="mms"))
+    assert sandbox.admin.stats()["total"] == 0
+
+
+def test_wrong_attachment_type_fails_before_any_request(sandbox: Any, make_context: Any) -> None:
+    task = SmSendMmsOperator(task_id="mms", subject="S", text="T", recipients=RCPT, image=MP3)
+    with pytest.raises(AirflowFailException, match="pass it as sound="):
+        task.execute(make_context(task_id="mms"))
+    assert sandbox.admin.stats()["total"] == 0
+
+
+def test_md5_ticket_auth_end_to_end(sandbox: Any, make_context: Any, add_smsend_connection: Any) -> None:
+    conn_id = add_smsend_connection("smsend_md5", mms_id="C00000_002", mms_password="mms-md5-pass", mms_auth="md5")
+    task = SmSendMmsOperator(task_id="mms", subject="Ticket", text="MD5 auth", recipients=RCPT, smsend_conn_id=conn_id)
+    assert task.execute(make_context(task_id="mms")) == "0.3700"
+    assert len(sandbox.admin.messages(kind="mms")) == 1
+
+
+def test_md5_wrong_password_fails_without_retry(sandbox: Any, make_context: Any, add_smsend_connection: Any) -> None:
+    conn_id = add_smsend_connection("smsend_md5bad", mms_id="C00000_002", mms_password="nope-nope", mms_auth="md5")
+    task = SmSendMmsOperator(task_id="mms", subject="Ticket", text="MD5 auth", recipients=RCPT, smsend_conn_id=conn_id)
+    with pytest.raises(AirflowFailException, match="SmSendAuthError"):
+        task.execute(make_context(task_id="mms"))
+    assert sandbox.admin.messages(kind="mms") == []
+
+
+def test_no_credit_fails_and_carrier_problem_is_retryable(sandbox: Any, make_context: Any) -> None:
+    sandbox.admin.set_credit(1001, "0.1")
+    with pytest.raises(AirflowFailException, match="No credit left"):
+        SmSendMmsOperator(task_id="mms", subject="S", text="T", recipients=RCPT).execute(make_context(task_id="a"))
+    sandbox.admin.set_credit(1001, "10")
+    with pytest.raises(SmSendTemporaryError):  # KO 109: Airflow's retries apply
+        SmSendMmsOperator(task_id="mms", subject="S", text="T", recipients="+393330000003").execute(
+            make_context(task_id="b")
+        )
+
+
+def test_retry_after_success_sends_nothing(sandbox: Any, make_context: Any) -> None:
+    task = SmSendMmsOperator(task_id="mms", subject="Once", text="only once", recipients=RCPT, image=PNG)
+    first = task.execute(make_context(task_id="mms", try_number=1))
+    second = task.execute(make_context(task_id="mms", try_number=2))
+    assert first == second == "0.3700"
+    assert mms_calls(sandbox) == 1
+
+
+def test_lost_answer_then_retry_fails_with_advice(sandbox: Any, make_context: Any) -> None:
+    task = SmSendMmsOperator(task_id="mms", subject="Lost", text="answer lost", recipients=RCPT)
+    sandbox.admin.set_faults(http500_rate=1.0, record_on_failure=True)
+    with pytest.raises(SmSendTransportError):
+        task.execute(make_context(task_id="mms", try_number=1))
+    sandbox.admin.set_faults(http500_rate=0.0)
+    with pytest.raises(AirflowFailException, match="resend_unknown=True"):
+        task.execute(make_context(task_id="mms", try_number=2))
+    assert len(sandbox.admin.messages(kind="mms")) == 1
+    assert mms_calls(sandbox) == 1
+
+
+def test_left_sending_then_resend_unknown(sandbox: Any, make_context: Any, ledger_conn_id: str) -> None:
+    context = make_context(task_id="mms", try_number=2)
+    message = build_mms_message("Killed", "worker died", [RCPT])
+    ledger_for(ledger_conn_id).mark_sending(job_key(context), [ledger_item(message)])
+    with pytest.raises(AirflowFailException, match="outcome is unknown"):
+        SmSendMmsOperator(task_id="mms", subject="Killed", text="worker died", recipients=RCPT).execute(context)
+    assert mms_calls(sandbox) == 0
+    task = SmSendMmsOperator(
+        task_id="mms", subject="Killed", text="worker died", recipients=RCPT, resend_unknown=True
+    )
+    assert task.execute(make_context(task_id="mms", try_number=3)) == "0.3700"
+    assert mms_calls(sandbox) == 1
+
+
+def test_connection_without_mms_account(sandbox: Any, make_context: Any, add_smsend_connection: Any) -> None:
+    conn_id = add_smsend_connection("smsend_nomms", mms_id=None, mms_password=None)
+    task = SmSendMmsOperator(task_id="mms", subject="S", text="T", recipients=RCPT, smsend_conn_id=conn_id)
+    with pytest.raises(AirflowFailException, match="no MMS account"):
+        task.execute(make_context(task_id="mms"))
+    assert sandbox.admin.stats()["total"] == 0
