@@ -47,6 +47,14 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": [f"{_PKG}.hooks.smsend"]}],
+        "transfers": [
+            {
+                "source-integration-name": INTEGRATION,
+                "target-integration-name": "Common SQL",
+                "python-module": f"{_PKG}.transfers.{module}",
+            }
+            for module in ("batch_status_to_sql", "userlog_to_sql", "credits_to_sql")
+        ],
         "connection-types": [
             {
                 "hook-class-name": f"{_PKG}.hooks.smsend.SmSendHook",
