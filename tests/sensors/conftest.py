@@ -29,7 +29,9 @@ def gateway(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     sandbox.admin.reset()
     sandbox.admin.set_settings(delivery_delay=0.3)
     monkeypatch.setenv("AIRFLOW_CONN_SMSEND_DEFAULT", sandbox.connection_uri)
-    monkeypatch.setenv("AIRFLOW_CONN_SMSEND_BAD", sandbox.connection_uri.replace(":demo-pass@", ":wrong-pass@"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMSEND_BAD", sandbox.connection_uri.replace(":demo-pass@", ":wrong-pass@")
+    )
     return sandbox
 
 
@@ -79,5 +81,9 @@ def reinstantiate(trigger: Any) -> Any:
 def helpers() -> SimpleNamespace:
     """The module's helpers, for test modules (conftest is not importable)."""
     return SimpleNamespace(
-        sync_client=sync_client, send=send, first_event=first_event, reinstantiate=reinstantiate, secrets=SECRETS
+        sync_client=sync_client,
+        send=send,
+        first_event=first_event,
+        reinstantiate=reinstantiate,
+        secrets=SECRETS,
     )

@@ -33,7 +33,13 @@ def report(request_id: str, *statuses: int, report_type: str = "notify") -> Batc
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("all_terminal", "all_terminal"), (" ALL_DELIVERED ", "all_delivered"), (0.95, 0.95), ("0.5", 0.5), (1, 1.0)],
+    [
+        ("all_terminal", "all_terminal"),
+        (" ALL_DELIVERED ", "all_delivered"),
+        (0.95, 0.95),
+        ("0.5", 0.5),
+        (1, 1.0),
+    ],
 )
 def test_parse_success_rule_accepts(value, expected):
     assert parse_success_rule(value) == expected
@@ -139,7 +145,9 @@ START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
 
 def sms(sms_id: int, sender: str, text: str, minutes: float) -> ReceivedSms:
-    return ReceivedSms(id=sms_id, sender=sender, text=text, received_at=(START + timedelta(minutes=minutes)).astimezone(ROME))
+    return ReceivedSms(
+        id=sms_id, sender=sender, text=text, received_at=(START + timedelta(minutes=minutes)).astimezone(ROME)
+    )
 
 
 def test_find_match_ignores_messages_before_start_and_picks_the_earliest():
