@@ -18,8 +18,12 @@ PLACEHOLDERS = {
 }
 
 
-def _string(label: str, description: str, *, default: str | None = None, enum: list[str] | None = None) -> dict:
+def _string(
+    label: str, description: str, *, default: str | None = None, enum: list[str] | None = None, secret: bool = False
+) -> dict:
     schema: dict[str, Any] = {"type": ["string", "null"]}
+    if secret:  # Airflow marks a conn-field sensitive (masked in UI/API) only with format: password
+        schema["format"] = "password"
     if default is not None:
         schema["default"] = default
     if enum is not None:
@@ -64,11 +68,12 @@ def get_provider_info() -> dict[str, Any]:
                     "scheme": _string("Scheme", "https (default) or http for a local sandbox", default="https",
                                       enum=["https", "http"]),
                     "reseller_username": _string("Reseller user", "Back-office login; default: the SMS API user"),
-                    "reseller_password": _string("Reseller password", "Back-office password; default: the SMS API password"),
+                    "reseller_password": _string("Reseller password", "Back-office password; default: the SMS API password",
+                                                 secret=True),
                     "receive_host": _string("receiveSms host", "dnsservice host of the inbound SMS web service"),
                     "mms_host": _string("sendMms host", "dnsservice host of the MMS web service"),
                     "mms_id": _string("MMS id", "MMS account id issued by smSend, e.g. C00000_001"),
-                    "mms_password": _string("MMS password", "MMS account password"),
+                    "mms_password": _string("MMS password", "MMS account password", secret=True),
                     "mms_auth": _string("MMS auth", "plain password or MD5 ticket", default="plain",
                                         enum=["plain", "md5"]),
                     "timeout": _number("Read timeout (s)", "Seconds to wait for an answer", 30),
