@@ -1,0 +1,164 @@
+"""Provider metadata: valid for Airflow's own schema, every module and class resolvable, entry point wired.
+
+Written generically: it reads whatever hooks/operators/sensors/triggers/transfers/notifications
+get_provider_info() lists, so it keeps passing (or fails usefully) as modules are added.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+from pathlib import Path
+
+from airflow_provider_smsend.get_provider_info import get_provider_info
+
+PACKAGE = "airflow-provider-smsend"
+
+
+def _airflow_schema(name: str) -> dict:
+    import airflow
+
+    path = Path(airflow.__file__).parent / name
+    assert path.is_file(), f"Airflow ships {name} next to its package"
+    return json.loads(path.read_text())
+
+
+def _resolve(dotted: str) -> object:
+    module_name, _, attr = dotted.rpartition(".")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _listed_modules(info: dict) -> list[str]:
+    modules: list[str] = []
+    for key in ("hooks", "operators", "sensors", "triggers"):
+        for entry in info.get(key, []):
+            modules.extend(entry["python-modules"])
+    for entry in info.get("transfers", []):
+        modules.append(entry["python-module"])
+    return modules
+
+
+def test_validates_against_airflow_provider_info_schema():
+    import jsonschema
+
+    schema = _airflow_schema("provider_info.schema.json")
+    jsonschema.validate(instance=get_provider_info(), schema=schema)
+
+
+def test_ui_field_behaviour_validates_against_airflow_schema():
+    import jsonschema
+
+    from airflow_provider_smsend.hooks.smsend import SmSendHook
+
+    schema = _airflow_schema("customized_form_field_behaviours.schema.json")
+    for conn in get_provider_info()["connection-types"]:
+        behaviour = conn.get("ui-field-behaviour")
+        if behaviour:
+            converted = {
+                "hidden_fields": behaviour.get("hidden-fields", []),
+                "relabeling": behaviour.get("relabeling", {}),
+                "placeholders": behaviour.get("placeholders", {}),
+            }
+            jsonschema.validate(instance=converted, schema=schema)
+    jsonschema.validate(instance=SmSendHook.get_ui_field_behaviour(), schema=schema)
+
+
+def test_basic_identity():
+    info = get_provider_info()
+    assert info["package-name"] == PACKAGE
+    assert info["name"] and info["description"]
+    assert importlib.metadata.version(PACKAGE) in info.get("versions", [importlib.metadata.version(PACKAGE)])
+
+
+def test_every_listed_module_is_importable():
+    modules = _listed_modules(get_provider_info())
+    assert "airflow_provider_smsend.hooks.smsend" in modules
+    for name in modules:
+        importlib.import_module(name)
+
+
+def test_listed_modules_belong_to_declared_integrations():
+    info = get_provider_info()
+    integrations = {i["integration-name"] for i in info.get("integrations", [])}
+    for key in ("hooks", "operators", "sensors", "triggers"):
+        for entry in info.get(key, []):
+            assert entry["integration-name"] in integrations, (key, entry)
+    for entry in info.get("transfers", []):
+        for side in ("source-integration-name", "target-integration-name"):
+            # The target may be another provider's integration (e.g. SQL); the source is ours.
+            if side == "source-integration-name":
+                assert entry[side] in integrations, entry
+
+
+def test_every_class_path_resolves():
+    info = get_provider_info()
+    paths = [conn["hook-class-name"] for conn in info.get("connection-types", [])]
+    paths += list(info.get("notifications", []))
+    paths += list(info.get("hook-class-names", []))
+    for entry in info.get("extra-links", []):
+        paths.append(entry)
+    assert paths, "at least the hook's class is listed"
+    for path in paths:
+        assert isinstance(_resolve(path), type), path
+
+
+def test_connection_types_match_their_hooks():
+    from airflow.sdk import BaseHook
+
+    for conn in get_provider_info()["connection-types"]:
+        hook = _resolve(conn["hook-class-name"])
+        assert issubclass(hook, BaseHook)
+        assert hook.conn_type == conn["connection-type"]
+        assert getattr(hook, "hook_name", None) == conn.get("hook-name", hook.hook_name)
+        assert hook.conn_name_attr and hook.default_conn_name
+
+
+def test_conn_fields_are_well_formed():
+    for conn in get_provider_info()["connection-types"]:
+        for name, field in conn.get("conn-fields", {}).items():
+            assert field.get("label"), name
+            assert isinstance(field.get("schema"), dict), name
+            schema = field["schema"]
+            if "default" in schema and "enum" in schema:
+                assert schema["default"] in schema["enum"], name
+
+
+def test_secret_conn_fields_are_marked_as_passwords():
+    # Airflow treats a conn-field as sensitive (masked in the UI and API) only with format: password.
+    for conn in get_provider_info()["connection-types"]:
+        for name, field in conn.get("conn-fields", {}).items():
+            if "password" in name or "secret" in name or "token" in name:
+                assert field["schema"].get("format") == "password", name
+
+
+def test_conn_fields_cover_the_extras_the_hook_reads():
+    from airflow_provider_smsend.hooks import smsend
+
+    (conn,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "smsend"]
+    fields = set(conn.get("conn-fields", {}))
+    # Every documented extra except the WSDL overrides (advanced) has a form field.
+    missing = set(smsend.EXTRA_FIELDS) - fields - {"wsdl_receive", "wsdl_mms"}
+    assert not missing, missing
+
+
+def test_entry_point_is_registered():
+    eps = importlib.metadata.entry_points(group="apache_airflow_provider")
+    ours = [ep for ep in eps if ep.value.startswith("airflow_provider_smsend")]
+    assert len(ours) == 1, [ep.value for ep in eps]
+    (ep,) = ours
+    assert ep.value == "airflow_provider_smsend.get_provider_info:get_provider_info"
+    assert ep.load() is get_provider_info
+    assert ep.dist is not None and ep.dist.name == PACKAGE
+
+
+def test_airflow_providers_manager_discovers_the_provider():
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert PACKAGE in manager.providers
+    behaviour = manager.field_behaviours.get("smsend")
+    assert behaviour and behaviour["hidden_fields"] == get_provider_info()["connection-types"][0]["ui-field-behaviour"]["hidden-fields"]
+    widgets = {k: v for k, v in manager.connection_form_widgets.items() if k.startswith("extra__smsend__")}
+    assert widgets
+    assert widgets["extra__smsend__reseller_password"].is_sensitive
