@@ -51,6 +51,18 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": [f"{_PKG}.hooks.smsend"]}],
+        "sensors": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [f"{_PKG}.sensors.batch_status", f"{_PKG}.sensors.inbound"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [f"{_PKG}.triggers.batch_status", f"{_PKG}.triggers.inbound"],
+            }
+        ],
         "transfers": [
             {
                 "source-integration-name": INTEGRATION,
