@@ -19,27 +19,17 @@ import pytest
 # The test modules import their helpers by name; make that work in every --import-mode.
 sys.path.insert(0, os.path.dirname(__file__))
 
-from transfer_helpers import GATEWAY, SMSEND_CONN_ID, SqlTarget, StubGateway  # noqa: E402
+from transfer_helpers import (  # noqa: E402
+    GATEWAY,
+    SMSEND_CONN_ID,
+    SqlTarget,
+    StubGateway,
+    require_service,
+)
 
 PG: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 MY: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "passwd": "", "db": "test"}
 TARGETS = ("sqlite", "postgres", "mysql")
-
-
-def services_required() -> bool:
-    """True when ``SMSEND_REQUIRE_SERVICES=1``: a missing service is a failure, not a skip."""
-    return os.environ.get("SMSEND_REQUIRE_SERVICES", "").strip().lower() in ("1", "true", "yes")
-
-
-def require_service(name: str, probe: Callable[[], object]) -> None:
-    """Run ``probe``; if it raises, skip the test with the reason (or fail when services are required)."""
-    try:
-        probe()
-    except Exception as exc:  # any failure to reach the service
-        reason = f"{name} is not available ({type(exc).__name__}: {exc})"
-        if services_required():
-            pytest.fail(f"{reason}; SMSEND_REQUIRE_SERVICES=1 makes this a failure.", pytrace=False)
-        pytest.skip(reason)
 
 
 def _pg_connect() -> Any:
