@@ -46,7 +46,12 @@ class Gateway:
 
 
 def make(gateway: Gateway, **kwargs: object) -> SmSendAsyncClient:
-    settings: dict = {"username": "demo", "password": "demo-pass", "base_url": "http://gw.test", "retry": FAST_RETRY}
+    settings: dict = {
+        "username": "demo",
+        "password": "demo-pass",
+        "base_url": "http://gw.test",
+        "retry": FAST_RETRY,
+    }
     settings.update(kwargs)
     return SmSendAsyncClient(transport=httpx.MockTransport(gateway), **settings)
 
@@ -68,7 +73,10 @@ def test_batch_status_posts_the_form_and_parses_the_report():
 
     report = run(go())
     assert report.request_id == "HTTP00000000111"
-    assert [(r.id, r.dest, r.status) for r in report.rows] == [(1, "+393331234567", 200), (2, "+393331230000", 300)]
+    assert [(r.id, r.dest, r.status) for r in report.rows] == [
+        (1, "+393331234567", 200),
+        (2, "+393331230000", 300),
+    ]
     request = gateway.requests[0]
     assert request.method == "POST"
     assert str(request.url) == "http://gw.test/sms/batch-status.php"
@@ -189,12 +197,18 @@ def test_garbage_answer_is_a_transport_error_and_empty_report_too():
 
 def test_malformed_report_is_a_report_error():
     with pytest.raises(SmSendReportError):
-        run(make(Gateway(text("id,dest,status,status_text\n1,+39333,abc,Sent\n"))).batch_status("HTTP1", "queue"))
+        run(
+            make(Gateway(text("id,dest,status,status_text\n1,+39333,abc,Sent\n"))).batch_status(
+                "HTTP1", "queue"
+            )
+        )
 
 
 def test_response_charset_is_honoured():
     body = "OK 1,5000".encode("iso-8859-1")
-    gateway = Gateway(httpx.Response(200, content=body, headers={"Content-Type": "text/plain; charset=iso-8859-1"}))
+    gateway = Gateway(
+        httpx.Response(200, content=body, headers={"Content-Type": "text/plain; charset=iso-8859-1"})
+    )
     assert run(make(gateway).credit()) == Decimal("1.5000")
 
 
