@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import pytest
+from airflow.sdk import DAG
 
 from airflow_provider_smsend.sandbox.testing import SandboxServer, run_sandbox
 
@@ -119,7 +120,7 @@ def build_context(
         "logical_date": logical_date,
         "run_id": run_id,
         "dag_run": SimpleNamespace(dag_id=dag_id, run_id=run_id, logical_date=logical_date, state="running"),
-        "dag": SimpleNamespace(dag_id=dag_id),
+        "dag": DAG(dag_id=dag_id, schedule=None),
         "params": {},
     }
     context.update(extra)
