@@ -51,6 +51,17 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": [f"{_PKG}.hooks.smsend"]}],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    f"{_PKG}.operators.mnc",
+                    f"{_PKG}.operators.mms",
+                    f"{_PKG}.operators.backoffice",
+                ],
+            }
+        ],
+        "notifications": [f"{_PKG}.notifications.smsend.SmSendNotifier"],
         "sensors": [
             {
                 "integration-name": INTEGRATION,
