@@ -95,7 +95,9 @@ def describe(context: Context | dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def _compose(info: dict[str, Any], *, run_id: str | None, log: bool, try_: bool, compact: bool = False) -> str:
+def _compose(
+    info: dict[str, Any], *, run_id: str | None, log: bool, try_: bool, compact: bool = False
+) -> str:
     task = info["task_id"]
     if compact:
         ids = f"{info['dag_id']}.{task}" if task else info["dag_id"]

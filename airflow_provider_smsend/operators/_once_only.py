@@ -154,7 +154,11 @@ class OnceOnly:
         """
         entry = self.previous(item)
         if entry is not None and entry.state == ACCEPTED:
-            log.info("The %s was already done by an earlier try (%s): not doing it again.", self.what, entry.request_id)
+            log.info(
+                "The %s was already done by an earlier try (%s): not doing it again.",
+                self.what,
+                entry.request_id,
+            )
             return Outcome(entry.request_id, entry.cost, resumed=True)
         if entry is not None and entry.state in (SENDING, UNKNOWN):
             if resolve is not None:

@@ -170,7 +170,11 @@ class SmSendCreateClientOperator(_LedgerOperator):
         _validated(validation.validate_text_field, self.name, name="name")
         username = _validated(validation.validate_text_field, self.username, name="username").strip()
         _validated(validation.validate_text_field, self.password, name="password")
-        tpl_id = None if self.tpl_id in (None, "") else _validated(validation.validate_positive_id, self.tpl_id, name="tpl_id")
+        tpl_id = (
+            None
+            if self.tpl_id in (None, "")
+            else _validated(validation.validate_positive_id, self.tpl_id, name="tpl_id")
+        )
         client = self.client
         item = f"client_add:{username}"
         ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
@@ -207,8 +211,17 @@ class SmSendCreateClientOperator(_LedgerOperator):
                     and isinstance(cause, SmSendError)
                     and cause.code == "username_exists"
                 ):
-                    ledger.record([LedgerEntry(once.job_key, item, UNKNOWN, error="username exists after an "
-                                               "ambiguous try", updated_at=previous.updated_at)])
+                    ledger.record(
+                        [
+                            LedgerEntry(
+                                once.job_key,
+                                item,
+                                UNKNOWN,
+                                error="username exists after an ambiguous try",
+                                updated_at=previous.updated_at,
+                            )
+                        ]
+                    )
                     raise AirflowFailException(
                         f"Client {username!r} already exists, and an earlier try of this task started creating it "
                         f"at {previous.updated_at} without learning the outcome: it was most likely created then, "
@@ -284,7 +297,9 @@ class SmSendAssignCreditOperator(_LedgerOperator):
         amount: Decimal | None = None
         if self.credit not in (None, ""):
             amount = _validated(validation.parse_credit_amount, self.credit)
-        shown = f"{validation.format_credit(amount)} EUR" if amount is not None else "the tariff's default credit"
+        shown = (
+            f"{validation.format_credit(amount)} EUR" if amount is not None else "the tariff's default credit"
+        )
         client = self.client
         item = f"credit_add:{u_id}:{bill_id}:{validation.format_credit(amount) if amount is not None else 'default'}"
 
@@ -299,7 +314,10 @@ class SmSendAssignCreditOperator(_LedgerOperator):
                 "Resolving an unknown credit-add outcome: userlog credits of client %s since %s.", u_id, since
             )
             entries = client.userlog_get(
-                "credits", u_id=u_id, date_from=since.astimezone(ROME).date(), date_to=max(today, since.astimezone(ROME).date())
+                "credits",
+                u_id=u_id,
+                date_from=since.astimezone(ROME).date(),
+                date_to=max(today, since.astimezone(ROME).date()),
             )
             matches = sorted(
                 (
@@ -445,7 +463,9 @@ class SmSendAddReceptionOperator(_LedgerOperator):
 
         ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
         try:
-            once = OnceOnly(ledger, job_key(context), what=f"creation of {num} share code(s) for client {u_id}")
+            once = OnceOnly(
+                ledger, job_key(context), what=f"creation of {num} share code(s) for client {u_id}"
+            )
             with gateway_errors():
                 outcome = once.run(
                     item,
@@ -505,9 +525,17 @@ class SmSendRevokeReceptionOperator(_BackOfficeOperator):
                 client.recv_del(u_id, dest, sharecode)
         except AirflowFailException as exc:
             cause = exc.__cause__
-            if self.missing_ok and isinstance(cause, SmSendNotFoundError) and cause.code == "sharecode_not_found":
-                self.log.info("Share code %s on %s is not assigned to client %s: nothing to revoke.",
-                              sharecode, mask_number(dest), u_id)
+            if (
+                self.missing_ok
+                and isinstance(cause, SmSendNotFoundError)
+                and cause.code == "sharecode_not_found"
+            ):
+                self.log.info(
+                    "Share code %s on %s is not assigned to client %s: nothing to revoke.",
+                    sharecode,
+                    mask_number(dest),
+                    u_id,
+                )
                 return
             raise
         self.log.info("Share code %s on %s revoked for client %s.", sharecode, mask_number(dest), u_id)
@@ -553,11 +581,15 @@ class SmSendCreditCheckOperator(_BackOfficeOperator):
         minimum: Decimal | None = None
         if self.min_credit not in (None, ""):
             if isinstance(self.min_credit, float):
-                raise AirflowFailException(f"min_credit {self.min_credit!r} must be a Decimal, int or string, not a float.")
+                raise AirflowFailException(
+                    f"min_credit {self.min_credit!r} must be a Decimal, int or string, not a float."
+                )
             try:
                 minimum = Decimal(str(self.min_credit).strip().replace(",", "."))
             except ArithmeticError as exc:
-                raise AirflowFailException(f"Invalid min_credit {self.min_credit!r}: use a form like '10.00'.") from exc
+                raise AirflowFailException(
+                    f"Invalid min_credit {self.min_credit!r}: use a form like '10.00'."
+                ) from exc
         client = self.client
         with gateway_errors():
             if self.u_id in (None, ""):

@@ -73,7 +73,15 @@ class SmSendMmsOperator(BaseOperator):
         )
     """
 
-    template_fields: Sequence[str] = ("subject", "text", "recipients", "image", "sound", "video", "smsend_conn_id")
+    template_fields: Sequence[str] = (
+        "subject",
+        "text",
+        "recipients",
+        "image",
+        "sound",
+        "video",
+        "smsend_conn_id",
+    )
     ui_color = "#e8f4fd"
 
     def __init__(

@@ -143,7 +143,9 @@ class SmSendMncOperator(BaseOperator):
                 index = names.index(wanted)
                 return [row[index].strip() for row in reader if len(row) > index and row[index].strip()]
         except OSError as exc:
-            raise AirflowFailException(f"Cannot read the CSV file {str(path)!r}: {exc.strerror or exc}.") from exc
+            raise AirflowFailException(
+                f"Cannot read the CSV file {str(path)!r}: {exc.strerror or exc}."
+            ) from exc
 
     def validate(self, raw: list[object], region: str) -> tuple[list[str], list[str], int]:
         """Return ``(valid unique numbers in order, masked invalid ones, duplicate count)``."""
@@ -152,7 +154,9 @@ class SmSendMncOperator(BaseOperator):
         duplicates = 0
         for number in raw:
             try:
-                normalized = normalize_number(number if isinstance(number, int) else str(number), region=region)
+                normalized = normalize_number(
+                    number if isinstance(number, int) else str(number), region=region
+                )
             except SmSendValidationError:
                 invalid.append(mask_number(str(number)))
                 continue
@@ -181,7 +185,9 @@ class SmSendMncOperator(BaseOperator):
         if not numbers:
             raise AirflowFailException("No valid phone number to check: nothing was sent.")
         chunks = [numbers[i : i + self.chunk_size] for i in range(0, len(numbers), self.chunk_size)]
-        self.log.info("MNC for %d number(s) in %d chunk(s) of up to %d.", len(numbers), len(chunks), self.chunk_size)
+        self.log.info(
+            "MNC for %d number(s) in %d chunk(s) of up to %d.", len(numbers), len(chunks), self.chunk_size
+        )
 
         request_ids: list[str] = []
         unknown: list[int] = []

@@ -11,7 +11,9 @@ from pathlib import Path
 
 _NAME = "smsend_operator_test_fixtures"
 if _NAME not in sys.modules:
-    _spec = importlib.util.spec_from_file_location(_NAME, Path(__file__).resolve().parents[1] / "operators" / "conftest.py")
+    _spec = importlib.util.spec_from_file_location(
+        _NAME, Path(__file__).resolve().parents[1] / "operators" / "conftest.py"
+    )
     assert _spec is not None and _spec.loader is not None
     sys.modules[_NAME] = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(sys.modules[_NAME])

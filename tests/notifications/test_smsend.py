@@ -33,7 +33,8 @@ def test_alias() -> None:
 
 
 def test_every_template_field_renders(make_context: Any, render: Any) -> None:
-    notifier = SmSendNotifier(**{name: f"{{{{ ds }}}}-{name}" for name in SmSendNotifier.template_fields})
+    kwargs: dict[str, Any] = {name: f"{{{{ ds }}}}-{name}" for name in SmSendNotifier.template_fields}
+    notifier = SmSendNotifier(**kwargs)
     render(notifier, make_context())
     for name in SmSendNotifier.template_fields:
         assert getattr(notifier, name) == f"2026-01-15-{name}"
@@ -77,8 +78,12 @@ def test_ids_longer_than_the_limit_are_never_cut(make_context: Any) -> None:
 def test_run_id_is_shortened_before_it_is_dropped(make_context: Any) -> None:
     assert shorten_run_id("scheduled__2026-01-15T08:30:00+00:00") == "sch 2026-01-15T08:30"
     dag_id = "d" * 85  # the full run id no longer fits, the shortened one does
-    text = default_text(make_context(dag_id=dag_id, task_id="load", run_id="scheduled__2026-01-15T08:30:00+00:00",
-                                     state="failed"), max_segments=1)
+    text = default_text(
+        make_context(
+            dag_id=dag_id, task_id="load", run_id="scheduled__2026-01-15T08:30:00+00:00", state="failed"
+        ),
+        max_segments=1,
+    )
     assert "Run: sch 2026-01-15T08:30" in text
 
 

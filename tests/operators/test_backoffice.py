@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -21,6 +21,9 @@ from airflow_provider_smsend.operators.backoffice import (
     SmSendSetClientStatusOperator,
 )
 
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+
 pytestmark = pytest.mark.usefixtures("smsend_conn_id", "ledger_conn_id")
 
 DEMO = 1001
@@ -37,7 +40,7 @@ def _credits(sandbox: Any) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- template fields
 
-TEMPLATED: list[tuple[type, dict[str, Any]]] = [
+TEMPLATED: list[tuple[type[BaseOperator], dict[str, Any]]] = [
     (SmSendCreateClientOperator, {"name": "n", "username": "u", "password": "p"}),
     (SmSendAssignCreditOperator, {"u_id": 1, "bill_id": 1}),
     (SmSendSetClientStatusOperator, {"u_id": 1, "active": True}),
@@ -48,7 +51,9 @@ TEMPLATED: list[tuple[type, dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize(("cls", "required"), TEMPLATED, ids=lambda v: getattr(v, "__name__", ""))
-def test_every_template_field_renders(cls: type, required: dict[str, Any], make_context: Any, render: Any) -> None:
+def test_every_template_field_renders(
+    cls: type[BaseOperator], required: dict[str, Any], make_context: Any, render: Any
+) -> None:
     kwargs = {name: f"{{{{ ds }}}}-{name}" for name in cls.template_fields}
     task = cls(task_id="t", **{**required, **kwargs})
     render(task, make_context())
@@ -71,7 +76,9 @@ def test_create_client_returns_id_plain_client(sandbox: Any, make_context: Any) 
 
 
 def test_create_client_retry_returns_stored_id(sandbox: Any, make_context: Any) -> None:
-    task = SmSendCreateClientOperator(task_id="create", name="ACME", username="acme2", password="acme-secret-2")
+    task = SmSendCreateClientOperator(
+        task_id="create", name="ACME", username="acme2", password="acme-secret-2"
+    )
     first = task.execute(make_context(task_id="create", try_number=1))
     second = task.execute(make_context(task_id="create", try_number=2))
     assert first == second
@@ -162,7 +169,9 @@ def test_assign_credit_http500_after_processing_then_retry(
     with pytest.raises(SmSendTransportError) as raised:
         task.execute(make_context(task_id="credit", try_number=1))
     assert raised.value.retryable
-    entry = ledger_for(ledger_conn_id).load(job_key(make_context(task_id="credit")))["credit_add:1001:1:2.0000"]
+    entry = ledger_for(ledger_conn_id).load(job_key(make_context(task_id="credit")))[
+        "credit_add:1001:1:2.0000"
+    ]
     assert entry.state == UNKNOWN
     sandbox.admin.set_faults(http500_rate=0.0)
     credit_id = task.execute(make_context(task_id="credit", try_number=2))
@@ -204,9 +213,15 @@ def test_assign_credit_ambiguous_ignores_other_amounts_and_resend_unknown(
 
 
 def test_set_client_status(sandbox: Any, make_context: Any) -> None:
-    assert SmSendSetClientStatusOperator(task_id="s", u_id=DEMO, active="deactivate").execute(make_context()) is False
+    assert (
+        SmSendSetClientStatusOperator(task_id="s", u_id=DEMO, active="deactivate").execute(make_context())
+        is False
+    )
     assert {a["u_id"]: a["active"] for a in sandbox.admin.accounts()}[DEMO] is False
-    assert SmSendSetClientStatusOperator(task_id="s", u_id=str(DEMO), active=True).execute(make_context()) is True
+    assert (
+        SmSendSetClientStatusOperator(task_id="s", u_id=str(DEMO), active=True).execute(make_context())
+        is True
+    )
 
 
 def test_set_client_status_unknown_client_fails(sandbox: Any, make_context: Any) -> None:
@@ -242,7 +257,9 @@ def test_revoke_reception(sandbox: Any, make_context: Any) -> None:
     (code,) = SmSendHook().client.recv_add(DEMO, DEST, 1)
     SmSendRevokeReceptionOperator(task_id="del", u_id=DEMO, dest=DEST, sharecode=code).execute(make_context())
     with pytest.raises(AirflowFailException, match="share code is not assigned"):
-        SmSendRevokeReceptionOperator(task_id="del", u_id=DEMO, dest=DEST, sharecode=code).execute(make_context())
+        SmSendRevokeReceptionOperator(task_id="del", u_id=DEMO, dest=DEST, sharecode=code).execute(
+            make_context()
+        )
     SmSendRevokeReceptionOperator(
         task_id="del", u_id=DEMO, dest=DEST, sharecode=code, missing_ok=True
     ).execute(make_context())
@@ -254,7 +271,9 @@ def test_revoke_reception(sandbox: Any, make_context: Any) -> None:
 
 def test_credit_check_account_and_client(sandbox: Any, make_context: Any) -> None:
     assert SmSendCreditCheckOperator(task_id="c").execute(make_context()) == "100.0000"
-    assert SmSendCreditCheckOperator(task_id="c", u_id=1002, min_credit="5").execute(make_context()) == "5.0000"
+    assert (
+        SmSendCreditCheckOperator(task_id="c", u_id=1002, min_credit="5").execute(make_context()) == "5.0000"
+    )
 
 
 def test_credit_check_below_minimum_fail_or_skip(sandbox: Any, make_context: Any) -> None:

@@ -21,14 +21,16 @@ RCPT = "+393331234567"
 SEND_MMS = "/sms-gw/index.php"
 
 
+def templated(names: Any) -> dict[str, Any]:
+    return {name: f"{{{{ ds }}}}-{name}" for name in names}
+
+
 def mms_calls(sandbox: Any) -> int:
     return sandbox.admin.stats()["requests"].get(SEND_MMS, 0)
 
 
 def test_every_template_field_renders(make_context: Any, render: Any) -> None:
-    task = SmSendMmsOperator(
-        task_id="mms", **{name: f"{{{{ ds }}}}-{name}" for name in SmSendMmsOperator.template_fields}
-    )
+    task = SmSendMmsOperator(task_id="mms", **templated(SmSendMmsOperator.template_fields))
     render(task, make_context())
     for name in SmSendMmsOperator.template_fields:
         assert getattr(task, name) == f"2026-01-15-{name}"
@@ -68,15 +70,25 @@ def test_wrong_attachment_type_fails_before_any_request(sandbox: Any, make_conte
 
 
 def test_md5_ticket_auth_end_to_end(sandbox: Any, make_context: Any, add_smsend_connection: Any) -> None:
-    conn_id = add_smsend_connection("smsend_md5", mms_id="C00000_002", mms_password="mms-md5-pass", mms_auth="md5")
-    task = SmSendMmsOperator(task_id="mms", subject="Ticket", text="MD5 auth", recipients=RCPT, smsend_conn_id=conn_id)
+    conn_id = add_smsend_connection(
+        "smsend_md5", mms_id="C00000_002", mms_password="mms-md5-pass", mms_auth="md5"
+    )
+    task = SmSendMmsOperator(
+        task_id="mms", subject="Ticket", text="MD5 auth", recipients=RCPT, smsend_conn_id=conn_id
+    )
     assert task.execute(make_context(task_id="mms")) == "0.3700"
     assert len(sandbox.admin.messages(kind="mms")) == 1
 
 
-def test_md5_wrong_password_fails_without_retry(sandbox: Any, make_context: Any, add_smsend_connection: Any) -> None:
-    conn_id = add_smsend_connection("smsend_md5bad", mms_id="C00000_002", mms_password="nope-nope", mms_auth="md5")
-    task = SmSendMmsOperator(task_id="mms", subject="Ticket", text="MD5 auth", recipients=RCPT, smsend_conn_id=conn_id)
+def test_md5_wrong_password_fails_without_retry(
+    sandbox: Any, make_context: Any, add_smsend_connection: Any
+) -> None:
+    conn_id = add_smsend_connection(
+        "smsend_md5bad", mms_id="C00000_002", mms_password="nope-nope", mms_auth="md5"
+    )
+    task = SmSendMmsOperator(
+        task_id="mms", subject="Ticket", text="MD5 auth", recipients=RCPT, smsend_conn_id=conn_id
+    )
     with pytest.raises(AirflowFailException, match="SmSendAuthError"):
         task.execute(make_context(task_id="mms"))
     assert sandbox.admin.messages(kind="mms") == []
@@ -85,7 +97,9 @@ def test_md5_wrong_password_fails_without_retry(sandbox: Any, make_context: Any,
 def test_no_credit_fails_and_carrier_problem_is_retryable(sandbox: Any, make_context: Any) -> None:
     sandbox.admin.set_credit(1001, "0.1")
     with pytest.raises(AirflowFailException, match="No credit left"):
-        SmSendMmsOperator(task_id="mms", subject="S", text="T", recipients=RCPT).execute(make_context(task_id="a"))
+        SmSendMmsOperator(task_id="mms", subject="S", text="T", recipients=RCPT).execute(
+            make_context(task_id="a")
+        )
     sandbox.admin.set_credit(1001, "10")
     with pytest.raises(SmSendTemporaryError):  # KO 109: Airflow's retries apply
         SmSendMmsOperator(task_id="mms", subject="S", text="T", recipients="+393330000003").execute(
@@ -118,7 +132,9 @@ def test_left_sending_then_resend_unknown(sandbox: Any, make_context: Any, ledge
     message = build_mms_message("Killed", "worker died", [RCPT])
     ledger_for(ledger_conn_id).mark_sending(job_key(context), [ledger_item(message)])
     with pytest.raises(AirflowFailException, match="outcome is unknown"):
-        SmSendMmsOperator(task_id="mms", subject="Killed", text="worker died", recipients=RCPT).execute(context)
+        SmSendMmsOperator(task_id="mms", subject="Killed", text="worker died", recipients=RCPT).execute(
+            context
+        )
     assert mms_calls(sandbox) == 0
     task = SmSendMmsOperator(
         task_id="mms", subject="Killed", text="worker died", recipients=RCPT, resend_unknown=True

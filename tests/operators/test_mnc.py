@@ -35,9 +35,9 @@ def test_every_template_field_renders(make_context: Any, render: Any) -> None:
 
 def test_small_list_one_request(sandbox: Any, make_context: Any) -> None:
     context = make_context(task_id="mnc")
-    result = SmSendMncOperator(task_id="mnc", numbers=["+393331234567", "3331234568", "+39 333 123 4569"]).execute(
-        context
-    )
+    result = SmSendMncOperator(
+        task_id="mnc", numbers=["+393331234567", "3331234568", "+39 333 123 4569"]
+    ).execute(context)
     assert len(result["request_ids"]) == 1
     assert result["numbers"] == 3 and result["chunks"] == 1 and result["invalid"] == 0
     checked = sandbox.admin.messages(kind="mnc")
@@ -59,7 +59,9 @@ def test_chunking_1200_numbers_three_requests(sandbox: Any, make_context: Any) -
 
 def test_csv_column_and_skipped_invalid(sandbox: Any, make_context: Any, tmp_path: Path) -> None:
     path = tmp_path / "customers.csv"
-    path.write_text("name,Mobile\nann,+393331111111\nbob,not-a-number\ncid,+393331111111\ndan,3331111112\neve,\n")
+    path.write_text(
+        "name,Mobile\nann,+393331111111\nbob,not-a-number\ncid,+393331111111\ndan,3331111112\neve,\n"
+    )
     task = SmSendMncOperator(task_id="mnc", csv_path=str(path), csv_column="mobile", on_invalid="skip")
     result = task.execute(make_context(task_id="mnc"))
     assert (result["numbers"], result["invalid"], result["duplicates"]) == (2, 1, 1)
@@ -117,9 +119,9 @@ def test_chunk_left_sending_is_reported_not_resent(
     assert result["unknown_chunks"] == [1]
     assert len(result["request_ids"]) == 2
     assert mnc_calls(sandbox) == 2
-    resent = SmSendMncOperator(task_id="mnc", numbers=all_numbers, chunk_size=10, resend_unknown=True).execute(
-        make_context(task_id="mnc", try_number=3)
-    )
+    resent = SmSendMncOperator(
+        task_id="mnc", numbers=all_numbers, chunk_size=10, resend_unknown=True
+    ).execute(make_context(task_id="mnc", try_number=3))
     assert len(resent["request_ids"]) == 3 and resent["resumed_chunks"] == 2 and resent["sent_chunks"] == 1
     assert mnc_calls(sandbox) == 3
 
