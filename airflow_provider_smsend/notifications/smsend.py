@@ -225,6 +225,26 @@ class SmSendNotifier(BaseNotifier):
         self.quality = quality
         self.max_segments = max_segments
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render each template field on its own; a broken ``text`` template falls back to the default text.
+
+        The notifier must not break the callback path: a rendering error is logged at ERROR.
+        """
+        env = jinja_env or self.get_template_env(dag=context.get("dag"))
+        for name in self.template_fields:
+            try:
+                self._do_render_template_fields(self, [name], context, env, set())
+            except Exception as exc:
+                log.error(
+                    "smSend notification: the %s template failed to render (%s: %s)%s.",
+                    name,
+                    type(exc).__name__,
+                    exc,
+                    "; using the default text" if name == "text" else "",
+                )
+                if name == "text":
+                    self.text = None
+
     def build_text(self, context: Context | dict[str, Any]) -> str:
         """The text that will be sent for ``context``."""
         if self.text:

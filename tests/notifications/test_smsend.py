@@ -166,3 +166,14 @@ def test_async_notify_failure_is_logged_not_raised(
 def test_max_segments_is_checked() -> None:
     with pytest.raises(ValueError, match="max_segments"):
         SmSendNotifier(recipients=RCPT, max_segments=0)
+
+
+def test_broken_text_template_falls_back_to_default_text(
+    sandbox: Any, smsend_conn_id: str, make_context: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    context = make_context(dag_id="etl", task_id="load", state="failed")
+    notifier = SmSendNotifier(recipients=RCPT, sender="ETL", text="{{ ti.task_id | no_such_filter }}")
+    with caplog.at_level(logging.ERROR):
+        notifier(context)
+    assert any("failed to render" in r.getMessage() for r in caplog.records)
+    assert sms_texts(sandbox) == [(RCPT, default_text(context))]
