@@ -205,6 +205,38 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _last_value_cache(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    last: list[Any] = [object(), None]
+
+    def cached(value: Any) -> Any:
+        if value is not last[0]:
+            last[0], last[1] = value, convert(value)
+        return last[1]
+
+    return cached
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    text = (
+        value if isinstance(value, str) else (value.isoformat() if isinstance(value, dt.date) else str(value))
+    )
+    return (
+        text.translate(_COPY_ESCAPES)
+        if ("\\" in text or "\t" in text or "\n" in text or "\r" in text)
+        else text
+    )
+
+
+def copy_text_lines(records: Iterable[tuple[Any, ...]]) -> str:
+    """Records (already adapted) as PostgreSQL ``COPY`` text format: tabs, ``\\N`` for NULL, escapes."""
+    return "".join("\t".join([_copy_text(v) for v in record]) + "\n" for record in records)
+
+
 @dataclass(frozen=True)
 class Dialect:
     """How one database family spells types, identifiers and upserts.
@@ -264,6 +296,23 @@ class Dialect:
                 result.append(_identity)
         return result
 
+    def row_adapter(self, spec: TableSpec) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+        """A function adapting a whole record; identity columns are skipped, and a converter is not
+        re-run for the same object as the previous row (``loaded_at`` is one object per load)."""
+        converters = [
+            (i, _last_value_cache(f)) for i, f in enumerate(self.adapters(spec)) if f is not _identity
+        ]
+        if not converters:
+            return _identity
+
+        def adapt(record: tuple[Any, ...]) -> tuple[Any, ...]:
+            values = list(record)
+            for index, convert in converters:
+                values[index] = convert(values[index])
+            return tuple(values)
+
+        return adapt
+
     def create_table_sql(self, table: str, spec: TableSpec) -> str:
         """``CREATE TABLE IF NOT EXISTS`` with this dialect's types (never drops anything)."""
         cols = ",\n  ".join(
@@ -310,10 +359,10 @@ class Dialect:
             return f"{insert} ON CONFLICT ({keys}) DO UPDATE SET {sets}"
         raise ValueError(f"load_mode 'upsert' is not supported for the {self.name!r} dialect; use 'replace'.")
 
-    def copy_sql(self, table: str, spec: TableSpec, *, csv: bool = False) -> str:
-        """PostgreSQL ``COPY ... FROM STDIN`` for every column."""
+    def copy_sql(self, table: str, spec: TableSpec) -> str:
+        """PostgreSQL ``COPY ... FROM STDIN`` (text format) of every column."""
         cols = ", ".join(self.quote(c) for c in spec.column_names)
-        return f"COPY {self.quote(table)} ({cols}) FROM STDIN" + (" WITH (FORMAT csv)" if csv else "")
+        return f"COPY {self.quote(table)} ({cols}) FROM STDIN"
 
 
 #: The dialect names a connection type maps to.

@@ -160,7 +160,7 @@ def test_psycopg2_copy_expert_path(postgres_target: SqlTarget) -> None:
     try:
         loader = TableLoader(conn, dialect_for("postgres"), table, BATCH_STATUS_TABLE, chunk_size=7)
         loader.ensure_table()
-        text = notify_report(20).replace(",Waiting", ',"Waiting, ""quoted""\u00e8"').splitlines()
+        text = notify_report(20).replace(",Waiting", ',"Wait\\N\ting, ""quoted""\u00e8"').splitlines()
         records = batch_status_records(
             iter_batch_status(text, "notify"),
             request_id="R",
@@ -183,7 +183,7 @@ def test_psycopg2_copy_expert_path(postgres_target: SqlTarget) -> None:
 
     assert result.method == "copy" and result.rows == 20
     rows = postgres_target.rows(table, "status_text, netcode, loaded_at")
-    assert rows[0] == ('Waiting, "quoted"\u00e8', None, NOW)
+    assert rows[0] == ('Wait\\N\ting, "quoted"\u00e8', None, NOW)
     assert postgres_target.rows(money.table, "credit", order="u_id") == [
         (Decimal("0.0001"),),
         (Decimal("123456.7891"),),
