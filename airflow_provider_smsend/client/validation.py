@@ -197,10 +197,13 @@ def format_date(value: object, *, name: str) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip()[:10]).isoformat()
-        except ValueError:
-            pass
+        # The whole string must be a date or a datetime: "2024-03-011" is a typo, not March 1st.
+        for parse in (dt.date.fromisoformat, dt.datetime.fromisoformat):
+            try:
+                parsed = parse(value.strip())
+            except ValueError:
+                continue
+            return (parsed.date() if isinstance(parsed, dt.datetime) else parsed).isoformat()
     raise SmSendValidationError(f"Invalid {name} date {value!r}: use a date or 'YYYY-MM-DD'.")
 
 
