@@ -112,6 +112,8 @@ REFUSED = {
     "userlog-type": (lambda c: c.userlog_get("credit"), "Invalid userlog type"),
     "userlog-bad-date": (lambda c: c.userlog_get("credits", date_from="2024-13-01"), "Invalid from date"),
     "userlog-int-date": (lambda c: c.userlog_get("credits", date_to=20240101), "Invalid to date"),
+    "userlog-date-typo": (lambda c: c.userlog_get("credits", date_from="2024-03-011"), "Invalid from date"),
+    "userlog-date-trailing-junk": (lambda c: c.userlog_get("credits", date_to="2024-03-01 yesterday"), "Invalid to date"),
     "userlog-uid": (lambda c: c.userlog_get("credits", u_id=0), "u_id"),
     "stream-userlog-type": (lambda c: c.stream_userlog("nope").__enter__(), "Invalid userlog type"),
     "recv-add-num-0": (lambda c: c.recv_add(1, "+393331234567", 0), "num must be"),
@@ -271,6 +273,8 @@ def test_parse_credit_amount_returns_exact_decimal():
         (dt.datetime(2024, 3, 1, 23, 59), "2024-03-01"),
         ("2024-03-01", "2024-03-01"),
         (" 2024-03-01 ", "2024-03-01"),
+        ("2024-03-01T10:15:00", "2024-03-01"),
+        ("2024-03-01 10:15:00+01:00", "2024-03-01"),
     ],
 )
 def test_userlog_dates(gateway, value, wire):
