@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
 
@@ -114,8 +115,13 @@ class SmSendHook(BaseHook):
         if scheme not in ("http", "https"):
             raise SmSendValidationError(f"Connection extra 'scheme' must be http or https, got {scheme!r}.")
         host = host_value if host_value is not None else (conn.host or DEFAULT_BASE_URL)
-        if "://" not in host and conn.port and host_value is None:
-            host = f"{host}:{conn.port}"
+        if conn.port and host_value is None and conn.host:
+            if "://" not in host:
+                host = f"{host}:{conn.port}"
+            else:  # a full URL in host: add the port field unless the URL names one
+                parts = urlsplit(host)
+                if parts.port is None and parts.hostname:
+                    host = urlunsplit(parts._replace(netloc=f"{parts.netloc}:{conn.port}"))
         return normalize_base_url(host, default_scheme=scheme)
 
     def _timeout(self) -> tuple[float, float]:
