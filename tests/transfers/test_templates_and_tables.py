@@ -222,3 +222,23 @@ def test_a_missing_service_skips_or_fails_when_required(monkeypatch: pytest.Monk
     monkeypatch.setenv("SMSEND_REQUIRE_SERVICES", "1")
     with pytest.raises(pytest.fail.Exception, match="SMSEND_REQUIRE_SERVICES=1 makes this a failure"):
         require_service("Fake DB", probe)
+
+
+def test_records_are_pulled_lazily_chunk_by_chunk(tmp_path: Any) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "lazy.db")
+    loader = TableLoader(conn, dialect_for("sqlite"), "lazy", CREDIT_SNAPSHOT_TABLE, chunk_size=10)
+    loader.ensure_table()
+    seen_in_transaction: list[int] = []
+
+    def balances() -> Any:
+        for u_id in range(1, 36):
+            if u_id in (11, 21, 31):  # the previous chunks are written (open transaction) before pulling more
+                seen_in_transaction.append(conn.execute("SELECT COUNT(*) FROM lazy").fetchone()[0])
+            yield u_id, Decimal("1.0000")
+
+    records = credit_records(balances(), snapshot_date=dt.date(2024, 7, 16), loaded_at=NOW, dag_run_id=None)
+    result = loader.load(records, mode="append")
+
+    assert seen_in_transaction == [10, 20, 30] and result.rows == 35
