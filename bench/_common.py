@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -47,6 +48,26 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
         process.wait(timeout)
 
 
+def start_server(argv: list[str], *, timeout: float = 60.0) -> tuple[subprocess.Popen[str], str]:
+    """Start ``python argv`` and wait for the line announcing its ``http://`` URL."""
+    process = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, env=child_env(), cwd=ROOT)
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = ""
+    while (remaining := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([process.stdout], [], [], remaining)
+        if not ready:
+            break
+        line = process.stdout.readline()
+        if "http://" in line or not line:
+            break
+    if "http://" not in line:
+        stop_process(process)
+        raise RuntimeError(f"{' '.join(argv)} did not start: {line!r}")
+    return process, line.strip().rsplit(" ", 1)[-1]
+
+
 class Sandbox:
     """A sandbox gateway running in its own process (its CPU never competes with our GIL).
 
@@ -62,22 +83,10 @@ class Sandbox:
         """Start the process and wait for its announcement line."""
         from airflow_provider_smsend.sandbox.testing import AdminClient
 
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "airflow_provider_smsend.sandbox", "--host", "127.0.0.1", "--port", "0",
-             *self.options],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=child_env(),
+        self.process, self.url = start_server(
+            ["-m", "airflow_provider_smsend.sandbox", "--host", "127.0.0.1", "--port", "0", *self.options],
+            timeout=timeout,
         )
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        line = ""
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if "http://" in line or not line:
-                break
-        if "http://" not in line:
-            stop_process(self.process)
-            raise RuntimeError(f"the sandbox did not start: {line!r}")
-        self.url = line.strip().rsplit(" ", 1)[-1]
         self.admin = AdminClient(self.url, timeout=60)
         # Plenty of credit: thousands of messages are sent.
         self.admin.set_credit(DEMO_UID, "1000000")

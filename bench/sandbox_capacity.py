@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_smsend.sandbox.loadcheck import measure
-
 from bench._common import row, sandbox, say
 
 NAME = "sandbox_capacity"

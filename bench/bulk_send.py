@@ -1,0 +1,148 @@
+"""Bulk send: BulkSender (SQLite ledger, keep-alive pool) against a 50 ms sandbox, vs the naive loop.
+
+Three measures against one sandbox process with ``--latency-ms 50``:
+
+* the provider path: :class:`~airflow_provider_smsend.client.bulk.BulkSender` over
+  :class:`~airflow_provider_smsend.client.http.SmSendClient` with a
+  :class:`~airflow_provider_smsend.client.ledger.DbApiLedger` on a SQLite file in a temp dir, at
+  ``CONCURRENCY``, rate limit off; compared with the limit ``CONCURRENCY / latency``;
+* the naive path: a loop of ``requests.post`` (a new connection per request) on a subset;
+* the rate limit: ``RATE`` msg/s over ``RATE_MESSAGES`` messages, measured rate vs the setting.
+
+A MemoryLedger run at the same concurrency is reported as a diagnostic (the ledger's share).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender
+from airflow_provider_smsend.client.http import SmSendClient
+from airflow_provider_smsend.client.ledger import DbApiLedger, MemoryLedger
+from bench._common import DEMO_PASS, DEMO_USER, numbers, row, sandbox, say
+
+NAME = "bulk_send"
+LATENCY_MS = 50.0
+MESSAGES = 2_000
+CONCURRENCY = 32
+NAIVE_MESSAGES = 150
+RATE = 100.0
+RATE_MESSAGES = 1_000
+TARGET_OF_LIMIT = 0.80
+TARGET_VS_NAIVE = 20.0
+RATE_TOLERANCE = 0.05
+
+
+def _client(url: str) -> SmSendClient:
+    return SmSendClient(username=DEMO_USER, password=DEMO_PASS, base_url=url, default_sender="BENCH")
+
+
+def _messages(prefix: str, count: int) -> list[BulkMessage]:
+    return [BulkMessage(n, "Benchmark message, hello") for n in numbers(count, prefix=prefix)]
+
+
+def _bulk(url: str, messages: list[BulkMessage], *, ledger: Any, job_key: str, rate: float | None = None
+          ) -> tuple[float, dict[str, int]]:
+    """Send ``messages`` with BulkSender; wall seconds of run() (planning included) and totals."""
+    with _client(url) as client:
+        sender = BulkSender(client, ledger=ledger, job_key=job_key, concurrency=CONCURRENCY, rate_limit=rate)
+        started = time.perf_counter()
+        result = sender.run(messages)
+        seconds = time.perf_counter() - started
+    return seconds, result.totals
+
+
+def _naive(url: str, count: int) -> tuple[float, int]:
+    """What a user writes first: one ``requests.post`` per message, a new connection each time."""
+    ok = 0
+    started = time.perf_counter()
+    for number in numbers(count, prefix="+39347"):
+        answer = requests.post(
+            f"{url}/sms/send.php",
+            data={"user": DEMO_USER, "pass": DEMO_PASS, "rcpt": number, "data": "Benchmark message, hello",
+                  "sender": "BENCH", "qty": "h", "return_id": "1"},
+            timeout=30,
+        )
+        ok += answer.text.startswith("OK")
+    return time.perf_counter() - started, ok
+
+
+def run() -> dict[str, Any]:
+    """Run the three measures and return the result rows."""
+    limit = CONCURRENCY / (LATENCY_MS / 1000)
+    figures: dict[str, Any] = {"concurrency": CONCURRENCY, "latency_ms": LATENCY_MS, "limit_rate": limit}
+    with tempfile.TemporaryDirectory(prefix="smsend-bench-ledger-") as tmp, \
+            sandbox("--delivery-delay", "0", "--latency-ms", str(LATENCY_MS)) as box:
+        db = Path(tmp) / "ledger.db"
+
+        def sqlite_ledger() -> DbApiLedger:
+            return DbApiLedger(lambda: sqlite3.connect(db), dialect="sqlite", placeholder="?")
+
+        # Warm up (imports, phonenumbers metadata, the ledger table, connections).
+        _bulk(box.url, _messages("+39320", 64), ledger=sqlite_ledger(), job_key="warmup")
+
+        box.admin.reset_stats()
+        ledger = sqlite_ledger()
+        seconds, totals = _bulk(box.url, _messages("+39333", MESSAGES), ledger=ledger, job_key="bulk-sqlite")
+        ledger.close()
+        received = box.requests("/sms/send.php")
+        bulk_rate = totals["accepted"] / seconds
+        figures["bulk"] = {"seconds": seconds, "totals": totals, "rate": bulk_rate, "sandbox_requests": received}
+        say(f"  BulkSender + SQLite ledger, concurrency {CONCURRENCY}: {totals['accepted']}/{MESSAGES} accepted "
+            f"in {seconds:.2f} s = {bulk_rate:,.0f} msg/s; limit {CONCURRENCY}/{LATENCY_MS / 1000:g} s = "
+            f"{limit:,.0f} msg/s -> {bulk_rate / limit:.0%} of the limit; sandbox got {received} sends")
+
+        seconds_mem, totals_mem = _bulk(box.url, _messages("+39334", MESSAGES), ledger=MemoryLedger(),
+                                        job_key="bulk-memory")
+        mem_rate = totals_mem["accepted"] / seconds_mem
+        figures["bulk_memory_ledger"] = {"seconds": seconds_mem, "totals": totals_mem, "rate": mem_rate}
+        say(f"  BulkSender + MemoryLedger (diagnostic): {mem_rate:,.0f} msg/s = {mem_rate / limit:.0%} of the limit")
+
+        naive_seconds, naive_ok = _naive(box.url, NAIVE_MESSAGES)
+        naive_rate = naive_ok / naive_seconds
+        figures["naive"] = {"messages": NAIVE_MESSAGES, "ok": naive_ok, "seconds": naive_seconds, "rate": naive_rate}
+        say(f"  naive requests.post loop: {naive_ok}/{NAIVE_MESSAGES} in {naive_seconds:.2f} s = "
+            f"{naive_rate:,.1f} msg/s -> BulkSender is {bulk_rate / naive_rate:.1f}x")
+
+        ledger = sqlite_ledger()
+        rate_seconds, rate_totals = _bulk(box.url, _messages("+39335", RATE_MESSAGES), ledger=ledger,
+                                          job_key="bulk-rate", rate=RATE)
+        ledger.close()
+        measured_rate = rate_totals["accepted"] / rate_seconds
+        deviation = measured_rate / RATE - 1
+        figures["rate_limited"] = {"seconds": rate_seconds, "totals": rate_totals, "rate": measured_rate}
+        say(f"  rate limit {RATE:g} msg/s: {rate_totals['accepted']}/{RATE_MESSAGES} in {rate_seconds:.2f} s = "
+            f"{measured_rate:.1f} msg/s ({deviation:+.1%} vs the setting)")
+
+    complete = totals["accepted"] == MESSAGES and received == MESSAGES
+    rows = [
+        row("1. Bulk send", f"BulkSender+SQLite ledger, {MESSAGES:,} msgs, c={CONCURRENCY}, 50 ms latency",
+            target=f">= {TARGET_OF_LIMIT:.0%} of limit ({limit:,.0f} msg/s)",
+            measured=f"{bulk_rate:,.0f} msg/s ({totals['accepted']:,} ok, {received:,} at sandbox)",
+            reference=f"{bulk_rate / limit:.0%} of {CONCURRENCY}/{LATENCY_MS / 1000:g} s",
+            passed=complete and bulk_rate >= TARGET_OF_LIMIT * limit),
+        row("1. Bulk send", f"vs naive requests.post loop ({NAIVE_MESSAGES} msgs, new connection each)",
+            target=f">= {TARGET_VS_NAIVE:g}x naive",
+            measured=f"{bulk_rate:,.0f} vs {naive_rate:,.1f} msg/s",
+            reference=f"{bulk_rate / naive_rate:.1f}x",
+            passed=bulk_rate >= TARGET_VS_NAIVE * naive_rate),
+        row("1. Bulk send", f"rate limit {RATE:g} msg/s, {RATE_MESSAGES:,} msgs",
+            target=f"within {RATE_TOLERANCE:.0%} of {RATE:g} msg/s",
+            measured=f"{measured_rate:.1f} msg/s ({rate_totals['accepted']:,} ok)",
+            reference=f"{deviation:+.1%}",
+            passed=abs(deviation) <= RATE_TOLERANCE and rate_totals["accepted"] == RATE_MESSAGES),
+        row("1. Bulk send", f"BulkSender+MemoryLedger, {MESSAGES:,} msgs, c={CONCURRENCY} (diagnostic)",
+            target="(info)", measured=f"{mem_rate:,.0f} msg/s", reference=f"{mem_rate / limit:.0%} of limit"),
+    ]
+    return {"name": NAME, "rows": rows, "figures": figures, "notes": [
+        f"Rates are accepted messages / wall time of `BulkSender.run()` (planning, ledger and pool included); "
+        f"limit = concurrency / injected latency = {CONCURRENCY} / {LATENCY_MS / 1000:g} s. The sandbox runs in "
+        "its own process with `--latency-ms 50 --delivery-delay 0`; the ledger is a `DbApiLedger` on a SQLite "
+        "file in a temp dir (WAL).",
+    ]}
