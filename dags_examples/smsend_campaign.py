@@ -43,7 +43,7 @@ with DAG(
     dag_id="smsend_campaign",
     description="CSV -> MNC -> bulk SMS -> delivery -> warehouse",
     schedule=None,
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     tags=["smsend", "example"],
     params={
