@@ -50,11 +50,17 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [{"integration-name": INTEGRATION, "python-modules": [f"{_PKG}.hooks.smsend"]}],
+        "hooks": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [f"{_PKG}.hooks.smsend", f"{_PKG}.hooks.smsend_async"],
+            }
+        ],
         "operators": [
             {
                 "integration-name": INTEGRATION,
                 "python-modules": [
+                    f"{_PKG}.operators.sms",
                     f"{_PKG}.operators.mnc",
                     f"{_PKG}.operators.mms",
                     f"{_PKG}.operators.backoffice",

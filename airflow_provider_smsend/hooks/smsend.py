@@ -12,7 +12,7 @@ from airflow.sdk import BaseHook
 from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
 from airflow_provider_smsend.client.http import DEFAULT_BASE_URL, SmSendClient, normalize_base_url
 from airflow_provider_smsend.client.numbers import DEFAULT_REGION
-from airflow_provider_smsend.client.retry import RetryPolicy
+from airflow_provider_smsend.client.retry import NO_RETRY, RetryPolicy
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -172,6 +172,7 @@ class SmSendHook(BaseHook):
             operation_timeout=self._timeout()[1],
             wsdl_receive=extras.get("wsdl_receive") or None,
             wsdl_mms=extras.get("wsdl_mms") or None,
+            region=extras.get("default_region") or DEFAULT_REGION,
         )
 
     def get_conn(self) -> SmSendClient:
@@ -179,9 +180,17 @@ class SmSendHook(BaseHook):
         return self.client
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the credentials with the credit check only: no message is sent, nothing is charged."""
+        """Check the credentials with the credit check only: no message is sent, nothing is charged.
+
+        One attempt, no retries: the UI's button answers within the connection's timeouts.
+        """
         try:
-            credit = self.client.credit("credit")
+            client = self.client
+            policy, client.retry = client.retry, NO_RETRY
+            try:
+                credit = client.credit("credit")
+            finally:
+                client.retry = policy
         except SmSendError as exc:
             return False, str(exc)
         except Exception as exc:  # the UI needs an answer, never a traceback

@@ -201,6 +201,16 @@ def test_test_connection_failure_never_raises(requests_mock, hook, answer, fragm
         assert secret not in caplog.text
 
 
+def test_test_connection_makes_one_attempt_and_keeps_the_policy(requests_mock, hook):
+    requests_mock.post("https://gw.test/sms/credit.php", status_code=503, text="busy")
+    policy = RetryPolicy(attempts=4, initial_wait=0)
+    hook.client.retry = policy
+    ok, _ = hook.test_connection()
+    assert ok is False
+    assert requests_mock.call_count == 1
+    assert hook.client.retry is policy
+
+
 def test_test_connection_with_broken_configuration_never_raises(monkeypatch, requests_mock):
     set_json(monkeypatch, host="gw.test", login="user", password=PASSWORD, extra={"timeout": "soon"})
     ok, message = SmSendHook().test_connection()
