@@ -57,7 +57,7 @@ def _child(modules: list[str]) -> dict[str, Any]:
     pulled_by: dict[str, str] = {}
     per_module: dict[str, float] = {}
     errors: dict[str, str] = {}
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()
     for name in modules:
         before = time.perf_counter()
         try:
@@ -69,7 +69,8 @@ def _child(modules: list[str]) -> dict[str, Any]:
             if heavy in sys.modules and heavy not in already and heavy not in pulled_by:
                 pulled_by[heavy] = name
     extra_ms = (time.perf_counter() - started) * 1000
-    return {"sdk_ms": sdk_ms, "extra_ms": extra_ms, "per_module_ms": per_module, "pulled_by": pulled_by,
+    cpu_ms = (time.process_time() - cpu) * 1000
+    return {"sdk_ms": sdk_ms, "extra_ms": extra_ms, "extra_cpu_ms": cpu_ms, "per_module_ms": per_module, "pulled_by": pulled_by,
             "heavy_before": sorted(already), "errors": errors}
 
 
@@ -83,11 +84,12 @@ def run() -> dict[str, Any]:
     extra = [r["extra_ms"] for r in results]
     sdk = [r["sdk_ms"] for r in results]
     median, sdk_median = statistics.median(extra), statistics.median(sdk)
+    cpu_median = statistics.median(r["extra_cpu_ms"] for r in results)
     last = results[-1]
     heavy = {name: last["pulled_by"].get(name) for name in HEAVY}
     slowest = sorted(last["per_module_ms"].items(), key=lambda kv: -kv[1])[:3]
     say(f"  provider imports over airflow.sdk: median {median:.0f} ms of {RUNS} runs (min {min(extra):.0f}, "
-        f"max {max(extra):.0f}); airflow.sdk itself {sdk_median:.0f} ms; first (untimed) run {warm['extra_ms']:.0f} ms; "
+        f"max {max(extra):.0f}); process CPU median {cpu_median:.0f} ms; airflow.sdk itself {sdk_median:.0f} ms; first (untimed) run {warm['extra_ms']:.0f} ms; "
         f"{median / TARGET_MS:.2f}x the {TARGET_MS:.0f} ms budget")
     say("  heavy libraries imported: " + ", ".join(
         f"{k}: {'yes, by ' + v.removeprefix(PREFIX + '.') if v else 'no'}" for k, v in heavy.items()))
@@ -98,7 +100,7 @@ def run() -> dict[str, Any]:
     rows = [
         row("3. DAG parse cost", f"extra import time of {len(modules)} provider modules over `import airflow.sdk`",
             target=f"< {TARGET_MS:.0f} ms (median of {RUNS})",
-            measured=f"{median:.0f} ms (min {min(extra):.0f}, max {max(extra):.0f})",
+            measured=f"{median:.0f} ms wall (min {min(extra):.0f}, max {max(extra):.0f}); CPU {cpu_median:.0f} ms",
             reference=f"airflow.sdk alone {sdk_median:.0f} ms; {median / TARGET_MS:.2f}x budget",
             passed=median < TARGET_MS and not last["errors"]),
         row("3. DAG parse cost", "zeep / pandas / phonenumbers imported at parse",
@@ -108,13 +110,14 @@ def run() -> dict[str, Any]:
             passed=lazy),
     ]
     return {"name": NAME, "rows": rows, "figures": {
-        "modules": modules, "extra_ms": extra, "sdk_ms": sdk, "cold_extra_ms": warm["extra_ms"],
+        "modules": modules, "extra_ms": extra, "extra_cpu_ms": [r["extra_cpu_ms"] for r in results], "sdk_ms": sdk, "cold_extra_ms": warm["extra_ms"],
         "per_module_ms": last["per_module_ms"], "pulled_by": last["pulled_by"], "errors": last["errors"],
     }, "notes": [
         f"Modules: {', '.join('`' + m.removeprefix(PREFIX + '.') + '`' for m in modules)}. Each run is a new "
         "interpreter: `import airflow.sdk`, then the clock runs over importing these modules in order. Bytecode "
         f"is cached (PYTHONPYCACHEPREFIX outside the tree) by an untimed first run, which took "
-        f"{warm['extra_ms']:.0f} ms.",
+        f"{warm['extra_ms']:.0f} ms. The target applies to the wall-clock median; the process CPU time of the same "
+        "imports is shown beside it (on a shared machine, wall time also counts the time other processes ran).",
     ]}
 
 
