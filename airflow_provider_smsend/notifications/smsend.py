@@ -230,7 +230,14 @@ class SmSendNotifier(BaseNotifier):
 
         The notifier must not break the callback path: a rendering error is logged at ERROR.
         """
-        env = jinja_env or self.get_template_env(dag=context.get("dag"))
+        env = jinja_env
+        if env is None:
+            try:
+                env = self.get_template_env(dag=context.get("dag"))
+            except AttributeError:
+                # DAG callbacks of ``airflow dags test`` get a SerializedDAG, which has no Jinja
+                # environment of its own: fall back to the default one.
+                env = self.get_template_env()
         for name in self.template_fields:
             try:
                 self._do_render_template_fields(self, [name], context, env, set())

@@ -177,3 +177,17 @@ def test_broken_text_template_falls_back_to_default_text(
         notifier(context)
     assert any("failed to render" in r.getMessage() for r in caplog.records)
     assert sms_texts(sandbox) == [(RCPT, default_text(context))]
+
+
+def test_dag_callback_with_a_dag_without_jinja_env(sandbox: Any, smsend_conn_id: str) -> None:
+    """``airflow dags test`` hands DAG callbacks a SerializedDAG, which has no get_template_env."""
+    serialized_dag_like = SimpleNamespace(dag_id="etl", render_template_as_native_obj=False)
+    context = {
+        "dag": serialized_dag_like,
+        "dag_run": SimpleNamespace(dag_id="etl", run_id="manual__x", state="failed"),
+        "run_id": "manual__x",
+        "reason": "task_failure",
+    }
+    notifier = SmSendNotifier(recipients=RCPT, sender="ETL", text="DAG {{ dag.dag_id }} failed ({{ run_id }})")
+    notifier(context)
+    assert sms_texts(sandbox) == [(RCPT, "DAG etl failed (manual__x)")]
