@@ -75,9 +75,10 @@ with DAG(
         from airflow.sdk import BaseHook
 
         from airflow_provider_smsend.client.reports import ROME
+        from airflow_provider_smsend.operators.common import ledger_for
 
         warehouse = BaseHook.get_connection("warehouse").get_hook()
-        ledger = BaseHook.get_connection("smsend_ledger").get_hook()
+        ledger = ledger_for("smsend_ledger")
         p = warehouse.placeholder
         the_day = dt.date.fromisoformat(day)
         previous_day = (the_day - dt.timedelta(days=1)).isoformat()
@@ -100,17 +101,16 @@ with DAG(
             assigned_log[int(u_id)] = assigned_log.get(int(u_id), Decimal(0)) + Decimal(str(credit or 0))
         assigned_ledger: dict[int, Decimal] = {}
         sms_spend = Decimal(0)
-        for item, _state, cost, updated_at in ledger.get_records(
-            "SELECT item, state, cost, updated_at FROM smsend_send_ledger WHERE state = 'accepted'"
-        ):
-            if rome_day(updated_at) != the_day:
+        for entry in ledger.entries(state="accepted"):
+            if rome_day(entry.updated_at) != the_day:
                 continue
-            if item.startswith("credit_add:"):
-                _, u_id, _bill_id, amount = item.split(":", 3)
+            if entry.item.startswith("credit_add:"):
+                _, u_id, _bill_id, amount = entry.item.split(":", 3)
                 if amount:
                     assigned_ledger[int(u_id)] = assigned_ledger.get(int(u_id), Decimal(0)) + Decimal(amount)
-            elif item.startswith("+") and cost:
-                sms_spend += Decimal(cost)
+            elif entry.item.startswith("+") and entry.cost:
+                sms_spend += Decimal(entry.cost)
+        ledger.close()
 
         results = []
         for u_id in clients:

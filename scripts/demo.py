@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
 VENV_BIN = Path(sys.executable).parent
-CUSTOMER = "+393471234567"
+CUSTOMER = "+393471239876"
 RECEPTION = "+393400000001"
 ONCALL = "+393331112233"
 
@@ -104,7 +104,7 @@ class Demo:
         with open(WORK / "logs" / f"{log_name}.log", "w") as log:
             return subprocess.run(
                 [str(VENV_BIN / "airflow"), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                text=True, timeout=600, check=False,
+                text=True, timeout=300, check=False,
             )
 
     def dag_test(self, dag_id: str, *, date: str | None = None, conf: dict | None = None,
@@ -128,8 +128,8 @@ class Demo:
         def worker() -> None:
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
-                messages = admin(self.url, f"messages?rcpt=%2B{CUSTOMER[1:]}")
-                if messages["messages"]:  # type: ignore[index]
+                messages = admin(self.url, f"messages?rcpt=%2B{CUSTOMER[1:]}")["messages"]  # type: ignore[index]
+                if any("Confermi" in str(m.get("text")) for m in messages):
                     time.sleep(2)  # the customer takes a moment to answer
                     admin(self.url, "inbound", {"rcpt": RECEPTION, "sharecode": sharecode,
                                                 "sender": CUSTOMER, "text": "Si, grazie!"})

@@ -195,15 +195,19 @@ class DbApiLedger:
         return rows
 
     def load(self, job_key: str) -> dict[str, LedgerEntry]:
+        return {e.item: e for e in self._query(f"WHERE job_key = {self.placeholder}", (job_key,))}
+
+    def entries(self, state: str | None = None) -> list[LedgerEntry]:
+        """Every entry of every job (optionally of one ``state``): for audits and reconciliations."""
+        return self._query(f"WHERE state = {self.placeholder}", (state,)) if state else self._query("", ())
+
+    def _query(self, where: str, params: tuple[Any, ...]) -> list[LedgerEntry]:
         rows = self._select(
             f"SELECT job_key, item, state, request_id, cost, error_code, error, retryable, updated_at "
-            f"FROM {self.table} WHERE job_key = {self.placeholder}",
-            (job_key,),
+            f"FROM {self.table} {where}",
+            params,
         )
-        return {
-            r[1]: LedgerEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8])
-            for r in rows
-        }
+        return [LedgerEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8]) for r in rows]
 
     def mark_sending(self, job_key: str, items: Iterable[str]) -> None:
         items = list(items)

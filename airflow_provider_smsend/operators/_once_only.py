@@ -2,7 +2,7 @@
 
 The MMS, MNC and back-office operators spend money or change state with one call each (or one
 per chunk). Before a call leaves, its ledger item is marked ``sending`` (committed); the answer
-replaces the mark. A later try of the same task run (same :func:`~._common.job_key`) reads the
+replaces the mark. A later try of the same task run (same :func:`~.common.job_key`) reads the
 ledger first:
 
 =============  ============================================================================
@@ -241,7 +241,7 @@ def open_ledger(ledger_conn_id: str | None, table: str) -> Ledger:
     if ledger_conn_id is None:
         log.warning("ledger_conn_id=None: a retry of this task may repeat what an earlier try did.")
         return MemoryLedger()
-    from airflow_provider_smsend.operators._common import ledger_for
+    from airflow_provider_smsend.operators.common import ledger_for
 
     return ledger_for(ledger_conn_id, table)
 
@@ -249,7 +249,7 @@ def open_ledger(ledger_conn_id: str | None, table: str) -> Ledger:
 @contextmanager
 def gateway_errors() -> Iterator[None]:
     """Translate SmSend errors for Airflow: non-retryable ones fail the task without retries."""
-    from airflow_provider_smsend.operators._common import airflow_error
+    from airflow_provider_smsend.operators.common import airflow_error
 
     try:
         yield

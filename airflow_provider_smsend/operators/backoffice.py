@@ -24,7 +24,6 @@ from airflow_provider_smsend.client.errors import SmSendError, SmSendNotFoundErr
 from airflow_provider_smsend.client.ledger import DEFAULT_TABLE, SENDING, UNKNOWN, LedgerEntry
 from airflow_provider_smsend.client.numbers import mask_number, normalize_number
 from airflow_provider_smsend.hooks.smsend import SmSendHook
-from airflow_provider_smsend.operators._common import DEFAULT_LEDGER_CONN_ID, job_key
 from airflow_provider_smsend.operators._once_only import (
     OnceOnly,
     close_ledger,
@@ -32,6 +31,7 @@ from airflow_provider_smsend.operators._once_only import (
     mark_time,
     open_ledger,
 )
+from airflow_provider_smsend.operators.common import DEFAULT_LEDGER_CONN_ID, job_key
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -14,7 +14,6 @@ from airflow_provider_smsend.client.ledger import DEFAULT_TABLE
 from airflow_provider_smsend.client.mms import AttachmentInput, MmsMessage, build_mms_message
 from airflow_provider_smsend.client.numbers import mask_number
 from airflow_provider_smsend.hooks.smsend import SmSendHook
-from airflow_provider_smsend.operators._common import DEFAULT_LEDGER_CONN_ID, job_key
 from airflow_provider_smsend.operators._once_only import (
     OnceOnly,
     close_ledger,
@@ -22,6 +21,7 @@ from airflow_provider_smsend.operators._once_only import (
     gateway_errors,
     open_ledger,
 )
+from airflow_provider_smsend.operators.common import DEFAULT_LEDGER_CONN_ID, job_key
 from airflow_provider_smsend.operators.mnc import parse_numbers
 
 if TYPE_CHECKING:

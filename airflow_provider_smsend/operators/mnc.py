@@ -19,7 +19,6 @@ from airflow_provider_smsend.client.http import DEFAULT_MNC_CHUNK
 from airflow_provider_smsend.client.ledger import DEFAULT_TABLE
 from airflow_provider_smsend.client.numbers import mask_number, normalize_number
 from airflow_provider_smsend.hooks.smsend import SmSendHook
-from airflow_provider_smsend.operators._common import DEFAULT_LEDGER_CONN_ID, job_key
 from airflow_provider_smsend.operators._once_only import (
     OnceOnly,
     close_ledger,
@@ -27,6 +26,7 @@ from airflow_provider_smsend.operators._once_only import (
     gateway_errors,
     open_ledger,
 )
+from airflow_provider_smsend.operators.common import DEFAULT_LEDGER_CONN_ID, job_key
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

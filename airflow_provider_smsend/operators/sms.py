@@ -17,7 +17,7 @@ from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationE
 from airflow_provider_smsend.client.ledger import DEFAULT_TABLE, MemoryLedger
 from airflow_provider_smsend.client.numbers import mask_number
 from airflow_provider_smsend.hooks.smsend import SmSendHook
-from airflow_provider_smsend.operators._common import (
+from airflow_provider_smsend.operators.common import (
     DEFAULT_LEDGER_CONN_ID,
     airflow_error,
     job_key,

@@ -11,7 +11,6 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow_provider_smsend.client.errors import SmSendTransportError
 from airflow_provider_smsend.client.ledger import ACCEPTED, UNKNOWN
 from airflow_provider_smsend.hooks.smsend import SmSendHook
-from airflow_provider_smsend.operators._common import job_key, ledger_for
 from airflow_provider_smsend.operators.backoffice import (
     SmSendAddReceptionOperator,
     SmSendAssignCreditOperator,
@@ -20,6 +19,7 @@ from airflow_provider_smsend.operators.backoffice import (
     SmSendRevokeReceptionOperator,
     SmSendSetClientStatusOperator,
 )
+from airflow_provider_smsend.operators.common import job_key, ledger_for
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator

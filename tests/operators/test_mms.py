@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.client.errors import SmSendTemporaryError, SmSendTransportError
 from airflow_provider_smsend.client.mms import build_mms_message
-from airflow_provider_smsend.operators._common import job_key, ledger_for
+from airflow_provider_smsend.operators.common import job_key, ledger_for
 from airflow_provider_smsend.operators.mms import SmSendMmsOperator, ledger_item
 
 pytestmark = pytest.mark.usefixtures("smsend_conn_id", "ledger_conn_id")

@@ -9,8 +9,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.client.errors import SmSendTemporaryError
-from airflow_provider_smsend.operators._common import job_key, ledger_for
 from airflow_provider_smsend.operators._once_only import digest
+from airflow_provider_smsend.operators.common import job_key, ledger_for
 from airflow_provider_smsend.operators.mnc import SmSendMncOperator
 
 pytestmark = pytest.mark.usefixtures("smsend_conn_id", "ledger_conn_id")

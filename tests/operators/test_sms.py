@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender, RateLimiter
 from airflow_provider_smsend.client.http import SmSendClient
-from airflow_provider_smsend.client.ledger import DbApiLedger, MemoryLedger
+from airflow_provider_smsend.client.ledger import DbApiLedger, LedgerEntry, MemoryLedger
 from airflow_provider_smsend.operators.sms import SmSendPartialFailure, SmSendSmsOperator
 from airflow_provider_smsend.sandbox.testing import run_sandbox
 
@@ -336,6 +336,9 @@ def test_sqlite_ledger_survives_reopen(tmp_path):
         "+393331111111": "sending",
         "+393331111112": "sending",
     }
+    reopened.record([LedgerEntry("job", "+393331111111", "accepted", cost="0.0850", request_id="HTTP1")])
+    assert [(e.item, e.cost) for e in reopened.entries(state="accepted")] == [("+393331111111", "0.0850")]
+    assert len(reopened.entries()) == 2
 
 
 def test_template_fields_render():
