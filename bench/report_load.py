@@ -93,7 +93,7 @@ def _child_provider(args: argparse.Namespace) -> dict[str, Any]:
     operator.dialect  # noqa: B018 - resolve the SQL connection before the clock starts
     baseline = current_rss_mb()
     started = time.perf_counter()
-    result = operator.execute({"run_id": "bench"})  # type: ignore[arg-type]
+    result = operator.execute({"run_id": "bench"})
     seconds = time.perf_counter() - started
     return {"rows": result["rows"], "seconds": seconds, "method": result["method"],
             "loader_seconds": result["seconds"], "rss_before_mb": baseline, "peak_rss_mb": peak_rss_mb()}
@@ -224,17 +224,18 @@ def _drop_tables(db: str, tables: list[str], sqlite_path: Path | None = None) ->
         finally:
             conn.close()
     elif sqlite_path is not None and sqlite_path.exists():
-        with sqlite3.connect(sqlite_path) as conn:
+        with sqlite3.connect(sqlite_path) as lite:
             for table in tables:
-                conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+                lite.execute(f'DROP TABLE IF EXISTS "{table}"')
 
 
 def _count(db: str, table: str, sqlite_path: Path | None = None) -> int:
     if db == "postgres":
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test") as conn:
-            return int(conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0])  # type: ignore[index]
+        with psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test") as pg:
+            found = pg.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()
+            return int(found[0]) if found else 0
     if db == "mysql":
         import MySQLdb
 
@@ -246,8 +247,8 @@ def _count(db: str, table: str, sqlite_path: Path | None = None) -> int:
         finally:
             conn.close()
     assert sqlite_path is not None
-    with sqlite3.connect(sqlite_path) as conn:
-        return int(conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0])
+    with sqlite3.connect(sqlite_path) as lite:
+        return int(lite.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0])
 
 
 def run() -> dict[str, Any]:
@@ -267,7 +268,7 @@ def run() -> dict[str, Any]:
         server, url = start_server(["-m", "bench._report_server", "--dir", str(reports)])
         host_port = url.split("://", 1)[1]
         smsend_uri = f"smsend://demo:demo-pass@{host_port}/?scheme=http"
-        databases = {"postgres": PG, "mysql": MYSQL, "sqlite": {"conn_type": "sqlite", "host": str(sqlite_path)}}
+        databases: dict[str, dict[str, Any]] = {"postgres": PG, "mysql": MYSQL, "sqlite": {"conn_type": "sqlite", "host": str(sqlite_path)}}
 
         def load(kind: str, db: str, *, request_id: str = "big", csv: Path = big, rows: int = 0) -> dict[str, Any]:
             table = f"bench_smsend_{kind}_{tag}"

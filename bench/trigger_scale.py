@@ -91,7 +91,7 @@ def _share_ssl_context() -> None:
             return shared
         return original(verify=verify, cert=cert, trust_env=trust_env)
 
-    transports.create_ssl_context = create_ssl_context  # type: ignore[assignment]
+    transports.create_ssl_context = create_ssl_context
 
 
 def _say_run(label: str, figures: dict[str, Any]) -> None:
