@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smsend.client import answers, validation
 from airflow_provider_smsend.client.errors import SmSendTimeoutError, SmSendTransportError
-from airflow_provider_smsend.client.http import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, SmSendClient
+from airflow_provider_smsend.client.http import (
+    DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT,
+    SmSendClient,
+    http_status_error,
+)
 from airflow_provider_smsend.client.reports import (
     BatchStatusReport,
     UserlogEntry,
@@ -63,16 +68,6 @@ def async_transport_error(exc: Exception, path: str) -> SmSendTransportError:
     return SmSendTransportError(
         f"The connection to the gateway broke during {path} ({type(exc).__name__}); "
         "the request may have been processed."
-    )
-
-
-def http_status_error(status: int, path: str) -> SmSendTransportError:
-    """The error for a non-200 answer (5xx and 429 retryable), worded as the sync client words it."""
-    return SmSendTransportError(
-        f"The gateway answered HTTP {status} for {path}"
-        + ("; it may be overloaded, try again later." if status >= 500 else "; check the host and path."),
-        status_code=status,
-        retryable=status >= 500 or status == 429,
     )
 
 
@@ -193,7 +188,7 @@ class SmSendAsyncClient:
 
     async def _call(self, path: str, fields: dict[str, Any], *, auth: str) -> str:
         """POST ``fields`` (read-only call) and return the value of the ``OK`` answer."""
-        body = self._spec._body(fields, auth)
+        body = self._spec.form_body(fields, auth)
 
         async def once() -> str:
             return answers.parse_answer(await self._post_text(path, body))
@@ -201,7 +196,7 @@ class SmSendAsyncClient:
         return await async_call_with_retry(once, policy=self.retry, idempotent=True)  # type: ignore[return-value]
 
     async def _report_text(self, path: str, fields: dict[str, Any], *, auth: str) -> str:
-        body = self._spec._body(fields, auth)
+        body = self._spec.form_body(fields, auth)
 
         async def once() -> str:
             text = await self._post_text(path, body)
@@ -230,7 +225,7 @@ class SmSendAsyncClient:
 
     async def batch_status(self, request_id: str, report_type: str = "notify") -> BatchStatusReport:
         """Return the batch-status report (``queue``, ``notify`` or ``mnc``) of a request id."""
-        fields = self._spec._batch_fields(request_id, report_type)
+        fields = self._spec.batch_status_fields(request_id, report_type)
         text = await self._report_text("/sms/batch-status.php", fields, auth="sms")
         rows = list(iter_batch_status(text.split("\n"), report_type))
         return BatchStatusReport(request_id=request_id, report_type=report_type, rows=rows)
@@ -239,7 +234,7 @@ class SmSendAsyncClient:
         self, log_type: str, *, u_id: int | None = None, date_from: object = None, date_to: object = None
     ) -> list[UserlogEntry]:
         """Return the back-office operation log (``credits``, ``recv_add`` or ``recv_del``)."""
-        fields = self._spec._userlog_fields(log_type, u_id, date_from, date_to)
+        fields = self._spec.userlog_fields(log_type, u_id, date_from, date_to)
         text = await self._report_text("/backoffice/userlog-get.php", fields, auth="reseller")
         return list(iter_userlog(text.split("\n"), log_type))
 

@@ -127,6 +127,16 @@ def transport_error(exc: requests.RequestException, path: str) -> SmSendTranspor
     )
 
 
+def http_status_error(status: int, path: str) -> SmSendTransportError:
+    """The error for a non-200 answer: 5xx and 429 are retryable, other statuses mean a wrong host or path."""
+    return SmSendTransportError(
+        f"The gateway answered HTTP {status} for {path}"
+        + ("; it may be overloaded, try again later." if status >= 500 else "; check the host and path."),
+        status_code=status,
+        retryable=status >= 500 or status == 429,
+    )
+
+
 class SmSendClient:
     """Client of the smSend HTTP API (back-office and SMS), with no Airflow inside.
 
@@ -240,7 +250,11 @@ class SmSendClient:
             return {"smsusername": self.reseller_username, "smspassword": self._reseller_password}
         return {"user": self.username, "pass": self._password}
 
-    def _body(self, fields: dict[str, Any], auth: str) -> bytes:
+    def form_body(self, fields: dict[str, Any], auth: str) -> bytes:
+        """The encoded form of a call: ``auth`` (``"sms"`` or ``"reseller"``) credentials plus ``fields``.
+
+        Shared with the async client so both send byte-identical requests.
+        """
         data = {**self._auth(auth), **{k: v for k, v in fields.items() if v is not None}}
         for key, value in data.items():
             try:
@@ -262,14 +276,8 @@ class SmSendClient:
         except requests.RequestException as exc:
             raise transport_error(exc, path) from None
         if response.status_code != 200:
-            status = response.status_code
             response.close()
-            raise SmSendTransportError(
-                f"The gateway answered HTTP {status} for {path}"
-                + ("; it may be overloaded, try again later." if status >= 500 else "; check the host and path."),
-                status_code=status,
-                retryable=status >= 500 or status == 429,
-            )
+            raise http_status_error(response.status_code, path)
         return response
 
     def _text(self, response: requests.Response) -> str:
@@ -277,7 +285,7 @@ class SmSendClient:
 
     def _call(self, path: str, fields: dict[str, Any], *, auth: str, idempotent: bool) -> str:
         """POST ``fields`` and return the value of the ``OK`` answer."""
-        body = self._body(fields, auth)
+        body = self.form_body(fields, auth)
 
         def once() -> str:
             return answers.parse_answer(self._text(self._post_once(path, body)))
@@ -285,7 +293,7 @@ class SmSendClient:
         return call_with_retry(once, policy=self.retry, idempotent=idempotent)
 
     def _report_text(self, path: str, fields: dict[str, Any], *, auth: str) -> str:
-        body = self._body(fields, auth)
+        body = self.form_body(fields, auth)
 
         def once() -> str:
             text = self._text(self._post_once(path, body))
@@ -299,7 +307,7 @@ class SmSendClient:
     @contextmanager
     def _report_lines(self, path: str, fields: dict[str, Any], *, auth: str) -> Iterator[Iterator[str]]:
         """Stream a report's lines; the first line is checked for ``KO`` before any is yielded."""
-        body = self._body(fields, auth)
+        body = self.form_body(fields, auth)
 
         def first() -> tuple[requests.Response, Iterator[str]]:
             response = self._post_once(path, body, stream=True)
@@ -389,7 +397,8 @@ class SmSendClient:
         value = self._call("/backoffice/credit-get.php", fields, auth="reseller", idempotent=True)
         return answers.parse_money(value, what="credit")
 
-    def _userlog_fields(self, log_type: str, u_id: object, date_from: object, date_to: object) -> dict[str, Any]:
+    def userlog_fields(self, log_type: str, u_id: object, date_from: object, date_to: object) -> dict[str, Any]:
+        """The validated fields of a userlog-get call (no request)."""
         return {
             "type": validation.validate_choice(log_type, validation.USERLOG_TYPES, name="userlog type"),
             "u_id": validation.validate_positive_id(u_id, name="u_id") if u_id is not None else None,
@@ -405,7 +414,7 @@ class SmSendClient:
         :param date_from: first day (date or ``YYYY-MM-DD``), optional.
         :param date_to: last day, optional.
         """
-        fields = self._userlog_fields(log_type, u_id, date_from, date_to)
+        fields = self.userlog_fields(log_type, u_id, date_from, date_to)
         text = self._report_text("/backoffice/userlog-get.php", fields, auth="reseller")
         return list(iter_userlog(text.split("\n"), log_type))
 
@@ -414,7 +423,7 @@ class SmSendClient:
         self, log_type: str, *, u_id: int | None = None, date_from: object = None, date_to: object = None
     ) -> Iterator[Iterator[str]]:
         """Stream the raw lines of a userlog-get report (for loads that must not hold it whole)."""
-        fields = self._userlog_fields(log_type, u_id, date_from, date_to)
+        fields = self.userlog_fields(log_type, u_id, date_from, date_to)
         with self._report_lines("/backoffice/userlog-get.php", fields, auth="reseller") as lines:
             yield lines
 
@@ -522,7 +531,8 @@ class SmSendClient:
             ids.append(request_id)
         return ids
 
-    def _batch_fields(self, request_id: str, report_type: str) -> dict[str, Any]:
+    def batch_status_fields(self, request_id: str, report_type: str) -> dict[str, Any]:
+        """The validated fields of a batch-status call (no request)."""
         return {
             "id": validation.validate_text_field(request_id, name="request id"),
             "type": validation.validate_choice(report_type, validation.REPORT_TYPES, name="report type"),
@@ -531,14 +541,14 @@ class SmSendClient:
 
     def batch_status(self, request_id: str, report_type: str = "notify") -> BatchStatusReport:
         """Return the batch-status report (``queue``, ``notify`` or ``mnc``) of a request id."""
-        text = self._report_text("/sms/batch-status.php", self._batch_fields(request_id, report_type), auth="sms")
+        text = self._report_text("/sms/batch-status.php", self.batch_status_fields(request_id, report_type), auth="sms")
         rows: list[BatchStatusRow] = list(iter_batch_status(text.split("\n"), report_type))
         return BatchStatusReport(request_id=request_id, report_type=report_type, rows=rows)
 
     @contextmanager
     def stream_batch_status(self, request_id: str, report_type: str = "notify") -> Iterator[Iterator[str]]:
         """Stream the raw CSV lines of a batch-status report."""
-        fields = self._batch_fields(request_id, report_type)
+        fields = self.batch_status_fields(request_id, report_type)
         with self._report_lines("/sms/batch-status.php", fields, auth="sms") as lines:
             yield lines
 
