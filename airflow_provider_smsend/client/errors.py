@@ -170,7 +170,8 @@ KO_RULES: tuple[KoRule, ...] = (
         r"Accesso non consentito \(utente non abilitato\)",
         SmSendAuthError,
         "user_not_enabled",
-        "User not enabled for the API: ask smSend (or your reseller) to enable the account.",
+        "Access refused (user not enabled): check the connection's login and password, then ask smSend "
+        "(or your reseller) to enable the account for the API.",
     ),
     _rule(
         r"Accesso non consentito",
@@ -336,7 +337,7 @@ _INTERNAL = _fault(SmSendInternalError, "internal", "The MMS gateway reported an
 #: sendMms fault codes (``KO nnn``), with the retry decisions of NOTES.md.
 SOAP_FAULTS: dict[int, FaultRule] = {
     101: _NOT_ALLOWED,
-    102: _fault(SmSendAuthError, "operation_not_permitted", "Operation not permitted for this MMS account."),
+    102: _fault(SmSendAuthError, "operation_not_permitted", "Operation not permitted for this account or request."),
     103: _fault(SmSendInvalidParameterError, "bad_recipient", "Bad recipient: check the numbers (rcpt)."),
     104: _NOT_ALLOWED,
     105: _NOT_ALLOWED,

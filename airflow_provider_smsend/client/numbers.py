@@ -15,6 +15,9 @@ from airflow_provider_smsend.client.errors import SmSendValidationError
 
 DEFAULT_REGION = "IT"
 _DIGITS = re.compile(r"\d")
+#: What a written phone number may contain: digits, a leading +, spaces and the usual separators.
+#: Letters are refused (phonenumbers would read them as keypad digits: "a" -> 2).
+_NUMBER_CHARS = re.compile(r"^\+?[0-9 ().\-/]+$")
 
 
 @lru_cache(maxsize=65536)
@@ -22,6 +25,8 @@ def _normalize(raw: str, region: str) -> str | None:
     import phonenumbers  # heavy metadata: imported on first use, not at DAG parse time
 
     text = raw.strip()
+    if not _NUMBER_CHARS.match(text):
+        return None
     if text.startswith("00"):
         text = "+" + text[2:]
     try:

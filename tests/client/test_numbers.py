@@ -34,7 +34,10 @@ def test_normalize_with_another_region():
     assert normalize_number("+393331234567", region="GB") == "+393331234567"
 
 
-@pytest.mark.parametrize("raw", ["", "abc", "12", "+39", "+3933312345678901234", "+999 1234567", "+39 12"])
+@pytest.mark.parametrize(
+    "raw",
+    ["", "abc", "12", "+39", "+3933312345678901234", "+999 1234567", "+39 12", "+39333123456a7", "+39 333 CALL ME"],
+)
 def test_invalid_numbers_raise(raw):
     with pytest.raises(SmSendValidationError):
         normalize_number(raw)
