@@ -84,7 +84,10 @@ def parse_int(value: str, *, what: str = "id") -> int:
     token = value.strip()
     if not (token.isascii() and token.isdigit()):  # int() would take '１２' and choke on '²'
         raise SmSendTransportError(f"The gateway's {what} is not an integer: {_excerpt(token)!r}")
-    return int(token)
+    try:
+        return int(token)
+    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+        raise SmSendTransportError(f"The gateway's {what} is not a usable integer: {_excerpt(token)!r}") from None
 
 
 def split_cost_and_id(value: str) -> tuple[Decimal, str | None]:

@@ -289,7 +289,7 @@ def parse_cost_units(response: object) -> int:
     if isinstance(response, int):
         return response
     text = str(response).strip() if response is not None else ""
-    if text.isascii() and text.isdigit():
+    if text.isascii() and text.isdigit() and len(text) <= 30:  # int() refuses > 4300 digits
         return int(text)
     raise SmSendReportError(
         f"The MMS gateway answered {response!r} where the credit charged (an integer) was expected; "

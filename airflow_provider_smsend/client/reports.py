@@ -154,7 +154,12 @@ def _int(value: str, column: str, line_no: int, what: str) -> int:
     digits = token[1:] if token.startswith("-") else token
     if not (digits.isascii() and digits.isdigit()):
         raise SmSendReportError(f"{what} line {line_no}: column {column!r} is not an integer: {token!r}.", line=line_no)
-    return int(token)
+    try:
+        return int(token)
+    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+        raise SmSendReportError(
+            f"{what} line {line_no}: column {column!r} is not a usable integer: {token[:80]!r}.", line=line_no
+        ) from None
 
 
 def iter_batch_status(lines: Iterable[str | bytes], report_type: str) -> Iterator[BatchStatusRow]:
