@@ -287,3 +287,50 @@ __all__ = [
     "summarize",
     "validate_report_type",
 ]
+
+
+#: Reports fetched at once by the sensor and the trigger (a campaign has one request id per message).
+FETCH_CONCURRENCY = 16
+
+
+def is_final(report: BatchStatusReport) -> bool:
+    """True when a report has rows and none is pending: it will not change any more."""
+    return bool(report.rows) and all(row.status // 100 != 1 for row in report.rows)
+
+
+def describe_request_ids(ids: Sequence[str], shown: int = 3) -> str:
+    """A short label for logs: the ids themselves when few, else a count and the first ones."""
+    if len(ids) <= shown:
+        return ", ".join(ids)
+    return f"{len(ids)} requests ({', '.join(ids[:shown])}, ...)"
+
+
+class ReportCache:
+    """Keeps the reports that became final, so later polls only ask for the others.
+
+    Example::
+
+        cache = ReportCache()
+        todo = cache.missing(ids)             # ids whose report may still change
+        cache.store(fetched)                  # the reports just read
+        reports = cache.reports(ids, fetched) # every id's latest report, in order
+    """
+
+    def __init__(self) -> None:
+        self._final: dict[str, BatchStatusReport] = {}
+
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        """The ids to fetch this time."""
+        return [rid for rid in ids if rid not in self._final]
+
+    def store(self, reports: Iterable[BatchStatusReport]) -> None:
+        """Remember the final ones among ``reports``."""
+        for report in reports:
+            if is_final(report):
+                self._final[report.request_id] = report
+
+    def reports(self, ids: Sequence[str], fetched: Iterable[BatchStatusReport]) -> list[BatchStatusReport]:
+        """The latest report of every id, in the order of ``ids``."""
+        latest = {**self._final, **{r.request_id: r for r in fetched}}
+        return [latest[rid] for rid in ids]
+

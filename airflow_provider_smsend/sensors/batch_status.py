@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import PokeReturnValue
 
 from airflow_provider_smsend.client.batch_rules import (
+    FETCH_CONCURRENCY,
+    ReportCache,
+    describe_request_ids,
     evaluate,
     normalize_request_ids,
     parse_success_rule,
@@ -85,6 +89,7 @@ class SmSendBatchStatusSensor(SmSendBaseSensor):
         self.report_type = report_type
         self.success_rule = success_rule
         self.fail_fast = fail_fast
+        self._cache = ReportCache()
         # Fail at DAG parse time on values that are already known.
         if not is_templated(report_type):
             validate_report_type(report_type)
@@ -109,16 +114,20 @@ class SmSendBatchStatusSensor(SmSendBaseSensor):
         """Read every request id's report and apply the success rule once."""
         ids, report_type, rule = self._settings()
         client = self.hook.client
+        todo = self._cache.missing(ids)
         try:
-            reports = [client.batch_status(request_id, report_type) for request_id in ids]
+            with ThreadPoolExecutor(max_workers=max(1, min(FETCH_CONCURRENCY, len(todo)))) as pool:
+                fetched = list(pool.map(lambda rid: client.batch_status(rid, report_type), todo))
         except SmSendError as exc:
-            self.handle_gateway_error(exc, f"reading the {report_type} batch status of {', '.join(ids)}")
+            self.handle_gateway_error(exc, f"reading the {report_type} batch status of {describe_request_ids(ids)}")
             return False
+        self._cache.store(fetched)
+        reports = self._cache.reports(ids, fetched)
         verdict = evaluate(reports, rule, fail_fast=self.fail_fast)
         summary = verdict.summary
         self.log.info(
             "smSend batch %s (%s): %s delivered, %s pending, %s failed of %s (rule %s): %s",
-            ", ".join(ids),
+            describe_request_ids(ids),
             report_type,
             summary["delivered"],
             summary["pending"],

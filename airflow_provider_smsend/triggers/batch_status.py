@@ -6,6 +6,9 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smsend.client.batch_rules import (
+    FETCH_CONCURRENCY,
+    ReportCache,
+    describe_request_ids,
     evaluate,
     normalize_request_ids,
     parse_success_rule,
@@ -15,6 +18,7 @@ from airflow_provider_smsend.triggers._base import FAILED, SUCCESS, SmSendPollin
 
 if TYPE_CHECKING:
     from airflow_provider_smsend.client.async_http import SmSendAsyncClient
+    from airflow_provider_smsend.client.reports import BatchStatusReport
     from airflow_provider_smsend.hooks.smsend_async import SmSendAsyncHook
 
 
@@ -75,6 +79,7 @@ class SmSendBatchStatusTrigger(SmSendPollingTrigger):
         self.success_rule = parse_success_rule(success_rule)
         self.fail_fast = bool(fail_fast)
         self._client: SmSendAsyncClient | None = None
+        self._cache = ReportCache()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and kwargs; ``cls(**kwargs)`` serializes identically. No credentials inside."""
@@ -103,14 +108,20 @@ class SmSendBatchStatusTrigger(SmSendPollingTrigger):
         """Fetch every request id's report concurrently and apply the rule."""
         client = self._client
         assert client is not None, "setup() opens the client"
-        reports = await asyncio.gather(
-            *(client.batch_status(rid, self.report_type) for rid in self.request_ids)
-        )
+        limit = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def fetch(rid: str) -> BatchStatusReport:
+            async with limit:
+                return await client.batch_status(rid, self.report_type)
+
+        fetched = await asyncio.gather(*(fetch(rid) for rid in self._cache.missing(self.request_ids)))
+        self._cache.store(fetched)
+        reports = self._cache.reports(self.request_ids, fetched)
         verdict = evaluate(reports, self.success_rule, fail_fast=self.fail_fast)
         summary = verdict.summary
         self.log.info(
             "smSend batch %s (%s): %s delivered, %s pending, %s failed of %s: %s",
-            ",".join(self.request_ids),
+            describe_request_ids(self.request_ids),
             self.report_type,
             summary["delivered"],
             summary["pending"],

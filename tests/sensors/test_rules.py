@@ -192,3 +192,20 @@ def test_invalid_inputs_are_named():
         parse_received_after("yesterday")
     assert parse_received_after("2024-05-01T09:00:00") == START
     assert parse_received_after("2024-05-01T11:00:00+02:00") == START
+
+
+def test_report_cache_keeps_only_final_reports():
+    from airflow_provider_smsend.client.batch_rules import ReportCache, describe_request_ids, is_final
+    from airflow_provider_smsend.client.reports import BatchStatusReport, BatchStatusRow
+
+    done = BatchStatusReport("A", "notify", [BatchStatusRow(1, "+393331234567", 200, "Delivered")])
+    moving = BatchStatusReport("B", "notify", [BatchStatusRow(2, "+393331234568", 100, "Waiting")])
+    empty = BatchStatusReport("C", "notify", [])
+    assert [is_final(r) for r in (done, moving, empty)] == [True, False, False]
+    cache = ReportCache()
+    cache.store([done, moving, empty])
+    assert cache.missing(["A", "B", "C"]) == ["B", "C"]
+    newer = BatchStatusReport("B", "notify", [BatchStatusRow(2, "+393331234568", 200, "Delivered")])
+    assert cache.reports(["A", "B", "C"], [newer, empty]) == [done, newer, empty]
+    assert describe_request_ids(["A", "B"]) == "A, B"
+    assert describe_request_ids([f"HTTP{i}" for i in range(10)]) == "10 requests (HTTP0, HTTP1, HTTP2, ...)"

@@ -185,3 +185,24 @@ def test_backoff_doubles_to_the_cap_and_stops_at_the_end_time(monkeypatch):
     )
     assert event.payload["status"] == "timeout"
     assert sleeps == [5, 10, 20, 15]  # the last wait is clipped to the end time, never past it
+
+
+def test_final_reports_are_not_fetched_again(gateway, helpers, monkeypatch):
+    """A campaign has one request id per message: polls ask only for the reports still moving."""
+    gateway.admin.set_settings(delivery_delay=0)
+    ids = helpers.send(gateway, *GOOD, PENDING)
+    polls = []
+    original = SmSendBatchStatusTrigger.poll
+
+    async def counting_poll(self):
+        polls.append(1)
+        return await original(self)
+
+    monkeypatch.setattr(SmSendBatchStatusTrigger, "poll", counting_poll)
+    gateway.admin.reset_stats()
+    event = helpers.first_event(trigger(ids, poll_interval=0.05, end_time=time.time() + 1.5))
+    assert event.payload["status"] == "timeout"
+    assert len(polls) >= 2
+    fetched = gateway.admin.stats()["requests"]["/sms/batch-status.php"]
+    # First poll: the three reports; every later poll: only the one still pending.
+    assert fetched == 3 + (len(polls) - 1)
