@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from smsend_test_support.operator_fixtures import build_context
 
 from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender, RateLimiter
 from airflow_provider_smsend.client.http import SmSendClient
 from airflow_provider_smsend.client.ledger import DbApiLedger, LedgerEntry, MemoryLedger
 from airflow_provider_smsend.operators.sms import SmSendPartialFailure, SmSendSmsOperator
-from airflow_provider_smsend.sandbox.testing import run_sandbox
 
 
 def numbers(count: int, start: int = 1000000) -> list[str]:
@@ -35,38 +35,18 @@ def numbers(count: int, start: int = 1000000) -> list[str]:
     return out
 
 
-class FakeTI:
-    def __init__(self, run_id: str = "manual__1", try_number: int = 1) -> None:
-        self.dag_id = "campaign"
-        self.task_id = "send"
-        self.run_id = run_id
-        self.map_index = -1
-        self.try_number = try_number
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
+def make_context(**kwargs: Any) -> Any:
+    """A task Context (the shared fake task instance records XComs in ``ti.xcoms``)."""
+    return build_context(ds="2026-11-28", **kwargs)
 
 
-def make_context(ti: FakeTI | None = None) -> dict[str, Any]:
-    return {"ti": ti or FakeTI(), "ds": "2026-11-28", "params": {}}
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with run_sandbox(delivery_delay=0) as server:
-        yield server
+def pushed(context: Any, key: str) -> Any:
+    return context["ti"].xcom_pull(key=key)
 
 
 @pytest.fixture
-def gateway(sandbox, monkeypatch, tmp_path):
-    """The sandbox, reset, with the smsend_default and smsend_ledger connections pointing at it."""
-    sandbox.admin.reset()
-    sandbox.admin.set_faults(latency_ms=0, jitter_ms=0, ko_queue_rate=0, http500_rate=0, drop_rate=0, stall_rate=0)
-    monkeypatch.setenv("AIRFLOW_CONN_SMSEND_DEFAULT", sandbox.connection_uri)
-    ledger_db = tmp_path / "ledger.db"
-    monkeypatch.setenv("AIRFLOW_CONN_SMSEND_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(ledger_db)}))
-    sandbox.ledger_db = ledger_db
+def gateway(sandbox, smsend_conn_id, ledger_conn_id):
+    """The sandbox (reset, no faults) with the smsend_default and smsend_ledger connections."""
     return sandbox
 
 
@@ -76,10 +56,10 @@ def sent_counts(sandbox) -> dict[str, int]:
 
 def test_single_send(gateway):
     op = SmSendSmsOperator(task_id="send", recipients="3331234567", text="Pipeline failed", sender="ACME")
-    ti = FakeTI()
-    result = op.execute(make_context(ti))
+    context = make_context()
+    result = op.execute(context)
     assert result["totals"] == {"accepted": 1, "rejected": 0, "unknown": 0, "total": 1}
-    assert ti.pushed["request_ids"] == result["request_ids"]
+    assert pushed(context, "request_ids") == result["request_ids"]
     outcome = result["outcomes"][0]
     assert outcome["recipient"] == "+393331234567"
     assert outcome["status"] == "accepted"
@@ -164,15 +144,15 @@ def test_partial_failure_policies(gateway, fail_on, should_fail):
     # Numbers ending in 0003 are refused by the sandbox with "KO Operatore sconosciuto." (not retryable).
     recipients = [*numbers(3), "+393339990003"]
     op = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME", fail_on=fail_on)
-    ti = FakeTI()
+    context = make_context()
     if should_fail:
         with pytest.raises(AirflowFailException, match="1 of 4 recipient"):
-            op.execute(make_context(ti))
-        partial = ti.pushed["partial_result"]
+            op.execute(context)
+        partial = pushed(context, "partial_result")
         assert partial["totals"]["accepted"] == 3
         assert partial["outcomes"][3]["error_code"] == "unknown_operator"
     else:
-        result = op.execute(make_context(ti))
+        result = op.execute(context)
         assert result["totals"] == {"accepted": 3, "rejected": 1, "unknown": 0, "total": 4}
 
 
@@ -225,14 +205,14 @@ def test_missing_ledger_connection_is_explained(gateway, monkeypatch):
 def test_retried_task_sends_nothing_twice(gateway):
     recipients = numbers(50)
     op = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME")
-    first = op.execute(make_context(FakeTI(try_number=1)))
-    second = op.execute(make_context(FakeTI(try_number=2)))
+    first = op.execute(make_context(try_number=1))
+    second = op.execute(make_context(try_number=2))
     assert first["totals"]["accepted"] == second["totals"]["accepted"] == 50
     assert all(o["previous_try"] for o in second["outcomes"])
     assert second["request_ids"] == first["request_ids"]
     assert set(sent_counts(gateway).values()) == {1}
     # Another run of the DAG is another job: it sends again.
-    op.execute(make_context(FakeTI(run_id="manual__2")))
+    op.execute(make_context(run_id="manual__2"))
     assert set(sent_counts(gateway).values()) == {2}
 
 
@@ -308,7 +288,7 @@ def test_sigkill_mid_send_then_retry_never_sends_twice(gateway):
     gateway.admin.set_faults(latency_ms=0)
 
     retry = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME", fail_on="all")
-    result = retry.execute(make_context(FakeTI(run_id="killed_run", try_number=2)))
+    result = retry.execute(make_context(dag_id="campaign", task_id="send", run_id="killed_run", try_number=2))
 
     after = sent_counts(gateway)
     assert max(after.values()) == 1, "no recipient may get the message twice"
