@@ -22,8 +22,6 @@ is "not known yet": no rule is satisfied until every request id has rows.
 
 from __future__ import annotations
 
-import ast
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_smsend.client.errors import SmSendValidationError
+from airflow_provider_smsend.client.validation import parse_list_text
 
 if TYPE_CHECKING:
     from airflow_provider_smsend.client.reports import BatchStatusReport
@@ -88,16 +87,7 @@ def normalize_request_ids(value: object) -> list[str]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            try:
-                parsed = json.loads(text)
-            except ValueError:
-                try:
-                    parsed = ast.literal_eval(text)
-                except (ValueError, SyntaxError):
-                    raise SmSendValidationError(
-                        f"request_ids {value!r} looks like a list but is not one."
-                    ) from None
-            return normalize_request_ids(parsed)
+            return normalize_request_ids(parse_list_text(text, name="request_ids"))
         items = [part for part in text.split(",")]
     elif isinstance(value, Mapping):
         items = [value]

@@ -6,7 +6,9 @@ Each function returns the value as the gateway wants it on the wire, or raises
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -214,3 +216,23 @@ def validate_text_field(value: object, *, name: str, max_length: int | None = No
     if max_length is not None and len(value) > max_length:
         raise SmSendValidationError(f"{name} is {len(value)} characters long; the limit is {max_length}.")
     return value
+
+
+def parse_list_text(text: str, *, name: str) -> object:
+    """Parse the text a template renders for a list (``'["a", "b"]'`` or ``"['a', 'b']"``).
+
+    A rendered XCom of a list arrives as its text unless the DAG renders native objects.
+
+    :raises SmSendValidationError: when ``text`` is neither a JSON nor a Python literal.
+    """
+    try:
+        return json.loads(text)
+    except ValueError:
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise SmSendValidationError(
+                f"{name} {text[:80]!r} looks like a list but is neither JSON nor a Python list: pass a list, "
+                "or values separated by commas."
+            ) from None
+

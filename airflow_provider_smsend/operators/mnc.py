@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import csv
-import json
 import re
 from collections.abc import Iterable, Sequence
 from functools import cached_property
@@ -18,6 +16,7 @@ from airflow_provider_smsend.client.errors import SmSendTransportError, SmSendVa
 from airflow_provider_smsend.client.http import DEFAULT_MNC_CHUNK
 from airflow_provider_smsend.client.ledger import DEFAULT_TABLE
 from airflow_provider_smsend.client.numbers import mask_number, normalize_number
+from airflow_provider_smsend.client.validation import parse_list_text
 from airflow_provider_smsend.hooks.smsend import SmSendHook
 from airflow_provider_smsend.operators._once_only import (
     OnceOnly,
@@ -274,16 +273,9 @@ def parse_numbers(value: object) -> list[object]:
         text = value.strip()
         if text.startswith("["):
             try:
-                parsed = json.loads(text)
-            except ValueError:
-                try:
-                    parsed = ast.literal_eval(text)
-                except (ValueError, SyntaxError) as exc:
-                    raise AirflowFailException(
-                        "numbers starts with '[' but is neither a JSON nor a Python list: pass a list, or numbers "
-                        "separated by commas or new lines."
-                    ) from exc
-            return parse_numbers(parsed)
+                return parse_numbers(parse_list_text(text, name="numbers"))
+            except SmSendValidationError as exc:
+                raise AirflowFailException(str(exc)) from exc
         return [t.strip() for t in _SEPARATORS.split(text) if t.strip()]
     if isinstance(value, dict):
         raise AirflowFailException("numbers must be a list or a string of numbers, not a dict.")

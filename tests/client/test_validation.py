@@ -319,3 +319,24 @@ def test_client_rejects_bad_configuration(kwargs, fragment):
     with pytest.raises(SmSendValidationError) as info:
         make_client(**kwargs)
     assert fragment in str(info.value)
+
+
+def test_parse_list_text_reads_rendered_lists_and_names_bad_ones():
+    from airflow_provider_smsend.client.batch_rules import normalize_request_ids
+    from airflow_provider_smsend.client.validation import parse_list_text
+
+    assert parse_list_text('["A", "B"]', name="ids") == ["A", "B"]
+    assert parse_list_text("['A', 'B']", name="ids") == ["A", "B"]
+    with pytest.raises(SmSendValidationError, match="request_ids '\\[A, B' looks like a list"):
+        normalize_request_ids("[A, B")
+    assert normalize_request_ids("['HTTP1', 'HTTP2']") == ["HTTP1", "HTTP2"]
+
+
+def test_mnc_numbers_from_a_bad_rendered_list_fail_the_task():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_provider_smsend.operators.mnc import parse_numbers
+
+    assert parse_numbers("['+393331234567', '+393331234568']") == ["+393331234567", "+393331234568"]
+    with pytest.raises(AirflowFailException, match="numbers"):
+        parse_numbers("[+393331234567,")
