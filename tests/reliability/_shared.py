@@ -1,16 +1,15 @@
-"""The helpers of tests/operators and tests/transfers, imported (never copied) for these tests.
+"""The helpers of the other test directories, imported (never copied) for these tests.
 
-The suite runs with ``--import-mode=importlib`` and ``tests/`` is not a package, so another
-directory's conftest or helper module cannot be imported by a dotted name. This module loads
-them by path, once, under private module names:
-
-- ``operators``: ``tests/operators/conftest.py`` (sandbox fixtures, ``build_context``,
-  ``FakeTaskInstance``, ``NO_FAULTS``);
-- ``sms_tests``: ``tests/operators/test_sms.py`` (``numbers()``, ``FakeTI``, ``KILL_SCRIPT``:
-  the bulk send a worker subprocess runs until it is killed);
+- ``smsend_test_support.operator_fixtures`` (importable: ``pythonpath = ["tests"]``): the sandbox
+  fixtures, ``build_context``, ``FakeTaskInstance``;
+- ``sms_tests``: ``tests/operators/test_sms.py`` (``numbers()`` and ``KILL_SCRIPT``, the bulk send
+  a worker subprocess runs until it is killed);
 - ``transfers``: ``tests/transfers/conftest.py`` (the SQLite/PostgreSQL/MariaDB ``target``
   fixture, the requests-mock stub ``gateway``) and ``transfer_helpers`` (``SqlTarget``,
   ``notify_report``, ``CREDITS_USERLOG``, ``require_service`` ...).
+
+The suite runs with ``--import-mode=importlib`` and a test module or a conftest cannot be
+imported by a dotted name, so those two are loaded by path, once, under private module names.
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+
+from smsend_test_support.operator_fixtures import build_context
 
 TESTS = Path(__file__).resolve().parent.parent
 ROOT = TESTS.parent
@@ -36,13 +37,11 @@ def load(name: str, path: Path) -> ModuleType:
     return module
 
 
-operators = load("_smsend_reliability_operators_conftest", TESTS / "operators" / "conftest.py")
 sms_tests = load("_smsend_reliability_operators_test_sms", TESTS / "operators" / "test_sms.py")
 # The transfers conftest puts its directory on sys.path, so transfer_helpers imports by name.
 transfers = load("_smsend_reliability_transfers_conftest", TESTS / "transfers" / "conftest.py")
 import transfer_helpers  # noqa: E402
 
 numbers = sms_tests.numbers
-build_context = operators.build_context
 
-__all__ = ["ROOT", "TESTS", "build_context", "load", "numbers", "operators", "sms_tests", "transfer_helpers", "transfers"]
+__all__ = ["ROOT", "TESTS", "build_context", "load", "numbers", "sms_tests", "transfer_helpers", "transfers"]

@@ -1,7 +1,7 @@
-"""Fixtures of the reliability tests: those of tests/operators and tests/transfers, reused.
+"""Fixtures of the reliability tests: the shared operator fixtures and those of tests/transfers.
 
-From tests/operators/conftest.py: ``smsend_sandbox`` (one sandbox gateway for the session),
-``sandbox`` (reset: no faults, default settings, zero counters), ``smsend_conn_id``,
+From ``smsend_test_support.operator_fixtures``: ``smsend_sandbox`` (one sandbox gateway for the
+session), ``sandbox`` (reset: no faults, default settings, zero counters), ``smsend_conn_id``,
 ``add_smsend_connection``, ``ledger_db``, ``ledger_conn_id``, ``make_context``.
 From tests/transfers/conftest.py: ``target`` (SQLite, PostgreSQL, MariaDB; a missing service
 skips, or FAILS with ``SMSEND_REQUIRE_SERVICES=1``) and ``gateway`` (a requests-mock stub
@@ -13,16 +13,19 @@ from __future__ import annotations
 import os
 import sys
 
+from smsend_test_support.operator_fixtures import (  # noqa: F401
+    add_smsend_connection,
+    ledger_conn_id,
+    ledger_db,
+    make_context,
+    sandbox,
+    smsend_conn_id,
+    smsend_sandbox,
+)
+
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _shared import operators, transfers  # noqa: E402
+from _shared import transfers  # noqa: E402
 
-smsend_sandbox = operators.smsend_sandbox
-sandbox = operators.sandbox
-smsend_conn_id = operators.smsend_conn_id
-add_smsend_connection = operators.add_smsend_connection
-ledger_db = operators.ledger_db
-ledger_conn_id = operators.ledger_conn_id
-make_context = operators.make_context
 target = transfers.target
 gateway = transfers.gateway

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _shared import numbers, sms_tests
+from _shared import build_context, numbers, sms_tests
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.operators.backoffice import SmSendAssignCreditOperator
@@ -83,7 +83,7 @@ def test_bulk_send_killed_mid_way_then_retried(
     sends_before = sandbox.admin.stats()["requests"]["/sms/send.php"]
 
     retry = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME", fail_on="all")
-    result = retry.execute(sms_tests.make_context(sms_tests.FakeTI(run_id="killed_run", try_number=2)))
+    result = retry.execute(build_context(dag_id="campaign", task_id="send", run_id="killed_run", try_number=2))
 
     counts = sandbox.admin.counts(kind="sms")
     outcomes = {o["recipient"]: o for o in result["outcomes"]}
