@@ -136,6 +136,26 @@ def _lines(lines: Iterable[str | bytes]) -> Iterator[tuple[int, str]]:
             yield number, text
 
 
+def _records(
+    lines: Iterable[str | bytes], delimiter: str, expected: tuple[str, ...], what: str
+) -> Iterator[tuple[int, str, dict[str, int]]]:
+    """Yield ``(line number, line, column index)`` for each data line, after checking the header.
+
+    :raises SmSendReportError: if the gateway answered ``KO`` instead, the header lacks a column,
+        or there is no header at all.
+    """
+    index: dict[str, int] | None = None
+    for line_no, line in _lines(lines):
+        if index is None:
+            if line.lstrip().startswith("KO"):
+                raise SmSendReportError(f"{what}: the gateway answered {line.strip()!r} instead of a report.", line=1)
+            index = _header(line_no, line, delimiter, expected, what)
+            continue
+        yield line_no, line, index
+    if index is None:
+        raise SmSendReportError(f"{what} is empty: no header line.", line=1)
+
+
 def _header(line_no: int, line: str, delimiter: str, expected: tuple[str, ...], what: str) -> dict[str, int]:
     names = [name.strip().lower() for name in _split(line, delimiter, line_no)]
     missing = [c for c in expected if c not in names]
@@ -175,14 +195,10 @@ def iter_batch_status(lines: Iterable[str | bytes], report_type: str) -> Iterato
         raise SmSendReportError(f"Unknown batch-status report type {report_type!r}.")
     what = f"batch-status {report_type} report"
     expected = BATCH_STATUS_COLUMNS[report_type]
-    index: dict[str, int] | None = None
-    for line_no, line in _lines(lines):
-        if index is None:
-            if line.lstrip().startswith("KO"):
-                raise SmSendReportError(f"{what}: the gateway answered {line.strip()!r} instead of a report.", line=1)
-            index = _header(line_no, line, ",", expected, what)
-            continue
-        fields = [f.strip() for f in _split(line, ",", line_no)]
+    for line_no, line, index in _records(lines, ",", expected, what):
+        # Plain lines (no quotes) split directly; the csv module only for quoted fields.
+        raw = line.split(",") if '"' not in line and "\r" not in line else _split(line, ",", line_no)
+        fields = [f.strip() for f in raw]
         width = len(index)
         netcode: str | None = None
         if len(fields) == width:
@@ -214,8 +230,6 @@ def iter_batch_status(lines: Iterable[str | bytes], report_type: str) -> Iterato
             status_text=status_text,
             netcode=netcode,
         )
-    if index is None:
-        raise SmSendReportError(f"{what} is empty: no header line.", line=1)
 
 
 def parse_batch_status(text: str, report_type: str, *, request_id: str = "") -> BatchStatusReport:
@@ -245,13 +259,7 @@ def iter_userlog(lines: Iterable[str | bytes], log_type: str) -> Iterator[Userlo
         raise SmSendReportError(f"Unknown userlog type {log_type!r}.")
     what = f"userlog {log_type} report"
     expected = USERLOG_COLUMNS[log_type]
-    index: dict[str, int] | None = None
-    for line_no, line in _lines(lines):
-        if index is None:
-            if line.lstrip().startswith("KO"):
-                raise SmSendReportError(f"{what}: the gateway answered {line.strip()!r} instead of a report.", line=1)
-            index = _header(line_no, line, "\t", expected, what)
-            continue
+    for line_no, line, index in _records(lines, "\t", expected, what):
         fields = line.split("\t")
         if len(fields) != len(index):
             raise SmSendReportError(
@@ -279,8 +287,6 @@ def iter_userlog(lines: Iterable[str | bytes], log_type: str) -> Iterator[Userlo
             sharecode=get.get("sharecode") if "sharecode" in expected else None,
             extra=extra,
         )
-    if index is None:
-        raise SmSendReportError(f"{what} is empty: no header line.", line=1)
 
 
 def userlog_to_dataframe(entries: Iterable[UserlogEntry], log_type: str) -> pd.DataFrame:
