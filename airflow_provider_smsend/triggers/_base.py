@@ -34,6 +34,8 @@ SUCCESS = "success"
 FAILED = "failed"
 ERROR = "error"
 TIMEOUT = "timeout"
+#: Seconds a poll may run past the end time (so a poll started at the end time still gets a look).
+END_TIME_GRACE = 0.5
 
 
 def error_payload(exc: BaseException, what: str) -> dict[str, Any]:
@@ -46,12 +48,13 @@ def error_payload(exc: BaseException, what: str) -> dict[str, Any]:
     }
 
 
-def timeout_payload(end_time: float, what: str) -> dict[str, Any]:
+def timeout_payload(end_time: float, what: str, last_error: str | None = None) -> dict[str, Any]:
     """The event payload once the sensor's absolute end time has passed."""
     return {
         "status": TIMEOUT,
         "message": f"Sensor has timed out: {what} not satisfied by the end time "
-        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(end_time))}.",
+        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(end_time))}."
+        + (f" Last error: {last_error}" if last_error else ""),
     }
 
 
@@ -121,6 +124,7 @@ class SmSendPollingTrigger(BaseTrigger):
             return
         try:
             interval: float | None = None
+            last_error: str | None = None
             while True:
                 interval = next_poll_interval(
                     interval, initial=self.poll_interval, maximum=self.max_poll_interval
@@ -133,7 +137,16 @@ class SmSendPollingTrigger(BaseTrigger):
                 self.log.debug("Next smSend poll in %.1f s", wait)
                 await asyncio.sleep(wait)
                 try:
-                    payload = await self.poll()
+                    if self.end_time is None:
+                        payload = await self.poll()
+                    else:
+                        # A hung gateway must not hold the trigger past the sensor's end time (one poll
+                        # can take every retry's read timeout); the last poll gets a short grace.
+                        remaining = max(0.0, self.end_time - time.time()) + END_TIME_GRACE
+                        payload = await asyncio.wait_for(self.poll(), remaining)
+                except TimeoutError:
+                    last_error = "the gateway had not answered the last poll by the end time."
+                    payload = None
                 except SmSendError as exc:
                     if not exc.retryable:
                         yield TriggerEvent(error_payload(exc, f"Waiting for {self.description}"))
@@ -143,12 +156,13 @@ class SmSendPollingTrigger(BaseTrigger):
                         self.description,
                         exc,
                     )
+                    last_error = str(exc)
                     payload = None
                 if payload is not None:
                     yield TriggerEvent(payload)
                     return
                 if self.end_time is not None and time.time() >= self.end_time:
-                    yield TriggerEvent(timeout_payload(self.end_time, self.description))
+                    yield TriggerEvent(timeout_payload(self.end_time, self.description, last_error))
                     return
         finally:
             await self.teardown()
