@@ -70,7 +70,7 @@ with DAG(
         deferrable=True,
     )
 
-    @task
+    @task(show_return_value_in_logs=False)  # the customers (numbers, names) stay out of the task log
     def select_recipients(customers_csv: str, number_check: dict[str, Any]) -> list[dict[str, str]]:
         """Customers whose number the network knows (MNC 2xx), with their CSV fields."""
         from airflow_provider_smsend.client.errors import SmSendValidationError
