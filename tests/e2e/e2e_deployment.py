@@ -17,6 +17,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -292,6 +294,7 @@ class Deployment:
         self.queue = f"smsend-e2e-{os.getpid()}-{name}"
         self.warehouse = workdir / "warehouse.db"
         self.ledger = workdir / "ledger.db"
+        self.secret = secrets.token_hex(32)
         self.api_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.components: list[Component] = []
@@ -333,8 +336,9 @@ class Deployment:
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__BASE_URL": self.api_url,
-            "AIRFLOW__API__SECRET_KEY": self.marker,
-            "AIRFLOW__API_AUTH__JWT_SECRET": f"{self.marker}-jwt-secret-of-at-least-32-bytes",
+            # Shared by every component (the api-server checks the tokens the scheduler signs).
+            "AIRFLOW__API__SECRET_KEY": self.secret,
+            "AIRFLOW__API_AUTH__JWT_SECRET": self.secret,
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
@@ -433,6 +437,10 @@ class Deployment:
         with pg_connect(self.db_name) as conn, conn.cursor(row_factory=dict_row) as cursor:
             cursor.execute(sql, params)
             return list(cursor.fetchall())
+
+    def worker_ready(self, name: str) -> bool:
+        """True once the Celery worker ``name`` logged that it consumes from the broker."""
+        return re.search(rf"\b{re.escape(name)}@\S+ ready\.", (self.logs / f"{name}.log").read_text(errors="replace")) is not None
 
     def task_log(self, run_id: str, task_id: str, attempt: int = 1) -> Path:
         """The task's log file (Airflow's default ``log_filename_template``)."""
