@@ -20,8 +20,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-import requests
-
 from airflow_provider_smsend.client import answers, validation
 from airflow_provider_smsend.client.errors import (
     SmSendError,
@@ -45,6 +43,8 @@ from airflow_provider_smsend.client.reports import (
 from airflow_provider_smsend.client.retry import RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
+    import requests
+
     from airflow_provider_smsend.client.validation import PreparedMessage
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,8 @@ def _has_cause(exc: BaseException, names: tuple[str, ...]) -> bool:
 
 def transport_error(exc: requests.RequestException, path: str) -> SmSendTransportError:
     """Map a requests exception to an SmSend transport error, saying whether the request may have left."""
+    import requests
+
     if isinstance(exc, requests.ConnectTimeout):
         return SmSendTimeoutError(f"Timed out connecting to the gateway for {path}.", request_sent=False)
     if isinstance(exc, requests.Timeout):
@@ -211,6 +213,8 @@ class SmSendClient:
     def session(self) -> requests.Session:
         """The keep-alive session, created on first use (no I/O in the constructor)."""
         if self._session is None:
+            import requests  # imported on first use: DAG files that only build operators stay light
+
             with self._session_lock:
                 if self._session is None:
                     session = requests.Session()
@@ -226,6 +230,8 @@ class SmSendClient:
     def ensure_pool(self, size: int) -> None:
         """Make sure ``size`` threads can share the session without opening throwaway connections."""
         if size > self.pool_maxsize:
+            import requests
+
             self.pool_maxsize = size
             if self._session is not None:
                 adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=size, max_retries=0)
@@ -268,6 +274,8 @@ class SmSendClient:
         return urlencode({k: str(v) for k, v in data.items()}, encoding=self.charset).encode("ascii")
 
     def _post_once(self, path: str, body: bytes, *, stream: bool = False) -> requests.Response:
+        import requests
+
         headers = {"Content-Type": f"application/x-www-form-urlencoded; charset={self.charset}"}
         try:
             response = self.session.post(
@@ -307,6 +315,8 @@ class SmSendClient:
     @contextmanager
     def _report_lines(self, path: str, fields: dict[str, Any], *, auth: str) -> Iterator[Iterator[str]]:
         """Stream a report's lines; the first line is checked for ``KO`` before any is yielded."""
+        import requests
+
         body = self.form_body(fields, auth)
 
         def first() -> tuple[requests.Response, Iterator[str]]:

@@ -247,3 +247,22 @@ def test_aclose_is_idempotent():
         await client.aclose()
 
     run(go())
+
+
+def test_every_async_client_shares_one_tls_context(monkeypatch):
+    """httpx would load the CA bundle again for each client (each trigger): one context serves all."""
+    import httpx
+
+    from airflow_provider_smsend.client.async_http import SmSendAsyncClient, shared_ssl_context
+
+    seen = []
+    real = httpx.AsyncClient
+
+    def capture(*args, **kwargs):
+        seen.append(kwargs.get("verify"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "AsyncClient", capture)
+    for _ in range(3):
+        SmSendAsyncClient(username="u", password="p", base_url="https://gw.test")._http()
+    assert len(seen) == 3 and all(v is shared_ssl_context() for v in seen)
