@@ -82,7 +82,7 @@ def test_no_sandbox_module_imports_airflow(import_results):
     assert not leaks, f"sandbox modules importing Airflow: {leaks}"
 
 
-HEAVY = ("pandas", "zeep", "phonenumbers", "airflow")
+HEAVY = ("pandas", "zeep", "phonenumbers", "requests", "airflow")
 
 
 @pytest.mark.parametrize(
