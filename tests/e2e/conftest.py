@@ -16,6 +16,9 @@ from e2e_deployment import Deployment, create_database, drop_database, migrate, 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+#: Set on a test item whose call phase failed, so its deployment prints every component's log.
+FAILED = pytest.StashKey[bool]()
+
 
 @pytest.fixture(scope="session")
 def metadata_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -47,13 +50,9 @@ def deployment(
 
     yield start
     for instance in started:
-        failed = request.node.stash.get(FAILED, False)
-        if failed:
+        if request.node.stash.get(FAILED, False):
             print(instance.report())
         instance.stop()
-
-
-FAILED = pytest.StashKey[bool]()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
