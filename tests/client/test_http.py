@@ -350,3 +350,16 @@ def test_default_base_url_is_https_app_smsend(requests_mock):
     requests_mock.post("https://app.smsend.it/sms/credit.php", text="OK 1.0000")
     SmSendClient(username=USER, password=PASSWORD).credit()
     assert requests_mock.call_count == 1
+
+
+def test_proxy_environment_is_read_once_and_honoured(monkeypatch):
+    """HTTPS_PROXY / NO_PROXY apply to the gateway's URL; requests does not rescan the environment per call."""
+    from airflow_provider_smsend.client.http import SmSendClient
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    remote = SmSendClient(base_url="https://app.smsend.it", username="u", password="p").session
+    local = SmSendClient(base_url="http://127.0.0.1:8765", username="u", password="p").session
+    assert remote.proxies.get("https") == "http://proxy.example:3128"
+    assert "https" not in local.proxies and "http" not in local.proxies
+    assert remote.trust_env is False
