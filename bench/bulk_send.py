@@ -121,15 +121,19 @@ def run() -> dict[str, Any]:
         say(f"  BulkSender + MemoryLedger (diagnostic): {mem_rate:,.0f} msg/s = {mem_rate / limit:.0%} of the limit; "
             f"client CPU {cpu_mem:.2f} ms/msg")
 
-        ledger = sqlite_ledger()
-        seconds_env, totals_env, cpu_env = _bulk(box.url, _messages("+39336", MESSAGES), ledger=ledger,
-                                                 job_key="bulk-no-env", trust_env=False)
-        ledger.close()
-        env_rate = totals_env["accepted"] / seconds_env
-        figures["bulk_what_if_no_trust_env"] = {"seconds": seconds_env, "totals": totals_env, "rate": env_rate,
-                                                "cpu_ms_per_message": cpu_env}
-        say(f"  what-if: BulkSender + SQLite ledger, session.trust_env=False: {env_rate:,.0f} msg/s = "
-            f"{env_rate / limit:.0%} of the limit; client CPU {cpu_env:.2f} ms/msg")
+        with _client(box.url) as probe:
+            env_per_request = probe.session.trust_env  # requests re-reads proxies/CA from os.environ per request
+        env_rate = cpu_env = None
+        if env_per_request:
+            ledger = sqlite_ledger()
+            seconds_env, totals_env, cpu_env = _bulk(box.url, _messages("+39336", MESSAGES), ledger=ledger,
+                                                     job_key="bulk-no-env", trust_env=False)
+            ledger.close()
+            env_rate = totals_env["accepted"] / seconds_env
+            figures["bulk_what_if_no_trust_env"] = {"seconds": seconds_env, "totals": totals_env, "rate": env_rate,
+                                                    "cpu_ms_per_message": cpu_env}
+            say(f"  what-if: BulkSender + SQLite ledger, session.trust_env=False: {env_rate:,.0f} msg/s = "
+                f"{env_rate / limit:.0%} of the limit; client CPU {cpu_env:.2f} ms/msg")
 
         naive_seconds, naive_ok = _naive(box.url, NAIVE_MESSAGES)
         naive_rate = naive_ok / naive_seconds
@@ -167,10 +171,21 @@ def run() -> dict[str, Any]:
             passed=abs(deviation) <= RATE_TOLERANCE and rate_totals["accepted"] == RATE_MESSAGES),
         row("1. Bulk send", f"BulkSender+MemoryLedger, {MESSAGES:,} msgs, c={CONCURRENCY} (diagnostic)",
             target="(info)", measured=f"{mem_rate:,.0f} msg/s (client CPU {cpu_mem:.2f} ms/msg)", reference=f"{mem_rate / limit:.0%} of limit"),
-        row("1. Bulk send", "what-if diagnostic: SQLite ledger, requests `session.trust_env = False`",
-            target="(info)", measured=f"{env_rate:,.0f} msg/s (client CPU {cpu_env:.2f} ms/msg)", reference=f"{env_rate / limit:.0%} of limit"),
     ]
-    return {"name": NAME, "rows": rows, "figures": figures, "notes": [
+    if env_rate is not None and cpu_env is not None:
+        rows.append(row("1. Bulk send", "what-if diagnostic: SQLite ledger, requests `session.trust_env = False`",
+                        target="(info)", measured=f"{env_rate:,.0f} msg/s (client CPU {cpu_env:.2f} ms/msg)",
+                        reference=f"{env_rate / limit:.0%} of limit"))
+    core_share = cpu_ms * bulk_rate / 1000
+    needed = TARGET_OF_LIMIT * limit
+    why = (
+        f"The client is CPU-bound: {cpu_ms:.2f} ms of CPU per message in the sending process (requests, "
+        f"urllib3, http.client, phonenumbers, the ledger) at {bulk_rate:,.0f} msg/s is {core_share:.2f} core-seconds "
+        f"per second, and the worker threads share one GIL; {needed:,.0f} msg/s needs at most "
+        f"{1000 / needed:.2f} ms per message with a whole core free. The sandbox is not the limit (benchmark 5) "
+        f"and neither is the SQLite ledger (MemoryLedger row); the machine's load average is in the header."
+    )
+    return {"name": NAME, "rows": rows, "figures": figures, "why": why, "notes": [
         f"Rates are accepted messages / wall time of `BulkSender.run()` (planning, ledger and pool included); "
         f"the provider path runs twice ({', '.join(f'{a[0]:,.0f}' for a in attempts)} msg/s) and the better "
         f"run is reported; the other rows are single runs. "

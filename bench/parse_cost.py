@@ -109,7 +109,13 @@ def run() -> dict[str, Any]:
             reference="; ".join(f"{k} by {v.removeprefix(PREFIX + '.')}" for k, v in heavy.items() if v) or "all lazy",
             passed=lazy),
     ]
-    return {"name": NAME, "rows": rows, "figures": {
+    why = (
+        f"Median {median:.0f} ms of wall time, {cpu_median:.0f} ms of process CPU; slowest modules (in import order, "
+        "each includes what it pulls in first): " + ", ".join(
+            f"`{k.removeprefix(PREFIX + '.')}` {v:.0f} ms" for k, v in slowest) + ". A wall median above the "
+        "budget with a CPU median below it means other processes competed for the cores."
+    )
+    return {"name": NAME, "rows": rows, "why": why, "figures": {
         "modules": modules, "extra_ms": extra, "extra_cpu_ms": [r["extra_cpu_ms"] for r in results], "sdk_ms": sdk, "cold_extra_ms": warm["extra_ms"],
         "per_module_ms": last["per_module_ms"], "pulled_by": last["pulled_by"], "errors": last["errors"],
     }, "notes": [

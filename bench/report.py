@@ -11,34 +11,6 @@ from typing import Any
 
 COMMAND = "make bench  # = bash scripts/bench.sh: scripts/bootstrap.sh, then .venv/bin/python -m bench"
 
-#: Why a failing row fails, when the cause is known (shown only when that row fails).
-KNOWN_CAUSES = {
-    "bulk_send": (
-        "The bulk path is bound by client CPU under the GIL, not by the sandbox (see benchmark 5): about "
-        "1.3-2 ms of CPU per message across the 32 worker threads (requests/urllib3/http.client per request, "
-        "plus `requests`' per-request scan of the environment for proxies, `Session.trust_env`), on 2 cores "
-        "shared with the sandbox process. The MemoryLedger row shows the SQLite ledger is not the limit."
-    ),
-    "report_load": (
-        "The transfer parses and shapes every row in Python (a new `csv.reader` per line, a dict and a frozen "
-        "dataclass per row, 10 adapter calls per row, psycopg `write_row`), so its cost per row is an order of "
-        "magnitude above PostgreSQL's own COPY of the CSV; the stage row shows where the time goes. pandas "
-        "`to_sql` over psycopg 3 (pipelined executemany) is only a few times slower than that path."
-    ),
-    "parse_cost": (
-        "Most of the provider's import time is `requests` (about 40 ms, imported at module level by "
-        "`client/http.py`, which `operators.sms` reaches through `client.bulk` and `client/__init__`). When the "
-        "wall-clock median is above the budget while the CPU median is below it, other processes were "
-        "competing for the cores during the run."
-    ),
-    "trigger_scale": (
-        "Each trigger builds its own `httpx.AsyncClient`, and httpx builds a new `ssl.SSLContext` (loading "
-        "the whole CA bundle) for every client, even for http:// URLs: tens of ms of CPU per trigger on the "
-        "event loop. The what-if row (one shared SSL context) shows the same run without that cost."
-    ),
-}
-
-
 def machine() -> dict[str, str]:
     """Cores, memory, CPU model, Python, OS and load of this machine."""
     model = "unknown"
@@ -126,7 +98,7 @@ def render(results: list[dict[str, Any]], *, started: dt.datetime, seconds: floa
         for note in result.get("notes", []):
             lines.append(f"- {note}")
         failed = any(r["passed"] is False for r in result["rows"])
-        if failed and result["name"] in KNOWN_CAUSES:
-            lines.append(f"- Why it fails: {KNOWN_CAUSES[result['name']]}")
+        if failed and result.get("why"):
+            lines.append(f"- Why it fails (from this run's figures): {result['why']}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
