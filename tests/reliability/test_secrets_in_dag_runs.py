@@ -33,6 +33,8 @@ from airflow_provider_smsend.client.mms import mms_ticket
 from airflow_provider_smsend.operators.mms import SmSendMmsOperator
 from airflow_provider_smsend.sandbox.testing import AdminClient
 
+# Four Airflow processes on a shared CI machine: minutes under load (about one on an idle 2-core box).
+pytestmark = pytest.mark.timeout(900)
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 EXAMPLES = ROOT / "dags_examples"
 CUSTOMERS_CSV = EXAMPLES / "data" / "customers.csv"
@@ -137,7 +139,7 @@ def dag_runs(sandbox_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict
             args, env=home_env(env, home, EXAMPLES), stdout=output, stderr=subprocess.STDOUT, text=True
         ))
     results = {}
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600
     for name, (run, home, output, proc) in procs.items():
         try:
             proc.wait(max(1.0, deadline - time.monotonic()))
