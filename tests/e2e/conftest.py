@@ -53,6 +53,8 @@ def deployment(
         if request.node.stash.get(FAILED, False):
             print(instance.report())
         instance.stop()
+        print(f"{instance.executor} deployment timings (s): "
+              + ", ".join(f"{what} {seconds:.0f}" for what, seconds in instance.timings.items()))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

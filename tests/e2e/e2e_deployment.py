@@ -88,7 +88,7 @@ def require_services(*services: str) -> None:
             missing.append(f"{service} ({type(exc).__name__}: {exc})")
     if missing:
         reason = "end-to-end test needs " + ", ".join(missing)
-        if os.environ.get("SMSEND_REQUIRE_SERVICES") == "1":
+        if os.environ.get("SMSEND_REQUIRE_SERVICES", "").strip().lower() in ("1", "true", "yes"):
             pytest.fail(f"{reason}; SMSEND_REQUIRE_SERVICES=1 forbids skipping", pytrace=False)
         pytest.skip(reason)
 
@@ -314,6 +314,9 @@ class Deployment:
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.components: list[Component] = []
         self.sandbox: Sandbox | None = None
+        self.started_at = time.monotonic()
+        #: seconds from the start of the deployment to each milestone, for the test's report
+        self.timings: dict[str, float] = {}
         create_database(self.db_name, template=template_db)
         self._hostname_module()
 
@@ -373,6 +376,7 @@ class Deployment:
     # -------------------------------------------------------------------- life cycle
     def start(self, workers: int = 0) -> None:
         """Start the sandbox, the Airflow components and ``workers`` Celery workers."""
+        self.started_at = time.monotonic()
         self.sandbox = Sandbox(self.logs, self.marker)
         self.components.append(self.sandbox.component)
         self.launch("api-server", "api-server", "--port", str(self.api_port), "--host", "127.0.0.1",
@@ -393,8 +397,10 @@ class Deployment:
         return component
 
     def stop(self) -> None:
+        stopping = time.monotonic()
         try:
             stop_processes(reversed(self.components), self.marker)
+            self.timings["stop"] = time.monotonic() - stopping
         finally:
             drop_database(self.db_name)
             if self.executor == "CeleryExecutor":
@@ -479,9 +485,11 @@ class Deployment:
     def run_campaign(self, timeout: float = 150) -> CampaignRun:
         """Trigger the campaign DAG through the REST API and drive the sandbox clock until it ends."""
         assert self.sandbox is not None
-        self.wait_for("the api-server", lambda: self.api("monitor/health"), 90)
+        self.wait_for("the api-server", lambda: self.api("monitor/health"), 120)
+        self.timings["api-server up"] = time.monotonic() - self.started_at
         self.wait_for(f"the DAG {DAG_ID!r} to be parsed", lambda: self.query(
-            "SELECT 1 FROM serialized_dag WHERE dag_id = %s", DAG_ID), 90)
+            "SELECT 1 FROM serialized_dag WHERE dag_id = %s", DAG_ID), 120)
+        self.timings["DAG parsed"] = time.monotonic() - self.started_at
         run_id = self.api(f"dags/{DAG_ID}/dagRuns", {"logical_date": None})["dag_run_id"]
         run = CampaignRun(run_id=run_id, state="queued", seconds=0.0)
         started = time.monotonic()
@@ -515,6 +523,7 @@ class Deployment:
                           f"state {run.state!r}, task states seen {run.states}")
             time.sleep(0.5)
         run.seconds = time.monotonic() - started
+        self.timings["campaign run"] = run.seconds
         for row in self.query(
                 "SELECT task_id, state, try_number, hostname, external_executor_id, next_method, trigger_id "
                 "FROM task_instance WHERE dag_id = %s AND run_id = %s", DAG_ID, run_id):
