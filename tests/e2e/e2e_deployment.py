@@ -8,7 +8,8 @@ Airflow components as subprocesses, each in its own process group with its own l
 
 The sandbox runs with a long delivery delay, so nothing the sensors wait for can happen until the
 test moves the sandbox clock, and the test moves it only once it has seen the sensor's task
-instance ``deferred`` in the metadata database with its trigger claimed by the triggerer. The
+instance ``deferred`` in the metadata database with its trigger claimed by the triggerer (and the
+scheduler has handled the deferring run's exit, see :meth:`Deployment.scheduler_saw_exit`). The
 sensors therefore really defer, and only the triggerer's polling can resume them.
 """
 
@@ -26,7 +27,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -508,7 +508,7 @@ class Deployment:
                 sensor = row["task_id"]
                 if (sensor in SENSORS and row["state"] == "deferred" and row["triggerer_id"] is not None
                         and sensor not in run.deferrals):
-                    # The sensor waits in the triggerer; only now may its condition come true.
+                    # The sensor waits in the triggerer: only now may its condition come true.
                     deferred_since.setdefault(sensor, time.monotonic())
                     if (self.scheduler_saw_exit(run_id, sensor)
                             or time.monotonic() - deferred_since[sensor] > EXIT_EVENT_WAIT):
@@ -565,8 +565,8 @@ def assert_campaign_succeeded(deployment: Deployment, run: CampaignRun) -> None:
     # - the metadata DB showed its task instance 'deferred' on a SmSendBatchStatusTrigger claimed
     #   by a TriggererJob, and nothing it waits for could happen before (the clock moved then);
     # - that triggerer wrote the trigger's log beside the task's, with the trigger's success event;
-    # - the task log shows the deferral, then a second run (the resume) in the same try, and the
-    #   task ended 'success' in try 1 (resumed, not retried).
+    # - the task log has the deferral before the trigger fired and the resumed run after it, and
+    #   the task ended 'success' in try 1 (resumed, not retried).
     for sensor in SENSORS:
         assert sensor in run.deferrals, f"{sensor} was never seen deferred; states seen {run.states.get(sensor)}"
         classpath, triggerer_id = run.deferrals[sensor]
@@ -593,6 +593,7 @@ def assert_campaign_succeeded(deployment: Deployment, run: CampaignRun) -> None:
     # Exactly one SMS per valid, known recipient; nobody else.
     counts = deployment.sandbox.sms_counts()
     expected = expected_recipients()
+    assert len(expected) >= 20, f"the example CSV should have at least 20 reachable customers: {expected}"
     assert set(counts) == expected, (
         f"recipients differ: unexpected {sorted(set(counts) - expected)}, missing {sorted(expected - set(counts))}")
     duplicates = {number: count for number, count in counts.items() if count != 1}
