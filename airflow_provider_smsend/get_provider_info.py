@@ -106,6 +106,7 @@ def get_provider_info() -> dict[str, Any]:
                     "mms_auth": _string("MMS auth", "plain password or MD5 ticket", default="plain",
                                         enum=["plain", "md5"]),
                     "timeout": _number("Read timeout (s)", "Seconds to wait for an answer", 30),
+                    "retries": _number("Read retries", "Retries of read-only calls (money calls never retry)", 3),
                     "connect_timeout": _number("Connect timeout (s)", "Seconds to wait for a connection", 5),
                     "default_sender": _string("Default sender", "Up to 11 letters/digits or +number"),
                     "default_quality": _string("Default quality", "ll low, l medium, a automatic, h high, "

@@ -32,6 +32,7 @@ EXTRA_FIELDS: dict[str, str] = {
     "mms_password": "MMS account password",
     "mms_auth": "plain (password sent) or md5 (ticket; the password never leaves)",
     "timeout": "read timeout in seconds (default 30)",
+    "retries": "retries of read-only calls after a transient failure (default 3; money calls never retry)",
     "connect_timeout": "connect timeout in seconds (default 5)",
     "default_sender": "sender used when an operator gives none (<= 11 alphanumerics or +number)",
     "default_quality": "ll, l, a, h or n (default h)",
@@ -128,6 +129,19 @@ class SmSendHook(BaseHook):
         extras = self.extras
         return (_float(extras, "connect_timeout", 5.0), _float(extras, "timeout", 30.0))
 
+    def _retry_policy(self) -> RetryPolicy:
+        """Retries of read-only calls from the ``retries`` extra (default 3; money calls never retry)."""
+        value = self.extras.get("retries")
+        if value in (None, ""):
+            return RetryPolicy()
+        try:
+            retries = int(value)
+        except (TypeError, ValueError):
+            retries = -1
+        if isinstance(value, bool) or retries < 0 or retries > 10 or str(retries) != str(value).strip():
+            raise SmSendValidationError(f"Connection extra 'retries' must be an integer from 0 to 10, got {value!r}.")
+        return RetryPolicy(attempts=retries + 1)
+
     @cached_property
     def client(self) -> SmSendClient:
         """The configured :class:`~airflow_provider_smsend.client.SmSendClient` (HTTP API)."""
@@ -148,7 +162,7 @@ class SmSendHook(BaseHook):
             default_region=extras.get("default_region") or DEFAULT_REGION,
             default_sender=extras.get("default_sender") or None,
             default_quality=extras.get("default_quality") or "h",
-            retry=RetryPolicy(),
+            retry=self._retry_policy(),
         )
 
     @cached_property

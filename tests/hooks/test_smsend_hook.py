@@ -248,3 +248,17 @@ def test_ui_field_behaviour():
     assert "host" in behaviour["placeholders"]
     for shown in ("host", "login", "password"):
         assert shown not in behaviour["hidden_fields"]
+
+
+@pytest.mark.parametrize(("retries", "attempts"), [(None, 4), ("0", 1), (2, 3), ("10", 11)])
+def test_retries_extra_sets_the_read_retry_policy(monkeypatch, retries, attempts):
+    extra = {} if retries is None else {"retries": retries}
+    set_json(monkeypatch, host="gw.test", login="user", password=PASSWORD, extra=extra)
+    assert SmSendHook().client.retry.attempts == attempts
+
+
+@pytest.mark.parametrize("retries", ["-1", "many", "11", True, "2.5"])
+def test_invalid_retries_extra_is_a_clear_error(monkeypatch, retries):
+    set_json(monkeypatch, host="gw.test", login="user", password=PASSWORD, extra={"retries": retries})
+    with pytest.raises(SmSendValidationError, match="retries"):
+        _ = SmSendHook().client
