@@ -8,8 +8,10 @@ mysqlclient, PyMySQL...) and a :class:`~airflow_provider_smsend.client.tables.Di
 * :meth:`TableLoader.load` runs delete (``replace``) and inserts in ONE transaction: records are
   pulled lazily in chunks, so memory stays flat, and any error - a malformed report line in the
   middle, a lost connection - rolls everything back: the table is left exactly as it was.
-* PostgreSQL loads through ``COPY`` (psycopg 3 ``cursor.copy`` or psycopg2 ``copy_expert``);
-  other databases, and PostgreSQL upserts, through batched ``executemany``.
+* PostgreSQL loads through ``COPY`` (psycopg 3 ``cursor.copy``, binary when the table's column
+  types are the layout's, so the server parses no text - a timestamp in text costs it more than a
+  whole row otherwise; or psycopg2 ``copy_expert``); other databases, and PostgreSQL upserts,
+  through batched ``executemany``.
 
 Example::
 
@@ -31,7 +33,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from airflow_provider_smsend.client.tables import Dialect, TableSpec, chunked, copy_text_lines, scope_values
+from airflow_provider_smsend.client.tables import (
+    Dialect,
+    TableSpec,
+    binary_copy_types,
+    chunked,
+    copy_text_lines,
+    scope_values,
+)
 
 log = logging.getLogger(__name__)
 
@@ -231,11 +240,17 @@ class TableLoader:
         if self.dialect.name == "postgres" and mode != "upsert":
             sql = self.dialect.copy_sql(self.table, self.spec)
             if hasattr(cursor, "copy"):  # psycopg 3
+                types = self._binary_types(cursor)
+                if types is not None:
+                    sql = self.dialect.copy_sql(self.table, self.spec, binary=True)
 
                 def copy3(rows: list[tuple[Any, ...]]) -> None:
                     with cursor.copy(sql) as copy:  # psycopg adapts each value (C-accelerated)
+                        if types is not None:
+                            copy.set_types(types)
+                        write_row = copy.write_row
                         for row in rows:
-                            copy.write_row(row)
+                            write_row(row)
 
                 return "copy", copy3
             if hasattr(cursor, "copy_expert"):  # psycopg2
@@ -251,18 +266,29 @@ class TableLoader:
         )
         return "executemany", lambda rows: cursor.executemany(sql, rows)
 
+    def _binary_types(self, cursor: Any) -> list[str] | None:
+        """The type names of a binary ``COPY`` into the table's columns, or None (text ``COPY``)."""
+        cols = ", ".join(self.dialect.quote(c) for c in self.spec.column_names)
+        cursor.execute(f"SELECT {cols} FROM {self.dialect.quote(self.table)} WHERE 1 = 0")
+        oids = [getattr(d, "type_code", None) for d in (cursor.description or ())]
+        cursor.fetchall()
+        return binary_copy_types(self.spec, [o if isinstance(o, int) else -1 for o in oids])
+
     def load(
         self,
         records: Iterable[tuple[Any, ...]],
         *,
         mode: str = "replace",
         scope: Mapping[str, Any] | None = None,
+        adapted: bool = False,
     ) -> LoadResult:
         """Delete the scope (``replace``) and write ``records``, all in one transaction.
 
         :param records: tuples in :attr:`TableSpec.columns` order, pulled lazily.
         :param mode: one of :data:`LOAD_MODES`.
         :param scope: ``replace`` only: column -> value (None means IS NULL) or list of values.
+        :param adapted: the records already hold what this dialect's driver stores (e.g. UTC-aware
+            timestamps for PostgreSQL): skip :meth:`Dialect.row_adapter`.
         :raises: whatever the records or the database raise; the transaction is rolled back first.
         """
         validate_load_mode(mode)
@@ -270,7 +296,7 @@ class TableLoader:
             raise ValueError(
                 "load_mode 'replace' needs a scope (the request ids, date range or snapshot to replace)."
             )
-        adapt = self.dialect.row_adapter(self.spec)
+        adapt = None if adapted else self.dialect.row_adapter(self.spec)
         started = time.perf_counter()
         cursor = self.conn.cursor()
         rows = deleted = 0
@@ -282,7 +308,7 @@ class TableLoader:
                 self.log.info("Deleted %d row(s) of %s before the reload", deleted, self.table)
             method, write = self._writer(cursor, mode)
             for chunk in chunked(records, self.chunk_size):
-                write([adapt(record) for record in chunk])
+                write(chunk if adapt is None else [adapt(record) for record in chunk])
                 rows += len(chunk)
                 self.log.info("Wrote %d row(s) to %s (%d so far, %s)", len(chunk), self.table, rows, method)
             self.conn.commit()

@@ -98,8 +98,13 @@ class BaseSmSendToSqlOperator(BaseOperator):
         conn_type = getattr(hook, "conn_type", None) or BaseHook.get_connection(self.conn_id).conn_type
         return dialect_for(conn_type, placeholder=getattr(hook, "placeholder", None))
 
-    def _load(self, records: Iterable[tuple[Any, ...]], scope: Mapping[str, Any]) -> LoadResult:
-        """Open one DB connection, ensure the table, load ``records`` in one transaction, close."""
+    def _load(
+        self, records: Iterable[tuple[Any, ...]], scope: Mapping[str, Any], *, adapted: bool = False
+    ) -> LoadResult:
+        """Open one DB connection, ensure the table, load ``records`` in one transaction, close.
+
+        :param adapted: the records are in the driver's form already (see :meth:`TableLoader.load`).
+        """
         mode = validate_load_mode(self.load_mode)
         conn = self.db_hook.get_conn()
         try:
@@ -111,7 +116,7 @@ class BaseSmSendToSqlOperator(BaseOperator):
                 "Loading smSend %s report into %s (%s, %s) in chunks of %d",
                 self.spec.name, self.table, self.dialect.name, mode, self.chunk_size,
             )  # fmt: skip
-            return loader.load(records, mode=mode, scope=scope)
+            return loader.load(records, mode=mode, scope=scope, adapted=adapted)
         except SmSendError as exc:
             raise airflow_error(exc) from exc
         finally:
