@@ -286,7 +286,7 @@ def parse_cost_units(response: object) -> int:
     """Read the credit charged (ten-thousandths of a euro) from the sendMms ``response``."""
     if isinstance(response, bool):
         response = None
-    if isinstance(response, int):
+    if isinstance(response, int) and response >= 0:
         return response
     text = str(response).strip() if response is not None else ""
     if text.isascii() and text.isdigit() and len(text) <= 30:  # int() refuses > 4300 digits

@@ -331,3 +331,19 @@ def test_string_typed_cost_is_accepted(mocker):
     body = fixture("mms_response.xml").replace(b'xsi:type="xsd:int">3700', b'xsi:type="xsd:string">3700')
     mocker.post(ENDPOINT, content=body, headers=XML)
     assert make_client().send_mms("S", "T", "+393477005440").cost == Decimal("0.3700")
+
+
+@pytest.mark.parametrize(("answer", "units"), [(3700, 3700), ("3700", 3700), (0, 0)])
+def test_cost_units_read_from_the_answer(answer, units):
+    from airflow_provider_smsend.client.mms import parse_cost_units
+
+    assert parse_cost_units(answer) == units
+
+
+@pytest.mark.parametrize("answer", [-3700, "-3700", "37.00", None, True, "x"])
+def test_a_cost_that_is_not_a_non_negative_integer_is_refused(answer):
+    from airflow_provider_smsend.client.errors import SmSendReportError
+    from airflow_provider_smsend.client.mms import parse_cost_units
+
+    with pytest.raises(SmSendReportError, match="credit charged"):
+        parse_cost_units(answer)
