@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ROME = ZoneInfo("Europe/Rome")
+_CREDIT = re.compile(r"^-?\d{1,14}(?:[.,]\d{1,4})?$")
 
 #: Expected columns per batch-status report type (schema 1).
 BATCH_STATUS_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -270,12 +272,11 @@ def iter_userlog(lines: Iterable[str | bytes], log_type: str) -> Iterator[Userlo
         extra = {name: value for name, value in get.items() if name not in expected}
         credit: Decimal | None = None
         if "credit" in expected:
-            try:
-                credit = Decimal(get["credit"].replace(",", "."))
-            except InvalidOperation as exc:
-                raise SmSendReportError(f"{what} line {line_no}: invalid credit {get['credit']!r}.", line=line_no) from exc
-            if not credit.is_finite():
+            # Plain decimals only (``12.3456``, ``12,3456``): no exponent, no NaN, nothing a
+            # NUMERIC(18,4) column could not hold.
+            if not _CREDIT.match(get["credit"]):
                 raise SmSendReportError(f"{what} line {line_no}: invalid credit {get['credit']!r}.", line=line_no)
+            credit = Decimal(get["credit"].replace(",", "."))
         yield UserlogEntry(
             id=_int(get["id"], "id", line_no, what),
             date=parse_rome_datetime(get["date"], line=line_no),
