@@ -30,6 +30,7 @@ import io
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -236,7 +237,11 @@ class TableLoader:
             deleted += max(cursor.rowcount or 0, 0)
         return deleted
 
-    def _writer(self, cursor: Any, mode: str) -> tuple[str, Callable[[list[tuple[Any, ...]]], None]]:
+    def _writer(
+        self, cursor: Any, mode: str, stack: ExitStack | None = None
+    ) -> tuple[str, Callable[[list[tuple[Any, ...]]], None]]:
+        """How chunks are written. With a ``stack``, one psycopg 3 ``COPY`` stays open on it for the
+        whole load (the server stores rows while the next chunk is parsed); else one per chunk."""
         if self.dialect.name == "postgres" and mode != "upsert":
             sql = self.dialect.copy_sql(self.table, self.spec)
             if hasattr(cursor, "copy"):  # psycopg 3
@@ -244,15 +249,28 @@ class TableLoader:
                 if types is not None:
                     sql = self.dialect.copy_sql(self.table, self.spec, binary=True)
 
-                def copy3(rows: list[tuple[Any, ...]]) -> None:
-                    with cursor.copy(sql) as copy:  # psycopg adapts each value (C-accelerated)
-                        if types is not None:
-                            copy.set_types(types)
-                        write_row = copy.write_row
+                def start(chunk_stack: ExitStack) -> Callable[[tuple[Any, ...]], None]:
+                    copy = chunk_stack.enter_context(cursor.copy(sql))  # ends (or fails) with the stack
+                    if types is not None:
+                        copy.set_types(types)
+                    return copy.write_row  # psycopg adapts each value (C-accelerated)
+
+                if stack is not None:
+                    write_row = start(stack)
+
+                    def copy3(rows: list[tuple[Any, ...]]) -> None:
                         for row in rows:
                             write_row(row)
 
-                return "copy", copy3
+                    return "copy", copy3
+
+                def copy3_chunk(rows: list[tuple[Any, ...]]) -> None:
+                    with ExitStack() as chunk_stack:
+                        write = start(chunk_stack)
+                        for row in rows:
+                            write(row)
+
+                return "copy", copy3_chunk
             if hasattr(cursor, "copy_expert"):  # psycopg2
 
                 def copy2(rows: list[tuple[Any, ...]]) -> None:
@@ -306,11 +324,14 @@ class TableLoader:
             if mode == "replace" and scope:
                 deleted = self._delete(cursor, scope)
                 self.log.info("Deleted %d row(s) of %s before the reload", deleted, self.table)
-            method, write = self._writer(cursor, mode)
-            for chunk in chunked(records, self.chunk_size):
-                write(chunk if adapt is None else [adapt(record) for record in chunk])
-                rows += len(chunk)
-                self.log.info("Wrote %d row(s) to %s (%d so far, %s)", len(chunk), self.table, rows, method)
+            with ExitStack() as stack:
+                method, write = self._writer(cursor, mode, stack)
+                for chunk in chunked(records, self.chunk_size):
+                    write(chunk if adapt is None else [adapt(record) for record in chunk])
+                    rows += len(chunk)
+                    self.log.info(
+                        "Wrote %d row(s) to %s (%d so far, %s)", len(chunk), self.table, rows, method
+                    )
             self.conn.commit()
         except BaseException:
             self.log.warning(
