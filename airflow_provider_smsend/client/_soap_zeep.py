@@ -22,7 +22,6 @@ from typing import Any
 import requests
 import zeep
 from lxml import etree
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from zeep.plugins import Plugin
 from zeep.transports import Transport
 
@@ -35,6 +34,7 @@ from airflow_provider_smsend.client.errors import (
     error_from_fault,
     error_from_ko,
 )
+from airflow_provider_smsend.client.http import never_connected
 
 log = logging.getLogger(__name__)
 
@@ -131,29 +131,11 @@ def fault_error(faultcode: str | None, faultstring: str | None) -> SmSendGateway
     return error
 
 
-def _never_connected(exc: BaseException) -> bool:
-    """True when the connection was never established (so the request provably was not sent)."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, NewConnectionError | ConnectTimeoutError):
-            return True
-        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
-        stack.extend(arg for arg in current.args if isinstance(arg, BaseException))
-    return False
-
-
 def requests_error(
     exc: requests.RequestException, what: str, *, before_call: bool = False
 ) -> SmSendTransportError:
     """Translate a ``requests`` failure; ``before_call`` when no operation had been posted yet."""
-    sent = not (before_call or _never_connected(exc))
+    sent = not (before_call or never_connected(exc))
     if isinstance(exc, requests.Timeout):
         phase = "connecting to" if isinstance(exc, requests.exceptions.ConnectTimeout) else "waiting for"
         return SmSendTimeoutError(

@@ -90,7 +90,16 @@ class SendResult:
     message: PreparedMessage
 
 
-def _has_cause(exc: BaseException, names: tuple[str, ...]) -> bool:
+def never_connected(exc: BaseException) -> bool:
+    """True when the connection was never established, so the request provably did not leave.
+
+    Walks the exception's causes (requests wraps urllib3, which wraps the socket error).
+    """
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -98,7 +107,7 @@ def _has_cause(exc: BaseException, names: tuple[str, ...]) -> bool:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if type(current).__name__ in names:
+        if isinstance(current, NewConnectionError | ConnectTimeoutError | ConnectionRefusedError):
             return True
         stack.extend([current.__cause__, current.__context__])
         stack.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
@@ -118,8 +127,7 @@ def transport_error(exc: requests.RequestException, path: str) -> SmSendTranspor
         return SmSendTimeoutError(
             f"The gateway did not answer {path} within the read timeout; the request may have been processed."
         )
-    never_connected = _has_cause(exc, ("NewConnectionError", "NameResolutionError", "ConnectionRefusedError"))
-    if never_connected:
+    if never_connected(exc):
         return SmSendTransportError(
             f"Could not connect to the gateway for {path}: check the host and the network.", request_sent=False
         )
