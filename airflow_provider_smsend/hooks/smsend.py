@@ -99,9 +99,9 @@ class SmSendHook(BaseHook):
     def connection(self) -> Connection:
         """The Airflow connection, fetched once; its secrets are registered with the masker."""
         conn = self.get_connection(self.smsend_conn_id)
-        _mask(conn.password)
+        mask_secret_value(conn.password)
         for key in SECRET_EXTRAS:
-            _mask(conn.extra_dejson.get(key))
+            mask_secret_value(conn.extra_dejson.get(key))
         return conn
 
     @property
@@ -212,7 +212,8 @@ class SmSendHook(BaseHook):
         return True, f"Connection works: available credit {credit} EUR."
 
 
-def _mask(secret: object) -> None:
+def mask_secret_value(secret: object) -> None:
+    """Register ``secret`` with Airflow's secret masker (empty values are ignored)."""
     if not secret:
         return
     try:

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -224,26 +224,6 @@ class OnceOnly:
 def _short(exc: BaseException) -> str:
     text = str(exc) if isinstance(exc, SmSendError) else f"{type(exc).__name__}: {exc}"
     return text[:500]
-
-
-def close_ledger(ledger: Any) -> None:
-    """Close a ledger's connection if it has one."""
-    close = getattr(ledger, "close", None)
-    if callable(close):
-        try:
-            close()
-        except Exception:  # closing must never hide the task's own outcome
-            log.debug("Closing the ledger failed", exc_info=True)
-
-
-def open_ledger(ledger_conn_id: str | None, table: str) -> Ledger:
-    """The ledger on ``ledger_conn_id``; ``None`` gives a memory ledger (no safety across tries)."""
-    if ledger_conn_id is None:
-        log.warning("ledger_conn_id=None: a retry of this task may repeat what an earlier try did.")
-        return MemoryLedger()
-    from airflow_provider_smsend.operators.common import ledger_for
-
-    return ledger_for(ledger_conn_id, table)
 
 
 @contextmanager

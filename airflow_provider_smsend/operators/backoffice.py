@@ -23,15 +23,14 @@ from airflow_provider_smsend.client import validation
 from airflow_provider_smsend.client.errors import SmSendError, SmSendNotFoundError, SmSendValidationError
 from airflow_provider_smsend.client.ledger import DEFAULT_TABLE, SENDING, UNKNOWN, LedgerEntry
 from airflow_provider_smsend.client.numbers import mask_number, normalize_number
-from airflow_provider_smsend.hooks.smsend import SmSendHook
-from airflow_provider_smsend.operators._once_only import (
-    OnceOnly,
+from airflow_provider_smsend.hooks.smsend import SmSendHook, mask_secret_value
+from airflow_provider_smsend.operators._once_only import OnceOnly, gateway_errors, mark_time
+from airflow_provider_smsend.operators.common import (
+    DEFAULT_LEDGER_CONN_ID,
     close_ledger,
-    gateway_errors,
-    mark_time,
+    job_key,
     open_ledger,
 )
-from airflow_provider_smsend.operators.common import DEFAULT_LEDGER_CONN_ID, job_key
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -166,7 +165,7 @@ class SmSendCreateClientOperator(_LedgerOperator):
         self.vhost = vhost
 
     def execute(self, context: Context) -> int:
-        _mask(self.password)
+        mask_secret_value(self.password)
         _validated(validation.validate_text_field, self.name, name="name")
         username = _validated(validation.validate_text_field, self.username, name="username").strip()
         _validated(validation.validate_text_field, self.password, name="password")
@@ -610,11 +609,3 @@ class SmSendCreditCheckOperator(_BackOfficeOperator):
                 raise AirflowSkipException(message)
             raise AirflowFailException(message)
         return str(credit)
-
-
-def _mask(secret: object) -> None:
-    if not secret:
-        return
-    from airflow.sdk.log import mask_secret
-
-    mask_secret(str(secret))

@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_smsend.client.ledger import DEFAULT_TABLE, DbApiLedger
+from airflow_provider_smsend.client.ledger import DEFAULT_TABLE, DbApiLedger, MemoryLedger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_smsend.client.errors import SmSendError
+    from airflow_provider_smsend.client.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +75,21 @@ def ledger_for(conn_id: str, table: str = DEFAULT_TABLE) -> DbApiLedger:
         raise AirflowFailException(f"Connection {conn_id!r} is not a SQL database; the ledger needs one.")
     placeholder = getattr(hook, "placeholder", "%s") or "%s"
     return DbApiLedger(hook.get_conn, dialect=dialect_of(conn.conn_type), table=table, placeholder=placeholder)
+
+
+def close_ledger(ledger: Any) -> None:
+    """Close a ledger's connection if it has one."""
+    close = getattr(ledger, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # closing must never hide the task's own outcome
+            log.debug("Closing the ledger failed", exc_info=True)
+
+
+def open_ledger(ledger_conn_id: str | None, table: str) -> Ledger:
+    """The ledger on ``ledger_conn_id``; ``None`` gives a memory ledger (no safety across tries)."""
+    if ledger_conn_id is None:
+        log.warning("ledger_conn_id=None: a retry of this task may repeat what an earlier try did.")
+        return MemoryLedger()
+    return ledger_for(ledger_conn_id, table)

@@ -14,14 +14,13 @@ from airflow_provider_smsend.client.ledger import DEFAULT_TABLE
 from airflow_provider_smsend.client.mms import AttachmentInput, MmsMessage, build_mms_message
 from airflow_provider_smsend.client.numbers import mask_number
 from airflow_provider_smsend.hooks.smsend import SmSendHook
-from airflow_provider_smsend.operators._once_only import (
-    OnceOnly,
+from airflow_provider_smsend.operators._once_only import OnceOnly, digest, gateway_errors
+from airflow_provider_smsend.operators.common import (
+    DEFAULT_LEDGER_CONN_ID,
     close_ledger,
-    digest,
-    gateway_errors,
+    job_key,
     open_ledger,
 )
-from airflow_provider_smsend.operators.common import DEFAULT_LEDGER_CONN_ID, job_key
 from airflow_provider_smsend.operators.mnc import parse_numbers
 
 if TYPE_CHECKING:

@@ -18,14 +18,13 @@ from airflow_provider_smsend.client.ledger import DEFAULT_TABLE
 from airflow_provider_smsend.client.numbers import mask_number, normalize_number
 from airflow_provider_smsend.client.validation import parse_list_text
 from airflow_provider_smsend.hooks.smsend import SmSendHook
-from airflow_provider_smsend.operators._once_only import (
-    OnceOnly,
+from airflow_provider_smsend.operators._once_only import OnceOnly, digest, gateway_errors
+from airflow_provider_smsend.operators.common import (
+    DEFAULT_LEDGER_CONN_ID,
     close_ledger,
-    digest,
-    gateway_errors,
+    job_key,
     open_ledger,
 )
-from airflow_provider_smsend.operators.common import DEFAULT_LEDGER_CONN_ID, job_key
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

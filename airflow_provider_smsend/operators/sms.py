@@ -14,14 +14,15 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.client.bulk import BulkMessage, BulkResult, BulkSender
 from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
-from airflow_provider_smsend.client.ledger import DEFAULT_TABLE, MemoryLedger
+from airflow_provider_smsend.client.ledger import DEFAULT_TABLE
 from airflow_provider_smsend.client.numbers import mask_number
 from airflow_provider_smsend.hooks.smsend import SmSendHook
 from airflow_provider_smsend.operators.common import (
     DEFAULT_LEDGER_CONN_ID,
     airflow_error,
+    close_ledger,
     job_key,
-    ledger_for,
+    open_ledger,
 )
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_smsend.client.bulk import Plan
     from airflow_provider_smsend.client.http import SmSendClient
-    from airflow_provider_smsend.client.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -274,9 +274,7 @@ class SmSendSmsOperator(BaseOperator):
         if not messages:
             self.log.info("No recipients: nothing to send.")
             return BulkResult().to_dict(include_outcomes=self.include_outcomes)
-        ledger: Ledger = ledger_for(self.ledger_conn_id, self.ledger_table) if self.ledger_conn_id else MemoryLedger()
-        if not self.ledger_conn_id:
-            self.log.warning("ledger_conn_id=None: a retried task may send the same message again.")
+        ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
 
         def on_chunk(done: int, total: int, partial: BulkResult) -> None:
             t = partial.totals
@@ -311,9 +309,7 @@ class SmSendSmsOperator(BaseOperator):
         except SmSendError as exc:
             raise airflow_error(exc) from exc
         finally:
-            close = getattr(ledger, "close", None)
-            if close is not None:
-                close()
+            close_ledger(ledger)
         self._log_rejections(result)
         summary = result.to_dict(include_outcomes=self.include_outcomes)
         context["ti"].xcom_push(key="request_ids", value=result.request_ids)
