@@ -292,9 +292,9 @@ class BulkSender:
             if self.rate is not None:
                 self.rate.acquire()
             try:
-                result = self.client.send(
-                    number, prepared.text, sender=self.sender, quality=self.quality, operation=prepared.operation,
-                    url=self.url, return_id=True,
+                # Number, text and sender were validated once, in plan() and the constructor.
+                result = self.client.send_prepared(
+                    number, prepared, sender=self.sender, quality=self.quality, url=self.url, return_id=True
                 )
             except SmSendTemporaryError as exc:
                 # KO Impossibile accodare: the gateway queued nothing, so another attempt is safe.

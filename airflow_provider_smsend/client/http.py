@@ -513,11 +513,34 @@ class SmSendClient:
         """
         recipient = normalize_number(rcpt, region=self.default_region)
         prepared = self.prepare(text, operation=operation, quality=quality, url=url)
+        checked_sender = validation.validate_sender(sender or self.default_sender, region=self.default_region)
+        return self.send_prepared(
+            recipient, prepared, sender=checked_sender, quality=quality or self.default_quality, url=url,
+            return_id=return_id,
+        )
+
+    def send_prepared(
+        self,
+        recipient: str,
+        prepared: PreparedMessage,
+        *,
+        sender: str,
+        quality: str,
+        url: str | None = None,
+        return_id: bool = True,
+    ) -> SendResult:
+        """Send a message whose parts :meth:`send` already checks, without checking them again.
+
+        For callers that validate once up front (the bulk sender validates every recipient and
+        text before the first request): ``recipient`` in E.164 from :func:`normalize_number`,
+        ``prepared`` from :meth:`prepare` with the same ``quality`` and ``url``, ``sender`` from
+        :func:`~airflow_provider_smsend.client.validation.validate_sender`.
+        """
         fields = {
             "rcpt": recipient,
             "data": prepared.text,
-            "sender": validation.validate_sender(sender or self.default_sender, region=self.default_region),
-            "qty": quality or self.default_quality,
+            "sender": sender,
+            "qty": quality,
             "operation": prepared.operation,
             "url": url,
             "return_id": "1" if return_id else None,

@@ -363,3 +363,17 @@ def test_proxy_environment_is_read_once_and_honoured(monkeypatch):
     assert remote.proxies.get("https") == "http://proxy.example:3128"
     assert "https" not in local.proxies and "http" not in local.proxies
     assert remote.trust_env is False
+
+
+def test_send_prepared_posts_exactly_what_send_posts(requests_mock):
+    """The bulk path skips the checks it already made; the request on the wire is the same."""
+    from airflow_provider_smsend.client.http import SmSendClient
+
+    requests_mock.post("https://gw.test/sms/send.php", text="OK 0.0850 HTTP00000000001")
+    client = SmSendClient(base_url="gw.test", username="u", password="p", default_sender="ACME")
+    via_send = client.send("3331234567", "Città €")
+    prepared = client.prepare("Città €")
+    via_prepared = client.send_prepared("+393331234567", prepared, sender="ACME", quality="h")
+    first, second = requests_mock.request_history
+    assert first.body == second.body
+    assert via_send == via_prepared
