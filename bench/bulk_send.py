@@ -47,8 +47,15 @@ def _messages(prefix: str, count: int) -> list[BulkMessage]:
     return [BulkMessage(n, "Benchmark message, hello") for n in numbers(count, prefix=prefix)]
 
 
-def _bulk(url: str, messages: list[BulkMessage], *, ledger: Any, job_key: str, rate: float | None = None,
-          trust_env: bool = True) -> tuple[float, dict[str, int], float]:
+def _bulk(
+    url: str,
+    messages: list[BulkMessage],
+    *,
+    ledger: Any,
+    job_key: str,
+    rate: float | None = None,
+    trust_env: bool = True,
+) -> tuple[float, dict[str, int], float]:
     """Send ``messages`` with BulkSender: wall seconds of run() (planning included), totals, and the
     CPU milliseconds this process spent per message (all threads; the sandbox is another process).
 
@@ -71,8 +78,15 @@ def _naive(url: str, count: int) -> tuple[float, int]:
     for number in numbers(count, prefix="+39347"):
         answer = requests.post(
             f"{url}/sms/send.php",
-            data={"user": DEMO_USER, "pass": DEMO_PASS, "rcpt": number, "data": "Benchmark message, hello",
-                  "sender": "BENCH", "qty": "h", "return_id": "1"},
+            data={
+                "user": DEMO_USER,
+                "pass": DEMO_PASS,
+                "rcpt": number,
+                "data": "Benchmark message, hello",
+                "sender": "BENCH",
+                "qty": "h",
+                "return_id": "1",
+            },
             timeout=30,
         )
         ok += answer.text.startswith("OK")
@@ -83,8 +97,10 @@ def run() -> dict[str, Any]:
     """Run the three measures and return the result rows."""
     limit = CONCURRENCY / (LATENCY_MS / 1000)
     figures: dict[str, Any] = {"concurrency": CONCURRENCY, "latency_ms": LATENCY_MS, "limit_rate": limit}
-    with tempfile.TemporaryDirectory(prefix="smsend-bench-ledger-") as tmp, \
-            sandbox("--delivery-delay", "0", "--latency-ms", str(LATENCY_MS)) as box:
+    with (
+        tempfile.TemporaryDirectory(prefix="smsend-bench-ledger-") as tmp,
+        sandbox("--delivery-delay", "0", "--latency-ms", str(LATENCY_MS)) as box,
+    ):
         db = Path(tmp) / "ledger.db"
 
         def sqlite_ledger() -> DbApiLedger:
@@ -101,81 +117,137 @@ def run() -> dict[str, Any]:
         for attempt, prefix in enumerate(("+39333", "+39338")):
             box.admin.reset_stats()
             ledger = sqlite_ledger()
-            seconds, totals, cpu_ms = _bulk(box.url, _messages(prefix, MESSAGES), ledger=ledger,
-                                            job_key=f"bulk-sqlite-{attempt}")
+            seconds, totals, cpu_ms = _bulk(
+                box.url, _messages(prefix, MESSAGES), ledger=ledger, job_key=f"bulk-sqlite-{attempt}"
+            )
             ledger.close()
-            attempts.append((totals["accepted"] / seconds, seconds, totals, cpu_ms, box.requests("/sms/send.php")))
+            attempts.append(
+                (totals["accepted"] / seconds, seconds, totals, cpu_ms, box.requests("/sms/send.php"))
+            )
         bulk_rate, seconds, totals, cpu_ms, received = max(attempts, key=lambda a: a[0])
-        figures["bulk"] = {"seconds": seconds, "totals": totals, "rate": bulk_rate, "sandbox_requests": received,
-                           "cpu_ms_per_message": cpu_ms, "attempt_rates": [a[0] for a in attempts]}
-        say(f"  BulkSender + SQLite ledger, concurrency {CONCURRENCY}: {totals['accepted']}/{MESSAGES} accepted "
+        figures["bulk"] = {
+            "seconds": seconds,
+            "totals": totals,
+            "rate": bulk_rate,
+            "sandbox_requests": received,
+            "cpu_ms_per_message": cpu_ms,
+            "attempt_rates": [a[0] for a in attempts],
+        }
+        say(
+            f"  BulkSender + SQLite ledger, concurrency {CONCURRENCY}: {totals['accepted']}/{MESSAGES} accepted "
             f"in {seconds:.2f} s = {bulk_rate:,.0f} msg/s; limit {CONCURRENCY}/{LATENCY_MS / 1000:g} s = "
             f"{limit:,.0f} msg/s -> {bulk_rate / limit:.0%} of the limit; sandbox got {received} sends; "
-            f"client CPU {cpu_ms:.2f} ms/msg (best of {', '.join(f'{a[0]:,.0f}' for a in attempts)} msg/s)")
+            f"client CPU {cpu_ms:.2f} ms/msg (best of {', '.join(f'{a[0]:,.0f}' for a in attempts)} msg/s)"
+        )
 
-        seconds_mem, totals_mem, cpu_mem = _bulk(box.url, _messages("+39334", MESSAGES), ledger=MemoryLedger(),
-                                        job_key="bulk-memory")
+        seconds_mem, totals_mem, cpu_mem = _bulk(
+            box.url, _messages("+39334", MESSAGES), ledger=MemoryLedger(), job_key="bulk-memory"
+        )
         mem_rate = totals_mem["accepted"] / seconds_mem
-        figures["bulk_memory_ledger"] = {"seconds": seconds_mem, "totals": totals_mem, "rate": mem_rate,
-                                         "cpu_ms_per_message": cpu_mem}
-        say(f"  BulkSender + MemoryLedger (diagnostic): {mem_rate:,.0f} msg/s = {mem_rate / limit:.0%} of the limit; "
-            f"client CPU {cpu_mem:.2f} ms/msg")
+        figures["bulk_memory_ledger"] = {
+            "seconds": seconds_mem,
+            "totals": totals_mem,
+            "rate": mem_rate,
+            "cpu_ms_per_message": cpu_mem,
+        }
+        say(
+            f"  BulkSender + MemoryLedger (diagnostic): {mem_rate:,.0f} msg/s = {mem_rate / limit:.0%} of the limit; "
+            f"client CPU {cpu_mem:.2f} ms/msg"
+        )
 
         with _client(box.url) as probe:
-            env_per_request = probe.session.trust_env  # requests re-reads proxies/CA from os.environ per request
+            # requests re-reads proxies/CA from os.environ per request
+            env_per_request = probe.session.trust_env
         env_rate = cpu_env = None
         if env_per_request:
             ledger = sqlite_ledger()
-            seconds_env, totals_env, cpu_env = _bulk(box.url, _messages("+39336", MESSAGES), ledger=ledger,
-                                                     job_key="bulk-no-env", trust_env=False)
+            seconds_env, totals_env, cpu_env = _bulk(
+                box.url, _messages("+39336", MESSAGES), ledger=ledger, job_key="bulk-no-env", trust_env=False
+            )
             ledger.close()
             env_rate = totals_env["accepted"] / seconds_env
-            figures["bulk_what_if_no_trust_env"] = {"seconds": seconds_env, "totals": totals_env, "rate": env_rate,
-                                                    "cpu_ms_per_message": cpu_env}
-            say(f"  what-if: BulkSender + SQLite ledger, session.trust_env=False: {env_rate:,.0f} msg/s = "
-                f"{env_rate / limit:.0%} of the limit; client CPU {cpu_env:.2f} ms/msg")
+            figures["bulk_what_if_no_trust_env"] = {
+                "seconds": seconds_env,
+                "totals": totals_env,
+                "rate": env_rate,
+                "cpu_ms_per_message": cpu_env,
+            }
+            say(
+                f"  what-if: BulkSender + SQLite ledger, session.trust_env=False: {env_rate:,.0f} msg/s = "
+                f"{env_rate / limit:.0%} of the limit; client CPU {cpu_env:.2f} ms/msg"
+            )
 
         naive_seconds, naive_ok = _naive(box.url, NAIVE_MESSAGES)
         naive_rate = naive_ok / naive_seconds
-        figures["naive"] = {"messages": NAIVE_MESSAGES, "ok": naive_ok, "seconds": naive_seconds, "rate": naive_rate}
-        say(f"  naive requests.post loop: {naive_ok}/{NAIVE_MESSAGES} in {naive_seconds:.2f} s = "
-            f"{naive_rate:,.1f} msg/s -> BulkSender is {bulk_rate / naive_rate:.1f}x")
+        figures["naive"] = {
+            "messages": NAIVE_MESSAGES,
+            "ok": naive_ok,
+            "seconds": naive_seconds,
+            "rate": naive_rate,
+        }
+        say(
+            f"  naive requests.post loop: {naive_ok}/{NAIVE_MESSAGES} in {naive_seconds:.2f} s = "
+            f"{naive_rate:,.1f} msg/s -> BulkSender is {bulk_rate / naive_rate:.1f}x"
+        )
 
         ledger = sqlite_ledger()
-        rate_seconds, rate_totals, _ = _bulk(box.url, _messages("+39335", RATE_MESSAGES), ledger=ledger,
-                                          job_key="bulk-rate", rate=RATE)
+        rate_seconds, rate_totals, _ = _bulk(
+            box.url, _messages("+39335", RATE_MESSAGES), ledger=ledger, job_key="bulk-rate", rate=RATE
+        )
         ledger.close()
         measured_rate = rate_totals["accepted"] / rate_seconds
         deviation = measured_rate / RATE - 1
         figures["rate_limited"] = {"seconds": rate_seconds, "totals": rate_totals, "rate": measured_rate}
-        say(f"  rate limit {RATE:g} msg/s: {rate_totals['accepted']}/{RATE_MESSAGES} in {rate_seconds:.2f} s = "
-            f"{measured_rate:.1f} msg/s ({deviation:+.1%} vs the setting)")
+        say(
+            f"  rate limit {RATE:g} msg/s: {rate_totals['accepted']}/{RATE_MESSAGES} in {rate_seconds:.2f} s = "
+            f"{measured_rate:.1f} msg/s ({deviation:+.1%} vs the setting)"
+        )
 
     complete = totals["accepted"] == MESSAGES and received == MESSAGES
     rows = [
-        row("1. Bulk send", f"BulkSender+SQLite ledger, {MESSAGES:,} msgs, c={CONCURRENCY}, 50 ms latency",
+        row(
+            "1. Bulk send",
+            f"BulkSender+SQLite ledger, {MESSAGES:,} msgs, c={CONCURRENCY}, 50 ms latency",
             target=f">= {TARGET_OF_LIMIT:.0%} of limit ({limit:,.0f} msg/s)",
             measured=f"{bulk_rate:,.0f} msg/s ({totals['accepted']:,} ok, {received:,} at sandbox; "
-                     f"client CPU {cpu_ms:.2f} ms/msg)",
+            f"client CPU {cpu_ms:.2f} ms/msg)",
             reference=f"{bulk_rate / limit:.0%} of {CONCURRENCY}/{LATENCY_MS / 1000:g} s",
-            passed=complete and bulk_rate >= TARGET_OF_LIMIT * limit),
-        row("1. Bulk send", f"vs naive requests.post loop ({NAIVE_MESSAGES} msgs, new connection each)",
+            passed=complete and bulk_rate >= TARGET_OF_LIMIT * limit,
+        ),
+        row(
+            "1. Bulk send",
+            f"vs naive requests.post loop ({NAIVE_MESSAGES} msgs, new connection each)",
             target=f">= {TARGET_VS_NAIVE:g}x naive",
             measured=f"{bulk_rate:,.0f} vs {naive_rate:,.1f} msg/s",
             reference=f"{bulk_rate / naive_rate:.1f}x",
-            passed=bulk_rate >= TARGET_VS_NAIVE * naive_rate),
-        row("1. Bulk send", f"rate limit {RATE:g} msg/s, {RATE_MESSAGES:,} msgs",
+            passed=bulk_rate >= TARGET_VS_NAIVE * naive_rate,
+        ),
+        row(
+            "1. Bulk send",
+            f"rate limit {RATE:g} msg/s, {RATE_MESSAGES:,} msgs",
             target=f"within {RATE_TOLERANCE:.0%} of {RATE:g} msg/s",
             measured=f"{measured_rate:.1f} msg/s ({rate_totals['accepted']:,} ok)",
             reference=f"{deviation:+.1%}",
-            passed=abs(deviation) <= RATE_TOLERANCE and rate_totals["accepted"] == RATE_MESSAGES),
-        row("1. Bulk send", f"BulkSender+MemoryLedger, {MESSAGES:,} msgs, c={CONCURRENCY} (diagnostic)",
-            target="(info)", measured=f"{mem_rate:,.0f} msg/s (client CPU {cpu_mem:.2f} ms/msg)", reference=f"{mem_rate / limit:.0%} of limit"),
+            passed=abs(deviation) <= RATE_TOLERANCE and rate_totals["accepted"] == RATE_MESSAGES,
+        ),
+        row(
+            "1. Bulk send",
+            f"BulkSender+MemoryLedger, {MESSAGES:,} msgs, c={CONCURRENCY} (diagnostic)",
+            target="(info)",
+            measured=f"{mem_rate:,.0f} msg/s (client CPU {cpu_mem:.2f} ms/msg)",
+            reference=f"{mem_rate / limit:.0%} of limit",
+        ),
     ]
     if env_rate is not None and cpu_env is not None:
-        rows.append(row("1. Bulk send", "what-if diagnostic: SQLite ledger, requests `session.trust_env = False`",
-                        target="(info)", measured=f"{env_rate:,.0f} msg/s (client CPU {cpu_env:.2f} ms/msg)",
-                        reference=f"{env_rate / limit:.0%} of limit"))
+        rows.append(
+            row(
+                "1. Bulk send",
+                "what-if diagnostic: SQLite ledger, requests `session.trust_env = False`",
+                target="(info)",
+                measured=f"{env_rate:,.0f} msg/s (client CPU {cpu_env:.2f} ms/msg)",
+                reference=f"{env_rate / limit:.0%} of limit",
+            )
+        )
     core_share = cpu_ms * bulk_rate / 1000
     needed = TARGET_OF_LIMIT * limit
     why = (
@@ -185,11 +257,17 @@ def run() -> dict[str, Any]:
         f"{1000 / needed:.2f} ms per message with a whole core free. The sandbox is not the limit (benchmark 5) "
         f"and neither is the SQLite ledger (MemoryLedger row); the machine's load average is in the header."
     )
-    return {"name": NAME, "rows": rows, "figures": figures, "why": why, "notes": [
-        f"Rates are accepted messages / wall time of `BulkSender.run()` (planning, ledger and pool included); "
-        f"the provider path runs twice ({', '.join(f'{a[0]:,.0f}' for a in attempts)} msg/s) and the better "
-        f"run is reported; the other rows are single runs. "
-        f"limit = concurrency / injected latency = {CONCURRENCY} / {LATENCY_MS / 1000:g} s. The sandbox runs in "
-        "its own process with `--latency-ms 50 --delivery-delay 0`; the ledger is a `DbApiLedger` on a SQLite "
-        "file in a temp dir (WAL).",
-    ]}
+    return {
+        "name": NAME,
+        "rows": rows,
+        "figures": figures,
+        "why": why,
+        "notes": [
+            f"Rates are accepted messages / wall time of `BulkSender.run()` (planning, ledger and pool included); "
+            f"the provider path runs twice ({', '.join(f'{a[0]:,.0f}' for a in attempts)} msg/s) and the better "
+            f"run is reported; the other rows are single runs. "
+            f"limit = concurrency / injected latency = {CONCURRENCY} / {LATENCY_MS / 1000:g} s. The sandbox runs in "
+            "its own process with `--latency-ms 50 --delivery-delay 0`; the ledger is a `DbApiLedger` on a SQLite "
+            "file in a temp dir (WAL).",
+        ],
+    }

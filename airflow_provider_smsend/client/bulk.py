@@ -239,16 +239,23 @@ class BulkSender:
             try:
                 number = normalize_number(message.number, region=self.client.default_region)
             except SmSendValidationError as exc:
-                outcomes[i] = RecipientOutcome(str(message.number), REJECTED, error_code="invalid_number", error=str(exc))
+                outcomes[i] = RecipientOutcome(
+                    str(message.number), REJECTED, error_code="invalid_number", error=str(exc)
+                )
                 continue
             if number in seen:
                 outcomes[i] = RecipientOutcome(
-                    number, REJECTED, error_code="duplicate_recipient", error="Recipient repeated in the list; sent once."
+                    number,
+                    REJECTED,
+                    error_code="duplicate_recipient",
+                    error="Recipient repeated in the list; sent once.",
                 )
                 continue
             seen.add(number)
             try:
-                prepared = self.client.prepare(message.text, operation=self.operation, quality=self.quality, url=self.url)
+                prepared = self.client.prepare(
+                    message.text, operation=self.operation, quality=self.quality, url=self.url
+                )
             except SmSendValidationError as exc:
                 outcomes[i] = RecipientOutcome(number, REJECTED, error_code="invalid_text", error=str(exc))
                 continue
@@ -259,7 +266,12 @@ class BulkSender:
         """The outcome an earlier try left, or None if the recipient must be sent (again)."""
         if entry.state == ACCEPTED:
             return RecipientOutcome(
-                entry.item, ACCEPTED, cost=entry.cost, request_id=entry.request_id, segments=segments, previous_try=True
+                entry.item,
+                ACCEPTED,
+                cost=entry.cost,
+                request_id=entry.request_id,
+                segments=segments,
+                previous_try=True,
             )
         if entry.state in (ledger_states.SENDING, UNKNOWN) and not self.resend_unknown:
             return RecipientOutcome(
@@ -274,7 +286,12 @@ class BulkSender:
             )
         if entry.state == REJECTED and not entry.retryable:
             return RecipientOutcome(
-                entry.item, REJECTED, segments=segments, error_code=entry.error_code, error=entry.error, previous_try=True
+                entry.item,
+                REJECTED,
+                segments=segments,
+                error_code=entry.error_code,
+                error=entry.error,
+                previous_try=True,
             )
         return None
 
@@ -286,7 +303,11 @@ class BulkSender:
         while True:
             if self._stop.is_set():
                 return LedgerEntry(
-                    self.job_key, number, REJECTED, error_code="aborted", error="Not sent: the job stopped early.",
+                    self.job_key,
+                    number,
+                    REJECTED,
+                    error_code="aborted",
+                    error="Not sent: the job stopped early.",
                     retryable=True,
                 )
             if self.rate is not None:
@@ -302,17 +323,25 @@ class BulkSender:
                     time.sleep(self.queue_retry_wait * (2**attempt))
                     attempt += 1
                     continue
-                return LedgerEntry(self.job_key, number, REJECTED, error_code=exc.code, error=str(exc), retryable=True)
+                return LedgerEntry(
+                    self.job_key, number, REJECTED, error_code=exc.code, error=str(exc), retryable=True
+                )
             except SmSendTransportError as exc:
                 if exc.request_sent:
                     return LedgerEntry(self.job_key, number, UNKNOWN, error_code=exc.code, error=str(exc))
-                return LedgerEntry(self.job_key, number, REJECTED, error_code=exc.code, error=str(exc), retryable=True)
+                return LedgerEntry(
+                    self.job_key, number, REJECTED, error_code=exc.code, error=str(exc), retryable=True
+                )
             except FATAL_ERRORS as exc:
                 self._fatal = self._fatal or exc
                 self._stop.set()
-                return LedgerEntry(self.job_key, number, REJECTED, error_code=exc.code, error=str(exc), retryable=True)
+                return LedgerEntry(
+                    self.job_key, number, REJECTED, error_code=exc.code, error=str(exc), retryable=True
+                )
             except SmSendError as exc:
-                return LedgerEntry(self.job_key, number, REJECTED, error_code=exc.code, error=str(exc), retryable=False)
+                return LedgerEntry(
+                    self.job_key, number, REJECTED, error_code=exc.code, error=str(exc), retryable=False
+                )
             except Exception as exc:  # a bug or an unexpected library error: outcome unknown, never lost
                 log.exception("Unexpected error sending to %s", mask_number(number))
                 return LedgerEntry(self.job_key, number, UNKNOWN, error_code="unexpected", error=repr(exc))
@@ -355,7 +384,9 @@ class BulkSender:
                     break
                 chunk = pending[start : start + self.chunk_size]
                 self.ledger.mark_sending(self.job_key, [number for _, number, _ in chunk])
-                in_flight.update(pool.submit(self._send_one, number, prepared) for _, number, prepared in chunk)
+                in_flight.update(
+                    pool.submit(self._send_one, number, prepared) for _, number, prepared in chunk
+                )
                 # Keep at most about one chunk queued behind the one in flight.
                 while len(in_flight) > self.chunk_size:
                     finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -370,8 +401,12 @@ class BulkSender:
         for index, number, prepared in pending:
             if outcomes[index] is None:  # never submitted: the job stopped early
                 outcomes[index] = RecipientOutcome(
-                    number, REJECTED, segments=prepared.segments, error_code="aborted",
-                    error="Not sent: the job stopped early.", retryable=True,
+                    number,
+                    REJECTED,
+                    segments=prepared.segments,
+                    error_code="aborted",
+                    error="Not sent: the job stopped early.",
+                    retryable=True,
                 )
         result.outcomes = [o for o in outcomes if o is not None]
         if self._fatal is not None:
@@ -383,8 +418,14 @@ class BulkSender:
 
 def _outcome(entry: LedgerEntry, segments: int) -> RecipientOutcome:
     return RecipientOutcome(
-        entry.item, entry.state, cost=entry.cost, request_id=entry.request_id, segments=segments,
-        error_code=entry.error_code, error=entry.error, retryable=entry.retryable,
+        entry.item,
+        entry.state,
+        cost=entry.cost,
+        request_id=entry.request_id,
+        segments=segments,
+        error_code=entry.error_code,
+        error=entry.error,
+        retryable=entry.retryable,
     )
 
 

@@ -63,7 +63,9 @@ def normalize_base_url(host: str, *, default_scheme: str = "https") -> str:
     """
     text = (host or "").strip().rstrip("/")
     if not text:
-        raise SmSendValidationError("The gateway host is empty: set the connection's host (e.g. app.smsend.it).")
+        raise SmSendValidationError(
+            "The gateway host is empty: set the connection's host (e.g. app.smsend.it)."
+        )
     if "://" not in text:
         text = f"{default_scheme}://{text}"
     parts = urlsplit(text)
@@ -129,7 +131,8 @@ def transport_error(exc: requests.RequestException, path: str) -> SmSendTranspor
         )
     if never_connected(exc):
         return SmSendTransportError(
-            f"Could not connect to the gateway for {path}: check the host and the network.", request_sent=False
+            f"Could not connect to the gateway for {path}: check the host and the network.",
+            request_sent=False,
         )
     return SmSendTransportError(
         f"The connection to the gateway broke during {path} ({type(exc).__name__}); "
@@ -339,7 +342,9 @@ class SmSendClient:
             # Decode line by line like whole answers (NOTES.md): header charset, else UTF-8, else
             # ISO-8859-1 -- requests' own decoding would turn ISO-8859-1 bytes into U+FFFD.
             content_type = response.headers.get("Content-Type")
-            lines = (answers.decode_body(raw, content_type) for raw in response.iter_lines(chunk_size=64 * 1024))
+            lines = (
+                answers.decode_body(raw, content_type) for raw in response.iter_lines(chunk_size=64 * 1024)
+            )
             try:
                 head = next(lines, None)
             except requests.RequestException as exc:
@@ -411,7 +416,9 @@ class SmSendClient:
         fields = {
             "u_id": validation.validate_positive_id(u_id, name="u_id"),
             "bill_id": validation.validate_positive_id(bill_id, name="bill_id"),
-            "credit": validation.format_credit(validation.parse_credit_amount(credit)) if credit is not None else None,
+            "credit": validation.format_credit(validation.parse_credit_amount(credit))
+            if credit is not None
+            else None,
         }
         value = self._call("/backoffice/credit-add.php", fields, auth="reseller", idempotent=False)
         return answers.parse_int(value, what="credit id")
@@ -422,7 +429,9 @@ class SmSendClient:
         value = self._call("/backoffice/credit-get.php", fields, auth="reseller", idempotent=True)
         return answers.parse_money(value, what="credit")
 
-    def userlog_fields(self, log_type: str, u_id: object, date_from: object, date_to: object) -> dict[str, Any]:
+    def userlog_fields(
+        self, log_type: str, u_id: object, date_from: object, date_to: object
+    ) -> dict[str, Any]:
         """The validated fields of a userlog-get call (no request)."""
         return {
             "type": validation.validate_choice(log_type, validation.USERLOG_TYPES, name="userlog type"),
@@ -480,7 +489,10 @@ class SmSendClient:
         """Activate or deactivate a client; returns True if the gateway says ``Attivato``."""
         if not isinstance(active, bool):
             raise SmSendValidationError(f"active must be True or False, got {active!r}.")
-        fields = {"u_id": validation.validate_positive_id(u_id, name="u_id"), "active": "1" if active else "0"}
+        fields = {
+            "u_id": validation.validate_positive_id(u_id, name="u_id"),
+            "active": "1" if active else "0",
+        }
         value = self._call("/backoffice/client-status.php", fields, auth="reseller", idempotent=False)
         state = value.strip().rstrip(".").lower()
         if state not in ("attivato", "disattivato"):
@@ -493,7 +505,9 @@ class SmSendClient:
         self, text: str, *, operation: str | None = None, quality: str | None = None, url: str | None = None
     ) -> PreparedMessage:
         """Validate a text without sending it: operation, encoding, characters, segments."""
-        return validation.prepare_message(text, operation=operation, quality=quality or self.default_quality, url=url)
+        return validation.prepare_message(
+            text, operation=operation, quality=quality or self.default_quality, url=url
+        )
 
     def send(
         self,
@@ -515,7 +529,11 @@ class SmSendClient:
         prepared = self.prepare(text, operation=operation, quality=quality, url=url)
         checked_sender = validation.validate_sender(sender or self.default_sender, region=self.default_region)
         return self.send_prepared(
-            recipient, prepared, sender=checked_sender, quality=quality or self.default_quality, url=url,
+            recipient,
+            prepared,
+            sender=checked_sender,
+            quality=quality or self.default_quality,
+            url=url,
             return_id=return_id,
         )
 
@@ -545,12 +563,19 @@ class SmSendClient:
             "url": url,
             "return_id": "1" if return_id else None,
         }
-        log.debug("smSend send to %s (%s, %d segment(s))", mask_number(recipient), prepared.operation, prepared.segments)
+        log.debug(
+            "smSend send to %s (%s, %d segment(s))",
+            mask_number(recipient),
+            prepared.operation,
+            prepared.segments,
+        )
         value = self._call("/sms/send.php", fields, auth="sms", idempotent=False)
         cost, request_id = answers.split_cost_and_id(value)
         return SendResult(recipient=recipient, cost=cost, request_id=request_id, message=prepared)
 
-    def mnc(self, numbers: Iterable[str], *, return_id: bool = True, max_numbers: int = DEFAULT_MNC_CHUNK) -> str | None:
+    def mnc(
+        self, numbers: Iterable[str], *, return_id: bool = True, max_numbers: int = DEFAULT_MNC_CHUNK
+    ) -> str | None:
         """Ask a mobile number check for up to ``max_numbers`` numbers; returns the request id.
 
         Use :meth:`mnc_chunked` for longer lists.
@@ -589,7 +614,9 @@ class SmSendClient:
 
     def batch_status(self, request_id: str, report_type: str = "notify") -> BatchStatusReport:
         """Return the batch-status report (``queue``, ``notify`` or ``mnc``) of a request id."""
-        text = self._report_text("/sms/batch-status.php", self.batch_status_fields(request_id, report_type), auth="sms")
+        text = self._report_text(
+            "/sms/batch-status.php", self.batch_status_fields(request_id, report_type), auth="sms"
+        )
         rows: list[BatchStatusRow] = list(iter_batch_status(text.split("\n"), report_type))
         return BatchStatusReport(request_id=request_id, report_type=report_type, rows=rows)
 
@@ -607,4 +634,3 @@ class SmSendClient:
         if credit_type == "credit":
             return answers.parse_money(value, what="credit")
         return answers.parse_int(value, what="SMS count")
-
