@@ -7,14 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_smsend.client.errors import SmSendError
+from airflow_provider_smsend.client.pgreport import CompactBatchStatusLoader
 from airflow_provider_smsend.client.reports import BATCH_STATUS_COLUMNS, iter_batch_status
+from airflow_provider_smsend.client.sqlload import LoadResult, validate_load_mode
 from airflow_provider_smsend.client.tables import (
     BATCH_STATUS_TABLE,
     FAST_BATCH_STATUS_TYPES,
     batch_status_records,
     fast_batch_status_records,
 )
-from airflow_provider_smsend.transfers.base import BaseSmSendToSqlOperator, as_list
+from airflow_provider_smsend.transfers.base import BaseSmSendToSqlOperator, airflow_error, as_list
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -29,9 +32,15 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
     written in chunks inside ONE transaction: with ``load_mode="replace"`` (the default) the rows
     of the same request ids and report type are deleted first, so loading a report twice leaves
     the same rows, and a malformed line anywhere rolls the whole load back. The short ``mnc``
-    rows of the gateway's own example are accepted (NOTES.md). Into PostgreSQL, ``queue`` and
-    ``notify`` reports take a fast path: the raw lines become rows in one tight loop (same rules,
-    same errors) and are written by a binary ``COPY``.
+    rows of the gateway's own example are accepted (NOTES.md).
+
+    PostgreSQL: a table this operator creates is a VIEW named ``table`` with the columns below,
+    over ``{table}_rows`` (one row per message, BRIN-indexed on ``load_id``) and ``{table}_loads``
+    (one row per loaded report: request id, report type, load time, run id, row count); the
+    report's plain lines are streamed into ``COPY`` as they came (see
+    :mod:`~airflow_provider_smsend.client.pgreport`), about as fast as PostgreSQL ingests the CSV
+    itself. A table created by hand (or by a provider version before 0.2) keeps its layout and
+    loads through a binary ``COPY`` of parsed rows.
 
     Table columns: ``request_id``, ``report_type``, ``id`` (BIGINT), ``dest`` (text, with ``+``),
     ``status`` (INTEGER), ``status_class`` (pending/success/failure), ``status_text``, ``netcode``,
@@ -102,6 +111,37 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
                     dag_run_id=run_id,
                 )
 
+    def _report_chunks(
+        self, request_ids: list[str], report_type: str
+    ) -> Iterator[tuple[str, Iterator[bytes], str | None]]:
+        client = self.smsend_hook.client
+        for request_id in request_ids:
+            with client.stream_batch_status_blocks(request_id, report_type) as (chunks, content_type):
+                yield request_id, chunks, content_type
+
+    def _load_compact(
+        self, request_ids: list[str], report_type: str, run_id: str | None
+    ) -> LoadResult | None:
+        """PostgreSQL's compact layout (a new table, or a view this provider made); None for a table."""
+        mode = validate_load_mode(self.load_mode)
+        conn = self.db_hook.get_conn()
+        try:
+            if CompactBatchStatusLoader.layout(conn, self.table) == "wide":
+                return None
+            loader = CompactBatchStatusLoader(conn, self.table, logger=self.log)
+            loader.ensure(create=self.create_table, unique_key=mode == "upsert")
+            self.log.info(
+                "Loading smSend batch-status reports into %s (postgres compact layout, %s)", self.table, mode
+            )
+            return loader.load(
+                self._report_chunks(request_ids, report_type), report_type, request_ids=request_ids, mode=mode,
+                loaded_at=self.now(), dag_run_id=run_id,
+            )  # fmt: skip
+        except SmSendError as exc:
+            raise airflow_error(exc) from exc
+        finally:
+            conn.close()
+
     def execute(self, context: Context) -> dict[str, Any]:
         request_ids = as_list(self.request_ids)
         if not request_ids:
@@ -117,7 +157,11 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
             len(request_ids),
             request_ids,
         )
-        records = self._records(request_ids, report_type, self.now(), self.run_id(context))
-        scope = {"request_id": request_ids, "report_type": report_type}
-        result = self._load(records, scope, adapted=self._fast_path(report_type))
+        result = None
+        if self.dialect.name == "postgres":
+            result = self._load_compact(request_ids, report_type, self.run_id(context))
+        if result is None:
+            records = self._records(request_ids, report_type, self.now(), self.run_id(context))
+            scope = {"request_id": request_ids, "report_type": report_type}
+            result = self._load(records, scope, adapted=self._fast_path(report_type))
         return {**result.as_dict(), "request_ids": request_ids, "report_type": report_type}

@@ -1,4 +1,5 @@
-"""The PostgreSQL fast path of queue/notify batch-status loads: same rows, same errors, binary COPY."""
+"""The wide-layout PostgreSQL fast path (tables made by hand or before 0.2) of queue/notify batch-status
+loads: same rows, same errors, binary COPY."""
 
 from __future__ import annotations
 
@@ -137,6 +138,15 @@ def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+def wide_table(target: SqlTarget, prefix: str = "fast") -> str:
+    """A batch-status table in the wide layout (made by hand, or by a provider before 0.2): new
+    PostgreSQL tables get the compact layout (test_batch_status_compact.py), this one keeps its own."""
+    table = target.table(prefix)
+    with target.connect() as conn:
+        TableLoader(conn, dialect_for(target.kind), table, BATCH_STATUS_TABLE).ensure_table()
+    return table
+
+
 def load(target: SqlTarget, table: str, request_ids: object, **kwargs: Any) -> dict[str, Any]:
     return SmSendBatchStatusToSqlOperator(
         task_id="load_status", request_ids=request_ids, table=table,  # type: ignore[arg-type]
@@ -147,7 +157,7 @@ def load(target: SqlTarget, table: str, request_ids: object, **kwargs: Any) -> d
 def test_bad_line_deep_in_a_large_report_rolls_back_and_names_it(
     postgres_target: SqlTarget, gateway: StubGateway, fast_calls: list[str]
 ) -> None:
-    table = postgres_target.table("fast")
+    table = wide_table(postgres_target)
     gateway.batch[("OLD", "notify")] = notify_report(5)
     gateway.batch[("BIG", "notify")] = notify_report(1_000, start_id=10)
     load(postgres_target, table, "OLD, BIG")
@@ -172,7 +182,7 @@ def test_bad_line_deep_in_a_large_report_rolls_back_and_names_it(
 def test_malformed_line_fails_the_fast_load(
     postgres_target: SqlTarget, gateway: StubGateway, fast_calls: list[str], bad: str, message: str
 ) -> None:
-    table = postgres_target.table("fast")
+    table = wide_table(postgres_target)
     lines = notify_report(10).split("\r\n")
     lines[7] = bad
     gateway.batch[("R", "notify")] = "\r\n".join(lines)
@@ -190,10 +200,10 @@ def test_fast_load_equals_the_python_load(
     the Python path of the parametrized target (SQLite, MariaDB, and PostgreSQL forced slow)."""
     more = "".join(f"{200 + i % 3 * 100},+39333{i:07d},{100 + i},Text {i % 7},\r\n" for i in range(2_000))
     gateway.batch[("T", "queue")] = TRICKY_REPORT + more
-    fast_table = postgres_target.table("fast")
+    fast_table = wide_table(postgres_target)
     load(postgres_target, fast_table, "T", report_type="queue")
     assert fast_calls == ["T"]
-    slow_table = target.table("slow")
+    slow_table = wide_table(target, "slow") if target.kind == "postgres" else target.table("slow")
     if target.kind == "postgres":
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(SmSendBatchStatusToSqlOperator, "_fast_path", lambda self, report_type: False)

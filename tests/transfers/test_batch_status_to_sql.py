@@ -88,7 +88,13 @@ def test_malformed_line_after_first_chunk_rolls_everything_back(
     # Line 26 of the file is bad: two chunks of 10 rows are already inserted when it is read.
     gateway.batch[("REQ-R", "notify")] = notify_report(40, start_id=1000, bad_line=26)
 
-    with pytest.raises(AirflowFailException, match=r"line 26.*'status' is not an integer: '2OO'"):
+    # PostgreSQL's compact layout leaves the integer check to the server: its words, the same line.
+    message = (
+        r"line 26: invalid input syntax for type integer: \"2OO\""
+        if target.kind == "postgres"
+        else r"line 26.*'status' is not an integer: '2OO'"
+    )
+    with pytest.raises(AirflowFailException, match=message):
         operator(target, table, "REQ-R", chunk_size=10).execute(context())
 
     assert target.rows(table, "id, dest, status, status_text") == before

@@ -98,10 +98,19 @@ class SqlTarget:
 
     def drop_created(self) -> None:
         for name in self.created:
-            try:
-                self.query(f"DROP TABLE IF EXISTS {name}")
-            except Exception:  # the test may have failed before creating it
-                pass
+            # PostgreSQL's compact layout: a view over {name}_rows and {name}_loads.
+            statements = [f"DROP TABLE IF EXISTS {name}"]
+            if self.kind == "postgres":
+                statements = [
+                    f"DROP VIEW IF EXISTS {name}",
+                    *statements,
+                    f"DROP TABLE IF EXISTS {name}_rows, {name}_loads",
+                ]
+            for statement in statements:
+                try:
+                    self.query(statement)
+                except Exception:  # the test may have failed before creating it; a table is no view
+                    pass
 
 
 @dataclass
