@@ -627,6 +627,56 @@ class SmSendClient:
         with self._report_lines("/sms/batch-status.php", fields, auth="sms") as lines:
             yield lines
 
+    @contextmanager
+    def stream_batch_status_blocks(
+        self, request_id: str, report_type: str = "notify"
+    ) -> Iterator[tuple[Iterator[bytes], str | None]]:
+        """Stream a batch-status report as raw byte chunks, with the answer's Content-Type.
+
+        For loaders that hand the bytes on (PostgreSQL ``COPY``,
+        :mod:`~airflow_provider_smsend.client.pgreport`); chunks are cut anywhere. A ``KO`` answer
+        or an empty body raises before any chunk is yielded; retried like the line stream.
+        """
+        import requests
+
+        path = "/sms/batch-status.php"
+        body = self.form_body(self.batch_status_fields(request_id, report_type), "sms")
+
+        def first() -> tuple[requests.Response, Iterator[bytes], str | None]:
+            response = self._post_once(path, body, stream=True)
+            content_type = response.headers.get("Content-Type")
+            chunks = response.iter_content(chunk_size=1 << 20)
+            head = b""
+            try:
+                while b"\n" not in head and (chunk := next(chunks, None)) is not None:
+                    head += chunk
+            except requests.RequestException as exc:
+                response.close()
+                raise transport_error(exc, path) from None
+            if not head:
+                response.close()
+                raise SmSendTransportError(f"The gateway answered {path} with an empty body.")
+            try:
+                answers.raise_for_ko(answers.decode_body(head.split(b"\n", 1)[0], content_type))
+            except SmSendError:
+                response.close()
+                raise
+
+            def chain() -> Iterator[bytes]:
+                yield head
+                try:
+                    yield from chunks
+                except requests.RequestException as exc:
+                    raise transport_error(exc, path) from None
+
+            return response, chain(), content_type
+
+        response, chunks, content_type = call_with_retry(first, policy=self.retry, idempotent=True)
+        try:
+            yield chunks, content_type
+        finally:
+            response.close()
+
     def credit(self, credit_type: str = "credit") -> Decimal | int:
         """Remaining credit: euros (``Decimal``) for ``credit``, else the SMS count of a quality."""
         validation.validate_choice(credit_type, validation.CREDIT_TYPES, name="credit type")
