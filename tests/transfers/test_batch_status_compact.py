@@ -146,6 +146,24 @@ def test_header_errors(text: str, message: str) -> None:
         report_csv(text)
 
 
+@pytest.mark.parametrize(
+    ("encoding", "content_type"),
+    [("iso-8859-1", "text/csv; charset=ISO-8859-1"), ("utf-8", None), ("iso-8859-1", None)],
+)
+def test_non_ascii_lines_are_decoded_like_the_line_stream(encoding: str, content_type: str | None) -> None:
+    """The answer's charset, else UTF-8, else ISO-8859-1 (NOTES.md); sent in the connection's encoding."""
+    data = "id,dest,status,status_text\n1,+39333,300,Città sconosciuta\n2,+39334,200,Delivered\n".encode(
+        encoding
+    )
+    report = ReportCsv([data], "notify", 3, content_type=content_type, encoding="utf-8")
+    report.start()
+
+    assert parse_csv(list(report.blocks())) == [
+        ["3", "1", "+39333", "300", "Città sconosciuta"],
+        ["3", "2", "+39334", "200", "Delivered"],
+    ]
+
+
 def test_mnc_reports_take_the_parser_ragged_rows_included() -> None:
     report = report_csv(SPEC_MNC_REPORT, "mnc")
     rows = parse_csv(list(report.blocks()))
