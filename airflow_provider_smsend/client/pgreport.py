@@ -14,8 +14,9 @@ Airflow-free. A batch-status table that the provider creates in PostgreSQL is th
 
 Why: the per-load values (request id, report type, load time, run id) are stored once per load
 instead of once per row, and no B-tree is maintained per row, so the report's lines can go to
-PostgreSQL as they came: a block of plain lines (ASCII, no quote, no CR/tab, no blank line, no
-padded field, the header's field count) is sent as is with ``load_id,`` put before each line, in
+PostgreSQL as they came: a block of plain lines (ASCII, no quote, no tab, no lone CR - CRLF lines
+become LF lines -, no blank line, no padded field, the header's field count) is sent as is with
+``load_id,`` put before each line, in
 C-speed byte operations; any other block is parsed line by line by the report parser's own rules
 (same errors, same line numbers). The server checks what the cheap checks did not (integers, an
 empty ``dest``, lengths); a line it rejects fails the load with the report's line number, and the

@@ -441,3 +441,31 @@ def test_psycopg2_connections_load_through_copy_expert(postgres_target: SqlTarge
         (1, "Delivered"),
         (2, 'Unknown, "quoted" subscriber'),
     ]
+
+
+def test_sandbox_report_over_http_into_the_compact_layout(
+    postgres_target: SqlTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real HTTP: messages sent to the local sandbox, its notify report loaded, then reloaded."""
+    from airflow_provider_smsend.hooks.smsend import SmSendHook
+    from airflow_provider_smsend.sandbox import testing
+
+    table = postgres_target.table("sandbox")
+    with testing.run_sandbox(delivery_delay=0) as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_SMSEND_SANDBOX", sandbox.connection_uri)
+        client = SmSendHook(smsend_conn_id="smsend_sandbox").client
+        sent = [client.send(rcpt, "Load test", sender="DATA") for rcpt in ("+393331234567", "+393409876543")]
+        request_ids = [str(s.request_id) for s in sent if s.request_id]
+        operator = SmSendBatchStatusToSqlOperator(
+            task_id="load", request_ids=request_ids, conn_id=postgres_target.conn_id,
+            smsend_conn_id="smsend_sandbox", table=table,
+        )  # fmt: skip
+        first = operator.execute(task_context())
+        again = operator.execute(task_context())
+
+    assert first["rows"] == again["rows"] == 2 and again["deleted"] == 2
+    rows = postgres_target.rows(table, "request_id, dest, status_class", order="dest")
+    assert [(r[0], r[1]) for r in rows] == sorted(
+        zip(request_ids, ("+393331234567", "+393409876543"), strict=True), key=lambda r: r[1]
+    )
+    assert {r[2] for r in rows} <= {"pending", "success"}
