@@ -28,12 +28,21 @@ FAULTS = {
 
 def _sender(sandbox: Any, ledger_path: Path) -> BulkSender:
     client = SmSendClient(
-        base_url=sandbox.url, username="demo", password="demo-pass", default_sender="ACME", timeout=(2.0, 10.0)
+        base_url=sandbox.url,
+        username="demo",
+        password="demo-pass",
+        default_sender="ACME",
+        timeout=(2.0, 10.0),
     )
     ledger = DbApiLedger(lambda: sqlite3.connect(ledger_path), dialect="sqlite", placeholder="?")
     return BulkSender(
-        client, ledger=ledger, job_key="reliability/faults/run-1/-1", concurrency=16, chunk_size=100,
-        queue_retries=1, queue_retry_wait=0.01,
+        client,
+        ledger=ledger,
+        job_key="reliability/faults/run-1/-1",
+        concurrency=16,
+        chunk_size=100,
+        queue_retries=1,
+        queue_retry_wait=0.01,
     )
 
 
@@ -74,8 +83,10 @@ def test_thousand_recipients_under_faults_none_missing_none_twice(sandbox: Any, 
     assert all(o.retryable for o in result.outcomes if o.status == "rejected")
     # Totals and cost agree with the outcomes.
     assert result.totals == {
-        "accepted": len(by_status["accepted"]), "rejected": len(by_status["rejected"]),
-        "unknown": len(by_status["unknown"]), "total": 1000,
+        "accepted": len(by_status["accepted"]),
+        "rejected": len(by_status["rejected"]),
+        "unknown": len(by_status["unknown"]),
+        "total": 1000,
     }
 
     # The retried job (faults gone) sends only the rejected ones; unknown stay unknown, never resent.

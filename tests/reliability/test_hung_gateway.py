@@ -54,15 +54,27 @@ def within(budget: float) -> Iterator[None]:
 
 def http_client(sandbox: Any) -> SmSendClient:
     return SmSendClient(
-        base_url=sandbox.url, username="demo", password="demo-pass", reseller_username="reseller",
-        reseller_password="reseller-pass", default_sender="ACME", timeout=TIMEOUT, retry=READS,
+        base_url=sandbox.url,
+        username="demo",
+        password="demo-pass",
+        reseller_username="reseller",
+        reseller_password="reseller-pass",
+        default_sender="ACME",
+        timeout=TIMEOUT,
+        retry=READS,
     )
 
 
 def soap_client(sandbox: Any) -> SmSendSoapClient:
     return SmSendSoapClient(
-        receive_url=sandbox.url, mms_url=sandbox.url, username="demo", password="demo-pass",
-        mms_id="C00000_001", mms_password="mms-pass", timeout=(TIMEOUT, TIMEOUT), retry=READS,
+        receive_url=sandbox.url,
+        mms_url=sandbox.url,
+        username="demo",
+        password="demo-pass",
+        mms_id="C00000_001",
+        mms_password="mms-pass",
+        timeout=(TIMEOUT, TIMEOUT),
+        retry=READS,
     )
 
 
