@@ -44,9 +44,12 @@ from airflow_provider_smsend.client.validation import validate_sender
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from airflow_provider_smsend.client.http import SmSendClient
+    from airflow_provider_smsend.client.http import SendResult, SmSendClient
     from airflow_provider_smsend.client.ledger import Ledger
     from airflow_provider_smsend.client.validation import PreparedMessage
+
+    #: What sends one validated message: ``SmSendClient.bulk_send_path()``.
+    SendPrepared = Callable[[str, PreparedMessage], SendResult]
 
 log = logging.getLogger(__name__)
 
@@ -297,8 +300,8 @@ class BulkSender:
 
     # ----------------------------------------------------------------- sending
 
-    def _send_one(self, number: str, prepared: PreparedMessage) -> LedgerEntry:
-        """Send one message; never raises, returns the ledger entry of its outcome."""
+    def _send_one(self, send: SendPrepared, number: str, prepared: PreparedMessage) -> LedgerEntry:
+        """Send one message with ``send`` (the client's bulk send path); never raises, returns its ledger entry."""
         attempt = 0
         while True:
             if self._stop.is_set():
@@ -314,9 +317,7 @@ class BulkSender:
                 self.rate.acquire()
             try:
                 # Number, text and sender were validated once, in plan() and the constructor.
-                result = self.client.send_prepared(
-                    number, prepared, sender=self.sender, quality=self.quality, url=self.url, return_id=True
-                )
+                result = send(number, prepared)
             except SmSendTemporaryError as exc:
                 # KO Impossibile accodare: the gateway queued nothing, so another attempt is safe.
                 if attempt < self.queue_retries and not self._stop.is_set():
@@ -367,6 +368,9 @@ class BulkSender:
                 pending.append((index, number, prepared))
         result = BulkResult()
         self.client.ensure_pool(self.concurrency)
+        send = self.client.bulk_send_path(
+            sender=self.sender, quality=self.quality, url=self.url, return_id=True
+        )
         total = len(pending)
         done = 0
         segments = {number: prepared.segments for _, number, prepared in pending}
@@ -385,7 +389,7 @@ class BulkSender:
                 chunk = pending[start : start + self.chunk_size]
                 self.ledger.mark_sending(self.job_key, [number for _, number, _ in chunk])
                 in_flight.update(
-                    pool.submit(self._send_one, number, prepared) for _, number, prepared in chunk
+                    pool.submit(self._send_one, send, number, prepared) for _, number, prepared in chunk
                 )
                 # Keep at most about one chunk queued behind the one in flight.
                 while len(in_flight) > self.chunk_size:

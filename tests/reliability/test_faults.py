@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING, Any
 from _shared import numbers
 
 from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender
+from airflow_provider_smsend.client.direct_post import DirectPost
 from airflow_provider_smsend.client.http import SmSendClient
 from airflow_provider_smsend.client.ledger import DbApiLedger
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 RECIPIENTS = numbers(1000, start=4000000)
 FAULTS = {
@@ -46,7 +49,13 @@ def _sender(sandbox: Any, ledger_path: Path) -> BulkSender:
     )
 
 
-def test_thousand_recipients_under_faults_none_missing_none_twice(sandbox: Any, tmp_path: Path) -> None:
+def test_thousand_recipients_under_faults_none_missing_none_twice(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bulk sender's own transport (straight through the session's pool) meets every fault.
+    direct_posts: list[bytes] = []
+    post = DirectPost.post
+    monkeypatch.setattr(DirectPost, "post", lambda self, body: direct_posts.append(body) or post(self, body))
     sandbox.admin.set_faults(**FAULTS)
     ledger_path = tmp_path / "ledger.db"
     messages = [BulkMessage(n, "Saldi di fine stagione: -30%") for n in RECIPIENTS]
@@ -88,6 +97,8 @@ def test_thousand_recipients_under_faults_none_missing_none_twice(sandbox: Any, 
         "unknown": len(by_status["unknown"]),
         "total": 1000,
     }
+
+    assert len(direct_posts) == sandbox.admin.stats()["requests"]["/sms/send.php"]
 
     # The retried job (faults gone) sends only the rejected ones; unknown stay unknown, never resent.
     sandbox.admin.set_faults(ko_queue_rate=0, http500_rate=0, drop_rate=0, latency_ms=0, jitter_ms=0)

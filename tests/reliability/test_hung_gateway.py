@@ -78,6 +78,11 @@ def soap_client(sandbox: Any) -> SmSendSoapClient:
     )
 
 
+def bulk_send(client: SmSendClient) -> Any:
+    """One message through the bulk sender's path (straight through the session's pool)."""
+    return client.bulk_send_path(sender="ACME", quality="h")(NUMBER, client.prepare("ciao"))
+
+
 def run_async(sandbox: Any, call: Callable[[SmSendAsyncClient], Any]) -> Any:
     async def go() -> Any:
         async with SmSendAsyncClient.from_client(http_client(sandbox)) as client:
@@ -90,6 +95,7 @@ CALLS: dict[str, tuple[float, Callable[[Any], Any]]] = {
     "http send": (ONE_ATTEMPT, lambda s: http_client(s).send(NUMBER, "ciao")),
     "http credit": (READ_BUDGET, lambda s: http_client(s).credit()),
     "http batch_status": (READ_BUDGET, lambda s: http_client(s).batch_status("HTTP00000000001", "notify")),
+    "http bulk send path": (ONE_ATTEMPT, lambda s: bulk_send(http_client(s))),
     "http credit_add": (ONE_ATTEMPT, lambda s: http_client(s).credit_add(1001, 1, "1")),
     "http userlog_get": (READ_BUDGET, lambda s: http_client(s).userlog_get("credits")),
     "soap receive_sms": (READ_BUDGET, lambda s: soap_client(s).receive_sms("+393400000001", "001")),

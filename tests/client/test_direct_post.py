@@ -1,0 +1,337 @@
+"""The bulk send path (SmSendClient.bulk_send_path): the same requests and outcomes as send_prepared.
+
+A small local HTTP server records every request it gets and answers as each test scripts it, so
+the bulk path (straight through the session's urllib3 pool) and send_prepared (through requests)
+are compared on the wire and on every failure a send can meet.
+"""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_smsend.client.direct_post import DirectPost, SendForm
+from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
+from airflow_provider_smsend.client.http import SmSendClient
+from airflow_provider_smsend.client.retry import NO_RETRY, RetryPolicy
+
+NUMBER = "+393331234567"
+OK = b"OK 0.0850 HTTP00000000001"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the gateway
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _handle(self) -> None:
+        server: Gateway = self.server  # type: ignore[assignment]
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        server.seen.append(
+            (self.command, self.path, list(self.headers.items()), body, self.client_address[1])
+        )
+        server.answer(self)
+
+    do_POST = do_GET = _handle
+
+    def reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in {"Content-Type": "text/plain; charset=utf-8", **(headers or {})}.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def answer_ok(handler: Handler) -> None:
+    handler.reply(200, OK)
+
+
+class Gateway(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.seen: list[tuple[str, str, list[tuple[str, str]], bytes, int]] = []
+        self.answer: Callable[[Handler], None] = answer_ok
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def gateway() -> Iterator[Gateway]:
+    server = Gateway()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def make_client(url: str, **kwargs: Any) -> SmSendClient:
+    kwargs.setdefault("retry", NO_RETRY)
+    return SmSendClient(base_url=url, username="acct-user9", password="pw-Secret9 &+", **kwargs)
+
+
+def both_ways(client: SmSendClient, text: str = "Ciao", *, url: str | None = None, **path: Any) -> list[Any]:
+    """Send one message through send_prepared, then through the bulk path: the two results or errors."""
+    quality = path.pop("quality", "h")
+    prepared = client.prepare(text, quality=quality, url=url, operation="WAPPUSH" if url else None)
+    send = client.bulk_send_path(sender="ACME", quality=quality, url=url, **path)
+    outcomes: list[Any] = []
+    for call in (
+        lambda: client.send_prepared(NUMBER, prepared, sender="ACME", quality=quality, url=url, **path),
+        lambda: send(NUMBER, prepared),
+    ):
+        try:
+            outcomes.append(call())
+        except SmSendError as exc:
+            outcomes.append(
+                (type(exc), str(exc), exc.code, exc.retryable, getattr(exc, "request_sent", None))
+            )
+    return outcomes
+
+
+def wire(seen: list[tuple[str, str, list[tuple[str, str]], bytes, int]]) -> list[tuple[Any, ...]]:
+    return [(method, path, headers, body) for method, path, headers, body, _ in seen]
+
+
+# ------------------------------------------------------------------ the same request on the wire
+
+
+@pytest.mark.parametrize(
+    ("text", "client_kwargs", "path_kwargs", "url"),
+    [
+        ("Ciao, ordine n. 42 + sconto 10%", {}, {}, None),
+        ("Città € ü", {"charset": "iso-8859-15"}, {}, None),
+        ("Привет", {}, {"quality": "n"}, None),  # UCS2
+        ("Offerta", {}, {"return_id": False}, "https://example.com/o?x=1&y=2"),  # WAPPUSH
+        ("x" * 400, {"charset": "iso-8859-1"}, {}, None),  # MULTITEXT
+    ],
+)
+def test_bulk_path_sends_byte_identical_requests(gateway, text, client_kwargs, path_kwargs, url):
+    client = make_client(gateway.url, **client_kwargs)
+    via_requests, via_bulk = both_ways(client, text, url=url, **path_kwargs)
+    assert via_bulk == via_requests
+    first, second = wire(gateway.seen)
+    assert second == first  # request line, every header in order, body
+    assert ("Content-Length", str(len(first[3]))) in first[2]
+
+
+def test_send_form_matches_form_body_field_for_field():
+    client = make_client("http://gw.test", charset="iso-8859-1")
+    for text, url, return_id in [("Ciao", None, True), ("a&b=c %+", "http://x.test/?a=1", False)]:
+        prepared = client.prepare(text, url=url, operation="WAPPUSH" if url else None)
+        form = SendForm(
+            auth={"user": "acct-user9", "pass": "pw-Secret9 &+"},
+            charset="iso-8859-1",
+            sender="ACME",
+            quality="h",
+            url=url,
+            return_id=return_id,
+        )
+        expected = client.form_body(
+            {
+                "rcpt": NUMBER,
+                "data": prepared.text,
+                "sender": "ACME",
+                "qty": "h",
+                "operation": prepared.operation,
+                "url": url,
+                "return_id": "1" if return_id else None,
+            },
+            "sms",
+        )
+        assert form.body(NUMBER, prepared) == expected
+
+
+@pytest.mark.parametrize(
+    ("password", "text", "sender", "named"),
+    [
+        ("pässwörd€", "Città €", "ACME", "pass"),  # the first field that fails is named
+        ("secret", "Città €", "ACME€", "data"),
+        ("secret", "Ciao", "ACME€", "sender"),
+    ],
+)
+def test_unencodable_field_named_like_form_body(password, text, sender, named):
+    client = SmSendClient(base_url="http://gw.test", username="u", password=password, charset="iso-8859-1")
+    prepared = client.prepare(text)
+    send = client.bulk_send_path(sender=sender, quality="h")
+    with pytest.raises(SmSendValidationError) as bulk:
+        send(NUMBER, prepared)
+    with pytest.raises(SmSendValidationError) as single:
+        client.send_prepared(NUMBER, prepared, sender=sender, quality="h")
+    assert str(bulk.value) == str(single.value)
+    assert f"The {named!r} field" in str(bulk.value) and password not in str(bulk.value)
+
+
+# ------------------------------------------------------------------ the direct path is really taken
+
+
+def test_requests_prepares_once_per_run_not_per_message(gateway, monkeypatch):
+    prepared_requests: list[Any] = []
+    original = requests.Session.prepare_request
+    monkeypatch.setattr(
+        requests.Session, "prepare_request", lambda s, r: prepared_requests.append(r) or original(s, r)
+    )
+    client = make_client(gateway.url)
+    send = client.bulk_send_path(sender="ACME", quality="h")
+    prepared = client.prepare("Ciao")
+    results = [send(f"+39333123{n:04d}", prepared) for n in range(20)]
+    assert [r.request_id for r in results] == ["HTTP00000000001"] * 20
+    assert len(prepared_requests) == 1  # the template, at the start of the run
+    assert len({port for *_, port in gateway.seen}) == 1  # one keep-alive connection
+
+
+def test_requests_mock_still_sees_every_bulk_request(requests_mock):
+    requests_mock.post("https://gw.test/sms/send.php", text="OK 0.0850 HTTP00000000001")
+    client = make_client("gw.test")
+    send = client.bulk_send_path(sender="ACME", quality="h")
+    assert send(NUMBER, client.prepare("Ciao")).request_id == "HTTP00000000001"
+    assert len(requests_mock.request_history) == 1
+
+
+def test_direct_path_steps_aside_for_a_mounted_adapter_or_a_mock(gateway):
+    client = make_client(gateway.url)
+    session = client.session
+    direct = DirectPost.build(session, gateway.url + "/sms/send.php", content_type="x", timeout=(1.0, 1.0))
+    assert direct is not None and direct.matches()
+    session.mount(gateway.url, requests.adapters.HTTPAdapter())
+    assert not direct.matches()
+    import requests_mock
+
+    with requests_mock.Mocker(session=session, real_http=True):
+        assert DirectPost.build(session, gateway.url, content_type="x", timeout=(1.0, 1.0)) is None
+
+
+def test_after_close_the_next_call_opens_a_new_connection_as_requests_does(gateway):
+    client = make_client(gateway.url)
+    send = client.bulk_send_path(sender="ACME", quality="h")
+    prepared = client.prepare("Ciao")
+    send(NUMBER, prepared)
+    send(NUMBER, prepared)
+    client.close()  # the pool manager forgets its pools
+    send(NUMBER, prepared)
+    ports = [port for *_, port in gateway.seen]
+    assert ports[0] == ports[1] != ports[2]
+
+
+# ------------------------------------------------------------------ the same outcome of every answer and failure
+
+
+def answer_500(handler: Handler) -> None:
+    handler.reply(500, b"<html>Internal Server Error</html>", {"Content-Type": "text/html"})
+
+
+def answer_ko_queue(handler: Handler) -> None:
+    handler.reply(200, b"KO Impossibile accodare il messaggio.")
+
+
+def answer_latin1(handler: Handler) -> None:
+    handler.reply(
+        200,
+        "KO Credito non sufficiente: più credito".encode("iso-8859-1"),
+        {"Content-Type": "text/plain; charset=iso-8859-1"},
+    )
+
+
+def answer_gzip(handler: Handler) -> None:
+    handler.reply(200, gzip.compress(OK), {"Content-Encoding": "gzip"})
+
+
+def answer_html(handler: Handler) -> None:
+    handler.reply(200, b"<html>login</html>", {"Content-Type": "text/html"})
+
+
+def hang_up(handler: Handler) -> None:
+    handler.close_connection = True  # the request was read, no answer comes: it may have been processed
+
+
+def stall(handler: Handler) -> None:
+    time.sleep(1.0)
+
+
+def short_body(handler: Handler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", "100")
+    handler.end_headers()
+    handler.wfile.write(b"OK 0.05")
+    handler.close_connection = True
+
+
+ANSWERS = {
+    "http 500": answer_500,
+    "ko queue": answer_ko_queue,
+    "latin-1 ko": answer_latin1,
+    "gzip ok": answer_gzip,
+    "html page": answer_html,
+    "hang up": hang_up,
+    "read timeout": stall,
+    "body cut short": short_body,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ANSWERS))
+def test_every_answer_and_failure_ends_the_same_way(gateway, name):
+    gateway.answer = ANSWERS[name]
+    client = make_client(gateway.url, timeout=(1.0, 0.3))
+    via_requests, via_bulk = both_ways(client)
+    assert via_bulk == via_requests
+    assert len(gateway.seen) == 2
+
+
+def test_connection_refused_is_retried_and_reported_the_same():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    client = make_client(
+        f"http://127.0.0.1:{port}", retry=RetryPolicy(attempts=2, initial_wait=0, max_wait=0)
+    )
+    via_requests, via_bulk = both_ways(client)
+    assert via_bulk == via_requests
+    assert via_bulk[-1] is False  # request_sent: the request provably never left
+
+
+def test_redirect_is_followed_as_requests_follows_it(gateway):
+    def redirect(handler: Handler) -> None:
+        if handler.path == "/sms/send.php":
+            handler.reply(302, b"moved", {"Location": "/moved/send.php"})
+        else:
+            handler.reply(200, b"KO Parametro rcpt non valido.")
+
+    gateway.answer = redirect
+    client = make_client(gateway.url)
+    via_requests, via_bulk = both_ways(client)
+    assert via_bulk == via_requests
+    assert [(m, p) for m, p, *_ in gateway.seen] == [
+        ("POST", "/sms/send.php"),
+        ("GET", "/moved/send.php"),
+    ] * 2
+
+
+def test_a_cookie_the_gateway_sets_is_sent_back_as_requests_would(gateway):
+    def set_cookie(handler: Handler) -> None:
+        handler.reply(200, OK, {"Set-Cookie": "PHPSESSID=abc123; Path=/"})
+
+    gateway.answer = set_cookie
+    client = make_client(gateway.url)
+    send = client.bulk_send_path(sender="ACME", quality="h")
+    prepared = client.prepare("Ciao")
+    send(NUMBER, prepared)
+    send(NUMBER, prepared)
+    headers = [dict(h) for _, _, h, _, _ in gateway.seen]
+    assert "Cookie" not in headers[0]
+    assert headers[1]["Cookie"] == "PHPSESSID=abc123"
+    assert client.session.cookies.get("PHPSESSID") == "abc123"
