@@ -24,9 +24,13 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import hashlib
 import logging
 import ssl
+import weakref
+from collections.abc import Callable, Hashable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +89,112 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def _new_http(
+    timeout: tuple[float, float],
+    transport: httpx.AsyncBaseTransport | None,
+    *,
+    one_connection: bool = False,
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` for the gateway; ``one_connection``: a lane of a shared pool."""
+    import httpx
+
+    connect, read = timeout
+    extra: dict[str, Any] = {}
+    if one_connection:
+        extra["limits"] = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    # Waiting for a pooled connection is bounded too: httpx's pool timeout is the read timeout.
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(read, connect=connect),
+        verify=shared_ssl_context(),
+        headers={"User-Agent": "airflow-provider-smsend"},
+        transport=transport,
+        follow_redirects=False,
+        **extra,
+    )
+
+
+#: Requests one shared pool has in flight at most, each on a keep-alive connection of its own;
+#: requests beyond wait their turn (at most the read timeout, then fail as never sent).
+SHARED_POOL_MAX_CONNECTIONS = 32
+
+
+class _SharedPool:
+    """The keep-alive connections to the gateway of one event loop and one set of connection settings.
+
+    The pool is up to ``size`` lanes, each an ``httpx.AsyncClient`` of one connection serving one
+    request at a time; waiting requests queue on a semaphore. httpcore's own pool walks every
+    waiting request against every connection on each change (and checks every idle socket): with a
+    thousand triggers polling at once that bookkeeping alone costs seconds of the event loop, while
+    a one-connection client never has anything to walk.
+
+    :param new_lane: builds one lane (an ``httpx.AsyncClient`` limited to one connection).
+    :param loop: the event loop whose sockets these are.
+    :param key: the pool's key in :data:`_shared_pools` (see ``SmSendAsyncClient._pool_key``).
+    :param size: lanes at most.
+    """
+
+    def __init__(
+        self,
+        new_lane: Callable[[], httpx.AsyncClient],
+        loop: asyncio.AbstractEventLoop,
+        key: Hashable,
+        size: int,
+    ) -> None:
+        self.loop = loop
+        self.key = key
+        self.users = 0
+        self._new_lane = new_lane
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[httpx.AsyncClient] = []
+        self._lanes: list[httpx.AsyncClient] = []
+
+    async def take(self, wait: float) -> httpx.AsyncClient:
+        """A lane for one request (give it back with :meth:`give`); TimeoutError after ``wait`` seconds."""
+        if self._slots.locked():
+            async with asyncio.timeout(wait):
+                await self._slots.acquire()
+        else:
+            await self._slots.acquire()  # a free slot: no wait, no timer
+        if self._idle:
+            return self._idle.pop()  # the most recently used: its connection is the likeliest alive
+        lane = self._new_lane()
+        self._lanes.append(lane)
+        return lane
+
+    def give(self, lane: httpx.AsyncClient) -> None:
+        """Return a lane taken with :meth:`take`."""
+        if not lane.is_closed:
+            self._idle.append(lane)
+        self._slots.release()
+
+    def release(self) -> bool:
+        """One user less; True once the last is gone (then the pool is out of the registry: close it)."""
+        self.users -= 1
+        if self.users > 0:
+            return False
+        pools = _shared_pools.get(self.loop)
+        if pools is not None and pools.get(self.key) is self:
+            del pools[self.key]  # before any await: a user from now on builds a new pool
+        return True
+
+    async def aclose(self) -> None:
+        """Close every lane's connection."""
+        lanes, self._lanes, self._idle = self._lanes, [], []
+        await asyncio.gather(*(lane.aclose() for lane in lanes))
+
+
+def _close_on_its_loop(pool: _SharedPool) -> None:
+    """Close a pool from another loop: on its own loop if it still runs (a closed loop's are gone)."""
+    if pool.loop.is_running():
+        asyncio.run_coroutine_threadsafe(pool.aclose(), pool.loop)
+
+
+#: event loop -> pool key -> pool. Weak on the loop: a loop that is gone takes its pools with it.
+_shared_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _SharedPool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 class SmSendAsyncClient:
     """Async client of the gateway's read-only HTTP calls (credit, credit-get, batch-status, userlog-get).
 
@@ -102,6 +212,12 @@ class SmSendAsyncClient:
     :param charset: request charset: ``utf-8`` or ``iso-8859-1``.
     :param retry: retry policy of the calls (all read-only).
     :param transport: an ``httpx.AsyncBaseTransport`` to use (tests: ``httpx.MockTransport``).
+    :param shared_pool: borrow the keep-alive connections of the running event loop's shared pool
+        for these settings (same gateway, credentials, timeouts and transport) instead of opening
+        its own. A triggerer running a thousand triggers of one connection then keeps one pool of at
+        most :data:`SHARED_POOL_MAX_CONNECTIONS` connections, reused from poll to poll, instead of a
+        client and a new connection per trigger. :meth:`aclose` gives the lease back; the last
+        user's closes the pool.
 
     Example::
 
@@ -122,6 +238,7 @@ class SmSendAsyncClient:
         charset: str = "utf-8",
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        shared_pool: bool = False,
     ) -> None:
         # The sync client validates the settings and builds request bodies; it never opens a session here.
         self._spec = SmSendClient(
@@ -135,17 +252,25 @@ class SmSendAsyncClient:
             retry=retry,
         )
         self._transport = transport
+        self._shared_pool = shared_pool
         self._client: httpx.AsyncClient | None = None
+        self._lease: _SharedPool | None = None
 
     @classmethod
     def from_client(
-        cls, client: SmSendClient, *, transport: httpx.AsyncBaseTransport | None = None
+        cls,
+        client: SmSendClient,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        shared_pool: bool = False,
     ) -> SmSendAsyncClient:
         """An async client with the settings (host, credentials, timeouts, charset, retry) of ``client``."""
         instance = cls.__new__(cls)
         instance._spec = client
         instance._transport = transport
+        instance._shared_pool = shared_pool
         instance._client = None
+        instance._lease = None
         return instance
 
     @property
@@ -162,24 +287,54 @@ class SmSendAsyncClient:
         return f"{type(self).__name__}(base_url={self.base_url!r}, username={self._spec.username!r})"
 
     def _http(self) -> httpx.AsyncClient:
+        """This client's own ``httpx.AsyncClient`` (without ``shared_pool``), built on first use."""
         if self._client is None:
-            import httpx
-
-            connect, read = self._spec.timeout
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(read, connect=connect),
-                verify=shared_ssl_context(),
-                headers={"User-Agent": "airflow-provider-smsend"},
-                transport=self._transport,
-                follow_redirects=False,
-            )
+            self._client = _new_http(self._spec.timeout, self._transport)
         return self._client
 
+    def _pool_key(self) -> Hashable:
+        """What must match for two clients to share connections: gateway, credentials, timeouts, transport.
+
+        Credentials enter as a digest, so clients of two connections never share a pool (nor its
+        cookies), and the key holds no password.
+        """
+        spec = self._spec
+        credentials = hashlib.sha256(spec.form_body({}, "sms") + b"\0" + spec.form_body({}, "reseller"))
+        return (spec.base_url, spec.timeout, credentials.hexdigest(), self._transport)
+
+    def _pool(self) -> _SharedPool:
+        """The running loop's shared pool for these settings, leased on first use."""
+        loop = asyncio.get_running_loop()
+        lease = self._lease
+        if lease is not None and lease.loop is loop:
+            return lease
+        if lease is not None:
+            # Used from another loop: sockets belong to the loop that opened them. Give the old lease
+            # back (closing that pool on its own loop if this was its last user).
+            self._lease = None
+            if lease.release():
+                _close_on_its_loop(lease)
+        pools = _shared_pools.setdefault(loop, {})
+        key = self._pool_key()
+        pool = pools.get(key)
+        if pool is None:
+            new_lane = functools.partial(_new_http, self._spec.timeout, self._transport, one_connection=True)
+            pool = pools[key] = _SharedPool(new_lane, loop, key, SHARED_POOL_MAX_CONNECTIONS)
+        pool.users += 1
+        self._lease = pool
+        return pool
+
     async def aclose(self) -> None:
-        """Close the keep-alive connections."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Close the keep-alive connections (a shared pool's once its last user is closed)."""
+        client, lease = self._client, self._lease
+        self._client = self._lease = None
+        if client is not None:
+            await client.aclose()
+        if lease is not None and lease.release():
+            if lease.loop is asyncio.get_running_loop():
+                await lease.aclose()
+            else:
+                _close_on_its_loop(lease)
 
     async def __aenter__(self) -> SmSendAsyncClient:
         return self
@@ -193,10 +348,25 @@ class SmSendAsyncClient:
         import httpx
 
         headers = {"Content-Type": f"application/x-www-form-urlencoded; charset={self._spec.charset}"}
+        pool = self._pool() if self._shared_pool else None
+        if pool is None:
+            http = self._http()
+        else:
+            try:
+                http = await pool.take(self._spec.timeout[1])
+            except TimeoutError:
+                raise SmSendTimeoutError(
+                    f"Timed out waiting for a free connection to the gateway for {path}: every pooled "
+                    "connection stayed busy for the read timeout.",
+                    request_sent=False,
+                ) from None
         try:
-            response = await self._http().post(self.base_url + path, content=body, headers=headers)
+            response = await http.post(self.base_url + path, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise async_transport_error(exc, path) from None
+        finally:
+            if pool is not None:
+                pool.give(http)
         if response.status_code != 200:
             raise http_status_error(response.status_code, path)
         return answers.decode_body(response.content, response.headers.get("Content-Type"))

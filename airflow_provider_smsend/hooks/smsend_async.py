@@ -67,15 +67,19 @@ class SmSendAsyncHook(SmSendHook):
             return dict(self._async_extras)
         return super().extras
 
-    async def get_async_client(self) -> SmSendAsyncClient:
+    async def get_async_client(self, *, shared_pool: bool = False) -> SmSendAsyncClient:
         """A new :class:`~airflow_provider_smsend.client.async_http.SmSendAsyncClient` for this connection.
 
         The caller closes it (``async with await hook.get_async_client() as client``).
+
+        :param shared_pool: borrow the event loop's keep-alive pool of this connection (what the
+            triggers do: a triggerer's triggers of one connection then share one pool) instead of
+            opening one for this client alone.
         """
         from airflow_provider_smsend.client.async_http import SmSendAsyncClient
 
         await self.aload_connection()
-        return SmSendAsyncClient.from_client(self.client)
+        return SmSendAsyncClient.from_client(self.client, shared_pool=shared_pool)
 
     async def get_soap_client(self) -> SmSendSoapClient:
         """The SOAP client (receiveSms) of this connection; its calls are blocking, run them in a thread."""

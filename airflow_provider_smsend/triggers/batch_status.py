@@ -95,11 +95,11 @@ class SmSendBatchStatusTrigger(SmSendPollingTrigger):
         )
 
     async def setup(self, hook: SmSendAsyncHook) -> None:
-        """Resolve the connection in the triggerer and open the async HTTP client."""
-        self._client = await hook.get_async_client()
+        """Resolve the connection in the triggerer; the HTTP client borrows the loop's pool of it."""
+        self._client = await hook.get_async_client(shared_pool=True)
 
     async def teardown(self) -> None:
-        """Close the HTTP client."""
+        """Close the HTTP client (give back its lease on the shared pool)."""
         if self._client is not None:
             await self._client.aclose()
             self._client = None

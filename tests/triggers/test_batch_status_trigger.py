@@ -139,13 +139,14 @@ def test_retryable_errors_are_polled_again(monkeypatch):
         calls.append(request)
         return answers[min(len(calls), len(answers)) - 1]
 
-    async def fake_client(self):
+    async def fake_client(self, *, shared_pool=False):
         return SmSendAsyncClient(
             username="u",
             password="p",
             base_url="http://gw.test",
             retry=RetryPolicy(attempts=1),
             transport=httpx.MockTransport(handler),
+            shared_pool=shared_pool,
         )
 
     monkeypatch.setattr(SmSendAsyncHook, "get_async_client", fake_client)
@@ -206,3 +207,35 @@ def test_final_reports_are_not_fetched_again(gateway, helpers, monkeypatch):
     fetched = gateway.admin.stats()["requests"]["/sms/batch-status.php"]
     # First poll: the three reports; every later poll: only the one still pending.
     assert fetched == 3 + (len(polls) - 1)
+
+
+def test_triggers_of_one_connection_share_one_pool_per_loop(gateway, helpers, monkeypatch):
+    """A triggerer's triggers of one connection borrow one pool, closed when the last one ends."""
+    from airflow_provider_smsend.client import async_http
+
+    monkeypatch.setattr(async_http, "SHARED_POOL_MAX_CONNECTIONS", 2)
+    built: list[httpx.AsyncClient] = []
+    real = httpx.AsyncClient
+
+    def capture(*args, **kwargs):
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(httpx, "AsyncClient", capture)
+    ids = helpers.send(gateway, *GOOD)
+
+    async def run_all() -> list:
+        good = [trigger(ids) for _ in range(10)]
+        bad = [trigger(ids, smsend_conn_id="smsend_bad") for _ in range(3)]
+        return await asyncio.gather(*(_first(t) for t in good + bad))
+
+    events = asyncio.run(run_all())
+    assert [e.payload["status"] for e in events] == ["success"] * 10 + ["error"] * 3
+    # Two pools (the wrong password is another connection), each of at most 2 connections.
+    assert 2 <= len(built) <= 4
+    assert all(http.is_closed for http in built)
+
+    before = len(built)
+    event = helpers.first_event(trigger(ids))  # a new loop: a new pool, closed with its trigger
+    assert event.payload["status"] == "success"
+    assert 1 <= len(built) - before <= 2 and all(http.is_closed for http in built)
