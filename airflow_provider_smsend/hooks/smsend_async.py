@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smsend.hooks.smsend import SECRET_EXTRAS, SmSendHook
@@ -11,6 +14,17 @@ if TYPE_CHECKING:
 
     from airflow_provider_smsend.client.async_http import SmSendAsyncClient
     from airflow_provider_smsend.client.soap import SmSendSoapClient
+
+
+#: Seconds the hooks of one event loop (a triggerer's) reuse a connection once fetched: a thousand
+#: triggers starting together fetch it once, and an edited connection is picked up this soon.
+CONNECTION_CACHE_SECONDS = 10.0
+
+#: event loop -> conn id -> (expiry on the monotonic clock, the fetch). Weak on the loop, so a test's
+#: or a worker's short-lived loop takes its entries with it; failed fetches are never kept.
+_fetches: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Task[tuple[Connection, dict[str, Any]]]]]
+] = weakref.WeakKeyDictionary()
 
 
 class SmSendAsyncHook(SmSendHook):
@@ -39,10 +53,40 @@ class SmSendAsyncHook(SmSendHook):
         self._async_extras: dict[str, Any] | None = None
 
     async def aload_connection(self) -> Connection:
-        """Fetch the connection and its extras without blocking the loop; cached on the hook."""
+        """Fetch the connection and its extras without blocking the loop; cached on the hook.
+
+        The hooks of one event loop share one fetch per conn id for
+        :data:`CONNECTION_CACHE_SECONDS` (concurrent callers wait for the same one): the triggerer
+        then resolves a connection once for all the triggers that start together, not once each.
+        """
         cached = self.__dict__.get("connection")
         if cached is not None and self._async_extras is not None:
             return cached
+        conn, extras = await self._shared_fetch()
+        self._async_extras = dict(extras)
+        # Prime SmSendHook's cached ``connection`` so its helpers (and ``client``/``soap_client``)
+        # use this connection and never call the synchronous get_connection on the loop.
+        self.__dict__["connection"] = conn
+        return conn
+
+    async def _shared_fetch(self) -> tuple[Connection, dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        entries = _fetches.setdefault(loop, {})
+        conn_id = self.smsend_conn_id
+        entry = entries.get(conn_id)
+        if entry is None or entry[0] <= time.monotonic():
+            task = loop.create_task(self._fetch_connection())
+            entry = entries[conn_id] = (time.monotonic() + CONNECTION_CACHE_SECONDS, task)
+
+            def forget_failure(done: asyncio.Task[Any], entry: object = entry) -> None:
+                if (done.cancelled() or done.exception() is not None) and entries.get(conn_id) is entry:
+                    del entries[conn_id]  # the next caller asks again
+
+            task.add_done_callback(forget_failure)
+        # Shielded: one caller cancelled (its trigger removed) does not cancel the others' fetch.
+        return await asyncio.shield(entry[1])
+
+    async def _fetch_connection(self) -> tuple[Connection, dict[str, Any]]:
         conn = await self.aget_connection(self.smsend_conn_id)
         aextra = getattr(conn, "aextra_dejson", None)
         if aextra is not None:
@@ -54,11 +98,7 @@ class SmSendAsyncHook(SmSendHook):
         await _amask(conn.password)
         for key in SECRET_EXTRAS:
             await _amask(extras.get(key))
-        self._async_extras = dict(extras)
-        # Prime SmSendHook's cached ``connection`` so its helpers (and ``client``/``soap_client``)
-        # use this connection and never call the synchronous get_connection on the loop.
-        self.__dict__["connection"] = conn
-        return conn
+        return conn, dict(extras)
 
     @property
     def extras(self) -> dict[str, Any]:

@@ -50,3 +50,67 @@ def test_same_settings_as_the_sync_hook(conn):
 def test_missing_connection_raises(monkeypatch):
     with pytest.raises(Exception, match="not defined|not found|isn't defined"):
         asyncio.run(SmSendAsyncHook(smsend_conn_id="smsend_nowhere").aload_connection())
+
+
+def counting_fetches(monkeypatch) -> list[str]:
+    """Record each connection fetch the hooks make (the triggerer asks its supervisor for each)."""
+    fetched: list[str] = []
+    real = SmSendAsyncHook.aget_connection.__func__
+
+    async def counting(cls, conn_id):
+        fetched.append(conn_id)
+        await asyncio.sleep(0.01)  # a round trip: concurrent callers overlap
+        return await real(cls, conn_id)
+
+    monkeypatch.setattr(SmSendAsyncHook, "aget_connection", classmethod(counting))
+    return fetched
+
+
+def test_hooks_of_one_loop_fetch_a_connection_once(conn, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SMSEND_OTHER", URI.replace("demo:demo-pass", "other:other-pass"))
+    fetched = counting_fetches(monkeypatch)
+
+    async def start(count: int) -> list:
+        hooks = [SmSendAsyncHook(smsend_conn_id=conn) for _ in range(count)]
+        hooks.append(SmSendAsyncHook(smsend_conn_id="smsend_other"))
+        clients = await asyncio.gather(*(hook.get_async_client() for hook in hooks))
+        return [(c._spec.username, c._spec.timeout) for c in clients]
+
+    settings = asyncio.run(start(50))  # fifty triggers starting at once
+    assert fetched == [conn, "smsend_other"]
+    assert settings == [("demo", (2.0, 7.0))] * 50 + [("other", (2.0, 7.0))]
+    asyncio.run(start(1))  # another loop fetches for itself
+    assert fetched == [conn, "smsend_other"] * 2
+
+
+def test_an_edited_connection_is_seen_once_the_cache_expires(conn, monkeypatch):
+    from airflow_provider_smsend.hooks import smsend_async
+
+    monkeypatch.setattr(smsend_async, "CONNECTION_CACHE_SECONDS", 0.2)
+
+    async def hosts() -> list[str]:
+        seen = [(await SmSendAsyncHook(smsend_conn_id=conn).get_async_client()).base_url]
+        monkeypatch.setenv("AIRFLOW_CONN_SMSEND_ASYNC", URI.replace("8765", "8766"))
+        seen.append((await SmSendAsyncHook(smsend_conn_id=conn).get_async_client()).base_url)
+        await asyncio.sleep(0.3)
+        seen.append((await SmSendAsyncHook(smsend_conn_id=conn).get_async_client()).base_url)
+        return seen
+
+    assert asyncio.run(hosts()) == ["http://127.0.0.1:8765", "http://127.0.0.1:8765", "http://127.0.0.1:8766"]
+
+
+def test_a_failed_fetch_is_not_kept(monkeypatch):
+    fetched = counting_fetches(monkeypatch)
+
+    async def go() -> list[str]:
+        outcomes = await asyncio.gather(
+            *(SmSendAsyncHook(smsend_conn_id="smsend_late").aload_connection() for _ in range(3)),
+            return_exceptions=True,
+        )
+        assert all("isn't defined" in str(o) for o in outcomes)  # every waiter gets the error
+        monkeypatch.setenv("AIRFLOW_CONN_SMSEND_LATE", URI)  # the connection is created meanwhile
+        conn = await SmSendAsyncHook(smsend_conn_id="smsend_late").aload_connection()
+        return [conn.login]
+
+    assert asyncio.run(go()) == ["demo"]
+    assert fetched == ["smsend_late", "smsend_late"]
