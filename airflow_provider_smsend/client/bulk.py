@@ -21,9 +21,10 @@ Example::
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -381,27 +382,40 @@ class BulkSender:
             for entry in finished:
                 outcomes[index_of[entry.item]] = _outcome(entry, segments[entry.item])
 
+        # Each send's future lands here when it ends (add_done_callback): the loop below takes
+        # them as they come instead of waiting on the whole in-flight set each time.
+        ended: queue.SimpleQueue[Future[LedgerEntry]] = queue.SimpleQueue()
+        in_flight = 0
+
+        def collect() -> None:
+            """Record the sends that ended: wait for one, then take every other one already over."""
+            nonlocal in_flight, done
+            finished = [ended.get()]
+            while True:
+                try:
+                    finished.append(ended.get_nowait())
+                except queue.Empty:
+                    break
+            in_flight -= len(finished)
+            record([f.result() for f in finished])
+            done += len(finished)
+
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="smsend-bulk") as pool:
-            in_flight: set[Future[LedgerEntry]] = set()
             for start in range(0, total, self.chunk_size):
                 if self._stop.is_set():
                     break
                 chunk = pending[start : start + self.chunk_size]
                 self.ledger.mark_sending(self.job_key, [number for _, number, _ in chunk])
-                in_flight.update(
-                    pool.submit(self._send_one, send, number, prepared) for _, number, prepared in chunk
-                )
+                for _, number, prepared in chunk:
+                    pool.submit(self._send_one, send, number, prepared).add_done_callback(ended.put)
+                in_flight += len(chunk)
                 # Keep at most about one chunk queued behind the one in flight.
-                while len(in_flight) > self.chunk_size:
-                    finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    record([f.result() for f in finished])
-                    done += len(finished)
+                while in_flight > self.chunk_size:
+                    collect()
                 if self.on_chunk is not None:
                     self.on_chunk(done, total, _partial(outcomes, result))
             while in_flight:
-                finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                record([f.result() for f in finished])
-                done += len(finished)
+                collect()
         for index, number, prepared in pending:
             if outcomes[index] is None:  # never submitted: the job stopped early
                 outcomes[index] = RecipientOutcome(
