@@ -239,3 +239,27 @@ def test_triggers_of_one_connection_share_one_pool_per_loop(gateway, helpers, mo
     event = helpers.first_event(trigger(ids))  # a new loop: a new pool, closed with its trigger
     assert event.payload["status"] == "success"
     assert 1 <= len(built) - before <= 2 and all(http.is_closed for http in built)
+
+
+def test_polls_under_an_end_time_run_in_the_trigger_task(monkeypatch):
+    """The end-time bound on a poll adds no task per poll (the triggerer runs thousands of polls)."""
+    tasks = []
+    answers: list = [None, None, {"status": "success", "xcom": 1}]
+
+    async def fake_poll(self):
+        tasks.append(asyncio.current_task())
+        return answers.pop(0)
+
+    async def fake_setup(self, hook):
+        return None
+
+    monkeypatch.setattr(SmSendBatchStatusTrigger, "poll", fake_poll)
+    monkeypatch.setattr(SmSendBatchStatusTrigger, "setup", fake_setup)
+
+    async def go():
+        event = await _first(trigger(["HTTP1"], poll_interval=0.01, end_time=time.time() + 10))
+        return event, asyncio.current_task()
+
+    event, runner = asyncio.run(go())
+    assert event.payload == {"status": "success", "xcom": 1}
+    assert tasks == [runner] * 3
