@@ -29,6 +29,7 @@ import functools
 import hashlib
 import logging
 import ssl
+import threading
 import weakref
 from collections.abc import Callable, Hashable
 from decimal import Decimal
@@ -169,13 +170,14 @@ class _SharedPool:
 
     def release(self) -> bool:
         """One user less; True once the last is gone (then the pool is out of the registry: close it)."""
-        self.users -= 1
-        if self.users > 0:
-            return False
-        pools = _shared_pools.get(self.loop)
-        if pools is not None and pools.get(self.key) is self:
-            del pools[self.key]  # before any await: a user from now on builds a new pool
-        return True
+        with _registry_lock:
+            self.users -= 1
+            if self.users > 0:
+                return False
+            pools = _shared_pools.get(self.loop)
+            if pools is not None and pools.get(self.key) is self:
+                del pools[self.key]  # before any await: a user from now on builds a new pool
+            return True
 
     async def aclose(self) -> None:
         """Close every lane's connection."""
@@ -189,6 +191,9 @@ def _close_on_its_loop(pool: _SharedPool) -> None:
         asyncio.run_coroutine_threadsafe(pool.aclose(), pool.loop)
 
 
+#: Guards the registry and the user counts: a client used from a second loop (thread) gives its
+#: lease on the first loop's pool back from that thread.
+_registry_lock = threading.Lock()
 #: event loop -> pool key -> pool. Weak on the loop: a loop that is gone takes its pools with it.
 _shared_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _SharedPool]] = (
     weakref.WeakKeyDictionary()
@@ -314,13 +319,16 @@ class SmSendAsyncClient:
             self._lease = None
             if lease.release():
                 _close_on_its_loop(lease)
-        pools = _shared_pools.setdefault(loop, {})
         key = self._pool_key()
-        pool = pools.get(key)
-        if pool is None:
-            new_lane = functools.partial(_new_http, self._spec.timeout, self._transport, one_connection=True)
-            pool = pools[key] = _SharedPool(new_lane, loop, key, SHARED_POOL_MAX_CONNECTIONS)
-        pool.users += 1
+        with _registry_lock:
+            pools = _shared_pools.setdefault(loop, {})
+            pool = pools.get(key)
+            if pool is None:
+                new_lane = functools.partial(
+                    _new_http, self._spec.timeout, self._transport, one_connection=True
+                )
+                pool = pools[key] = _SharedPool(new_lane, loop, key, SHARED_POOL_MAX_CONNECTIONS)
+            pool.users += 1
         self._lease = pool
         return pool
 
