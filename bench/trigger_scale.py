@@ -10,7 +10,8 @@ The sandbox's ``--delivery-delay`` makes a message delivered ``2 x delay`` secon
 so a trigger completes at its second poll (at its first when its start was delayed by more than
 one interval). Measured: wall time to all-complete vs the
 poll interval (the overhead beyond the polls themselves), process CPU seconds per poll, and the
-requests the sandbox received vs the polls made (target: exactly one request per trigger per poll).
+requests the sandbox received vs the polls made (target: exactly one request per trigger per poll),
+and the peak of open sockets in the child (the triggers of one connection share one keep-alive pool).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import os
 import statistics
 import time
 from typing import Any
@@ -29,8 +31,23 @@ COUNT = 1_000
 POLL_INTERVAL = 4.0
 DELIVERY_DELAY = 4.0  # delivered 8 s after the send: pending at the first poll (4 s), delivered at the second
 BATCH_STATUS = "/sms/batch-status.php"
-#: The what-if run (one shared SSL context) is made only when building a client costs more than this.
-WHAT_IF_ABOVE_MS = 5.0
+#: Seconds between two counts of the child's open sockets during the trigger run.
+SOCKET_SAMPLE_SECONDS = 0.5
+
+
+def _open_sockets() -> int | None:
+    """Open sockets of this process (Linux /proc), or None where /proc is missing."""
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    count = 0
+    for fd in fds:
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:  # closed since the listing
+            pass
+    return count
 
 
 async def _run_triggers(request_ids: list[str], poll_interval: float) -> dict[str, Any]:
@@ -51,9 +68,14 @@ async def _run_triggers(request_ids: list[str], poll_interval: float) -> dict[st
                 poll_times.append(time.perf_counter() - started)
 
     triggers = [
-        CountingTrigger(request_ids=[rid], report_type="notify", success_rule="all_delivered",
-                        smsend_conn_id="smsend_default", poll_interval=poll_interval,
-                        end_time=time.time() + 20 * poll_interval)
+        CountingTrigger(
+            request_ids=[rid],
+            report_type="notify",
+            success_rule="all_delivered",
+            smsend_conn_id="smsend_default",
+            poll_interval=poll_interval,
+            end_time=time.time() + 20 * poll_interval,
+        )
         for rid in request_ids
     ]
     done_at: list[float] = []
@@ -64,78 +86,62 @@ async def _run_triggers(request_ids: list[str], poll_interval: float) -> dict[st
             return event.payload
         raise RuntimeError("the trigger ended without an event")
 
+    sockets: list[int] = []
+
+    async def sample_sockets() -> None:
+        while True:
+            count = _open_sockets()
+            if count is None:
+                return
+            sockets.append(count)
+            await asyncio.sleep(SOCKET_SAMPLE_SECONDS)
+
+    sampler = asyncio.ensure_future(sample_sockets())
     cpu, started = time.process_time(), time.perf_counter()
     payloads = await asyncio.gather(*(first_event(t) for t in triggers))
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    sampler.cancel()
     per_trigger = [polls[id(t)] for t in triggers]
     return {
-        "wall": wall, "cpu": cpu, "polls": sum(per_trigger),
+        "wall": wall,
+        "cpu": cpu,
+        "polls": sum(per_trigger),
         "polls_per_trigger": dict(collections.Counter(per_trigger)),
         "statuses": dict(collections.Counter(p["status"] for p in payloads)),
-        "first_done": min(done_at) - started, "last_done": max(done_at) - started,
-        "poll_seconds_median": statistics.median(poll_times), "poll_seconds_max": max(poll_times),
+        "first_done": min(done_at) - started,
+        "last_done": max(done_at) - started,
+        "poll_seconds_median": statistics.median(poll_times),
+        "poll_seconds_max": max(poll_times),
+        "peak_sockets": max(sockets) if sockets else None,
     }
-
-
-def _share_ssl_context() -> None:
-    """What-if (diagnostic only): every httpx client reuses one default SSL context.
-
-    httpx builds a new ``ssl.SSLContext`` (loading the whole CA bundle) for each client it creates;
-    the provider creates one client per trigger. This shows what sharing one context would give.
-    """
-    import httpx._transports.default as transports
-
-    original = transports.create_ssl_context
-    shared = original()
-
-    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
-        if verify is True and cert is None and trust_env:
-            return shared
-        return original(verify=verify, cert=cert, trust_env=trust_env)
-
-    transports.create_ssl_context = create_ssl_context
-
-
-async def _client_create_ms(client: Any, count: int = 10) -> float:
-    """CPU milliseconds to build one trigger's async HTTP client (what each trigger does at its first poll)."""
-    from airflow_provider_smsend.client.async_http import SmSendAsyncClient
-
-    warm = SmSendAsyncClient.from_client(client)
-    warm._http()  # one-time costs (imports, a context shared by later clients) are not per trigger
-    await warm.aclose()
-    cpu = time.process_time()
-    for _ in range(count):
-        async_client = SmSendAsyncClient.from_client(client)
-        async_client._http()  # the httpx.AsyncClient a trigger builds lazily
-        await async_client.aclose()
-    return (time.process_time() - cpu) / count * 1000
 
 
 def _say_run(label: str, figures: dict[str, Any]) -> None:
     polls, requests = figures["polls"], figures["sandbox_requests"]
     rounds = max(int(k) for k in figures["polls_per_trigger"])
     overhead = figures["wall"] - rounds * POLL_INTERVAL
-    say(f"  [{label}] {COUNT} triggers, poll interval {POLL_INTERVAL:g} s (sends took {figures['send_seconds']:.1f} s): "
+    say(
+        f"  [{label}] {COUNT} triggers, poll interval {POLL_INTERVAL:g} s (sends took {figures['send_seconds']:.1f} s): "
         f"all complete in {figures['wall']:.2f} s = {rounds} x {POLL_INTERVAL:g} s + {overhead:.2f} s "
         f"({overhead / POLL_INTERVAL:.0%} of one interval); events {figures['statuses']}; "
-        f"polls per trigger {figures['polls_per_trigger']}")
-    say(f"  [{label}] CPU {figures['cpu']:.2f} s for {polls} polls = {figures['cpu'] / polls * 1000:.2f} ms/poll; "
+        f"polls per trigger {figures['polls_per_trigger']}"
+    )
+    say(
+        f"  [{label}] CPU {figures['cpu']:.2f} s for {polls} polls = {figures['cpu'] / polls * 1000:.2f} ms/poll; "
         f"sandbox received {requests} batch-status requests for {polls} polls ({requests / polls:.2f} per poll); "
         f"one poll's await median {figures['poll_seconds_median'] * 1000:.0f} ms, "
-        f"max {figures['poll_seconds_max'] * 1000:.0f} ms")
+        f"max {figures['poll_seconds_max'] * 1000:.0f} ms; peak open sockets {figures['peak_sockets']}"
+    )
 
 
 def _child(args: argparse.Namespace) -> dict[str, Any]:
-    if args.shared_ssl:
-        _share_ssl_context()
     from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender
     from airflow_provider_smsend.hooks.smsend import SmSendHook
     from airflow_provider_smsend.sandbox.testing import AdminClient
 
     admin = AdminClient(args.admin_url, timeout=60)
     client = SmSendHook().client
-    prefix = "+39337" if args.shared_ssl else "+39336"
-    messages = [BulkMessage(n, "Trigger scale benchmark") for n in numbers(args.count, prefix=prefix)]
+    messages = [BulkMessage(n, "Trigger scale benchmark") for n in numbers(args.count, prefix="+39336")]
     send_started = time.perf_counter()
     result = BulkSender(client, concurrency=32).run(messages)
     send_seconds = time.perf_counter() - send_started
@@ -143,10 +149,8 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
     request_ids = result.request_ids
     if len(request_ids) != args.count:
         raise RuntimeError(f"expected {args.count} request ids, got {len(request_ids)}: {result.totals}")
-    figures_create = asyncio.run(_client_create_ms(client))
     admin.reset_stats()
     figures = asyncio.run(_run_triggers(request_ids, args.poll_interval))
-    figures["client_create_ms"] = figures_create
     figures["sandbox_requests"] = int(admin.stats()["requests"].get(BATCH_STATUS, 0))
     figures["send_seconds"] = send_seconds
     return figures
@@ -154,67 +158,80 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
 
 def run() -> dict[str, Any]:
     """Start a sandbox, run the child, compare with the targets."""
-    runs: dict[str, dict[str, Any]] = {}
-    what_if_label = "what-if: one shared SSL context"
     with sandbox("--delivery-delay", str(DELIVERY_DELAY)) as box:
         env = child_env(AIRFLOW_CONN_SMSEND_DEFAULT=box.connection_uri)
-        common = ("--child", "--admin-url", box.url, "--count", str(COUNT), "--poll-interval", str(POLL_INTERVAL))
-        runs["as is"] = run_child("bench.trigger_scale", *common, env=env, timeout=300)
-        _say_run("as is", runs["as is"])
-        say(f"  building one trigger's HTTP client costs {runs['as is']['client_create_ms']:.2f} ms of CPU")
-        if runs["as is"]["client_create_ms"] > WHAT_IF_ABOVE_MS:
-            runs[what_if_label] = run_child("bench.trigger_scale", *common, "--shared-ssl", env=env, timeout=300)
-            _say_run(what_if_label, runs[what_if_label])
-    figures = runs["as is"]
+        common = (
+            "--child",
+            "--admin-url",
+            box.url,
+            "--count",
+            str(COUNT),
+            "--poll-interval",
+            str(POLL_INTERVAL),
+        )
+        figures = run_child("bench.trigger_scale", *common, env=env, timeout=300)
+        _say_run("as is", figures)
     polls, requests = figures["polls"], figures["sandbox_requests"]
     rounds = max(int(k) for k in figures["polls_per_trigger"])
     overhead = figures["wall"] - rounds * POLL_INTERVAL
     cpu_per_poll_ms = figures["cpu"] / polls * 1000
     succeeded = figures["statuses"].get("success", 0)
-    create_ms = figures["client_create_ms"]
+    peak_sockets = figures["peak_sockets"]
     rows = [
-        row("4. Trigger scale", f"{COUNT:,} triggers, one loop: wall to all-complete",
+        row(
+            "4. Trigger scale",
+            f"{COUNT:,} triggers, one loop: wall to all-complete",
             target=f"overhead < 1 poll interval ({POLL_INTERVAL:g} s)",
             measured=f"{figures['wall']:.2f} s ({succeeded:,} success)",
             reference=f"{rounds} x {POLL_INTERVAL:g} s + {overhead:.2f} s = {overhead / POLL_INTERVAL:.0%} of an interval",
-            passed=succeeded == COUNT and overhead < POLL_INTERVAL),
-        row("4. Trigger scale", "CPU per poll (process CPU / polls)",
-            target="(info)", measured=f"{cpu_per_poll_ms:.2f} ms/poll",
-            reference=f"{figures['cpu']:.2f} s CPU for {polls:,} polls", passed=None),
-        row("4. Trigger scale", "sandbox requests per trigger per poll",
-            target="1.00", measured=f"{requests:,} requests / {polls:,} polls",
-            reference=f"{requests / polls:.2f} per poll", passed=requests == polls),
-        row("4. Trigger scale", "CPU to build one trigger's HTTP client (httpx.AsyncClient)",
-            target="(info)", measured=f"{create_ms:.2f} ms",
-            reference=f"x {COUNT:,} triggers = {create_ms * COUNT / 1000:.1f} s of event-loop CPU", passed=None),
-    ]
-    what_if = runs.get(what_if_label)
-    if what_if is not None:
-        what_if_rounds = max(int(k) for k in what_if["polls_per_trigger"])
-        what_if_overhead = what_if["wall"] - what_if_rounds * POLL_INTERVAL
-        rows.append(row(
-            "4. Trigger scale", "what-if diagnostic: same run, httpx clients share one SSL context",
+            passed=succeeded == COUNT and overhead < POLL_INTERVAL,
+        ),
+        row(
+            "4. Trigger scale",
+            "CPU per poll (process CPU / polls)",
             target="(info)",
-            measured=f"{what_if['wall']:.2f} s, {what_if['cpu'] / what_if['polls'] * 1000:.2f} ms CPU/poll",
-            reference=f"{what_if_rounds} x {POLL_INTERVAL:g} s + {what_if_overhead:.2f} s; "
-                      f"{what_if['sandbox_requests']:,} requests / {what_if['polls']:,} polls",
+            measured=f"{cpu_per_poll_ms:.2f} ms/poll",
+            reference=f"{figures['cpu']:.2f} s CPU for {polls:,} polls",
             passed=None,
-        ))
+        ),
+        row(
+            "4. Trigger scale",
+            "sandbox requests per trigger per poll",
+            target="1.00",
+            measured=f"{requests:,} requests / {polls:,} polls",
+            reference=f"{requests / polls:.2f} per poll",
+            passed=requests == polls,
+        ),
+        row(
+            "4. Trigger scale",
+            f"open sockets of the triggers' process (peak, sampled every {SOCKET_SAMPLE_SECONDS:g} s)",
+            target="(info)",
+            measured="n/a (no /proc)" if peak_sockets is None else f"{peak_sockets:,}",
+            reference=f"{COUNT:,} triggers of one connection share one keep-alive pool",
+            passed=None,
+        ),
+    ]
     why = (
-        f"Building each trigger's HTTP client costs {create_ms:.1f} ms of CPU ({create_ms * COUNT / 1000:.1f} s for "
-        f"{COUNT:,} triggers, on the event loop); one poll costs {cpu_per_poll_ms:.2f} ms of CPU in all, and "
-        f"a poll's await took {figures['poll_seconds_median'] * 1000:.0f} ms (median) because all {COUNT:,} "
-        "triggers poll at the same instant over their own new connections; the machine's load average is in "
-        "the header."
+        f"One poll costs {cpu_per_poll_ms:.2f} ms of the event loop's CPU (mostly httpx's request and response "
+        f"handling) and all {COUNT:,} triggers poll at the same instant, so a round of polls takes about "
+        f"{COUNT:,} x that: a poll's await took {figures['poll_seconds_median'] * 1000:.0f} ms (median); peak "
+        f"open sockets {peak_sockets}; the machine's load average is in the header."
     )
-    return {"name": NAME, "rows": rows, "figures": runs, "why": why, "notes": [
-        f"The child process sends {COUNT:,} messages (BulkSender, one request id each), then runs {COUNT:,} "
-        f"`SmSendBatchStatusTrigger` (`all_delivered`, poll interval {POLL_INTERVAL:g} s, no backoff) with "
-        f"`asyncio.gather` in one event loop, the way the triggerer runs them; the sandbox "
-        f"(`--delivery-delay {DELIVERY_DELAY:g}`: delivered {2 * DELIVERY_DELAY:g} s after the send) runs in its "
-        "own process. Overhead = wall time - (polls of the slowest trigger x poll interval). CPU: "
-        "`time.process_time()` of the child over the trigger run (setup, polls, parsing, logging).",
-    ]}
+    return {
+        "name": NAME,
+        "rows": rows,
+        "figures": {"as is": figures},
+        "why": why,
+        "notes": [
+            f"The child process sends {COUNT:,} messages (BulkSender, one request id each), then runs {COUNT:,} "
+            f"`SmSendBatchStatusTrigger` (`all_delivered`, poll interval {POLL_INTERVAL:g} s, no backoff) with "
+            f"`asyncio.gather` in one event loop, the way the triggerer runs them; the sandbox "
+            f"(`--delivery-delay {DELIVERY_DELAY:g}`: delivered {2 * DELIVERY_DELAY:g} s after the send) runs in its "
+            "own process. Overhead = wall time - (polls of the slowest trigger x poll interval). CPU: "
+            "`time.process_time()` of the child over the trigger run (setup, polls, parsing, logging). Open sockets: "
+            "the child's socket descriptors (/proc/self/fd), counted during the run.",
+        ],
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,7 +240,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--admin-url", required=True)
     parser.add_argument("--count", type=int, default=COUNT)
     parser.add_argument("--poll-interval", type=float, default=POLL_INTERVAL)
-    parser.add_argument("--shared-ssl", action="store_true")
     parser.add_argument("--result", required=True)
     args = parser.parse_args(argv)
     write_result(args.result, _child(args))
