@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import gzip
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,17 +69,70 @@ class Gateway(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        scheme = "https" if isinstance(self.socket, ssl.SSLSocket) else "http"
+        return f"{scheme}://127.0.0.1:{self.server_address[1]}"
 
 
-@pytest.fixture
-def gateway() -> Iterator[Gateway]:
-    server = Gateway()
+def serve(server: Gateway) -> Iterator[Gateway]:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def gateway() -> Iterator[Gateway]:
+    yield from serve(Gateway())
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key: (certificate, key) PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "smsend test gateway")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "gateway.pem", tmp_path / "gateway.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_gateway(tmp_path: Path) -> Iterator[tuple[Gateway, Path]]:
+    """The recording gateway over HTTPS, and the certificate a client must trust to reach it."""
+    cert_path, key_path = self_signed(tmp_path)
+    server = Gateway()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    for running in serve(server):
+        yield running, cert_path
 
 
 def make_client(url: str, **kwargs: Any) -> SmSendClient:
@@ -335,3 +390,41 @@ def test_a_cookie_the_gateway_sets_is_sent_back_as_requests_would(gateway):
     assert "Cookie" not in headers[0]
     assert headers[1]["Cookie"] == "PHPSESSID=abc123"
     assert client.session.cookies.get("PHPSESSID") == "abc123"
+
+
+# ------------------------------------------------------------------ TLS verification and proxies, as requests does them
+
+
+def test_https_with_a_trusted_bundle_sends_the_same(tls_gateway, monkeypatch):
+    gateway, cert_path = tls_gateway
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_path))  # read once, when the session is made
+    client = make_client(gateway.url)
+    via_requests, via_bulk = both_ways(client)
+    assert via_bulk == via_requests and via_bulk.cost is not None
+    first, second = wire(gateway.seen)
+    assert second == first
+
+
+def test_https_with_an_untrusted_certificate_fails_the_same(tls_gateway, monkeypatch):
+    gateway, _ = tls_gateway
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(variable, raising=False)
+    client = make_client(gateway.url)
+    via_requests, via_bulk = both_ways(client)
+    assert via_bulk == via_requests
+    assert gateway.seen == []  # verification failed before any request
+
+
+def test_an_http_proxy_from_the_environment_gets_the_same_request(gateway, monkeypatch):
+    # The recording server plays the proxy: it sees the absolute URL and the proxy credentials.
+    host, port = gateway.server_address[:2]
+    monkeypatch.setenv("HTTP_PROXY", f"http://proxy-user:proxy-pw@{host}:{port}")
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    client = make_client("http://gw.invalid")
+    via_requests, via_bulk = both_ways(client)
+    assert via_bulk == via_requests and via_bulk.cost is not None
+    first, second = wire(gateway.seen)
+    assert second == first
+    assert first[1] == "http://gw.invalid/sms/send.php"
+    assert any(key == "Proxy-Authorization" for key, _ in first[2])
