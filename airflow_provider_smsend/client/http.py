@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from airflow_provider_smsend.client import answers, validation
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from airflow_provider_smsend.client.validation import PreparedMessage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://app.smsend.it"
 DEFAULT_TIMEOUT = (5.0, 30.0)
@@ -333,48 +334,76 @@ class SmSendClient:
         return call_with_retry(once, policy=self.retry, idempotent=True)
 
     @contextmanager
-    def _report_lines(self, path: str, fields: dict[str, Any], *, auth: str) -> Iterator[Iterator[str]]:
-        """Stream a report's lines; the first line is checked for ``KO`` before any is yielded."""
+    def _report_stream(
+        self,
+        path: str,
+        fields: dict[str, Any],
+        *,
+        auth: str,
+        items: Callable[[requests.Response, str | None], Iterator[T]],
+        head: Callable[[Iterator[T], str | None], tuple[list[T], str | None]],
+    ) -> Iterator[tuple[Iterator[T], str | None]]:
+        """Stream a report answer and its Content-Type; a ``KO`` first line or an empty body raises
+        before anything is yielded (retried, the call is a read).
+
+        :param items: what the response is read as (lines, byte chunks).
+        :param head: reads the items that hold the first line: ``(items read, first line)``, the
+            line None when the body is empty.
+        """
         import requests
 
         body = self.form_body(fields, auth)
 
-        def first() -> tuple[requests.Response, Iterator[str]]:
+        def first() -> tuple[requests.Response, Iterator[T], str | None]:
             response = self._post_once(path, body, stream=True)
-            # Decode line by line like whole answers (NOTES.md): header charset, else UTF-8, else
-            # ISO-8859-1 -- requests' own decoding would turn ISO-8859-1 bytes into U+FFFD.
             content_type = response.headers.get("Content-Type")
-            lines = (
-                answers.decode_body(raw, content_type) for raw in response.iter_lines(chunk_size=64 * 1024)
-            )
+            iterator = items(response, content_type)
             try:
-                head = next(lines, None)
+                read, line = head(iterator, content_type)
             except requests.RequestException as exc:
                 response.close()
                 raise transport_error(exc, path) from None
-            if head is None:
+            if line is None:
                 response.close()
                 raise SmSendTransportError(f"The gateway answered {path} with an empty body.")
             try:
-                answers.raise_for_ko(head)
+                answers.raise_for_ko(line)
             except SmSendError:
                 response.close()
                 raise
 
-            def chain() -> Iterator[str]:
-                yield head
+            def chain() -> Iterator[T]:
+                yield from read
                 try:
-                    yield from lines
+                    yield from iterator
                 except requests.RequestException as exc:
                     raise transport_error(exc, path) from None
 
-            return response, chain()
+            return response, chain(), content_type
 
-        response, lines = call_with_retry(first, policy=self.retry, idempotent=True)
+        response, chained, content_type = call_with_retry(first, policy=self.retry, idempotent=True)
         try:
-            yield lines
+            yield chained, content_type
         finally:
             response.close()
+
+    @contextmanager
+    def _report_lines(self, path: str, fields: dict[str, Any], *, auth: str) -> Iterator[Iterator[str]]:
+        """Stream a report's lines; the first line is checked for ``KO`` before any is yielded."""
+
+        def lines(response: requests.Response, content_type: str | None) -> Iterator[str]:
+            # Decode line by line like whole answers (NOTES.md): header charset, else UTF-8, else
+            # ISO-8859-1 -- requests' own decoding would turn ISO-8859-1 bytes into U+FFFD.
+            return (
+                answers.decode_body(raw, content_type) for raw in response.iter_lines(chunk_size=64 * 1024)
+            )
+
+        def first_line(iterator: Iterator[str], content_type: str | None) -> tuple[list[str], str | None]:
+            line = next(iterator, None)
+            return ([] if line is None else [line]), line
+
+        with self._report_stream(path, fields, auth=auth, items=lines, head=first_line) as (stream, _):
+            yield stream
 
     # ------------------------------------------------------------------ back-office
 
@@ -696,45 +725,21 @@ class SmSendClient:
         :mod:`~airflow_provider_smsend.client.pgreport`); chunks are cut anywhere. A ``KO`` answer
         or an empty body raises before any chunk is yielded; retried like the line stream.
         """
-        import requests
 
-        path = "/sms/batch-status.php"
-        body = self.form_body(self.batch_status_fields(request_id, report_type), "sms")
+        def chunks(response: requests.Response, content_type: str | None) -> Iterator[bytes]:
+            return response.iter_content(chunk_size=1 << 20)
 
-        def first() -> tuple[requests.Response, Iterator[bytes], str | None]:
-            response = self._post_once(path, body, stream=True)
-            content_type = response.headers.get("Content-Type")
-            chunks = response.iter_content(chunk_size=1 << 20)
+        def first_line(iterator: Iterator[bytes], content_type: str | None) -> tuple[list[bytes], str | None]:
             head = b""
-            try:
-                while b"\n" not in head and (chunk := next(chunks, None)) is not None:
-                    head += chunk
-            except requests.RequestException as exc:
-                response.close()
-                raise transport_error(exc, path) from None
+            while b"\n" not in head and (chunk := next(iterator, None)) is not None:
+                head += chunk
             if not head:
-                response.close()
-                raise SmSendTransportError(f"The gateway answered {path} with an empty body.")
-            try:
-                answers.raise_for_ko(answers.decode_body(head.split(b"\n", 1)[0], content_type))
-            except SmSendError:
-                response.close()
-                raise
+                return [], None
+            return [head], answers.decode_body(head.split(b"\n", 1)[0], content_type)
 
-            def chain() -> Iterator[bytes]:
-                yield head
-                try:
-                    yield from chunks
-                except requests.RequestException as exc:
-                    raise transport_error(exc, path) from None
-
-            return response, chain(), content_type
-
-        response, chunks, content_type = call_with_retry(first, policy=self.retry, idempotent=True)
-        try:
-            yield chunks, content_type
-        finally:
-            response.close()
+        path, fields = "/sms/batch-status.php", self.batch_status_fields(request_id, report_type)
+        with self._report_stream(path, fields, auth="sms", items=chunks, head=first_line) as streamed:
+            yield streamed
 
     def credit(self, credit_type: str = "credit") -> Decimal | int:
         """Remaining credit: euros (``Decimal``) for ``credit``, else the SMS count of a quality."""
