@@ -730,12 +730,12 @@ class SmSendClient:
             return response.iter_content(chunk_size=1 << 20)
 
         def first_line(iterator: Iterator[bytes], content_type: str | None) -> tuple[list[bytes], str | None]:
-            head = b""
-            while b"\n" not in head and (chunk := next(iterator, None)) is not None:
+            head = b""  # up to the first line end (CR-only reports end lines with a CR)
+            while b"\n" not in head and b"\r" not in head and (chunk := next(iterator, None)) is not None:
                 head += chunk
             if not head:
                 return [], None
-            return [head], answers.decode_body(head.split(b"\n", 1)[0], content_type)
+            return [head], answers.decode_body(head.splitlines()[0], content_type)
 
         path, fields = "/sms/batch-status.php", self.batch_status_fields(request_id, report_type)
         with self._report_stream(path, fields, auth="sms", items=chunks, head=first_line) as streamed:

@@ -7,7 +7,9 @@ Airflow-free. A batch-status table that the provider creates in PostgreSQL is th
   ``(request_id, report_type)``;
 * ``{table}_rows`` - one row per message: ``load_id``, ``id``, ``dest``, ``status``,
   ``status_text``, ``netcode``; a BRIN index on ``load_id`` (rows of one load are written together,
-  so a tiny block-range index finds them; ``autosummarize`` keeps it current);
+  so a tiny block-range index finds them; ``autosummarize`` keeps it current; once ``replace``
+  deletes have freed space that later loads reuse, its ranges widen and finding a load reads
+  more pages: correct, slower);
 * ``{table}`` - a VIEW joining both, with the columns of the wide layout
   (:data:`~airflow_provider_smsend.client.tables.BATCH_STATUS_TABLE`, ``status_class`` computed
   as :func:`~airflow_provider_smsend.client.reports.status_class` does): what users query.
@@ -20,8 +22,11 @@ become LF lines -, no blank line, no padded field, the header's field count) is 
 C-speed byte operations; any other block is parsed line by line by the report parser's own rules
 (same errors, same line numbers). The server checks what the cheap checks did not (integers, an
 empty ``dest``, lengths); a line it rejects fails the load with the report's line number, and the
-whole load rolls back. One difference with the line parser: the server accepts a ``+`` sign before
-an id or status.
+whole load rolls back. The error named is the report's first bad line, as with the line parser:
+a line the parser rejects ends the ``COPY`` there, so the server's verdict on the lines before it
+comes first. One difference with the line parser: the server accepts a ``+`` sign before an id or
+status (on PostgreSQL 16+, blocks holding its other integer spellings, ``0x1F`` or ``1_000``, are
+parsed).
 
 Example::
 
@@ -64,6 +69,8 @@ _DIALECT = dialect_for("postgres")
 _PRINTABLE = bytes(range(0x20, 0x7F))
 _PADDED = (b" ,", b", ", b" \n", b"\n ")
 _COPY_LINE = re.compile(r"\bline (\d+)")
+#: A field starting with an integer radix prefix (PostgreSQL 16+ reads ``0x1F`` as 31).
+_RADIX = re.compile(rb"(?:^|,)[-+]?0[xXoObB]", re.MULTILINE)
 #: The data columns of the rows table, in the view's order.
 ROW_COLUMNS = ("id", "dest", "status", "status_text", "netcode")
 LOAD_COLUMNS = ("load_id", "request_id", "report_type", "loaded_at", "dag_run_id", "row_count")
@@ -79,13 +86,21 @@ class CompactNames:
     :param table: the view users query, ``name`` or ``schema.name``.
     """
 
+    #: The longest table name whose objects' names fit PostgreSQL's 63 characters.
+    MAX_NAME = 63 - len("_loads_scope")
+
+    @classmethod
+    def fits(cls, table: str) -> bool:
+        """True if ``table``'s objects (``_rows``, ``_loads``, their indexes) have room for their names."""
+        return len(table.rpartition(".")[2]) <= cls.MAX_NAME
+
     def __init__(self, table: str) -> None:
         _DIALECT.quote(table)  # validates the name
         schema, _, bare = table.rpartition(".")
-        if len(bare) > 63 - len("_loads_scope"):
+        if not self.fits(table):
             raise ValueError(
                 f"Table name {bare!r} is too long for the compact PostgreSQL layout (at most "
-                f"{63 - len('_loads_scope')} characters: {bare}_loads_scope must fit PostgreSQL's 63)."
+                f"{self.MAX_NAME} characters: {bare}_loads_scope must fit PostgreSQL's 63)."
             )
         prefix = f"{schema}." if schema else ""
         self.table = table
@@ -137,7 +152,7 @@ def compact_ddl(names: CompactNames) -> list[str]:
         "  status INTEGER NOT NULL,\n  status_text VARCHAR(255),\n  netcode VARCHAR(64)\n)",
         f"CREATE INDEX IF NOT EXISTS {names.rows_index} ON {names.rows} USING brin (load_id) "
         "WITH (autosummarize = on)",
-        f"CREATE VIEW {names.view} AS SELECT l.request_id, l.report_type, r.id, r.dest, r.status, "
+        f"CREATE OR REPLACE VIEW {names.view} AS SELECT l.request_id, l.report_type, r.id, r.dest, r.status, "
         f"{_status_class_sql('r.status')} AS status_class, r.status_text, r.netcode, l.loaded_at, l.dag_run_id "
         f"FROM {names.rows} r JOIN {names.loads} l ON l.load_id = r.load_id",
     ]
@@ -146,12 +161,16 @@ def compact_ddl(names: CompactNames) -> list[str]:
 # ---------------------------------------------------------------------------------- CSV blocks
 
 
-def is_plain(block: bytes, commas_per_line: int) -> bool:
+def is_plain(block: bytes, commas_per_line: int, *, pg16_integers: bool = False) -> bool:
     """True if every line of ``block`` (whole lines, ending with a newline) can go to ``COPY`` as is.
 
     Plain: printable ASCII only, no quote, no blank line, no field with a leading or trailing
     space, and ``commas_per_line`` commas per line on average (a line with a wrong count that
     this lets through is rejected by the server, with its line number).
+
+    :param pg16_integers: the server is PostgreSQL 16 or later, whose integer input also takes
+        ``0x``/``0o``/``0b`` prefixes and ``_`` separators: a block with an ``_`` or a field that
+        starts with such a prefix is not plain (the line parser rejects those integers).
     """
     return (
         not block.translate(None, _PRINTABLE).strip(b"\n")
@@ -160,6 +179,7 @@ def is_plain(block: bytes, commas_per_line: int) -> bool:
         and not block.startswith((b"\n", b" "))
         and not _padded(block)
         and block.count(b",") == commas_per_line * block.count(b"\n")
+        and not (pg16_integers and (b"_" in block or _RADIX.search(block) is not None))
     )
 
 
@@ -178,15 +198,18 @@ def _padded(block: bytes) -> bool:
 
 
 def whole_line_blocks(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Re-cut byte chunks into blocks of whole lines (each ends with ``\\n``; the last gets one)."""
+    """Re-cut byte chunks into blocks of whole lines (each ends with ``\\n``, or with a lone ``\\r``
+    when a chunk has no ``\\n``: old-Mac line ends; the last block gets a ``\\n``)."""
     carry = b""
     for chunk in chunks:
         if not chunk:
             continue
         cut = chunk.rfind(b"\n")
         if cut < 0:
-            carry += chunk
-            continue
+            cut = chunk.rfind(b"\r", 0, len(chunk) - 1)  # a CR whose next byte, here, is no LF
+            if cut < 0:
+                carry += chunk
+                continue
         yield carry + chunk[: cut + 1] if carry else chunk[: cut + 1]
         carry = chunk[cut + 1 :]
     if carry:
@@ -217,6 +240,7 @@ class ReportCsv:
     :param load_id: the value put in front of each row.
     :param content_type: the answer's Content-Type (its charset decodes non-ASCII lines).
     :param encoding: the Python codec of the connection's client encoding (parsed rows are sent in it).
+    :param pg16_integers: the server reads PostgreSQL 16's integer syntax (see :func:`is_plain`).
     """
 
     def __init__(
@@ -227,6 +251,7 @@ class ReportCsv:
         *,
         content_type: str | None = None,
         encoding: str = "utf-8",
+        pg16_integers: bool = False,
     ) -> None:
         if report_type not in BATCH_STATUS_COLUMNS:
             raise ValueError(
@@ -237,6 +262,9 @@ class ReportCsv:
         self.prefix = f"{int(load_id)},".encode("ascii")
         self.content_type = content_type
         self.encoding = encoding
+        self.pg16_integers = pg16_integers
+        #: The parser's error that ended :meth:`blocks`, if one did.
+        self.deferred_error: SmSendReportError | None = None
         self._head: list[str] = []  # the decoded lines up to the header, for the line parser
         self._blocks = whole_line_blocks(chunks)
         self._pending: list[bytes] = []
@@ -288,12 +316,21 @@ class ReportCsv:
         yield from self._blocks
 
     def blocks(self) -> Iterator[bytes]:
-        """The ``COPY`` CSV blocks of the report's rows (call :meth:`start` first)."""
+        """The ``COPY`` CSV blocks of the report's rows (call :meth:`start` first).
+
+        A line the parser rejects ends the blocks and is kept in :attr:`deferred_error`: the
+        server checks the lines already sent when the ``COPY`` ends, and one of those, being
+        earlier in the report, is the error to report if it fails (see
+        :meth:`CompactBatchStatusLoader._copy`).
+        """
         if not self.copy_columns:
             raise RuntimeError("ReportCsv.start() must run before blocks().")
-        if not self._fast:
-            yield from self._parsed_report()
-            return
+        try:
+            yield from self._parsed_report() if not self._fast else self._fast_blocks()
+        except SmSendReportError as exc:
+            self.deferred_error = exc
+
+    def _fast_blocks(self) -> Iterator[bytes]:
         commas = len(self.index) - 1
         newline_prefix = b"\n" + self.prefix
         for block in self._all_blocks():
@@ -301,7 +338,7 @@ class ReportCsv:
                 crlf = block.count(b"\r\n")
                 if crlf == block.count(b"\r") == block.count(b"\n"):
                     block = block.replace(b"\r\n", b"\n")
-            if is_plain(block, commas):
+            if is_plain(block, commas, pg16_integers=self.pg16_integers):
                 count = block.count(b"\n")
                 self._starts.append(self.rows + 1)
                 self._maps.append(self._line + 1)
@@ -309,30 +346,38 @@ class ReportCsv:
                 self.rows += count
                 yield self.prefix + block[:-1].replace(b"\n", newline_prefix) + b"\n"
             else:
-                out = self._parsed_block(block)
+                out, error = self._parsed_block(block)
                 if out:
                     yield out
+                if error is not None:  # the rows before it went first: the server checks them too
+                    raise error
 
-    def _parsed_block(self, block: bytes) -> bytes:
-        """A block that is not plain, line by line by the parser's rules, as CSV in header order."""
+    def _parsed_block(self, block: bytes) -> tuple[bytes, SmSendReportError | None]:
+        """A block that is not plain, line by line by the parser's rules, as CSV in header order:
+        the rows up to the first line the parser rejects, and its error (None if none)."""
         columns = self.copy_columns[1:]  # the header's order
         out: list[str] = []
-        lines = array("q")
+        numbers = array("q")
         load_id = int(self.prefix[:-1])
-        for raw in block.splitlines():
-            self._line += 1
-            record = _slow_record(self._line, self._decode(raw), self.index, self.what)
-            if record is None:
-                continue
-            ident, dest, status, _class, text = record
-            values: dict[str, int | str] = {"id": ident, "dest": dest, "status": status, "status_text": text}
-            out.append(csv_line([load_id, *(values[c] for c in columns)]))
-            lines.append(self._line)
-        if lines:
-            self._starts.append(self.rows + 1)
-            self._maps.append(lines)
-            self.rows += len(lines)
-        return "".join(out).encode(self.encoding)
+        error = None
+        try:
+            for raw in block.splitlines():
+                self._line += 1
+                record = _slow_record(self._line, self._decode(raw), self.index, self.what)
+                if record is None:
+                    continue
+                ident, dest, status, _class, text = record
+                values: dict[str, int | str] = {
+                    "id": ident,
+                    "dest": dest,
+                    "status": status,
+                    "status_text": text,
+                }
+                out.append(csv_line([load_id, *(values[c] for c in columns)]))
+                numbers.append(self._line)
+        except SmSendReportError as exc:
+            error = exc
+        return (self._flush_parsed(out, numbers) if numbers else b""), error
 
     def _parsed_report(self) -> Iterator[bytes]:
         """mnc reports and headers with extra columns: the report parser, rows as CSV."""
@@ -348,14 +393,20 @@ class ReportCsv:
         rows = iter_batch_status(lines(), self.report_type)
         out: list[str] = []
         numbers = array("q")
-        for row in rows:
-            out.append(csv_line([load_id, row.id, row.dest, row.status, row.status_text, row.netcode]))
-            numbers.append(self._line)
-            if len(numbers) >= 10_000:
-                yield self._flush_parsed(out, numbers)
-                out, numbers = [], array("q")
-        if numbers:
+        error = None
+        try:
+            for row in rows:
+                out.append(csv_line([load_id, row.id, row.dest, row.status, row.status_text, row.netcode]))
+                numbers.append(self._line)
+                if len(numbers) >= 10_000:
+                    yield self._flush_parsed(out, numbers)
+                    out, numbers = [], array("q")
+        except SmSendReportError as exc:
+            error = exc
+        if numbers:  # the rows before a rejected line go first: the server checks them too
             yield self._flush_parsed(out, numbers)
+        if error is not None:
+            raise error
 
     def _flush_parsed(self, out: list[str], numbers: array[int]) -> bytes:
         self._starts.append(self.rows + 1)
@@ -386,10 +437,14 @@ class CompactBatchStatusLoader:
 
     def __init__(self, conn: Any, table: str, *, logger: Any = None) -> None:
         self.conn = conn
-        #: psycopg 3 knows its client encoding's Python codec; psycopg2 (copy_expert) is sent UTF-8.
-        self.encoding = str(getattr(getattr(conn, "info", None), "encoding", None) or "utf-8")
         self.names = CompactNames(table)
         self.log = logger or log
+        info = getattr(conn, "info", None)
+        #: The Python codec of the connection's client encoding: parsed rows are sent in it.
+        self.encoding = _client_encoding(conn)
+        version = getattr(info, "server_version", None) or getattr(conn, "server_version", 0)
+        #: PostgreSQL 16+ reads 0x1F and 1_000 as integers: such blocks go through the parser.
+        self.pg16_integers = int(version or 0) >= 160000
 
     @staticmethod
     def layout(conn: Any, table: str) -> str | None:
@@ -553,8 +608,9 @@ class CompactBatchStatusLoader:
             for request_id, chunks, content_type in reports:
                 load_id = self._load_id(cursor, request_id, report_type, mode, loaded_at, dag_run_id)
                 report = ReportCsv(
-                    chunks, report_type, load_id, content_type=content_type, encoding=self.encoding
-                )
+                    chunks, report_type, load_id, content_type=content_type, encoding=self.encoding,
+                    pg16_integers=self.pg16_integers,
+                )  # fmt: skip
                 written = self._copy(cursor, target, report)
                 if mode != "upsert":
                     cursor.execute(
@@ -590,17 +646,23 @@ class CompactBatchStatusLoader:
         report.start()
         columns = ", ".join(_DIALECT.quote(c) for c in report.copy_columns)
         sql = f"COPY {target} ({columns}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL (status_text))"
+        reader = None
         try:
             if hasattr(cursor, "copy"):  # psycopg 3
                 with cursor.copy(sql) as copy:
                     for block in report.blocks():
                         copy.write(block)
             else:  # psycopg2
-                cursor.copy_expert(sql, _Reader(report.blocks()), size=1 << 20)
+                reader = _Reader(report.blocks())
+                cursor.copy_expert(sql, reader, size=1 << 20)
         except Exception as exc:
+            if reader is not None and reader.error is not None:  # psycopg2 wraps it in QueryCanceled
+                raise reader.error from None
             if {"DataError", "IntegrityError"} & {k.__name__ for k in type(exc).__mro__}:
                 raise _report_error(exc, report) from exc
             raise
+        if report.deferred_error is not None:  # the server took every line sent before it
+            raise report.deferred_error
         return report.rows
 
     def _merge_stage(self, cursor: Any, stage: str) -> None:
@@ -624,13 +686,19 @@ class _Reader(io.RawIOBase):
     def __init__(self, blocks: Iterator[bytes]) -> None:
         self._blocks = blocks
         self._buffer = b""
+        #: What the blocks raised (psycopg2 reports it as a cancelled COPY).
+        self.error: BaseException | None = None
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self._buffer) < size:
-            block = next(self._blocks, None)
+            try:
+                block = next(self._blocks, None)
+            except BaseException as exc:
+                self.error = exc
+                raise
             if block is None:
                 break
             self._buffer += block
@@ -638,6 +706,22 @@ class _Reader(io.RawIOBase):
             size = len(self._buffer)
         out, self._buffer = self._buffer[:size], self._buffer[size:]
         return out
+
+
+def _client_encoding(conn: Any) -> str:
+    """The Python codec of a psycopg 3 or psycopg2 connection's client encoding (UTF-8 if unknown)."""
+    encoding = getattr(getattr(conn, "info", None), "encoding", None)  # psycopg 3: a Python codec
+    if isinstance(encoding, str) and encoding:
+        return encoding
+    name = getattr(conn, "encoding", None)  # psycopg2: the PostgreSQL name (UTF8, LATIN1...)
+    if isinstance(name, str) and name:
+        try:
+            from psycopg2.extensions import encodings
+
+            return str(encodings.get(name.upper(), "utf-8"))
+        except ImportError:
+            pass
+    return "utf-8"
 
 
 def _report_error(exc: Exception, report: ReportCsv) -> Exception:

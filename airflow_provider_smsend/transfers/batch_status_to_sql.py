@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.client.errors import SmSendError
-from airflow_provider_smsend.client.pgreport import CompactBatchStatusLoader
+from airflow_provider_smsend.client.pgreport import CompactBatchStatusLoader, CompactNames
 from airflow_provider_smsend.client.reports import BATCH_STATUS_COLUMNS, iter_batch_status
 from airflow_provider_smsend.client.sqlload import LoadResult, validate_load_mode
 from airflow_provider_smsend.client.tables import (
@@ -37,10 +37,13 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
     PostgreSQL: a table this operator creates is a VIEW named ``table`` with the columns below,
     over ``{table}_rows`` (one row per message, BRIN-indexed on ``load_id``) and ``{table}_loads``
     (one row per loaded report: request id, report type, load time, run id, row count); the
-    report's plain lines are streamed into ``COPY`` as they came (see
-    :mod:`~airflow_provider_smsend.client.pgreport`), about as fast as PostgreSQL ingests the CSV
-    itself. A table created by hand (or by a provider version before 0.2) keeps its layout and
-    loads through a binary ``COPY`` of parsed rows.
+    report's plain lines (ASCII, unquoted) are streamed into ``COPY`` as they came (see
+    :mod:`~airflow_provider_smsend.client.pgreport`), at more than half the rate at which
+    PostgreSQL ingests the CSV file itself (docs/benchmarks.md); other lines are parsed first. The
+    view is read-only: delete old reports from ``{table}_rows`` and ``{table}_loads`` by
+    ``load_id``. With ``upsert``, the report's load row takes the last load time and run id. A
+    table created by hand (or by provider 0.1), and a name too long for the ``_loads_scope`` index
+    (over 51 characters), keep the wide layout: one table, parsed rows, a binary ``COPY``.
 
     Table columns: ``request_id``, ``report_type``, ``id`` (BIGINT), ``dest`` (text, with ``+``),
     ``status`` (INTEGER), ``status_class`` (pending/success/failure), ``status_text``, ``netcode``,
@@ -124,6 +127,12 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
     ) -> LoadResult | None:
         """PostgreSQL's compact layout (a new table, or a view this provider made); None for a table."""
         mode = validate_load_mode(self.load_mode)
+        if not CompactNames.fits(self.table):
+            self.log.info(
+                "Wide layout for %s: the compact layout's names need a table name of at most %d characters",
+                self.table, CompactNames.MAX_NAME,
+            )  # fmt: skip
+            return None
         conn = self.db_hook.get_conn()
         try:
             if CompactBatchStatusLoader.layout(conn, self.table) == "wide":

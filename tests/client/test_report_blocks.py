@@ -35,6 +35,7 @@ def test_chunks_are_the_body_with_its_content_type(requests_mock) -> None:
         (b"KO Parametro id non corretto.", SmSendError, "id"),
         (b"\r\nKO Parametro id non corretto.\n", None, None),  # a KO after a blank first line is the parser's
         (b"", SmSendTransportError, "empty body"),
+        (b"KO Parametro id non corretto.\rid,dest\r", SmSendError, "id"),  # CR line ends
     ],
 )
 def test_ko_or_empty_answers_raise_before_any_chunk(requests_mock, content, error, message) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from typing import Any
 
 import pytest
@@ -128,9 +129,11 @@ def test_lines_the_parser_rejects_raise_its_error(line: str, message: str) -> No
     text = f"id,dest,status,status_text\n1,+393331000001,200,Delivered\n\n{line}\n9,+3933,200,Late\n"
     report = report_csv(text)
 
-    with pytest.raises(SmSendReportError, match=message) as raised:
-        list(report.blocks())
-    assert raised.value.line == 4
+    sent = parse_csv(list(report.blocks()))  # the blocks end at the bad line, whose error is kept
+
+    assert [r[1] for r in sent] == ["1"]
+    error = report.deferred_error
+    assert error is not None and error.line == 4 and re.search(message, str(error)), error
 
 
 @pytest.mark.parametrize(
@@ -469,3 +472,95 @@ def test_sandbox_report_over_http_into_the_compact_layout(
         zip(request_ids, ("+393331234567", "+393409876543"), strict=True), key=lambda r: r[1]
     )
     assert {r[2] for r in rows} <= {"pending", "success"}
+
+
+# ---------------------------------------------------------------------------------- review fixes
+
+
+def test_pg16_integer_syntax_is_not_plain() -> None:
+    """PostgreSQL 16 reads 0x1F, 0o17, 0b101 and 1_000 as integers; the line parser rejects them."""
+    plain = b"1,+39333,200,Delivered\n2,+39334,300,Unknown subscriber\n"
+    assert is_plain(plain, 3, pg16_integers=True)
+    for bad in (
+        b"0x1F,+39333,200,x\n",
+        b"1,+39333,1_000,x\n",
+        b"1,+39333,-0b1,x\n",
+        b"7,+3,200,x\n0o17,+3,200,x\n",
+    ):
+        assert is_plain(bad, 3) and not is_plain(bad, 3, pg16_integers=True), bad
+    data = b"id,dest,status,status_text\n1,+39333,200,Delivered\n0x1F,+39334,200,Delivered\n"
+    report = ReportCsv([data], "notify", 1, pg16_integers=True)
+    report.start()
+    assert parse_csv(list(report.blocks())) == [["1", "1", "+39333", "200", "Delivered"]]
+    assert report.deferred_error is not None
+    assert "line 3: column 'id' is not an integer: '0x1F'" in str(report.deferred_error)
+
+
+def test_cr_only_reports_are_cut_into_blocks_and_parsed() -> None:
+    data = b"id,dest,status,status_text\r1,+39333,200,Delivered\r2,+39334,300,Unknown\r"
+    blocks = list(whole_line_blocks(data[i : i + 20] for i in range(0, len(data), 20)))
+    assert len(blocks) > 1 and b"".join(blocks) == data + b"\n"
+    report = ReportCsv([data[i : i + 20] for i in range(0, len(data), 20)], "notify", 4)
+    report.start()
+    assert parse_csv(list(report.blocks())) == [
+        ["4", "1", "+39333", "200", "Delivered"],
+        ["4", "2", "+39334", "300", "Unknown"],
+    ]
+    assert [report.report_line(n) for n in (1, 2)] == [2, 3]
+
+
+def test_the_first_bad_line_is_reported_when_a_later_block_is_parsed(postgres_target: SqlTarget) -> None:
+    """A bad plain line (checked by the server at the end) before a bad parsed line (checked in
+    Python at once): the error names the first, as the line parser would."""
+    table = postgres_target.table("order")
+    first = b"id,dest,status,status_text\n1,+39,200,OK\nabc,+39,200,OK\n" + b"".join(
+        b"%d,+39,200,OK\n" % i for i in range(10, 58)
+    )
+    second = b'60,+39,200,"quoted",extra\n61,+39,200,OK\n'
+    with postgres_target.connect() as conn:
+        loader = CompactBatchStatusLoader(conn, table)
+        loader.ensure()
+        with pytest.raises(SmSendReportError, match='line 3: invalid input syntax for type bigint: "abc"'):
+            loader.load(
+                [("R", [first, second], None)], "notify", request_ids=["R"], loaded_at=NOW, dag_run_id=None
+            )
+        with pytest.raises(SmSendReportError, match=r"line 52 has 5 field\(s\), expected 4"):
+            loader.load([("R", [first.replace(b"abc", b"3"), second], None)], "notify", request_ids=["R"],
+                        loaded_at=NOW, dag_run_id=None)  # fmt: skip
+    assert postgres_target.count(table) == 0 and postgres_target.count(f"{table}_loads") == 0
+
+
+def test_psycopg2_parser_errors_and_client_encoding(postgres_target: SqlTarget) -> None:
+    """psycopg2: a line the parser rejects is an SmSendReportError (not a cancelled COPY); parsed
+    rows are sent in the connection's client encoding."""
+    import psycopg2
+
+    table = postgres_target.table("pg2enc")
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+    try:
+        conn.set_client_encoding("LATIN1")
+        loader = CompactBatchStatusLoader(conn, table)
+        assert loader.encoding == "iso8859_1"
+        loader.ensure()
+        bad = b'id,dest,status,status_text\n1,+39,200,"x",extra\n'
+        with pytest.raises(SmSendReportError, match=r"line 2 has 5 field\(s\)") as raised:
+            loader.load([("R", [bad], None)], "notify", request_ids=["R"], loaded_at=NOW, dag_run_id=None)
+        assert raised.value.line == 2
+        text = "id,dest,status,status_text\n1,+39,300,Città sconosciuta\n".encode()
+        loader.load([("R", [text], "text/csv; charset=utf-8")], "notify", request_ids=["R"], loaded_at=NOW,
+                    dag_run_id=None)  # fmt: skip
+    finally:
+        conn.close()
+    assert postgres_target.rows(table, "id, status_text") == [(1, "Città sconosciuta")]
+
+
+def test_a_name_too_long_for_the_compact_objects_keeps_the_wide_layout(
+    postgres_target: SqlTarget, gateway: StubGateway
+) -> None:
+    table = postgres_target.table("long_" + "x" * 40)
+    assert len(table) > CompactNames.MAX_NAME and not CompactNames.fits(table)
+    gateway.batch[("A", "notify")] = notify_report(4)
+
+    assert load(postgres_target, table, "A")["rows"] == 4
+
+    assert kind(postgres_target, table) == "r" and postgres_target.count(table) == 4
