@@ -42,7 +42,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "smSend",
         "description": "`smSend <https://www.smsend.it>`__ SMS and MMS gateway: send, check numbers, "
         "wait for delivery, receive replies, manage reseller clients and load reports.",
-        "versions": ["0.1.0"],
+        "versions": ["0.2.0", "0.1.0"],
         "integrations": [
             {
                 "integration-name": INTEGRATION,
