@@ -12,10 +12,11 @@ would raise, so :func:`~airflow_provider_smsend.client.http.transport_error` cla
 failure exactly as on the requests path.
 
 It is used only while requests would do nothing more for the call. :meth:`DirectPost.build`
-returns None, and :meth:`DirectPost.matches` turns False, when the session is not plain: its
-``send`` or the adapter's ``send`` replaced (requests-mock, responses), another adapter mounted
-for the gateway URL, ``trust_env`` on (proxies and CA bundles read per call), auth, hooks or
-cookies set. A redirect answer is handed to requests (``Session.resolve_redirects``), which
+returns None, and :meth:`DirectPost.matches` turns False, when the session is not plain: the
+session's ``request``/``post``/``send`` or the adapter's ``send`` replaced or wrapped, on the class
+or the instance (requests-mock, responses, ``mock.patch``, tracing instrumentation), another
+adapter mounted for the gateway URL, ``trust_env`` on (proxies and CA bundles read per call),
+auth, hooks or cookies set. A redirect answer is handed to requests (``Session.resolve_redirects``), which
 follows it as ``Session.send`` would; a cookie the gateway sets goes into the session's jar, and
 the calls after it take the requests path.
 
@@ -27,6 +28,7 @@ constant fields (credentials, sender, quality, url, return_id) encoded once, byt
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote_plus, urlencode
 
@@ -43,27 +45,58 @@ CONTENT_CHUNK_SIZE = 10 * 1024
 
 
 def _is_requests_own(function: object, module: str) -> bool:
-    """True if ``function`` is requests' own code, not a mock library's replacement."""
-    return getattr(function, "__module__", None) == module
+    """True if ``function`` is requests' own code: a plain function of ``module`` that wraps nothing.
+
+    Not a mock (requests-mock, ``mock.patch``, autospec), and not an instrumentation wrapper
+    (OpenTelemetry's ``functools.wraps`` wrapper keeps the name and module but has ``__wrapped__``;
+    wrapt's proxies forward ``__module__`` and ``__code__`` but are no plain function).
+    """
+    return (
+        type(function) is FunctionType
+        and getattr(function, "__module__", None) == module
+        and not hasattr(function, "__wrapped__")
+    )
+
+
+#: The methods of a session and of its adapter that a call goes through: each must be requests'
+#: own, on the class and not overridden on the instance, for the direct path to send.
+_SESSION_METHODS = ("request", "post", "send")
+_ADAPTER_METHODS = ("send",)
 
 
 def session_is_plain(session: requests.Session) -> bool:
     """True when requests would add nothing per call to what :class:`DirectPost` sends.
 
-    ``send`` is requests' own (requests-mock patches it), ``trust_env`` is off (else requests
-    reads proxies and CA bundles from the environment on every call), and no auth, hook or cookie
-    would change a request.
+    ``request``, ``post`` and ``send`` are requests' own (requests-mock, ``mock.patch`` and
+    tracing instrumentation replace or wrap them), ``trust_env`` is off (else requests reads
+    proxies and CA bundles from the environment on every call), and no auth, hook or cookie would
+    change a request.
     """
     import requests
 
+    instance = vars(session)
     return (
         type(session) is requests.Session
-        and "send" not in vars(session)
-        and _is_requests_own(requests.Session.send, "requests.sessions")
+        and not any(name in instance for name in _SESSION_METHODS)
+        and all(_is_requests_own(getattr(requests.Session, n), "requests.sessions") for n in _SESSION_METHODS)
         and session.trust_env is False
         and session.auth is None
         and not any(session.hooks.values())
         and len(session.cookies) == 0
+    )
+
+
+def adapter_is_plain(adapter: object) -> bool:
+    """True when ``adapter`` is a plain ``HTTPAdapter`` whose ``send`` is requests' own."""
+    import requests
+
+    return (
+        type(adapter) is requests.adapters.HTTPAdapter
+        and not any(name in vars(adapter) for name in _ADAPTER_METHODS)
+        and all(
+            _is_requests_own(getattr(requests.adapters.HTTPAdapter, n), "requests.adapters")
+            for n in _ADAPTER_METHODS
+        )
     )
 
 
@@ -205,9 +238,7 @@ class DirectPost:
         if not session_is_plain(session):
             return None
         adapter = session.get_adapter(url)
-        if type(adapter) is not requests.adapters.HTTPAdapter:
-            return None
-        if not _is_requests_own(requests.adapters.HTTPAdapter.send, "requests.adapters"):
+        if not isinstance(adapter, requests.adapters.HTTPAdapter) or not adapter_is_plain(adapter):
             return None
         # The headers requests would send: the session's, then the call's, then Content-Length.
         template = session.prepare_request(
@@ -238,7 +269,11 @@ class DirectPost:
     def matches(self) -> bool:
         """True while the session still sends this URL the way this path was built for."""
         session = self.session
-        return session_is_plain(session) and session.get_adapter(self.url) is self.adapter
+        return (
+            session_is_plain(session)
+            and session.get_adapter(self.url) is self.adapter
+            and adapter_is_plain(self.adapter)
+        )
 
     def post(self, body: bytes) -> tuple[int, str | None, bytes]:
         """POST ``body``; return the status, the Content-Type and the whole content.

@@ -99,6 +99,8 @@ def never_connected(exc: BaseException) -> bool:
 
     Walks the exception's causes (requests wraps urllib3, which wraps the socket error).
     """
+    import ssl
+
     import requests
     from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
@@ -111,7 +113,11 @@ def never_connected(exc: BaseException) -> bool:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, NewConnectionError | ConnectTimeoutError | ConnectionRefusedError):
+        # A certificate that fails verification fails the TLS handshake: no request byte was sent.
+        if isinstance(
+            current,
+            NewConnectionError | ConnectTimeoutError | ConnectionRefusedError | ssl.SSLCertVerificationError,
+        ):
             return True
         stack.extend([current.__cause__, current.__context__])
         stack.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))

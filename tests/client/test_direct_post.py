@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from airflow_provider_smsend.client.direct_post import DirectPost, SendForm
-from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
+from airflow_provider_smsend.client.errors import SmSendError, SmSendTransportError, SmSendValidationError
 from airflow_provider_smsend.client.http import SmSendClient
 from airflow_provider_smsend.client.retry import NO_RETRY, RetryPolicy
 
@@ -428,3 +428,87 @@ def test_an_http_proxy_from_the_environment_gets_the_same_request(gateway, monke
     assert second == first
     assert first[1] == "http://gw.invalid/sms/send.php"
     assert any(key == "Proxy-Authorization" for key, _ in first[2])
+
+
+# ------------------------------------------------------------------ patched or instrumented sessions take the requests path
+
+
+def _patch_session_post(client: SmSendClient, calls: list[str]) -> Any:
+    from unittest import mock
+
+    def fake_post(*args: Any, **kwargs: Any) -> Any:
+        calls.append("stub")
+        response = requests.Response()
+        response.status_code, response._content = 200, b"OK 0.05 HTTP9"
+        return response
+
+    return mock.patch.object(client.session, "post", side_effect=fake_post)
+
+
+def _wrap_class_send(monkeypatch: pytest.MonkeyPatch, calls: list[str]) -> None:
+    import functools
+
+    real = requests.Session.send
+
+    @functools.wraps(real)  # what tracing instrumentation does: same name and module, __wrapped__ set
+    def traced(self: requests.Session, request: Any, **kwargs: Any) -> Any:
+        calls.append("traced")
+        return real(self, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", traced)
+
+
+def _patch_adapter_instance(client: SmSendClient, calls: list[str]) -> Any:
+    from unittest import mock
+
+    adapter = client.session.get_adapter(client.base_url)
+    real = adapter.send
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append("adapter")
+        return real(*args, **kwargs)
+
+    return mock.patch.object(adapter, "send", side_effect=spy)
+
+
+@pytest.mark.parametrize("how", ["session.post", "Session.send wrapped", "adapter.send"])
+def test_a_patched_or_instrumented_session_gets_every_bulk_send(gateway, monkeypatch, how):
+    """A stub or a tracing wrapper on the session must see bulk sends, as it sees send(): the
+    direct path steps aside when any method a call goes through is not requests' own."""
+    import contextlib
+
+    client = make_client(gateway.url)
+    prepared = client.prepare("Ciao", quality="h")
+    calls: list[str] = []
+    with contextlib.ExitStack() as stack:
+        if how == "session.post":
+            stack.enter_context(_patch_session_post(client, calls))
+        elif how == "Session.send wrapped":
+            _wrap_class_send(monkeypatch, calls)
+        else:
+            stack.enter_context(_patch_adapter_instance(client, calls))
+        send = client.bulk_send_path(sender="ACME", quality="h")
+        send(NUMBER, prepared)
+        send("+393339876543", prepared)
+    assert len(calls) == 2
+    assert len(gateway.seen) == (0 if how == "session.post" else 2)
+
+
+def test_patching_after_the_path_was_built_is_seen_too(gateway):
+    client = make_client(gateway.url)
+    prepared = client.prepare("Ciao", quality="h")
+    send = client.bulk_send_path(sender="ACME", quality="h")
+    send(NUMBER, prepared)
+    calls: list[str] = []
+    with _patch_adapter_instance(client, calls):
+        send(NUMBER, prepared)
+    assert calls == ["adapter"] and len(gateway.seen) == 2
+
+
+def test_an_untrusted_certificate_is_a_never_sent_error(tls_gateway, monkeypatch):
+    gateway, _ = tls_gateway
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(variable, raising=False)
+    via_requests, via_bulk = both_ways(make_client(gateway.url))
+    assert via_requests[0] is SmSendTransportError and via_requests[-1] is False  # request_sent
+    assert via_bulk == via_requests
