@@ -141,13 +141,20 @@ class _SharedPool:
         key: Hashable,
         size: int,
     ) -> None:
-        self.loop = loop
+        # Weak: the registry is weak on the loop, and a pool must not keep its loop alive.
+        self._loop = weakref.ref(loop)
         self.key = key
         self.users = 0
         self._new_lane = new_lane
         self._slots = asyncio.Semaphore(size)
         self._idle: list[httpx.AsyncClient] = []
         self._lanes: list[httpx.AsyncClient] = []
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop whose sockets these are (None once it is gone)."""
+        return self._loop()
 
     async def take(self, wait: float) -> httpx.AsyncClient:
         """A lane for one request (give it back with :meth:`give`); TimeoutError after ``wait`` seconds."""
@@ -158,14 +165,30 @@ class _SharedPool:
             await self._slots.acquire()  # a free slot: no wait, no timer
         if self._idle:
             return self._idle.pop()  # the most recently used: its connection is the likeliest alive
-        lane = self._new_lane()
+        try:
+            lane = self._new_lane()
+        except BaseException:
+            self._slots.release()
+            raise
         self._lanes.append(lane)
         return lane
 
-    def give(self, lane: httpx.AsyncClient) -> None:
-        """Return a lane taken with :meth:`take`."""
-        if not lane.is_closed:
+    def give(self, lane: httpx.AsyncClient, *, healthy: bool = True) -> None:
+        """Return a lane taken with :meth:`take`.
+
+        :param healthy: False when its request did not end cleanly (cancelled mid-way, or a pool
+            timeout on a one-request lane): httpcore can leave such a connection busy for ever, so
+            the lane leaves the pool and is closed in the background; its slot is freed.
+        """
+        if healthy and not lane.is_closed:
             self._idle.append(lane)
+        else:
+            if lane in self._lanes:
+                self._lanes.remove(lane)
+            if not lane.is_closed:
+                task = asyncio.get_running_loop().create_task(_close_quietly(lane))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
         self._slots.release()
 
     def release(self) -> bool:
@@ -174,21 +197,37 @@ class _SharedPool:
             self.users -= 1
             if self.users > 0:
                 return False
-            pools = _shared_pools.get(self.loop)
+            loop = self.loop
+            pools = _shared_pools.get(loop) if loop is not None else None
             if pools is not None and pools.get(self.key) is self:
                 del pools[self.key]  # before any await: a user from now on builds a new pool
             return True
 
     async def aclose(self) -> None:
-        """Close every lane's connection."""
+        """Close every lane's connection (shielded: a second cancel of the caller does not stop it)."""
         lanes, self._lanes, self._idle = self._lanes, [], []
-        await asyncio.gather(*(lane.aclose() for lane in lanes))
+        closing = asyncio.gather(*(lane.aclose() for lane in lanes), *self._closing, return_exceptions=True)
+        await asyncio.shield(closing)
+
+
+async def _close_quietly(lane: httpx.AsyncClient, seconds: float = 5.0) -> None:
+    """Close a lane dropped from its pool, within ``seconds``; whatever it raises is its own end."""
+    try:
+        async with asyncio.timeout(seconds):
+            await lane.aclose()
+    except Exception:  # noqa: BLE001 - a dropped lane's close has no one to report to
+        log.debug("Closing a dropped gateway connection failed", exc_info=True)
 
 
 def _close_on_its_loop(pool: _SharedPool) -> None:
-    """Close a pool from another loop: on its own loop if it still runs (a closed loop's are gone)."""
-    if pool.loop.is_running():
-        asyncio.run_coroutine_threadsafe(pool.aclose(), pool.loop)
+    """Close a pool from another loop, on its own loop while that runs.
+
+    A loop that is gone or closed took its sockets with it; one stopped but not closed keeps them
+    until it is closed (nothing can run on it meanwhile).
+    """
+    loop = pool.loop
+    if loop is not None and loop.is_running():
+        asyncio.run_coroutine_threadsafe(pool.aclose(), loop)
 
 
 #: Guards the registry and the user counts: a client used from a second loop (thread) gives its
@@ -368,13 +407,17 @@ class SmSendAsyncClient:
                     "connection stayed busy for the read timeout.",
                     request_sent=False,
                 ) from None
+        healthy = False  # until the request ends cleanly: a cancelled one may leave its connection stuck
         try:
             response = await http.post(self.base_url + path, content=body, headers=headers)
+            healthy = True
         except httpx.HTTPError as exc:
+            # A one-request lane never waits for its own pool: a pool timeout means a stuck connection.
+            healthy = not isinstance(exc, httpx.PoolTimeout)
             raise async_transport_error(exc, path) from None
         finally:
             if pool is not None:
-                pool.give(http)
+                pool.give(http, healthy=healthy)
         if response.status_code != 200:
             raise http_status_error(response.status_code, path)
         return answers.decode_body(response.content, response.headers.get("Content-Type"))

@@ -17,13 +17,18 @@ if TYPE_CHECKING:
 
 
 #: Seconds the hooks of one event loop (a triggerer's) reuse a connection once fetched: a thousand
-#: triggers starting together fetch it once, and an edited connection is picked up this soon.
+#: triggers starting together fetch it once, and triggers starting this long after an edit see the
+#: edited connection (a running trigger keeps the client it started with).
 CONNECTION_CACHE_SECONDS = 10.0
 
-#: event loop -> conn id -> (expiry on the monotonic clock, the fetch). Weak on the loop, so a test's
-#: or a worker's short-lived loop takes its entries with it; failed fetches are never kept.
+#: event loop -> conn id -> (expiry on the monotonic clock, the fetch while it runs, then its result).
+#: Weak on the loop, so a test's or a worker's short-lived loop takes its entries with it (a finished
+#: fetch is replaced by its result: a task would keep its loop alive); failed fetches are never kept.
 _fetches: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Task[tuple[Connection, dict[str, Any]]]]]
+    asyncio.AbstractEventLoop,
+    dict[
+        str, tuple[float, asyncio.Task[tuple[Connection, dict[str, Any]]] | tuple[Connection, dict[str, Any]]]
+    ],
 ] = weakref.WeakKeyDictionary()
 
 
@@ -74,17 +79,28 @@ class SmSendAsyncHook(SmSendHook):
         entries = _fetches.setdefault(loop, {})
         conn_id = self.smsend_conn_id
         entry = entries.get(conn_id)
-        if entry is None or entry[0] <= time.monotonic():
+        now = time.monotonic()
+        if entry is None or entry[0] <= now:
+            for stale in [k for k, (expiry, _) in entries.items() if expiry <= now]:
+                del entries[stale]  # expired: nothing keeps an old connection (nor its password)
             task = loop.create_task(self._fetch_connection())
-            entry = entries[conn_id] = (time.monotonic() + CONNECTION_CACHE_SECONDS, task)
+            expiry = now + CONNECTION_CACHE_SECONDS
+            entry = entries[conn_id] = (expiry, task)
 
-            def forget_failure(done: asyncio.Task[Any], entry: object = entry) -> None:
-                if (done.cancelled() or done.exception() is not None) and entries.get(conn_id) is entry:
+            def settle(done: asyncio.Task[Any], entry: object = entry, expiry: float = expiry) -> None:
+                if entries.get(conn_id) is not entry:
+                    return
+                if done.cancelled() or done.exception() is not None:
                     del entries[conn_id]  # the next caller asks again
+                else:
+                    entries[conn_id] = (expiry, done.result())
 
-            task.add_done_callback(forget_failure)
+            task.add_done_callback(settle)
+        fetch = entry[1]
+        if not isinstance(fetch, asyncio.Task):
+            return fetch
         # Shielded: one caller cancelled (its trigger removed) does not cancel the others' fetch.
-        return await asyncio.shield(entry[1])
+        return await asyncio.shield(fetch)
 
     async def _fetch_connection(self) -> tuple[Connection, dict[str, Any]]:
         conn = await self.aget_connection(self.smsend_conn_id)

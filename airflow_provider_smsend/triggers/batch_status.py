@@ -114,7 +114,16 @@ class SmSendBatchStatusTrigger(SmSendPollingTrigger):
             async with limit:
                 return await client.batch_status(rid, self.report_type)
 
-        fetched = await asyncio.gather(*(fetch(rid) for rid in self._cache.missing(self.request_ids)))
+        tasks = [asyncio.ensure_future(fetch(rid)) for rid in self._cache.missing(self.request_ids)]
+        try:
+            fetched = await asyncio.gather(*tasks)
+        except BaseException:
+            # One failed (or the poll was cancelled): stop the others before the trigger ends, so
+            # none is left running after teardown gave the client back.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         self._cache.store(fetched)
         reports = self._cache.reports(self.request_ids, fetched)
         verdict = evaluate(reports, self.success_rule, fail_fast=self.fail_fast)

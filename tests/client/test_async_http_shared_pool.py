@@ -31,6 +31,7 @@ class KeepAliveServer:
         self.accepted = 0
         self.open = 0
         self.requests = 0
+        self.delay = 0.0  # seconds before each answer
         self.credentials: dict[int, set[tuple[str, str]]] = defaultdict(set)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -47,6 +48,8 @@ class KeepAliveServer:
                 form = parse_qs(body.decode("ascii"))
                 self.credentials[connection].add((form["user"][0], form["pass"][0]))
                 self.requests += 1
+                if self.delay:
+                    await asyncio.sleep(self.delay)
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
                     b"Content-Length: %d\r\n\r\n%s" % (len(NOTIFY), NOTIFY)
@@ -241,3 +244,32 @@ def test_waiting_for_a_busy_pool_is_bounded_and_counts_as_never_sent(server, mon
 
     asyncio.run(go())
     assert server.requests == 1
+
+
+def test_a_request_cancelled_mid_way_takes_its_lane_out_of_the_pool(server, monkeypatch):
+    """httpcore can leave a connection busy for ever when a request is cancelled at the wrong
+    instant: a cancelled request's lane is closed and dropped, never handed to the next trigger."""
+    monkeypatch.setattr(async_http, "SHARED_POOL_MAX_CONNECTIONS", 1)
+    server.delay = 0.5
+    first, second = client(server), client(server)
+
+    async def go() -> tuple[int, int, bool]:
+        task = asyncio.create_task(first.batch_status("HTTP1"))
+        await asyncio.sleep(0.1)  # the request is on the wire, its answer not yet
+        pool = async_http._shared_pools[asyncio.get_running_loop()][first._pool_key()]
+        cancelled_lane = pool._lanes[0]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        server.delay = 0.0
+        report = await second.batch_status("HTTP2")  # the only slot is free again, on a new lane
+        in_pool = cancelled_lane in pool._lanes or cancelled_lane in pool._idle
+        await asyncio.sleep(0.05)  # the dropped lane's background close
+        closed = cancelled_lane.is_closed
+        await first.aclose()
+        await second.aclose()
+        return report.counts()["success"], len(pool._lanes), in_pool or not closed
+
+    assert asyncio.run(go()) == (1, 0, False)  # answered; the pool closed with its users; lane dropped
+    assert server.accepted == 2
+    assert server.wait_all_closed()

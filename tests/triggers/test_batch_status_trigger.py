@@ -263,3 +263,42 @@ def test_polls_under_an_end_time_run_in_the_trigger_task(monkeypatch):
     event, runner = asyncio.run(go())
     assert event.payload == {"status": "success", "xcom": 1}
     assert tasks == [runner] * 3
+
+
+def test_a_failed_fetch_stops_the_other_fetches_of_its_poll():
+    """One request id's non-retryable error ends the poll; the other fetches are cancelled, so none
+    runs on (and leases a pool again) after the trigger's teardown."""
+    from airflow_provider_smsend.client.errors import SmSendAuthError
+
+    cancelled: list[str] = []
+
+    class Client:
+        async def batch_status(self, rid: str, report_type: str) -> object:
+            if rid == "BAD":
+                await asyncio.sleep(0.01)
+                raise SmSendAuthError("KO Accesso non consentito.")
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.append(rid)
+                raise
+            raise AssertionError("never answered")
+
+    async def go() -> None:
+        async with asyncio.timeout(5):
+            await poll_once()
+
+    async def poll_once() -> None:
+        polling = trigger(["SLOW1", "BAD", "SLOW2"])
+        polling._client = Client()  # type: ignore[assignment]
+        try:
+            await polling.poll()
+        except SmSendAuthError:
+            pass
+        else:
+            raise AssertionError("the poll must fail")
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert others == []  # nothing left running
+
+    asyncio.run(go())
+    assert sorted(cancelled) == ["SLOW1", "SLOW2"]

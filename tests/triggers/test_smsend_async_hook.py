@@ -114,3 +114,23 @@ def test_a_failed_fetch_is_not_kept(monkeypatch):
 
     assert asyncio.run(go()) == ["demo"]
     assert fetched == ["smsend_late", "smsend_late"]
+
+
+def test_a_finished_fetch_keeps_its_result_not_its_loop(conn):
+    """The cache is weak on the event loop: a finished fetch is stored as its result (a task would
+    hold its loop, and the loop's entries, password included, for ever)."""
+    import gc
+
+    from airflow_provider_smsend.hooks import smsend_async
+
+    async def fetch() -> object:
+        await SmSendAsyncHook(smsend_conn_id=conn).aload_connection()
+        entries = smsend_async._fetches[asyncio.get_running_loop()]
+        return entries[conn][1]
+
+    for _ in range(3):
+        cached = asyncio.run(fetch())
+        assert not isinstance(cached, asyncio.Future)
+    gc.collect()
+    # Three loops came and went; Airflow's SDK keeps a reference to the last one it saw.
+    assert len(smsend_async._fetches) <= 1
