@@ -394,7 +394,7 @@ class SmSendAsyncClient:
     async def _post_text(self, path: str, body: bytes) -> str:
         import httpx
 
-        headers = {"Content-Type": f"application/x-www-form-urlencoded; charset={self._spec.charset}"}
+        headers = {"Content-Type": self._spec.content_type}
         pool = self._pool() if self._shared_pool else None
         if pool is None:
             http = self._http()

@@ -57,9 +57,15 @@ from airflow_provider_smsend.client.errors import SmSendReportError
 from airflow_provider_smsend.client.reports import (
     BATCH_STATUS_COLUMNS,
     _header,
+    _no_header,
     iter_batch_status,
 )
-from airflow_provider_smsend.client.sqlload import LoadResult, TableLayoutError, validate_load_mode
+from airflow_provider_smsend.client.sqlload import (
+    LoadResult,
+    TableLayoutError,
+    column_names,
+    validate_load_mode,
+)
 from airflow_provider_smsend.client.tables import _slow_record, dialect_for
 
 log = logging.getLogger(__name__)
@@ -123,13 +129,6 @@ def relation_kind(cursor: Any, name: str) -> str | None:
         return None
     kind = found[0].decode() if isinstance(found[0], bytes) else str(found[0])
     return {"r": "table", "p": "table", "v": "view"}.get(kind, kind)
-
-
-def _columns(cursor: Any, quoted: str) -> set[str]:
-    cursor.execute(f"SELECT * FROM {quoted} WHERE 1 = 0")
-    names = {str(d[0]).lower() for d in (cursor.description or ())}
-    cursor.fetchall()
-    return names
 
 
 def _status_class_sql(column: str) -> str:
@@ -259,7 +258,8 @@ class ReportCsv:
             )
         self.report_type = report_type
         self.what = f"batch-status {report_type} report"
-        self.prefix = f"{int(load_id)},".encode("ascii")
+        self.load_id = int(load_id)
+        self.prefix = f"{self.load_id},".encode("ascii")
         self.content_type = content_type
         self.encoding = encoding
         self.pg16_integers = pg16_integers
@@ -293,10 +293,6 @@ class ReportCsv:
                 self._head.append(text)
                 if not text.strip():
                     continue
-                if text.lstrip().startswith("KO"):
-                    raise SmSendReportError(
-                        f"{self.what}: the gateway answered {text.strip()!r} instead of a report.", line=1
-                    )
                 expected = BATCH_STATUS_COLUMNS[self.report_type]
                 self.index = _header(self._line, text, ",", expected, self.what)
                 rest = b"".join(lines[i + 1 :])
@@ -308,7 +304,7 @@ class ReportCsv:
                 else:
                     self.copy_columns = ("load_id", *ROW_COLUMNS)
                 return
-        raise SmSendReportError(f"{self.what} is empty: no header line.", line=1)
+        raise _no_header(self.what)
 
     def _all_blocks(self) -> Iterator[bytes]:
         yield from self._pending
@@ -358,7 +354,6 @@ class ReportCsv:
         columns = self.copy_columns[1:]  # the header's order
         out: list[str] = []
         numbers = array("q")
-        load_id = int(self.prefix[:-1])
         error = None
         try:
             for raw in block.splitlines():
@@ -373,7 +368,7 @@ class ReportCsv:
                     "status": status,
                     "status_text": text,
                 }
-                out.append(csv_line([load_id, *(values[c] for c in columns)]))
+                out.append(csv_line([self.load_id, *(values[c] for c in columns)]))
                 numbers.append(self._line)
         except SmSendReportError as exc:
             error = exc
@@ -389,14 +384,15 @@ class ReportCsv:
                     self._line += 1
                     yield self._decode(raw)
 
-        load_id = int(self.prefix[:-1])
         rows = iter_batch_status(lines(), self.report_type)
         out: list[str] = []
         numbers = array("q")
         error = None
         try:
             for row in rows:
-                out.append(csv_line([load_id, row.id, row.dest, row.status, row.status_text, row.netcode]))
+                out.append(
+                    csv_line([self.load_id, row.id, row.dest, row.status, row.status_text, row.netcode])
+                )
                 numbers.append(self._line)
                 if len(numbers) >= 10_000:
                     yield self._flush_parsed(out, numbers)
@@ -501,7 +497,7 @@ class CompactBatchStatusLoader:
                         f"{names.table!r} is a view but {label!r} is missing: it is not a compact batch-status "
                         "table of this provider. Use another table name."
                     )
-                missing = [c for c in expected if c not in _columns(cursor, quoted)]
+                missing = [c for c in expected if c not in column_names(cursor, quoted)]
                 if missing:
                     raise TableLayoutError(f"{label!r} lacks column(s) {', '.join(missing)}.")
             if unique_key:

@@ -149,16 +149,25 @@ def _records(
     index: dict[str, int] | None = None
     for line_no, line in _lines(lines):
         if index is None:
-            if line.lstrip().startswith("KO"):
-                raise SmSendReportError(f"{what}: the gateway answered {line.strip()!r} instead of a report.", line=1)
             index = _header(line_no, line, delimiter, expected, what)
             continue
         yield line_no, line, index
     if index is None:
-        raise SmSendReportError(f"{what} is empty: no header line.", line=1)
+        raise _no_header(what)
+
+
+def _no_header(what: str) -> SmSendReportError:
+    """The error of a report with no header line (only blank lines, or nothing)."""
+    return SmSendReportError(f"{what} is empty: no header line.", line=1)
 
 
 def _header(line_no: int, line: str, delimiter: str, expected: tuple[str, ...], what: str) -> dict[str, int]:
+    """The column index of a report's header: its first non-blank line, ``line``.
+
+    :raises SmSendReportError: the gateway answered ``KO`` instead, or a column is missing or repeated.
+    """
+    if line.lstrip().startswith("KO"):
+        raise SmSendReportError(f"{what}: the gateway answered {line.strip()!r} instead of a report.", line=1)
     names = [name.strip().lower() for name in _split(line, delimiter, line_no)]
     missing = [c for c in expected if c not in names]
     if missing:

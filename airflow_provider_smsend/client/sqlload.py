@@ -85,6 +85,14 @@ class LoadResult:
         return {**asdict(self), "seconds": round(self.seconds, 3)}
 
 
+def column_names(cursor: Any, quoted_table: str) -> set[str]:
+    """The lower-cased column names of a table or view (a query that reads no row)."""
+    cursor.execute(f"SELECT * FROM {quoted_table} WHERE 1 = 0")
+    names = {str(d[0]).lower() for d in (cursor.description or ())}
+    cursor.fetchall()
+    return names
+
+
 def validate_load_mode(mode: str) -> str:
     """Return ``mode`` if it is one of :data:`LOAD_MODES`, else raise a :class:`ValueError`."""
     if mode not in LOAD_MODES:
@@ -128,9 +136,7 @@ class TableLoader:
     def _columns(self, cursor: Any) -> set[str] | None:
         """The table's column names, or None when it does not exist (the failed probe rolled back)."""
         try:
-            cursor.execute(f"SELECT * FROM {self.dialect.quote(self.table)} WHERE 1 = 0")
-            names = {str(d[0]).lower() for d in (cursor.description or ())}
-            cursor.fetchall()
+            names = column_names(cursor, self.dialect.quote(self.table))
         except Exception:
             self.conn.rollback()
             return None

@@ -29,6 +29,7 @@ from airflow_provider_smsend.client.reports import (
     UserlogEntry,
     _header,
     _int,
+    _no_header,
     _split,
     status_class,
 )
@@ -177,14 +178,10 @@ def fast_batch_status_records(
     for line_no, raw in numbered:  # the header: the first non-blank line (the parser's _records)
         text = (raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw).rstrip("\r\n")
         if text.strip():
-            if text.lstrip().startswith("KO"):
-                raise SmSendReportError(
-                    f"{what}: the gateway answered {text.strip()!r} instead of a report.", line=1
-                )
             index = _header(line_no, text, ",", BATCH_STATUS_COLUMNS[report_type], what)
             break
     if index is None:
-        raise SmSendReportError(f"{what} is empty: no header line.", line=1)
+        raise _no_header(what)
     width, i_id, i_dest = len(index), index["id"], index["dest"]
     i_status, i_text = index["status"], index["status_text"]
     statuses: dict[str, tuple[int, str]] = {}  # status token -> (value, class); few distinct values
