@@ -25,7 +25,8 @@ import requests
 
 from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender
 from airflow_provider_smsend.client.http import SmSendClient
-from airflow_provider_smsend.client.ledger import DbApiLedger, MemoryLedger
+from airflow_provider_smsend.client.ledger import MemoryLedger
+from airflow_provider_smsend.sql.ledger import DbApiLedger
 from bench._common import DEMO_PASS, DEMO_USER, numbers, row, sandbox, say
 
 NAME = "bulk_send"

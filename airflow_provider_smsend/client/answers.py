@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 
 from airflow_provider_smsend.client.errors import SmSendTransportError, error_from_ko
 
-_CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _MONEY = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")
 _OK = re.compile(r"^OK(?:\s+(.*))?$", re.DOTALL)
 _KO = re.compile(r"^KO(?:\s+(.*))?$", re.DOTALL)
@@ -19,7 +19,7 @@ _KO = re.compile(r"^KO(?:\s+(.*))?$", re.DOTALL)
 
 def decode_body(content: bytes, content_type: str | None) -> str:
     """Decode an answer body: the Content-Type charset if valid, else UTF-8, else ISO-8859-1 (NOTES.md)."""
-    match = _CHARSET.search(content_type or "")
+    match = CHARSET.search(content_type or "")
     if match:
         try:
             return content.decode(match.group(1))

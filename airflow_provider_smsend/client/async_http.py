@@ -46,13 +46,16 @@ from airflow_provider_smsend.client.http import (
 from airflow_provider_smsend.client.reports import (
     BatchStatusReport,
     UserlogEntry,
-    iter_batch_status,
-    iter_userlog,
+    read_batch_status,
+    read_userlog,
+    reports_from_frame,
+    userlog_entries,
 )
 from airflow_provider_smsend.client.retry import RetryPolicy, async_call_with_retry
 
 if TYPE_CHECKING:
     import httpx
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -391,7 +394,7 @@ class SmSendAsyncClient:
 
     # ------------------------------------------------------------------ transport
 
-    async def _post_text(self, path: str, body: bytes) -> str:
+    async def _post(self, path: str, body: bytes) -> tuple[bytes, str | None]:
         import httpx
 
         headers = {"Content-Type": self._spec.content_type}
@@ -420,7 +423,11 @@ class SmSendAsyncClient:
                 pool.give(http, healthy=healthy)
         if response.status_code != 200:
             raise http_status_error(response.status_code, path)
-        return answers.decode_body(response.content, response.headers.get("Content-Type"))
+        return response.content, response.headers.get("Content-Type")
+
+    async def _post_text(self, path: str, body: bytes) -> str:
+        content, content_type = await self._post(path, body)
+        return answers.decode_body(content, content_type)
 
     async def _call(self, path: str, fields: dict[str, Any], *, auth: str) -> str:
         """POST ``fields`` (read-only call) and return the value of the ``OK`` answer."""
@@ -431,15 +438,17 @@ class SmSendAsyncClient:
 
         return await async_call_with_retry(once, policy=self.retry, idempotent=True)  # type: ignore[return-value]
 
-    async def _report_text(self, path: str, fields: dict[str, Any], *, auth: str) -> str:
+    async def _report_body(self, path: str, fields: dict[str, Any], *, auth: str) -> tuple[bytes, str | None]:
+        """A whole report answer's bytes and Content-Type; ``KO`` or an empty body raises (retried)."""
         body = self._spec.form_body(fields, auth)
 
-        async def once() -> str:
-            text = await self._post_text(path, body)
-            answers.raise_for_ko(text)
-            if not text.strip():
+        async def once() -> tuple[bytes, str | None]:
+            content, content_type = await self._post(path, body)
+            head = content.lstrip()[:256]
+            if not head:
                 raise SmSendTransportError(f"The gateway answered {path} with an empty body.")
-            return text
+            answers.raise_for_ko(answers.decode_body(head.splitlines()[0], content_type))
+            return content, content_type
 
         return await async_call_with_retry(once, policy=self.retry, idempotent=True)  # type: ignore[return-value]
 
@@ -461,18 +470,48 @@ class SmSendAsyncClient:
 
     async def batch_status(self, request_id: str, report_type: str = "notify") -> BatchStatusReport:
         """Return the batch-status report (``queue``, ``notify`` or ``mnc``) of a request id."""
+        body, content_type = await self.batch_status_body(request_id, report_type)
+        frame = read_batch_status([(request_id, body, content_type)], report_type)
+        return reports_from_frame(frame, [request_id], report_type)[0]
+
+    async def batch_status_body(self, request_id: str, report_type: str = "notify") -> tuple[bytes, str | None]:
+        """The raw batch-status answer of a request id and its Content-Type (``KO`` raises)."""
         fields = self._spec.batch_status_fields(request_id, report_type)
-        text = await self._report_text("/sms/batch-status.php", fields, auth="sms")
-        rows = list(iter_batch_status(text.split("\n"), report_type))
-        return BatchStatusReport(request_id=request_id, report_type=report_type, rows=rows)
+        return await self._report_body("/sms/batch-status.php", fields, auth="sms")
+
+    async def batch_status_frame(
+        self, request_ids: list[str], report_type: str = "notify", *, concurrency: int = 16
+    ) -> pd.DataFrame:
+        """The batch-status rows of many request ids: fetched ``concurrency`` at a time, parsed together
+        (in a worker thread, off the event loop). The first failure cancels the other fetches and is raised."""
+        import asyncio
+
+        limit = asyncio.Semaphore(max(1, int(concurrency)))
+
+        async def fetch(rid: str) -> tuple[str, bytes, str | None]:
+            async with limit:
+                body, content_type = await self.batch_status_body(rid, report_type)
+                return rid, body, content_type
+
+        tasks = [asyncio.ensure_future(fetch(rid)) for rid in request_ids]
+        try:
+            bodies = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        if len(bodies) <= 4:
+            return read_batch_status(bodies, report_type)
+        return await asyncio.to_thread(read_batch_status, bodies, report_type)
 
     async def userlog_get(
         self, log_type: str, *, u_id: int | None = None, date_from: object = None, date_to: object = None
     ) -> list[UserlogEntry]:
         """Return the back-office operation log (``credits``, ``recv_add`` or ``recv_del``)."""
         fields = self._spec.userlog_fields(log_type, u_id, date_from, date_to)
-        text = await self._report_text("/backoffice/userlog-get.php", fields, auth="reseller")
-        return list(iter_userlog(text.split("\n"), log_type))
+        body, content_type = await self._report_body("/backoffice/userlog-get.php", fields, auth="reseller")
+        return userlog_entries(read_userlog(body, log_type, content_type=content_type), log_type)
 
 
 __all__ = ["SmSendAsyncClient", "async_transport_error", "http_status_error"]

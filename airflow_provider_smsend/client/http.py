@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from airflow_provider_smsend.client import answers, validation
+from airflow_provider_smsend.client.batch_rules import FETCH_CONCURRENCY
 from airflow_provider_smsend.client.direct_post import DirectPost, SendForm, form_error
 from airflow_provider_smsend.client.errors import (
     SmSendError,
@@ -36,14 +37,19 @@ from airflow_provider_smsend.client.numbers import (
 )
 from airflow_provider_smsend.client.reports import (
     BatchStatusReport,
-    BatchStatusRow,
     UserlogEntry,
     iter_batch_status,
-    iter_userlog,
+    iter_batch_status_frames,
+    iter_userlog_frames,
+    read_batch_status,
+    read_userlog,
+    reports_from_frame,
+    userlog_entries,
 )
 from airflow_provider_smsend.client.retry import RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
+    import pandas as pd
     import requests
 
     from airflow_provider_smsend.client.validation import PreparedMessage
@@ -327,15 +333,19 @@ class SmSendClient:
 
         return call_with_retry(once, policy=self.retry, idempotent=idempotent)
 
-    def _report_text(self, path: str, fields: dict[str, Any], *, auth: str) -> str:
+    def _report_body(self, path: str, fields: dict[str, Any], *, auth: str) -> tuple[bytes, str | None]:
+        """A whole report answer's bytes and Content-Type; a ``KO`` answer or an empty body raises
+        (retried: the call is a read). The body is parsed by :mod:`~airflow_provider_smsend.client.reports`."""
         body = self.form_body(fields, auth)
 
-        def once() -> str:
-            text = self._text(self._post_once(path, body))
-            answers.raise_for_ko(text)
-            if not text.strip():
+        def once() -> tuple[bytes, str | None]:
+            response = self._post_once(path, body)
+            content, content_type = response.content, response.headers.get("Content-Type")
+            head = content.lstrip()[:256]
+            if not head:
                 raise SmSendTransportError(f"The gateway answered {path} with an empty body.")
-            return text
+            answers.raise_for_ko(answers.decode_body(head.splitlines()[0], content_type))
+            return content, content_type
 
         return call_with_retry(once, policy=self.retry, idempotent=True)
 
@@ -394,22 +404,28 @@ class SmSendClient:
             response.close()
 
     @contextmanager
-    def _report_lines(self, path: str, fields: dict[str, Any], *, auth: str) -> Iterator[Iterator[str]]:
-        """Stream a report's lines; the first line is checked for ``KO`` before any is yielded."""
+    def _report_chunks(
+        self, path: str, fields: dict[str, Any], *, auth: str
+    ) -> Iterator[tuple[Iterator[bytes], str | None]]:
+        """Stream a report answer as byte chunks (cut anywhere) with its Content-Type; a ``KO`` first
+        line or an empty body raises before any chunk is yielded (retried like a whole answer)."""
 
-        def lines(response: requests.Response, content_type: str | None) -> Iterator[str]:
-            # Decode line by line like whole answers (NOTES.md): header charset, else UTF-8, else
-            # ISO-8859-1 -- requests' own decoding would turn ISO-8859-1 bytes into U+FFFD.
-            return (
-                answers.decode_body(raw, content_type) for raw in response.iter_lines(chunk_size=64 * 1024)
-            )
+        def chunks(response: requests.Response, content_type: str | None) -> Iterator[bytes]:
+            return response.iter_content(chunk_size=1 << 20)
 
-        def first_line(iterator: Iterator[str], content_type: str | None) -> tuple[list[str], str | None]:
-            line = next(iterator, None)
-            return ([] if line is None else [line]), line
+        def first_line(iterator: Iterator[bytes], content_type: str | None) -> tuple[list[bytes], str | None]:
+            head = b""  # up to the first non-blank line's end (CR-only reports end lines with a CR)
+            while not head.strip() or (b"\n" not in head.lstrip() and b"\r" not in head.lstrip()):
+                chunk = next(iterator, None)
+                if chunk is None:
+                    break
+                head += chunk
+            if not head.strip():
+                return [], None
+            return [head], answers.decode_body(head.lstrip().splitlines()[0], content_type)
 
-        with self._report_stream(path, fields, auth=auth, items=lines, head=first_line) as (stream, _):
-            yield stream
+        with self._report_stream(path, fields, auth=auth, items=chunks, head=first_line) as streamed:
+            yield streamed
 
     # ------------------------------------------------------------------ back-office
 
@@ -485,18 +501,25 @@ class SmSendClient:
         :param date_from: first day (date or ``YYYY-MM-DD``), optional.
         :param date_to: last day, optional.
         """
+        return userlog_entries(self.userlog_frame(log_type, u_id=u_id, date_from=date_from, date_to=date_to), log_type)
+
+    def userlog_frame(
+        self, log_type: str, *, u_id: int | None = None, date_from: object = None, date_to: object = None
+    ) -> pd.DataFrame:
+        """The userlog-get report as one frame (:func:`~airflow_provider_smsend.client.reports.read_userlog`)."""
         fields = self.userlog_fields(log_type, u_id, date_from, date_to)
-        text = self._report_text("/backoffice/userlog-get.php", fields, auth="reseller")
-        return list(iter_userlog(text.split("\n"), log_type))
+        with self._report_chunks("/backoffice/userlog-get.php", fields, auth="reseller") as (chunks, content_type):
+            return read_userlog(chunks, log_type, content_type=content_type)
 
     @contextmanager
     def stream_userlog(
         self, log_type: str, *, u_id: int | None = None, date_from: object = None, date_to: object = None
-    ) -> Iterator[Iterator[str]]:
-        """Stream the raw lines of a userlog-get report (for loads that must not hold it whole)."""
+    ) -> Iterator[Iterator[pd.DataFrame]]:
+        """Stream the userlog-get report as frames of a block of lines each (for loads that must not
+        hold it whole)."""
         fields = self.userlog_fields(log_type, u_id, date_from, date_to)
-        with self._report_lines("/backoffice/userlog-get.php", fields, auth="reseller") as lines:
-            yield lines
+        with self._report_chunks("/backoffice/userlog-get.php", fields, auth="reseller") as (chunks, content_type):
+            yield iter_userlog_frames(chunks, log_type, content_type=content_type)
 
     def recv_add(self, u_id: int | str, dest: str, num: int = 1) -> list[str]:
         """Create reception share codes for a client's number; returns the share codes."""
@@ -708,44 +731,77 @@ class SmSendClient:
 
     def batch_status(self, request_id: str, report_type: str = "notify") -> BatchStatusReport:
         """Return the batch-status report (``queue``, ``notify`` or ``mnc``) of a request id."""
-        text = self._report_text(
-            "/sms/batch-status.php", self.batch_status_fields(request_id, report_type), auth="sms"
-        )
-        rows: list[BatchStatusRow] = list(iter_batch_status(text.split("\n"), report_type))
-        return BatchStatusReport(request_id=request_id, report_type=report_type, rows=rows)
+        body, content_type = self.batch_status_body(request_id, report_type)
+        frame = read_batch_status([(request_id, body, content_type)], report_type)
+        return reports_from_frame(frame, [request_id], report_type)[0]
 
-    @contextmanager
-    def stream_batch_status(self, request_id: str, report_type: str = "notify") -> Iterator[Iterator[str]]:
-        """Stream the raw CSV lines of a batch-status report."""
+    def batch_status_body(self, request_id: str, report_type: str = "notify") -> tuple[bytes, str | None]:
+        """The raw batch-status answer of a request id and its Content-Type (``KO`` raises)."""
         fields = self.batch_status_fields(request_id, report_type)
-        with self._report_lines("/sms/batch-status.php", fields, auth="sms") as lines:
-            yield lines
+        return self._report_body("/sms/batch-status.php", fields, auth="sms")
+
+    def iter_batch_status_bodies(
+        self, request_ids: Iterable[str], report_type: str = "notify", *, concurrency: int = FETCH_CONCURRENCY
+    ) -> Iterator[tuple[str, bytes, str | None]]:
+        """Fetch many batch-status answers, ``concurrency`` at a time, yielded as they arrive.
+
+        Each request follows the read-only retry policy; the first failure stops the rest (the
+        requests not started are cancelled) and is raised. At most ``concurrency`` answers are held.
+        """
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise SmSendValidationError(f"concurrency must be a positive integer, got {concurrency!r}.")
+        ids = iter(request_ids)
+        self.ensure_pool(concurrency)
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="smsend-report") as pool:
+            running: dict[Any, str] = {}
+
+            def start() -> None:
+                for rid in ids:
+                    running[pool.submit(self.batch_status_body, rid, report_type)] = rid
+                    if len(running) >= concurrency:
+                        return
+
+            try:
+                start()
+                while running:
+                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for future in done:
+                        rid = running.pop(future)
+                        body, content_type = future.result()
+                        yield rid, body, content_type
+                    start()
+            finally:
+                for future in running:
+                    future.cancel()
+
+    def batch_status_frames(
+        self, request_ids: Iterable[str], report_type: str = "notify", *, concurrency: int = FETCH_CONCURRENCY
+    ) -> Iterator[pd.DataFrame]:
+        """The batch-status rows of many request ids, fetched concurrently, a frame per block.
+
+        Frames have the columns of :func:`~airflow_provider_smsend.client.reports.read_batch_status`
+        (``request_id`` tells whose row it is); a request id with no rows yet has none.
+        """
+        yield from iter_batch_status(
+            self.iter_batch_status_bodies(request_ids, report_type, concurrency=concurrency), report_type
+        )
+
+    def batch_status_frame(
+        self, request_ids: Iterable[str], report_type: str = "notify", *, concurrency: int = FETCH_CONCURRENCY
+    ) -> pd.DataFrame:
+        """:meth:`batch_status_frames` as one frame."""
+        return read_batch_status(
+            self.iter_batch_status_bodies(request_ids, report_type, concurrency=concurrency), report_type
+        )
 
     @contextmanager
-    def stream_batch_status_blocks(
-        self, request_id: str, report_type: str = "notify"
-    ) -> Iterator[tuple[Iterator[bytes], str | None]]:
-        """Stream a batch-status report as raw byte chunks, with the answer's Content-Type.
-
-        For loaders that hand the bytes on (PostgreSQL ``COPY``,
-        :mod:`~airflow_provider_smsend.client.pgreport`); chunks are cut anywhere. A ``KO`` answer
-        or an empty body raises before any chunk is yielded; retried like the line stream.
-        """
-
-        def chunks(response: requests.Response, content_type: str | None) -> Iterator[bytes]:
-            return response.iter_content(chunk_size=1 << 20)
-
-        def first_line(iterator: Iterator[bytes], content_type: str | None) -> tuple[list[bytes], str | None]:
-            head = b""  # up to the first line end (CR-only reports end lines with a CR)
-            while b"\n" not in head and b"\r" not in head and (chunk := next(iterator, None)) is not None:
-                head += chunk
-            if not head:
-                return [], None
-            return [head], answers.decode_body(head.splitlines()[0], content_type)
-
-        path, fields = "/sms/batch-status.php", self.batch_status_fields(request_id, report_type)
-        with self._report_stream(path, fields, auth="sms", items=chunks, head=first_line) as streamed:
-            yield streamed
+    def stream_batch_status(self, request_id: str, report_type: str = "notify") -> Iterator[Iterator[pd.DataFrame]]:
+        """Stream one (big) batch-status report as frames of at most a block of lines each."""
+        fields = self.batch_status_fields(request_id, report_type)
+        with self._report_chunks("/sms/batch-status.php", fields, auth="sms") as (chunks, content_type):
+            yield iter_batch_status_frames(request_id, chunks, report_type, content_type=content_type)
 
     def credit(self, credit_type: str = "credit") -> Decimal | int:
         """Remaining credit: euros (``Decimal``) for ``credit``, else the SMS count of a quality."""

@@ -1,33 +1,57 @@
-"""Reports: batch-status CSV (queue, notify, mnc) and userlog-get TSV, parsed by header.
+"""Reports: batch-status CSV (queue, notify, mnc) and userlog-get TSV, parsed through pandas.
 
-Columns are found by name, never by position (NOTES.md). Ids and statuses become ``int``,
-numbers stay text with their ``+``, money becomes :class:`~decimal.Decimal`, dates become
-timezone-aware datetimes in Europe/Rome. A line that cannot be placed raises
-:class:`~airflow_provider_smsend.client.errors.SmSendReportError` naming the line.
+One parser per report kind, and every caller goes through it: the transfers (a table load), the
+sensor and its trigger (a success rule), the client's typed rows (:class:`BatchStatusReport`,
+:class:`UserlogEntry`). A report's bytes are read by Apache Arrow's CSV reader (the engine behind
+``pandas.read_csv(engine="pyarrow")``) with every column as raw text, then typed in one vectorised
+pass into a :class:`pandas.DataFrame` with Arrow-backed dtypes (docs/gateway.md, "Reports"):
 
-Both parsers stream: they take any iterable of lines, so a multi-million-row report is never held
-in memory whole.
+* batch status: ``request_id`` (string), ``id`` (int64), ``dest`` (string, with its ``+``),
+  ``status`` (int64), ``status_text`` (string), ``netcode`` (string, ``mnc`` only, else null);
+* userlog: ``id``, ``u_id`` (int64), ``date`` (timestamp, UTC), ``username`` (string), then
+  ``bill_id`` (int64) and ``credit`` (``decimal128(18, 4)``, exact) for ``credits``, or ``dest``
+  and ``sharecode`` for ``recv_add``/``recv_del``; columns beyond those are kept as strings.
+
+Columns are found by name, never by position; values are stripped. Many small reports (a
+campaign has one request id per message) are parsed together, one Arrow read per few megabytes;
+a big report is parsed in blocks of whole lines, so memory stays bounded
+(:func:`iter_batch_status_frames`). Errors:
+
+* a ``KO …`` answer instead of a report raises the typed gateway error;
+* an empty body or an HTML page is an :class:`SmSendTransportError`;
+* a malformed line (wrong field count, an unclosed quote, a bad integer, an empty ``dest``, a bad
+  date or credit) raises :class:`SmSendReportError` naming the report and its line number (the
+  first bad line of the report).
+
+Example::
+
+    from airflow_provider_smsend.client.reports import read_batch_status
+
+    frame = read_batch_status([("HTTP1", b"id,dest,status,status_text\\n7,+39333,200,Delivered\\n", None)],
+                              "notify")
+    frame.loc[0, "dest"]          # '+39333'
 """
 
 from __future__ import annotations
 
-import csv
+import codecs
 import datetime as dt
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from airflow_provider_smsend.client.errors import SmSendReportError
+from airflow_provider_smsend.client import answers
+from airflow_provider_smsend.client.errors import SmSendReportError, SmSendTransportError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 ROME = ZoneInfo("Europe/Rome")
-_CREDIT = re.compile(r"^-?\d{1,14}(?:[.,]\d{1,4})?$")
 
 #: Expected columns per batch-status report type (schema 1).
 BATCH_STATUS_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -35,17 +59,32 @@ BATCH_STATUS_COLUMNS: dict[str, tuple[str, ...]] = {
     "notify": ("id", "dest", "status", "status_text"),
     "mnc": ("id", "dest", "status", "netcode", "status_text"),
 }
-#: Expected columns per userlog type (the sandbox's, NOTES.md; the gateway does not document them).
+#: Expected columns per userlog type (the sandbox's, docs/gateway.md; the gateway does not document them).
 USERLOG_COLUMNS: dict[str, tuple[str, ...]] = {
     "credits": ("id", "date", "u_id", "username", "bill_id", "credit"),
     "recv_add": ("id", "date", "u_id", "username", "dest", "sharecode"),
     "recv_del": ("id", "date", "u_id", "username", "dest", "sharecode"),
 }
+#: The columns of a batch-status frame, in order.
+BATCH_STATUS_FRAME_COLUMNS = ("request_id", "id", "dest", "status", "status_text", "netcode")
+#: Bytes of report lines parsed in one Arrow read (many small reports, or one block of a big one).
+BLOCK_BYTES = 8 << 20
+#: The longest line a report may have; a longer one (or a body with no line end) is an error.
+MAX_LINE_BYTES = 64 << 10
+#: Digits an id may have (fits int64) and a status (fits a SQL INTEGER).
+_ID_PATTERN = r"^-?[0-9]{1,18}$"
+_STATUS_PATTERN = r"^-?[0-9]{1,9}$"
+_CREDIT_PATTERN = r"^-?[0-9]{1,14}(?:[.,][0-9]{1,4})?$"
+_OFFSET = re.compile(r"(?:[+-]\d\d:?\d\d|Z)$")
+_HTML = re.compile(rb"^\s*<(?:!doctype|html|\?xml|head|body)", re.IGNORECASE)
 
 
 def status_class(status: int) -> str:
     """``"pending"`` (1xx), ``"success"`` (2xx), ``"failure"`` (3xx) or ``"unknown"``."""
     return {1: "pending", 2: "success", 3: "failure"}.get(status // 100, "unknown")
+
+
+# ------------------------------------------------------------------------------- typed rows
 
 
 @dataclass(frozen=True)
@@ -73,7 +112,7 @@ class BatchStatusRow:
 
 @dataclass(frozen=True)
 class BatchStatusReport:
-    """A parsed batch-status report.
+    """A parsed batch-status report: a typed view over the rows of :func:`read_batch_status`.
 
     :param request_id: the request id the report is for.
     :param report_type: ``queue``, ``notify`` or ``mnc``.
@@ -88,21 +127,37 @@ class BatchStatusReport:
         """Rows per state: ``{"pending": n, "success": n, "failure": n}`` (states present only)."""
         return dict(Counter(row.state for row in self.rows))
 
-    def to_dataframe(self) -> pd.DataFrame:
-        """The rows as a DataFrame with exact dtypes (Int64 ids/statuses, string numbers)."""
-        import pandas as pd
+    @classmethod
+    def from_frame(cls, request_id: str, report_type: str, frame: pd.DataFrame) -> BatchStatusReport:
+        """The rows of ``request_id`` in a batch-status frame."""
+        mine = frame[frame["request_id"] == request_id] if len(frame) else frame
+        rows = [
+            BatchStatusRow(id=int(i), dest=str(d), status=int(s), status_text=str(t), netcode=_none(n))
+            for i, d, s, t, n in zip(
+                mine["id"], mine["dest"], mine["status"], mine["status_text"], mine["netcode"], strict=True
+            )
+        ]
+        return cls(request_id=request_id, report_type=report_type, rows=rows)
 
-        columns = BATCH_STATUS_COLUMNS[self.report_type]
-        frame = pd.DataFrame([asdict(r) for r in self.rows], columns=list(columns))
-        return frame.astype({"id": "Int64", "status": "Int64", "dest": "string", "status_text": "string"})
+
+def reports_from_frame(frame: pd.DataFrame, request_ids: Sequence[str], report_type: str) -> list[BatchStatusReport]:
+    """One typed report per request id (in the order of ``request_ids``; no rows: an empty report)."""
+    rows: dict[str, list[BatchStatusRow]] = {rid: [] for rid in request_ids}
+    for rid, i, d, s, t, n in zip(
+        frame["request_id"], frame["id"], frame["dest"], frame["status"], frame["status_text"], frame["netcode"],
+        strict=True,
+    ):  # fmt: skip
+        if rid in rows:
+            rows[rid].append(BatchStatusRow(id=int(i), dest=str(d), status=int(s), status_text=str(t), netcode=_none(n)))
+    return [BatchStatusReport(request_id=rid, report_type=report_type, rows=rows[rid]) for rid in request_ids]
 
 
 @dataclass(frozen=True)
 class UserlogEntry:
-    """One back-office operation of a userlog-get report.
+    """One back-office operation of a userlog-get report: a typed view over :func:`read_userlog`.
 
     :param id: the operation id.
-    :param date: when it happened (aware, Europe/Rome).
+    :param date: when it happened (aware, UTC).
     :param u_id: the client id.
     :param username: the client's username.
     :param bill_id: ``credits`` only: the tariff.
@@ -123,134 +178,695 @@ class UserlogEntry:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def _split(line: str, delimiter: str, line_no: int) -> list[str]:
+def _none(value: Any) -> Any:
+    """None for a missing value (pandas' NA), else the value."""
+    import pandas as pd
+
+    return None if value is None or value is pd.NA else value
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+@dataclass
+class _Part:
+    """Whole data lines of one report (header removed), where they start in it."""
+
+    request_id: str
+    data: bytes
+    first_line: int
+
+
+@dataclass
+class _Header:
+    """A report's header: its column names, the line it is on, the encoding of its body."""
+
+    names: list[str]
+    line: int
+    encoding: str | None
+
+
+def report_encoding(content_type: str | None) -> str | None:
+    """The charset a Content-Type names, if Python knows it (None: UTF-8, else ISO-8859-1)."""
+    match = answers.CHARSET.search(content_type or "")
+    if not match:
+        return None
     try:
-        return next(csv.reader([line], delimiter=delimiter, skipinitialspace=False))
-    except csv.Error as exc:  # e.g. a bare CR inside the line
-        raise SmSendReportError(f"Line {line_no} is not valid CSV ({exc}): {line[:80]!r}.", line=line_no) from None
+        name = codecs.lookup(match.group(1)).name
+    except LookupError:
+        return None
+    return None if name == "utf-8" else name
 
 
-def _lines(lines: Iterable[str | bytes]) -> Iterator[tuple[int, str]]:
-    for number, raw in enumerate(lines, start=1):
-        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-        text = text.rstrip("\r\n")
-        if text.strip():
-            yield number, text
-
-
-def _records(
-    lines: Iterable[str | bytes], delimiter: str, expected: tuple[str, ...], what: str
-) -> Iterator[tuple[int, str, dict[str, int]]]:
-    """Yield ``(line number, line, column index)`` for each data line, after checking the header.
-
-    :raises SmSendReportError: if the gateway answered ``KO`` instead, the header lacks a column,
-        or there is no header at all.
-    """
-    index: dict[str, int] | None = None
-    for line_no, line in _lines(lines):
-        if index is None:
-            index = _header(line_no, line, delimiter, expected, what)
-            continue
-        yield line_no, line, index
-    if index is None:
-        raise _no_header(what)
-
-
-def _no_header(what: str) -> SmSendReportError:
-    """The error of a report with no header line (only blank lines, or nothing)."""
-    return SmSendReportError(f"{what} is empty: no header line.", line=1)
-
-
-def _header(line_no: int, line: str, delimiter: str, expected: tuple[str, ...], what: str) -> dict[str, int]:
-    """The column index of a report's header: its first non-blank line, ``line``.
-
-    :raises SmSendReportError: the gateway answered ``KO`` instead, or a column is missing or repeated.
-    """
-    if line.lstrip().startswith("KO"):
-        raise SmSendReportError(f"{what}: the gateway answered {line.strip()!r} instead of a report.", line=1)
-    names = [name.strip().lower() for name in _split(line, delimiter, line_no)]
-    missing = [c for c in expected if c not in names]
-    if missing:
-        raise SmSendReportError(
-            f"{what} header on line {line_no} lacks column(s) {', '.join(missing)}: got {names!r}.",
-            line=line_no,
-        )
-    if len(set(names)) != len(names):
-        raise SmSendReportError(f"{what} header on line {line_no} repeats a column: {names!r}.", line=line_no)
-    return {name: i for i, name in enumerate(names)}
-
-
-def _int(value: str, column: str, line_no: int, what: str) -> int:
-    token = value.strip()
-    digits = token[1:] if token.startswith("-") else token
-    if not (digits.isascii() and digits.isdigit()):
-        raise SmSendReportError(f"{what} line {line_no}: column {column!r} is not an integer: {token!r}.", line=line_no)
+def _decode(raw: bytes, encoding: str | None) -> str:
+    if encoding:
+        return raw.decode(encoding, errors="replace")
     try:
-        return int(token)
-    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
-        raise SmSendReportError(
-            f"{what} line {line_no}: column {column!r} is not a usable integer: {token[:80]!r}.", line=line_no
-        ) from None
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("iso-8859-1")
 
 
-def iter_batch_status(lines: Iterable[str | bytes], report_type: str) -> Iterator[BatchStatusRow]:
-    """Parse a batch-status CSV report line by line.
+class _Kind:
+    """What differs between report kinds: the delimiter, quoting, expected columns, typing."""
 
-    A short mnc row (``9187,+393339999999,200, TIM``: four fields under the five-column header)
-    carries the network name in its fourth field when the status is 2xx, and the status text
-    otherwise (NOTES.md decision); values are stripped.
+    def __init__(self, what: str, delimiter: str, expected: tuple[str, ...], *, quoting: bool) -> None:
+        self.what = what
+        self.delimiter = delimiter
+        self.expected = expected
+        self.quoting = quoting
+        self._names_cache: dict[bytes, list[str]] = {}
 
-    :raises SmSendReportError: on a missing header, a wrong column count, or a bad value.
-    """
-    if report_type not in BATCH_STATUS_COLUMNS:
-        raise SmSendReportError(f"Unknown batch-status report type {report_type!r}.")
-    what = f"batch-status {report_type} report"
-    expected = BATCH_STATUS_COLUMNS[report_type]
-    for line_no, line, index in _records(lines, ",", expected, what):
-        # Plain lines (no quotes) split directly; the csv module only for quoted fields.
-        raw = line.split(",") if '"' not in line and "\r" not in line else _split(line, ",", line_no)
-        fields = [f.strip() for f in raw]
-        width = len(index)
-        netcode: str | None = None
-        if len(fields) == width:
-            get = {name: fields[i] for name, i in index.items()}
-            status = _int(get["status"], "status", line_no, what)
-            status_text = get["status_text"]
-            if report_type == "mnc":
-                netcode = get["netcode"] or None
-        elif report_type == "mnc" and len(fields) == width - 1 and index["status_text"] == width - 1:
-            # Ragged row: netcode/status_text share the fourth field.
-            get = {name: fields[i] for name, i in index.items() if i < width - 1}
-            status = _int(get["status"], "status", line_no, what)
-            fourth = fields[index["netcode"]] if index["netcode"] < width - 1 else ""
-            if status_class(status) == "success":
-                netcode, status_text = fourth or None, fourth
-            else:
-                status_text = fourth
-        else:
-            raise SmSendReportError(
-                f"{what} line {line_no} has {len(fields)} field(s), expected {width}: {line[:80]!r}.", line=line_no
+    def header(self, body: bytes, content_type: str | None, *, request_id: str = "") -> tuple[_Header, int]:
+        """The header of a report body and the offset of its first data line.
+
+        :raises SmSendGatewayError: the body is a ``KO`` answer.
+        :raises SmSendTransportError: the body is empty or an HTML page.
+        :raises SmSendReportError: the header lacks or repeats a column.
+        """
+        label = f"{self.what}{f' of {request_id}' if request_id else ''}"
+        offset, line_no = 0, 1
+        while True:
+            end = _line_end(body, offset)
+            line = body[offset:end]
+            if line.strip() or end >= len(body):
+                break
+            offset, line_no = _next_line(body, end), line_no + 1
+        if not line.strip():
+            raise SmSendTransportError(f"The gateway answered the {label} with an empty body.")
+        encoding = report_encoding(content_type)
+        text = _decode(line, encoding).strip()
+        answers.raise_for_ko(text)
+        if _HTML.match(line):
+            raise SmSendTransportError(
+                f"The gateway answered the {label} with an HTML page instead of a report: check the "
+                "connection's host and scheme."
             )
-        dest = get["dest"]
-        if not dest:
-            raise SmSendReportError(f"{what} line {line_no}: empty dest.", line=line_no)
-        yield BatchStatusRow(
-            id=_int(get["id"], "id", line_no, what),
-            dest=dest,
-            status=status,
-            status_text=status_text,
-            netcode=netcode,
+        names = self._names(line, line_no, label)
+        return _Header(names=names, line=line_no, encoding=encoding), _next_line(body, end)
+
+    def _names(self, line: bytes, line_no: int, label: str) -> list[str]:
+        cached = self._names_cache.get(line)
+        if cached is not None:
+            return cached
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        try:
+            table = pacsv.read_csv(
+                pa.py_buffer(line + b"\n"),
+                read_options=pacsv.ReadOptions(use_threads=False, autogenerate_column_names=True),
+                parse_options=self._parse_options(None),
+                convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=False),
+            )
+            names = [str(v).strip().lower() for v in table.slice(0, 1).to_pylist()[0].values()]
+        except (pa.ArrowInvalid, IndexError) as exc:
+            raise SmSendReportError(f"{label}: header line {line_no} is not valid ({exc}).", line=line_no) from None
+        missing = [c for c in self.expected if c not in names]
+        if missing:
+            raise SmSendReportError(
+                f"{label}: header on line {line_no} lacks column(s) {', '.join(missing)}: got {names!r}.",
+                line=line_no,
+            )
+        if len(set(names)) != len(names):
+            raise SmSendReportError(f"{label}: header on line {line_no} repeats a column: {names!r}.", line=line_no)
+        if len(self._names_cache) < 64:
+            self._names_cache[line] = names
+        return names
+
+    def _parse_options(self, handler: Any) -> Any:
+        import pyarrow.csv as pacsv
+
+        return pacsv.ParseOptions(
+            delimiter=self.delimiter,
+            quote_char='"' if self.quoting else False,
+            newlines_in_values=False,
+            invalid_row_handler=handler,
+        )
+
+    # ---------------------------------------------------------------------- one block
+
+    def read(self, header: _Header, parts: Sequence[_Part], *, threads: bool = False) -> pa.Table:
+        """Parse whole data lines of one or more reports sharing ``header`` into raw text columns.
+
+        Adds ``request_id`` and the typed columns via :meth:`typed`.
+        """
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        names = header.names
+        width = len(names)
+        skipped: dict[int, str] = {}
+        bad: list[tuple[int, int, str]] = []
+
+        def handler(row: Any) -> str:
+            text = row.text or ""
+            if not text.strip():
+                skipped[row.number or 0] = ""  # a line of spaces: skipped like a blank line
+            elif self.ragged_ok(names, row.actual_columns):
+                skipped[row.number or 0] = text
+            else:
+                bad.append((row.number or 0, row.actual_columns, text))
+            return "skip"
+
+        buffer = parts[0].data if len(parts) == 1 else b"".join(p.data for p in parts)
+        if not buffer or buffer.isspace():
+            return _empty(self)
+        read_options = pacsv.ReadOptions(
+            column_names=names, use_threads=threads, block_size=max(1 << 20, min(len(buffer) + 1, 64 << 20)),
+            encoding=header.encoding or "utf8",
+        )  # fmt: skip
+        convert = pacsv.ConvertOptions(
+            column_types={n: pa.binary() if header.encoding is None else pa.string() for n in names},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        )
+        try:
+            table = pacsv.read_csv(
+                pa.py_buffer(buffer), read_options=read_options,
+                parse_options=self._parse_options(handler), convert_options=convert,
+            )  # fmt: skip
+        except pa.ArrowInvalid as exc:
+            raise SmSendReportError(f"{self.what} could not be read: {exc}") from None
+        if threads and (bad or any(skipped.values())):  # row numbers are known only to a serial read
+            return self.read(header, parts, threads=False)
+        locate = _Locator(parts, skipped, bad)
+        if bad:
+            number, actual, text = bad[0]
+            request_id, line = locate.row_number(number)
+            raise self.error(
+                request_id, line,
+                f"has {actual} field(s), expected {width}" if '"' not in text or not self.quoting
+                else f"has an unclosed quote or {actual} field(s), expected {width}",
+                text,
+            )  # fmt: skip
+        columns = {n: _text(table.column(n), strip=False) for n in names}
+        if self.quoting and b'"' in buffer:  # only a quoted value can hold a line break
+            self.single_line(columns, locate)
+        columns = {n: _strip(v) for n, v in columns.items()}
+        extra = self.ragged_rows(names, skipped, locate, columns)
+        return self.typed(columns, locate, len(table), extra)
+
+    def ragged_ok(self, names: list[str], actual: int) -> bool:
+        """Whether a row of ``actual`` fields is a short row this kind accepts (mnc only)."""
+        return False
+
+    def ragged_rows(
+        self, names: list[str], skipped: dict[int, str], locate: _Locator, columns: dict[str, pa.Array]
+    ) -> int:
+        """Append the accepted short rows to ``columns``; returns how many."""
+        return 0
+
+    def typed(self, columns: dict[str, pa.Array], locate: _Locator, rows: int, extra: int) -> pa.Table:
+        raise NotImplementedError
+
+    def error(self, request_id: str, line: int, problem: str, text: str) -> SmSendReportError:
+        """The error of one bad line, named by report and line number."""
+        of = f" of {request_id}" if request_id else ""
+        return SmSendReportError(f"{self.what}{of} line {line} {problem}: {text[:80]!r}.", line=line)
+
+    def check(self, ok: Any, locate: _Locator, problem: str, values: pa.Array) -> None:
+        """Raise for the first row where the boolean array ``ok`` is false."""
+        import pyarrow.compute as pc
+
+        if ok.null_count or not pc.all(ok).as_py():
+            index = int(pc.index(pc.fill_null(ok, False), False).as_py())
+            request_id, line = locate.row(index)
+            raise self.error(request_id, line, problem, str(values[index].as_py()))
+
+    def integers(self, values: pa.Array, name: str, pattern: str, locate: _Locator) -> pa.Array:
+        """Stripped digits (an optional ``-``) as int64, within the digits ``pattern`` allows; the
+        first bad one raises. Arrow's cast is tried first; the pattern finds the culprit."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            result = pc.cast(values, pa.int64())
+            limit = 10 ** int(pattern.rsplit(",", 1)[1].split("}")[0])
+            bounds = pc.min_max(result).as_py()
+            if bounds["min"] is None or (-limit < bounds["min"] and bounds["max"] < limit):
+                if not pc.any(pc.starts_with(values, "+")).as_py():
+                    return result
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        self.check(pc.match_substring_regex(values, pattern), locate, f"column {name!r} is not an integer", values)
+        return pc.cast(values, pa.int64())
+
+    def single_line(self, columns: dict[str, pa.Array], locate: _Locator) -> None:
+        """No value may hold a line break: a quote left open swallowed the line end."""
+        import pyarrow.compute as pc
+
+        for name, values in columns.items():
+            broken = pc.match_substring_regex(values, r"[\r\n]")
+            if pc.any(broken).as_py():
+                self.check(pc.invert(broken), locate, f"has an unclosed quote (column {name!r})", values)
+
+
+def _strip(values: Any) -> Any:
+    import pyarrow.compute as pc
+
+    return pc.utf8_trim_whitespace(values)
+
+
+def _text(column: Any, *, strip: bool = True) -> Any:
+    """A raw column as (stripped) UTF-8 text (bytes that are not UTF-8 are read as ISO-8859-1)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_binary(array.type):
+        try:
+            array = array.cast(pa.string())
+        except pa.ArrowInvalid:
+            array = pa.array([_decode(v, None) for v in array.to_pylist()], pa.string())
+    return pc.utf8_trim_whitespace(array) if strip else array
+
+
+class _Locator:
+    """Maps a row of a block (or an Arrow row number) back to its report and line number.
+
+    Computed only when needed (an error, or mnc's short rows): it splits the block's lines.
+    """
+
+    def __init__(self, parts: Sequence[_Part], skipped: dict[int, str], bad: list[tuple[int, int, str]]) -> None:
+        self.parts = parts
+        self.dropped = set(skipped) | {b[0] for b in bad}
+        self._numbers: list[tuple[str, int]] | None = None
+
+    def _all(self) -> list[tuple[str, int]]:
+        """(request id, line) of every Arrow row number (1-based: non-empty lines, in order)."""
+        if self._numbers is None:
+            numbers: list[tuple[str, int]] = []
+            for part in self.parts:
+                for offset, line in enumerate(part.data.splitlines()):
+                    if line:
+                        numbers.append((part.request_id, part.first_line + offset))
+            self._numbers = numbers
+        return self._numbers
+
+    def row_number(self, number: int) -> tuple[str, int]:
+        """Report and line of Arrow's row ``number``."""
+        found = self._all()
+        return found[number - 1] if 0 < number <= len(found) else (self.parts[0].request_id, 0)
+
+    def kept(self) -> list[int]:
+        """The Arrow row numbers of the rows the read kept, in order."""
+        return [n for n in range(1, len(self._all()) + 1) if n not in self.dropped]
+
+    def row(self, index: int) -> tuple[str, int]:
+        """Report and line of the kept row ``index`` (0-based)."""
+        kept = self.kept()
+        return self.row_number(kept[index]) if index < len(kept) else (self.parts[0].request_id, 0)
+
+    def request_ids(self, rows: int) -> Any:
+        """The request id of each kept row, as an Arrow array."""
+        import pyarrow as pa
+
+        if len(self.parts) == 1 or len({p.request_id for p in self.parts}) == 1:
+            return pa.repeat(pa.scalar(self.parts[0].request_id, pa.string()), rows)
+        found = self._all()
+        return pa.array([found[n - 1][0] for n in self.kept()], pa.string())
+
+
+class _BatchStatusKind(_Kind):
+    def __init__(self, report_type: str) -> None:
+        if report_type not in BATCH_STATUS_COLUMNS:
+            raise SmSendReportError(f"Unknown batch-status report type {report_type!r}.")
+        super().__init__(
+            f"batch-status {report_type} report", ",", BATCH_STATUS_COLUMNS[report_type], quoting=True
+        )
+        self.report_type = report_type
+
+    def ragged_ok(self, names: list[str], actual: int) -> bool:
+        # docs/gateway.md: a short mnc row carries the network (2xx) or the status text in field 4.
+        return self.report_type == "mnc" and actual == len(names) - 1 and names[-2:] == ["netcode", "status_text"]
+
+    def ragged_rows(
+        self, names: list[str], skipped: dict[int, str], locate: _Locator, columns: dict[str, pa.Array]
+    ) -> int:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pacsv
+
+        short = sorted((n, t) for n, t in skipped.items() if t)
+        if not short:
+            return 0
+        names_short = names[:-1]
+        try:
+            table = pacsv.read_csv(
+                pa.py_buffer("\n".join(t for _, t in short).encode() + b"\n"),
+                read_options=pacsv.ReadOptions(column_names=names_short, use_threads=False),
+                parse_options=self._parse_options(None),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in names_short}, strings_can_be_null=False
+                ),
+            )
+        except pa.ArrowInvalid as exc:  # pragma: no cover - each text was one row of len(names) - 1 fields
+            raise SmSendReportError(f"{self.what}: short rows could not be read: {exc}") from None
+        fourth = _text(table.column(names_short[-1]))
+        status = _text(table.column("status"))
+        self.check(
+            pc.match_substring_regex(status, _STATUS_PATTERN),
+            _ShortLocator(locate, [n for n, _ in short]), "column 'status' is not an integer", status,
+        )  # fmt: skip
+        success = pc.equal(pc.divide(pc.cast(status, pa.int64()), 100), 2)
+        values = {n: _text(table.column(n)) for n in names_short}
+        values["status_text"] = fourth
+        values["netcode"] = pc.if_else(
+            pc.and_(success, pc.not_equal(fourth, "")), fourth, pa.scalar(None, pa.string())
+        )
+        # Merge in report order: each kept row and each short row by its Arrow row number.
+        kept = locate.kept()
+        order = pc.sort_indices(pa.array(kept + [n for n, _ in short], pa.int64()))
+        for name in names:
+            columns[name] = pc.take(pa.concat_arrays([columns[name], values[name].cast(pa.string())]), order)
+        locate.dropped -= {n for n, _ in short}
+        return len(short)
+
+    def typed(self, columns: dict[str, pa.Array], locate: _Locator, rows: int, extra: int) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        total = rows + extra
+        ids = self.integers(columns["id"], "id", _ID_PATTERN, locate)
+        dest = columns["dest"]
+        self.check(pc.greater(pc.utf8_length(dest), 0), locate, "has an empty dest", columns["id"])
+        status = self.integers(columns["status"], "status", _STATUS_PATTERN, locate)
+        if "netcode" in columns and self.report_type == "mnc":
+            netcode = pc.if_else(pc.equal(columns["netcode"], ""), pa.scalar(None, pa.string()), columns["netcode"])
+        else:
+            netcode = pa.nulls(total, pa.string())
+        return pa.table(
+            {
+                "request_id": locate.request_ids(total),
+                "id": ids,
+                "dest": dest,
+                "status": status,
+                "status_text": columns["status_text"],
+                "netcode": netcode,
+            }
         )
 
 
-def parse_batch_status(text: str, report_type: str, *, request_id: str = "") -> BatchStatusReport:
-    """Parse a whole batch-status report held in memory."""
-    rows = list(iter_batch_status(text.splitlines(), report_type))
-    return BatchStatusReport(request_id=request_id, report_type=report_type, rows=rows)
+class _ShortLocator(_Locator):
+    """Locates the rows of mnc's short-row read (their own Arrow row numbers)."""
+
+    def __init__(self, locate: _Locator, numbers: list[int]) -> None:
+        self.base = locate
+        self.numbers = numbers
+
+    def row(self, index: int) -> tuple[str, int]:
+        return self.base.row_number(self.numbers[index])
+
+
+class _UserlogKind(_Kind):
+    def __init__(self, log_type: str) -> None:
+        if log_type not in USERLOG_COLUMNS:
+            raise SmSendReportError(f"Unknown userlog type {log_type!r}.")
+        super().__init__(f"userlog {log_type} report", "\t", USERLOG_COLUMNS[log_type], quoting=False)
+        self.log_type = log_type
+
+    def typed(self, columns: dict[str, pa.Array], locate: _Locator, rows: int, extra: int) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        out: dict[str, Any] = {
+            "id": self.integers(columns["id"], "id", _ID_PATTERN, locate),
+            "date": self.dates(columns["date"], locate),
+            "u_id": self.integers(columns["u_id"], "u_id", _ID_PATTERN, locate),
+            "username": columns["username"],
+        }
+        if self.log_type == "credits":
+            out["bill_id"] = self.integers(columns["bill_id"], "bill_id", _ID_PATTERN, locate)
+            credit = columns["credit"]
+            self.check(pc.match_substring_regex(credit, _CREDIT_PATTERN), locate, "has an invalid credit", credit)
+            out["credit"] = pc.cast(pc.replace_substring(credit, ",", "."), pa.decimal128(18, 4))
+        else:
+            out["dest"] = columns["dest"]
+            out["sharecode"] = columns["sharecode"]
+        for name, values in columns.items():
+            if name not in out:
+                out[name] = values
+        return pa.table(out)
+
+    def dates(self, values: pa.Array, locate: _Locator) -> pa.Array:
+        """Europe/Rome wall-clock dates (or ISO 8601 with an offset) as UTC instants.
+
+        docs/gateway.md, "Report dates": an ambiguous wall time (the last Sunday of October,
+        02:00-02:59, happens twice) is the first of the two instants (summer time, +02:00); a
+        time the March change skips (02:00-02:59) is read with the offset before the change
+        (+01:00), as Python's ``zoneinfo`` does with ``fold=0``.
+        """
+        import pandas as pd
+        import pyarrow as pa
+
+        text = pd.Series(values.to_pandas(), dtype=object)
+        offset = text.str.contains(_OFFSET, na=False)
+        parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
+        naive = ~offset
+        try:
+            if naive.any():
+                local = pd.to_datetime(text[naive], format="ISO8601", errors="coerce")
+                parsed[naive] = (
+                    local.dt.tz_localize(ROME, ambiguous=True, nonexistent=pd.Timedelta(hours=1))
+                    .dt.tz_convert("UTC")
+                    .astype("datetime64[us, UTC]")
+                )
+            if offset.any():
+                parsed[offset] = pd.to_datetime(text[offset], format="ISO8601", utc=True, errors="coerce").astype(
+                    "datetime64[us, UTC]"
+                )
+        except (ValueError, TypeError, OverflowError):
+            parsed[:] = pd.NaT
+        ok = pa.array(parsed.notna().to_numpy())
+        self.check(ok, locate, "has an invalid date", values)
+        return pa.array(parsed.dt.tz_convert("UTC"), pa.timestamp("us", tz="UTC"))
+
+
+def _line_end(body: bytes, start: int) -> int:
+    """The index of the line end at or after ``start`` (len(body) if none)."""
+    nl, cr = body.find(b"\n", start), body.find(b"\r", start)
+    ends = [i for i in (nl, cr) if i >= 0]
+    return min(ends) if ends else len(body)
+
+
+def _next_line(body: bytes, end: int) -> int:
+    """The start of the line after the line end at ``end``."""
+    if body[end : end + 2] == b"\r\n":
+        return end + 2
+    return end + 1
+
+
+def _lines_in(data: bytes) -> int:
+    """Physical lines in whole-line ``data`` (LF, CRLF or CR-only line ends)."""
+    return data.count(b"\n") if b"\n" in data else data.count(b"\r")
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as a DataFrame with Arrow-backed dtypes."""
+    import pandas as pd
+
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _empty(kind: _Kind) -> pa.Table:
+    import pyarrow as pa
+
+    if isinstance(kind, _BatchStatusKind):
+        return pa.table(
+            {
+                "request_id": pa.array([], pa.string()), "id": pa.array([], pa.int64()),
+                "dest": pa.array([], pa.string()), "status": pa.array([], pa.int64()),
+                "status_text": pa.array([], pa.string()), "netcode": pa.array([], pa.string()),
+            }
+        )  # fmt: skip
+    cols: dict[str, Any] = {
+        "id": pa.array([], pa.int64()), "date": pa.array([], pa.timestamp("us", tz="UTC")),
+        "u_id": pa.array([], pa.int64()), "username": pa.array([], pa.string()),
+    }  # fmt: skip
+    if isinstance(kind, _UserlogKind) and kind.log_type == "credits":
+        cols["bill_id"] = pa.array([], pa.int64())
+        cols["credit"] = pa.array([], pa.decimal128(18, 4))
+    else:
+        cols["dest"] = pa.array([], pa.string())
+        cols["sharecode"] = pa.array([], pa.string())
+    return pa.table(cols)
+
+
+def _iter_groups(kind: _Kind, reports: Iterable[tuple[str, bytes, str | None]]) -> Iterator[pa.Table]:
+    """Whole report bodies, grouped into blocks of one header and at most :data:`BLOCK_BYTES`."""
+    group: list[_Part] = []
+    group_header: tuple[list[str], str | None] | None = None
+    size = 0
+    for request_id, body, content_type in reports:
+        header, start = kind.header(body, content_type, request_id=request_id)
+        data = body[start:]
+        if data and not data.endswith((b"\n", b"\r")):
+            data += b"\n"
+        key = (header.names, header.encoding)
+        if group and (group_header != key or size + len(data) > BLOCK_BYTES):
+            assert group_header is not None
+            yield kind.read(_Header(group_header[0], 1, group_header[1]), group, threads=size > (1 << 20))
+            group, size = [], 0
+        group_header = key
+        group.append(_Part(request_id, data, header.line + 1))
+        size += len(data)
+    if group and group_header is not None:
+        yield kind.read(_Header(group_header[0], 1, group_header[1]), group, threads=size > (1 << 20))
+
+
+def iter_batch_status(reports: Iterable[tuple[str, bytes, str | None]], report_type: str) -> Iterator[pd.DataFrame]:
+    """Parse whole batch-status reports as they come, a frame per block of them (many small reports
+    share one frame); :func:`read_batch_status` is the same, as one frame."""
+    kind = _BatchStatusKind(report_type)
+    for table in _iter_groups(kind, reports):
+        if len(table):
+            yield _frame(table)
+
+
+def _parse_many(kind: _Kind, reports: Iterable[tuple[str, bytes, str | None]]) -> pd.DataFrame:
+    tables = [t for t in _iter_groups(kind, reports) if len(t)] or [_empty(kind)]
+    return _frame(tables[0] if len(tables) == 1 else _concat(tables))
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def read_batch_status(reports: Iterable[tuple[str, bytes, str | None]], report_type: str) -> pd.DataFrame:
+    """Parse whole batch-status reports into one frame (see the module for columns and errors).
+
+    :param reports: ``(request_id, body, Content-Type)`` of each report (the Content-Type's
+        charset decodes the body; None: UTF-8, else ISO-8859-1).
+    :param report_type: ``queue``, ``notify`` or ``mnc``.
+    :raises SmSendReportError: a malformed line (report and line named).
+    """
+    return _parse_many(_BatchStatusKind(report_type), reports)
+
+
+def iter_batch_status_frames(
+    request_id: str, chunks: Iterable[bytes], report_type: str, *, content_type: str | None = None,
+    block_bytes: int | None = None,
+) -> Iterator[pd.DataFrame]:  # fmt: skip
+    """Parse one (big) batch-status report from byte chunks, a frame per block of whole lines.
+
+    Memory holds one block (``block_bytes``, default :data:`BLOCK_BYTES`: 8 MiB) and its frame at a time.
+
+    :raises SmSendReportError: a malformed line, or a line over :data:`MAX_LINE_BYTES`.
+    """
+    yield from _iter_frames(_BatchStatusKind(report_type), request_id, chunks, content_type, block_bytes)
+
+
+def _iter_frames(
+    kind: _Kind, request_id: str, chunks: Iterable[bytes], content_type: str | None, block_bytes: int | None
+) -> Iterator[pd.DataFrame]:
+    block_bytes = block_bytes or BLOCK_BYTES
+    header: _Header | None = None
+    line = 1
+    produced = False
+    for chunk in _whole_line_blocks(chunks, block_bytes, kind.what):
+        if header is None:
+            header, start = kind.header(chunk, content_type, request_id=request_id)
+            line = header.line + 1
+            chunk = chunk[start:]
+        if chunk:
+            table = kind.read(header, [_Part(request_id, chunk, line)], threads=len(chunk) > (1 << 20))
+            line += _lines_in(chunk)
+            if len(table):
+                produced = True
+                yield _frame(table)
+    if header is None:
+        raise SmSendTransportError(f"The gateway answered the {kind.what} of {request_id} with an empty body.")
+    if not produced:
+        yield _frame(_empty(kind))
+
+
+def _whole_line_blocks(chunks: Iterable[bytes], block_bytes: int, what: str) -> Iterator[bytes]:
+    """Re-cut byte chunks into blocks of at least ``block_bytes`` that end at a line end.
+
+    :raises SmSendReportError: a line (or a body with no line end) longer than :data:`MAX_LINE_BYTES`.
+    """
+    buffer = bytearray()
+
+    def too_long() -> SmSendReportError:
+        return SmSendReportError(f"{what} has a line longer than {MAX_LINE_BYTES} bytes: not a gateway report.")
+
+    for chunk in chunks:
+        buffer += chunk
+        if len(buffer) < block_bytes:
+            continue
+        cut = buffer.rfind(b"\n")
+        if cut < 0:
+            cut = buffer.rfind(b"\r")
+        if cut < 0:
+            if len(buffer) > MAX_LINE_BYTES:
+                raise too_long()
+            continue
+        yield bytes(buffer[: cut + 1])
+        del buffer[: cut + 1]
+        if len(buffer) > MAX_LINE_BYTES:
+            raise too_long()
+    if buffer:
+        if len(buffer) > MAX_LINE_BYTES and b"\n" not in buffer and b"\r" not in buffer:
+            raise too_long()
+        yield bytes(buffer)
+
+
+def parse_batch_status(text: str | bytes, report_type: str, *, request_id: str = "") -> BatchStatusReport:
+    """Parse one whole batch-status report into its typed rows (a view over :func:`read_batch_status`)."""
+    body = text.encode("utf-8") if isinstance(text, str) else text
+    frame = read_batch_status([(request_id, body, None)], report_type)
+    return BatchStatusReport.from_frame(request_id, report_type, frame)
+
+
+def iter_userlog_frames(
+    chunks: Iterable[bytes], log_type: str, *, content_type: str | None = None, block_bytes: int | None = None
+) -> Iterator[pd.DataFrame]:
+    """Parse a userlog-get report from byte chunks, a frame per block of whole lines (bounded memory)."""
+    yield from _iter_frames(_UserlogKind(log_type), "", chunks, content_type, block_bytes)
+
+
+def read_userlog(body: bytes | Iterable[bytes], log_type: str, *, content_type: str | None = None) -> pd.DataFrame:
+    """Parse a userlog-get TSV report (header first, tab-separated, CR LF line ends) into a frame.
+
+    :param body: the whole answer, or its byte chunks (read in blocks of whole lines).
+    :raises SmSendReportError: a malformed line (its line number), a bad date or credit.
+    """
+    import pandas as pd
+
+    kind = _UserlogKind(log_type)
+    chunks = [body] if isinstance(body, bytes | bytearray) else body
+    frames = list(_iter_frames(kind, "", chunks, content_type, None))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def userlog_entries(frame: pd.DataFrame, log_type: str) -> list[UserlogEntry]:
+    """The typed entries of a userlog frame (dates aware, UTC; credit as :class:`~decimal.Decimal`)."""
+    expected = set(USERLOG_COLUMNS[log_type])
+    extra_names = [c for c in frame.columns if c not in expected]
+    entries = []
+    for record in frame.to_dict("records"):
+        date = record["date"].to_pydatetime()
+        entries.append(
+            UserlogEntry(
+                id=int(record["id"]), date=date, u_id=int(record["u_id"]), username=str(record["username"]),
+                bill_id=int(record["bill_id"]) if "bill_id" in expected else None,
+                credit=_none(record.get("credit")), dest=_none(record.get("dest")),
+                sharecode=_none(record.get("sharecode")),
+                extra={name: str(record[name]) for name in extra_names},
+            )
+        )  # fmt: skip
+    return entries
 
 
 def parse_rome_datetime(value: str, *, line: int | None = None) -> dt.datetime:
-    """Parse ``YYYY-MM-DD HH:MM:SS`` (Europe/Rome local) or ISO 8601 into an aware datetime."""
+    """Parse ``YYYY-MM-DD HH:MM:SS`` (Europe/Rome local) or ISO 8601 into an aware datetime.
+
+    The same rule as the userlog parser's dates (docs/gateway.md, "Report dates"): an ambiguous
+    wall time is the first instant (``fold=0``).
+    """
     token = value.strip()
     try:
         parsed = dt.datetime.fromisoformat(token)
@@ -261,48 +877,39 @@ def parse_rome_datetime(value: str, *, line: int | None = None) -> dt.datetime:
     return parsed
 
 
-def iter_userlog(lines: Iterable[str | bytes], log_type: str) -> Iterator[UserlogEntry]:
-    """Parse a userlog-get TSV report (header first, tab-separated, CR LF line ends) line by line.
+def credit_snapshot_frame(balances: Iterable[tuple[int, Decimal]], *, snapshot_date: dt.date) -> pd.DataFrame:
+    """credit-get balances as a frame: ``snapshot_date`` (date), ``u_id`` (int64), ``credit`` (decimal128(18, 4))."""
+    import pyarrow as pa
 
-    :raises SmSendReportError: on a missing header, a wrong column count, or a bad value.
-    """
-    if log_type not in USERLOG_COLUMNS:
-        raise SmSendReportError(f"Unknown userlog type {log_type!r}.")
-    what = f"userlog {log_type} report"
-    expected = USERLOG_COLUMNS[log_type]
-    for line_no, line, index in _records(lines, "\t", expected, what):
-        fields = line.split("\t")
-        if len(fields) != len(index):
-            raise SmSendReportError(
-                f"{what} line {line_no} has {len(fields)} field(s), expected {len(index)}: {line[:80]!r}.",
-                line=line_no,
-            )
-        get = {name: fields[i].strip() for name, i in index.items()}
-        extra = {name: value for name, value in get.items() if name not in expected}
-        credit: Decimal | None = None
-        if "credit" in expected:
-            # Plain decimals only (``12.3456``, ``12,3456``): no exponent, no NaN, nothing a
-            # NUMERIC(18,4) column could not hold.
-            if not _CREDIT.match(get["credit"]):
-                raise SmSendReportError(f"{what} line {line_no}: invalid credit {get['credit']!r}.", line=line_no)
-            credit = Decimal(get["credit"].replace(",", "."))
-        yield UserlogEntry(
-            id=_int(get["id"], "id", line_no, what),
-            date=parse_rome_datetime(get["date"], line=line_no),
-            u_id=_int(get["u_id"], "u_id", line_no, what),
-            username=get["username"],
-            bill_id=_int(get["bill_id"], "bill_id", line_no, what) if "bill_id" in expected else None,
-            credit=credit,
-            dest=get.get("dest") if "dest" in expected else None,
-            sharecode=get.get("sharecode") if "sharecode" in expected else None,
-            extra=extra,
-        )
+    pairs = list(balances)
+    table = pa.table(
+        {
+            "snapshot_date": pa.array([snapshot_date] * len(pairs), pa.date32()),
+            "u_id": pa.array([u for u, _ in pairs], pa.int64()),
+            "credit": pa.array([c.quantize(Decimal("0.0001")) for _, c in pairs], pa.decimal128(18, 4)),
+        }
+    )
+    return _frame(table)
 
 
-def userlog_to_dataframe(entries: Iterable[UserlogEntry], log_type: str) -> pd.DataFrame:
-    """Userlog entries as a DataFrame of the expected columns (dates aware, credit as Decimal objects)."""
-    import pandas as pd
-
-    columns = list(USERLOG_COLUMNS[log_type])
-    frame = pd.DataFrame([{c: getattr(e, c) for c in columns} for e in entries], columns=columns)
-    return frame.astype({"id": "Int64", "u_id": "Int64", "username": "string"})
+__all__ = [
+    "BATCH_STATUS_COLUMNS",
+    "BATCH_STATUS_FRAME_COLUMNS",
+    "ROME",
+    "USERLOG_COLUMNS",
+    "BatchStatusReport",
+    "BatchStatusRow",
+    "UserlogEntry",
+    "credit_snapshot_frame",
+    "iter_batch_status",
+    "iter_batch_status_frames",
+    "iter_userlog_frames",
+    "reports_from_frame",
+    "parse_batch_status",
+    "parse_rome_datetime",
+    "read_batch_status",
+    "read_userlog",
+    "report_encoding",
+    "status_class",
+    "userlog_entries",
+]

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_smsend.client.ledger import DEFAULT_TABLE, DbApiLedger, MemoryLedger
+from airflow_provider_smsend.client.ledger import DEFAULT_TABLE, MemoryLedger
+from airflow_provider_smsend.sql.dialect import dialect_for
+from airflow_provider_smsend.sql.ledger import DbApiLedger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -42,18 +44,6 @@ def job_key(context: Context) -> str:
     return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{map_index}"
 
 
-def dialect_of(conn_type: str | None) -> str:
-    """Map an Airflow connection type to a SQL dialect name used by the ledger and transfers."""
-    kind = (conn_type or "").lower()
-    if kind in ("postgres", "postgresql"):
-        return "postgres"
-    if kind in ("mysql", "mariadb"):
-        return "mysql"
-    if kind == "sqlite":
-        return "sqlite"
-    return kind or "generic"
-
-
 def ledger_for(conn_id: str, table: str = DEFAULT_TABLE) -> DbApiLedger:
     """Build the send ledger on the SQL connection ``conn_id`` (created on first use).
 
@@ -74,7 +64,7 @@ def ledger_for(conn_id: str, table: str = DEFAULT_TABLE) -> DbApiLedger:
     if not hasattr(hook, "get_conn"):
         raise AirflowFailException(f"Connection {conn_id!r} is not a SQL database; the ledger needs one.")
     placeholder = getattr(hook, "placeholder", "%s") or "%s"
-    return DbApiLedger(hook.get_conn, dialect=dialect_of(conn.conn_type), table=table, placeholder=placeholder)
+    return DbApiLedger(hook.get_conn, dialect=dialect_for(conn.conn_type).name, table=table, placeholder=placeholder)
 
 
 def close_ledger(ledger: Any) -> None:

@@ -1,28 +1,44 @@
-"""The common half of the smSend -> SQL transfers: the SQL hook, the dialect, the transaction."""
+"""The common half of the smSend -> SQL transfers: the SQL session, the transform, the transaction."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+import importlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.client.errors import SmSendError
-from airflow_provider_smsend.client.sqlload import (
+from airflow_provider_smsend.hooks.smsend import SmSendHook
+from airflow_provider_smsend.sql.dialect import Dialect, dialect_for
+from airflow_provider_smsend.sql.loader import (
     DEFAULT_CHUNK_SIZE,
+    AdbcSession,
     LoadResult,
+    Session,
+    SqlAlchemySession,
+    TableLayoutError,
     TableLoader,
     validate_load_mode,
 )
-from airflow_provider_smsend.client.tables import Dialect, TableSpec, dialect_for
-from airflow_provider_smsend.hooks.smsend import SmSendHook
 
 if TYPE_CHECKING:
+    import pandas as pd
     from airflow.providers.common.sql.hooks.sql import DbApiHook
     from airflow.sdk import Context
+
+    from airflow_provider_smsend.sql.layouts import TableSpec
+
+#: Connection extras passed on to libpq (ADBC's PostgreSQL driver) in the connection URI.
+_LIBPQ_EXTRAS = (
+    "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslpassword", "connect_timeout", "options",
+    "application_name", "target_session_attrs", "keepalives", "keepalives_idle", "client_encoding",
+)  # fmt: skip
+Transform = Callable[["pd.DataFrame"], "pd.DataFrame"]
 
 
 class BaseSmSendToSqlOperator(BaseOperator):
@@ -38,8 +54,14 @@ class BaseSmSendToSqlOperator(BaseOperator):
         ``append`` or ``upsert`` (insert or update on the table's key; needs SQLite, PostgreSQL or
         MariaDB/MySQL).
     :param create_table: create the table when it is missing (default True).
-    :param chunk_size: rows per batch; memory is bounded by it (default 50 000).
+    :param chunk_size: rows per ``executemany`` batch of ``to_sql`` loads (MySQL/MariaDB and other
+        SQLAlchemy databases; default 10 000). PostgreSQL and SQLite load each parsed block of the
+        report (at most 8 MiB of lines) in one ADBC bulk ingest.
     :param hook_params: extra keyword arguments for the SQL hook (as for ``SQLExecuteQueryOperator``).
+    :param transform: a callable ``DataFrame -> DataFrame`` (or its dotted import path, e.g.
+        ``"my_dags.etl.only_failures"``) applied to every frame of the report before the load: to
+        filter rows, rewrite values, or fill columns a table you made has beyond the provider's. The
+        report's columns (see each operator) must stay; a column it adds must exist in the table.
     """
 
     template_fields: Sequence[str] = ("table", "conn_id", "smsend_conn_id", "load_mode", "hook_params")
@@ -58,11 +80,14 @@ class BaseSmSendToSqlOperator(BaseOperator):
         create_table: bool = True,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         hook_params: dict[str, Any] | None = None,
+        transform: Transform | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}.")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
+        if transform is not None and not callable(transform) and not isinstance(transform, str):
+            raise TypeError(f"transform must be a callable or a dotted import path, got {type(transform).__name__}.")
         self.table = table
         self.conn_id = conn_id
         self.smsend_conn_id = smsend_conn_id
@@ -70,6 +95,7 @@ class BaseSmSendToSqlOperator(BaseOperator):
         self.create_table = create_table
         self.chunk_size = chunk_size
         self.hook_params = hook_params or {}
+        self.transform = transform
 
     @cached_property
     def smsend_hook(self) -> SmSendHook:
@@ -98,29 +124,89 @@ class BaseSmSendToSqlOperator(BaseOperator):
         conn_type = getattr(hook, "conn_type", None) or BaseHook.get_connection(self.conn_id).conn_type
         return dialect_for(conn_type, placeholder=getattr(hook, "placeholder", None))
 
-    def _load(
-        self, records: Iterable[tuple[Any, ...]], scope: Mapping[str, Any], *, adapted: bool = False
-    ) -> LoadResult:
-        """Open one DB connection, ensure the table, load ``records`` in one transaction, close.
+    def open_session(self) -> Session:
+        """A new session on the target: ADBC for PostgreSQL and SQLite, SQLAlchemy (``to_sql``) otherwise."""
+        dialect = self.dialect
+        if dialect.name == "postgres":
+            import adbc_driver_postgresql.dbapi
 
-        :param adapted: the records are in the driver's form already (see :meth:`TableLoader.load`).
-        """
-        mode = validate_load_mode(self.load_mode)
-        conn = self.db_hook.get_conn()
+            return AdbcSession(adbc_driver_postgresql.dbapi.connect(self._libpq_uri()), dialect)
+        if dialect.name == "sqlite":
+            import adbc_driver_sqlite.dbapi
+
+            uri = self.db_hook.get_uri().replace("sqlite:///", "file:", 1)  # as SqliteHook.get_conn does
+            return AdbcSession(adbc_driver_sqlite.dbapi.connect(uri), dialect)
+        engine = self.db_hook.get_sqlalchemy_engine()
+        return SqlAlchemySession(engine, dialect, chunk_size=self.chunk_size)
+
+    def _libpq_uri(self) -> str:
+        """The PostgreSQL connection as a libpq URI (credentials quoted; libpq extras kept)."""
+        conn = BaseHook.get_connection(self.conn_id)
+        extras = {**conn.extra_dejson, **self.hook_params}
+        auth = quote(conn.login or "", safe="")
+        if conn.password:
+            auth += ":" + quote(conn.password, safe="")
+        host = conn.host or "localhost"
+        port = f":{conn.port}" if conn.port else ""
+        query = urlencode({k: str(extras[k]) for k in _LIBPQ_EXTRAS if extras.get(k) is not None})
+        database = quote(conn.schema or "", safe="")
+        return f"postgresql://{auth + '@' if auth else ''}{host}{port}/{database}{'?' + query if query else ''}"
+
+    @cached_property
+    def transform_callable(self) -> Transform | None:
+        """The ``transform`` as a callable (a dotted path is imported on first use)."""
+        transform = self.transform
+        if transform is None or callable(transform):
+            return transform
+        module, _, name = str(transform).strip().rpartition(".")
         try:
-            loader = TableLoader(
-                conn, self.dialect, self.table, self.spec, chunk_size=self.chunk_size, logger=self.log
-            )
-            loader.ensure_table(create=self.create_table, unique_key=mode == "upsert")
+            found = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise AirflowFailException(f"transform {transform!r} cannot be imported: {exc}") from exc
+        if not callable(found):
+            raise AirflowFailException(f"transform {transform!r} is not callable.")
+        return found
+
+    def transformed(self, frames: Iterable[pd.DataFrame], required: Sequence[str]) -> Iterator[pd.DataFrame]:
+        """``frames`` through the ``transform`` (checked: a DataFrame that keeps ``required``)."""
+        import pandas as pd
+
+        transform = self.transform_callable
+        for frame in frames:
+            if transform is None:
+                yield frame
+                continue
+            out = transform(frame)
+            if not isinstance(out, pd.DataFrame):
+                raise AirflowFailException(f"transform returned {type(out).__name__}, not a pandas DataFrame.")
+            missing = [c for c in required if c not in out.columns]
+            if missing:
+                raise AirflowFailException(
+                    f"transform dropped column(s) {', '.join(missing)} that the {self.spec.name} table needs."
+                )
+            yield out
+
+    def _load(self, frames: Iterable[pd.DataFrame], scope: Mapping[str, Any]) -> LoadResult:
+        """Open one session, read the first frame, ensure the table, load ``frames`` in one
+        transaction, close. Columns beyond the layout's (a ``transform`` added them) are written too."""
+        mode = validate_load_mode(self.load_mode)
+        session = self.open_session()
+        try:
+            first, frames = peek(frames)
+            extra = [c for c in (first.columns if first is not None else ()) if c not in self.spec.column_names]
+            loader = TableLoader(session, self.table, self.spec, logger=self.log)
+            loader.ensure_table(create=self.create_table, unique_key=mode == "upsert", extra=extra)
             self.log.info(
-                "Loading smSend %s report into %s (%s, %s) in chunks of %d",
-                self.spec.name, self.table, self.dialect.name, mode, self.chunk_size,
+                "Loading smSend %s report into %s (%s, %s, %s)",
+                self.spec.name, self.table, self.dialect.name, mode, session.method,
             )  # fmt: skip
-            return loader.load(records, mode=mode, scope=scope, adapted=adapted)
+            return loader.load(frames, mode=mode, scope=scope, extra=extra)
         except SmSendError as exc:
             raise airflow_error(exc) from exc
+        except TableLayoutError as exc:
+            raise AirflowFailException(str(exc)) from exc
         finally:
-            conn.close()
+            session.close()
 
     @staticmethod
     def run_id(context: Context) -> str | None:
@@ -132,6 +218,17 @@ class BaseSmSendToSqlOperator(BaseOperator):
     def now() -> dt.datetime:
         """The load timestamp (UTC), one per load."""
         return dt.datetime.now(dt.UTC)
+
+
+def peek(frames: Iterable[pd.DataFrame]) -> tuple[pd.DataFrame | None, Iterator[pd.DataFrame]]:
+    """The first frame (None if there is none) and all the frames again, the first included."""
+    import itertools
+
+    iterator = iter(frames)
+    first = next(iterator, None)
+    if first is None:
+        return None, iterator
+    return first, itertools.chain([first], iterator)
 
 
 def airflow_error(exc: SmSendError) -> Exception:

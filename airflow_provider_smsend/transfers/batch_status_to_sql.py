@@ -7,55 +7,61 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_smsend.client.batch_rules import FETCH_CONCURRENCY, describe_request_ids
 from airflow_provider_smsend.client.errors import SmSendError
-from airflow_provider_smsend.client.pgreport import CompactBatchStatusLoader, CompactNames
-from airflow_provider_smsend.client.reports import BATCH_STATUS_COLUMNS, iter_batch_status
-from airflow_provider_smsend.client.sqlload import LoadResult, validate_load_mode
-from airflow_provider_smsend.client.tables import (
-    BATCH_STATUS_TABLE,
-    FAST_BATCH_STATUS_TYPES,
-    batch_status_records,
-    fast_batch_status_records,
+from airflow_provider_smsend.client.reports import BATCH_STATUS_COLUMNS, BATCH_STATUS_FRAME_COLUMNS
+from airflow_provider_smsend.sql.layouts import BATCH_STATUS_TABLE, CompactNames
+from airflow_provider_smsend.sql.loader import (
+    CompactBatchStatusLoader,
+    LoadResult,
+    TableLayoutError,
+    constant,
+    validate_load_mode,
 )
-from airflow_provider_smsend.transfers.base import BaseSmSendToSqlOperator, airflow_error, as_list
+from airflow_provider_smsend.transfers.base import BaseSmSendToSqlOperator, airflow_error, as_list, peek
 
 if TYPE_CHECKING:
     import datetime as dt
 
+    import pandas as pd
     from airflow.sdk import Context
+
+#: Fetches in flight at most, whatever ``concurrency`` asks.
+MAX_CONCURRENCY = 64
 
 
 class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
-    """Load the batch-status report of one or more request ids into a SQL table.
+    """Load the batch-status reports of one or more request ids into a SQL table.
 
-    The CSV report (``queue``, ``notify`` or ``mnc``) is streamed and parsed by header, then
-    written in chunks inside ONE transaction: with ``load_mode="replace"`` (the default) the rows
-    of the same request ids and report type are deleted first, so loading a report twice leaves
-    the same rows, and a malformed line anywhere rolls the whole load back. The short ``mnc``
-    rows of the gateway's own example are accepted (NOTES.md).
+    A campaign has one request id per message: the reports are fetched ``concurrency`` at a time
+    (each under the read-only retry policy), parsed together through pandas
+    (:func:`~airflow_provider_smsend.client.reports.read_batch_status`) and loaded in ONE
+    transaction. With ``load_mode="replace"`` (the default) the rows of the same request ids and
+    report type are deleted first, so loading a report twice leaves the same rows, and a malformed
+    line anywhere rolls the whole load back. One big report (a single request id) is streamed in
+    blocks of lines, so memory stays bounded. The short ``mnc`` rows of the gateway's own example
+    are accepted (docs/gateway.md).
 
-    PostgreSQL: a table this operator creates is a VIEW named ``table`` with the columns below,
-    over ``{table}_rows`` (one row per message, BRIN-indexed on ``load_id``) and ``{table}_loads``
-    (one row per loaded report: request id, report type, load time, run id, row count); the
-    report's plain lines (ASCII, unquoted) are streamed into ``COPY`` as they came (see
-    :mod:`~airflow_provider_smsend.client.pgreport`), at more than half the rate at which
-    PostgreSQL ingests the CSV file itself (docs/benchmarks.md); other lines are parsed first. The
-    view is read-only: delete old reports from ``{table}_rows`` and ``{table}_loads`` by
-    ``load_id``. With ``upsert``, the report's load row takes the last load time and run id. A
-    table created by hand (or by provider 0.1), and a name too long for the ``_loads_scope`` index
-    (over 51 characters), keep the wide layout: one table, parsed rows, a binary ``COPY``.
+    PostgreSQL loads through ADBC bulk ingest (binary ``COPY``); a table this operator creates
+    there is a VIEW named ``table`` over ``{table}_rows`` and ``{table}_loads``
+    (:mod:`~airflow_provider_smsend.sql.layouts`, "compact"); a table created by hand or by
+    provider 0.1, and a name over 51 characters, keep the wide layout. SQLite loads through ADBC,
+    MySQL/MariaDB through ``DataFrame.to_sql``.
 
     Table columns: ``request_id``, ``report_type``, ``id`` (BIGINT), ``dest`` (text, with ``+``),
-    ``status`` (INTEGER), ``status_class`` (pending/success/failure), ``status_text``, ``netcode``,
-    ``loaded_at`` (UTC), ``dag_run_id``. Upsert key: ``(request_id, report_type, id)``.
+    ``status`` (INTEGER), ``status_class`` (pending/success/failure/unknown), ``status_text``,
+    ``netcode``, ``loaded_at`` (UTC), ``dag_run_id``. Upsert key: ``(request_id, report_type, id)``.
+    A ``transform`` sees the report's frame: ``request_id``, ``id``, ``dest``, ``status``,
+    ``status_text``, ``netcode``.
 
-    Returns (XCom) ``{"rows", "table", "load_mode", "request_ids", "report_type", "deleted",
-    "method", "seconds"}``.
+    Returns (XCom) ``{"rows", "table", "load_mode", "requests" (how many request ids), "report_type",
+    "deleted", "method", "seconds"}``.
 
     :param request_ids: one request id, a list, or a comma separated string (templated).
     :param report_type: ``notify`` (default), ``queue`` or ``mnc`` (templated).
     :param table: the target table (default ``smsend_batch_status``).
     :param conn_id: the SQL connection id (any common-sql database).
+    :param concurrency: reports fetched at once (default 16, at most 64).
 
     Other parameters: see :class:`~airflow_provider_smsend.transfers.base.BaseSmSendToSqlOperator`.
 
@@ -65,10 +71,11 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
 
         load_status = SmSendBatchStatusToSqlOperator(
             task_id="load_delivery_status",
-            request_ids="{{ ti.xcom_pull(task_ids='send_sms')['request_id'] }}",
+            request_ids=send.output["request_ids"],
             report_type="notify",
             table="sms_delivery_status",
             conn_id="warehouse",
+            concurrency=32,
         )
     """
 
@@ -82,48 +89,49 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
         report_type: str = "notify",
         table: str = "smsend_batch_status",
         conn_id: str,
+        concurrency: int = FETCH_CONCURRENCY,
         **kwargs: Any,
     ) -> None:
         super().__init__(table=table, conn_id=conn_id, **kwargs)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise ValueError(f"concurrency must be an integer from 1 to {MAX_CONCURRENCY}, got {concurrency!r}.")
         self.request_ids = request_ids
         self.report_type = report_type
+        self.concurrency = concurrency
 
-    def _fast_path(self, report_type: str) -> bool:
-        """PostgreSQL and a one-row-per-line report: parse and shape in one loop (no mnc rows)."""
-        return self.dialect.name == "postgres" and report_type in FAST_BATCH_STATUS_TYPES
-
-    def _records(
-        self, request_ids: list[str], report_type: str, loaded_at: dt.datetime, run_id: str | None
-    ) -> Iterator[tuple[Any, ...]]:
+    def _frames(self, request_ids: list[str], report_type: str) -> Iterator[pd.DataFrame]:
+        """The reports' frames (transformed): one streamed report, or many fetched concurrently."""
         client = self.smsend_hook.client
-        fast = self._fast_path(report_type)
-        for request_id in request_ids:
-            with client.stream_batch_status(request_id, report_type) as lines:
-                if fast:  # loaded_at is UTC-aware already: the records are what psycopg stores
-                    yield from fast_batch_status_records(
-                        lines, request_id=request_id, report_type=report_type, loaded_at=loaded_at,
-                        dag_run_id=run_id,
-                    )  # fmt: skip
-                    continue
-                rows = iter_batch_status(lines, report_type)
-                yield from batch_status_records(
-                    rows,
-                    request_id=request_id,
-                    report_type=report_type,
-                    loaded_at=loaded_at,
-                    dag_run_id=run_id,
-                )
+        if len(request_ids) == 1:
+            with client.stream_batch_status(request_ids[0], report_type) as frames:
+                yield from self.transformed(frames, BATCH_STATUS_FRAME_COLUMNS)
+            return
+        frames = client.batch_status_frames(request_ids, report_type, concurrency=self.concurrency)
+        yield from self.transformed(frames, BATCH_STATUS_FRAME_COLUMNS)
 
-    def _report_chunks(
-        self, request_ids: list[str], report_type: str
-    ) -> Iterator[tuple[str, Iterator[bytes], str | None]]:
-        client = self.smsend_hook.client
-        for request_id in request_ids:
-            with client.stream_batch_status_blocks(request_id, report_type) as (chunks, content_type):
-                yield request_id, chunks, content_type
+    def _wide(
+        self, frames: Iterator[pd.DataFrame], report_type: str, loaded_at: dt.datetime, run_id: str | None
+    ) -> Iterator[pd.DataFrame]:
+        """Report frames with the wide layout's load columns added."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for frame in frames:
+            out = frame.copy()
+            rows = len(out)
+            out["report_type"] = constant(report_type, rows, pa.string())
+            status = pa.array(out["status"].astype("int64[pyarrow]"))
+            klass = pc.case_when(
+                pc.make_struct(*(pc.equal(pc.divide(status, 100), c) for c in (1, 2, 3))),
+                "pending", "success", "failure", "unknown",
+            )  # fmt: skip
+            out["status_class"] = klass.to_pandas(types_mapper=_arrow_dtype)
+            out["loaded_at"] = constant(loaded_at, rows, pa.timestamp("us", tz="UTC"))
+            out["dag_run_id"] = constant(run_id, rows, pa.string())
+            yield out
 
     def _load_compact(
-        self, request_ids: list[str], report_type: str, run_id: str | None
+        self, frames: Iterator[pd.DataFrame], request_ids: list[str], report_type: str, run_id: str | None
     ) -> LoadResult | None:
         """PostgreSQL's compact layout (a new table, or a view this provider made); None for a table."""
         mode = validate_load_mode(self.load_mode)
@@ -133,23 +141,28 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
                 self.table, CompactNames.MAX_NAME,
             )  # fmt: skip
             return None
-        conn = self.db_hook.get_conn()
+        session = self.open_session()
         try:
-            if CompactBatchStatusLoader.layout(conn, self.table) == "wide":
+            if CompactBatchStatusLoader.layout(session, self.table) == "wide":
                 return None
-            loader = CompactBatchStatusLoader(conn, self.table, logger=self.log)
+            first, frames = peek(frames)
+            extra = [c for c in (first.columns if first is not None else ()) if c not in BATCH_STATUS_FRAME_COLUMNS]
+            if extra:
+                raise TableLayoutError(
+                    f"transform added column(s) {', '.join(extra)}: the compact PostgreSQL layout of {self.table!r} "
+                    "has none beyond the report's. Load into a table you create with them (wide layout)."
+                )
+            loader = CompactBatchStatusLoader(session, self.table, logger=self.log)
             loader.ensure(create=self.create_table, unique_key=mode == "upsert")
-            self.log.info(
-                "Loading smSend batch-status reports into %s (postgres compact layout, %s)", self.table, mode
-            )
             return loader.load(
-                self._report_chunks(request_ids, report_type), report_type, request_ids=request_ids, mode=mode,
-                loaded_at=self.now(), dag_run_id=run_id,
-            )  # fmt: skip
+                frames, report_type, request_ids=request_ids, mode=mode, loaded_at=self.now(), dag_run_id=run_id
+            )
         except SmSendError as exc:
             raise airflow_error(exc) from exc
+        except TableLayoutError as exc:
+            raise AirflowFailException(str(exc)) from exc
         finally:
-            conn.close()
+            session.close()
 
     def execute(self, context: Context) -> dict[str, Any]:
         request_ids = as_list(self.request_ids)
@@ -161,16 +174,21 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
                 f"report_type must be one of {', '.join(BATCH_STATUS_COLUMNS)}; got {self.report_type!r}."
             )
         self.log.info(
-            "Loading the %s batch-status report of %d request id(s): %s",
-            report_type,
-            len(request_ids),
-            request_ids,
-        )
+            "Loading the %s batch-status reports of %s, %d fetched at a time",
+            report_type, describe_request_ids(request_ids), min(self.concurrency, len(request_ids)),
+        )  # fmt: skip
+        run_id = self.run_id(context)
         result = None
         if self.dialect.name == "postgres":
-            result = self._load_compact(request_ids, report_type, self.run_id(context))
+            result = self._load_compact(self._frames(request_ids, report_type), request_ids, report_type, run_id)
         if result is None:
-            records = self._records(request_ids, report_type, self.now(), self.run_id(context))
+            frames = self._wide(self._frames(request_ids, report_type), report_type, self.now(), run_id)
             scope = {"request_id": request_ids, "report_type": report_type}
-            result = self._load(records, scope, adapted=self._fast_path(report_type))
-        return {**result.as_dict(), "request_ids": request_ids, "report_type": report_type}
+            result = self._load(frames, scope)
+        return {**result.as_dict(), "requests": len(request_ids), "report_type": report_type}
+
+
+def _arrow_dtype(arrow_type: Any) -> Any:
+    import pandas as pd
+
+    return pd.ArrowDtype(arrow_type)

@@ -11,8 +11,15 @@ from zoneinfo import ZoneInfo
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.client.errors import SmSendError
-from airflow_provider_smsend.client.tables import CREDIT_SNAPSHOT_TABLE, credit_records
-from airflow_provider_smsend.transfers.base import BaseSmSendToSqlOperator, airflow_error, as_date, as_list
+from airflow_provider_smsend.client.reports import credit_snapshot_frame
+from airflow_provider_smsend.sql.layouts import CREDIT_SNAPSHOT_TABLE
+from airflow_provider_smsend.sql.loader import constant
+from airflow_provider_smsend.transfers.base import (
+    BaseSmSendToSqlOperator,
+    airflow_error,
+    as_date,
+    as_list,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -133,10 +140,13 @@ class SmSendCreditsToSqlOperator(BaseSmSendToSqlOperator):
                 "credit-get failed for client %s after %d balance(s): nothing written", u_id, len(balances)
             )
             raise airflow_error(exc) from exc
-        records = credit_records(
-            balances, snapshot_date=snapshot_date, loaded_at=self.now(), dag_run_id=self.run_id(context)
-        )
-        result = self._load(records, {"snapshot_date": snapshot_date, "u_id": ids})
+        import pyarrow as pa
+
+        frame = credit_snapshot_frame(balances, snapshot_date=snapshot_date)
+        frame["loaded_at"] = constant(self.now(), len(frame), pa.timestamp("us", tz="UTC"))
+        frame["dag_run_id"] = constant(self.run_id(context), len(frame), pa.string())
+        frames = self.transformed([frame], ("snapshot_date", "u_id", "credit"))
+        result = self._load(frames, {"snapshot_date": snapshot_date, "u_id": ids})
         total = sum((credit for _, credit in balances), Decimal(0))
         return {
             **result.as_dict(),

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_smsend.client.reports import USERLOG_COLUMNS, iter_userlog
-from airflow_provider_smsend.client.tables import USERLOG_TABLE, userlog_records
+from airflow_provider_smsend.client.reports import USERLOG_COLUMNS
+from airflow_provider_smsend.sql.layouts import USERLOG_TABLE
+from airflow_provider_smsend.sql.loader import constant
 from airflow_provider_smsend.transfers.base import BaseSmSendToSqlOperator, as_date
 
 if TYPE_CHECKING:
     import datetime as dt
 
+    import pandas as pd
     from airflow.sdk import Context
 
 
@@ -29,7 +31,8 @@ class SmSendUserlogToSqlOperator(BaseSmSendToSqlOperator):
     Table columns: ``report_type``, ``date_from``, ``date_to``, ``filter_u_id`` (the load's
     parameters), ``id``, ``date`` (UTC), ``u_id``, ``username``, ``bill_id``, ``credit``
     (credits), ``dest``, ``sharecode`` (recv_add/recv_del), ``loaded_at`` (UTC), ``dag_run_id``.
-    Report columns beyond the expected ones are not stored.
+    Report columns beyond the expected ones are not stored (a ``transform`` sees them, and may
+    keep them for a table you created with those columns).
 
     Returns (XCom) ``{"rows", "table", "load_mode", "report_type", "date_from", "date_to",
     "u_id", "deleted", "method", "seconds"}``.
@@ -79,16 +82,29 @@ class SmSendUserlogToSqlOperator(BaseSmSendToSqlOperator):
         self.date_from = date_from
         self.date_to = date_to
 
-    def _records(
+    def _frames(
         self, log_type: str, u_id: int | None, date_from: dt.date | None, date_to: dt.date | None,
         loaded_at: dt.datetime, run_id: str | None,
-    ) -> Iterator[tuple[Any, ...]]:  # fmt: skip
+    ) -> Iterator[pd.DataFrame]:  # fmt: skip
+        """The report's frames (transformed) with the load's columns added."""
+        import pyarrow as pa
+
         client = self.smsend_hook.client
-        with client.stream_userlog(log_type, u_id=u_id, date_from=date_from, date_to=date_to) as lines:
-            yield from userlog_records(
-                iter_userlog(lines, log_type), report_type=log_type, date_from=date_from, date_to=date_to,
-                filter_u_id=u_id, loaded_at=loaded_at, dag_run_id=run_id,
-            )  # fmt: skip
+        with client.stream_userlog(log_type, u_id=u_id, date_from=date_from, date_to=date_to) as frames:
+            for frame in self.transformed(frames, USERLOG_COLUMNS[log_type][:4]):
+                rows = len(frame)
+                out = frame.copy()
+                for name, value, kind in (
+                    ("report_type", log_type, pa.string()), ("date_from", date_from, pa.date32()),
+                    ("date_to", date_to, pa.date32()), ("filter_u_id", u_id, pa.int64()),
+                    ("loaded_at", loaded_at, pa.timestamp("us", tz="UTC")), ("dag_run_id", run_id, pa.string()),
+                ):  # fmt: skip
+                    out[name] = constant(value, rows, kind)
+                for name in ("bill_id", "credit", "dest", "sharecode"):
+                    if name not in out.columns:
+                        out[name] = constant(None, rows, pa.decimal128(18, 4) if name == "credit" else
+                                             pa.int64() if name == "bill_id" else pa.string())  # fmt: skip
+                yield out
 
     def execute(self, context: Context) -> dict[str, Any]:
         log_type = str(self.log_type).strip().lower()
@@ -104,9 +120,9 @@ class SmSendUserlogToSqlOperator(BaseSmSendToSqlOperator):
         self.log.info(
             "Loading the %s userlog from %s to %s (client %s)", log_type, date_from, date_to, u_id or "all"
         )
-        records = self._records(log_type, u_id, date_from, date_to, self.now(), self.run_id(context))
+        frames = self._frames(log_type, u_id, date_from, date_to, self.now(), self.run_id(context))
         scope = {"report_type": log_type, "date_from": date_from, "date_to": date_to, "filter_u_id": u_id}
-        result = self._load(records, scope)
+        result = self._load(frames, scope)
         return {
             **result.as_dict(),
             "report_type": log_type,

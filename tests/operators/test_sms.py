@@ -19,8 +19,9 @@ from smsend_test_support.operator_fixtures import build_context
 
 from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender, RateLimiter
 from airflow_provider_smsend.client.http import SmSendClient
-from airflow_provider_smsend.client.ledger import DbApiLedger, LedgerEntry, MemoryLedger
+from airflow_provider_smsend.client.ledger import LedgerEntry, MemoryLedger
 from airflow_provider_smsend.operators.sms import SmSendPartialFailure, SmSendSmsOperator
+from airflow_provider_smsend.sql.ledger import DbApiLedger
 
 
 def numbers(count: int, start: int = 1000000) -> list[str]:

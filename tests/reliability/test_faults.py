@@ -11,7 +11,7 @@ from _shared import numbers
 from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender
 from airflow_provider_smsend.client.direct_post import DirectPost
 from airflow_provider_smsend.client.http import SmSendClient
-from airflow_provider_smsend.client.ledger import DbApiLedger
+from airflow_provider_smsend.sql.ledger import DbApiLedger
 
 if TYPE_CHECKING:
     from pathlib import Path

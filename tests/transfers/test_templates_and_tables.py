@@ -11,16 +11,10 @@ import pytest
 from airflow.sdk import DAG
 from transfer_helpers import SMSEND_CONN_ID, SqlTarget, StubGateway, context, notify_report, require_service
 
-from airflow_provider_smsend.client.reports import iter_batch_status
-from airflow_provider_smsend.client.sqlload import TableLayoutError, TableLoader
-from airflow_provider_smsend.client.tables import (
-    BATCH_STATUS_TABLE,
-    CREDIT_SNAPSHOT_TABLE,
-    USERLOG_TABLE,
-    batch_status_records,
-    credit_records,
-    dialect_for,
-)
+from airflow_provider_smsend.client.reports import credit_snapshot_frame, read_batch_status
+from airflow_provider_smsend.sql.dialect import dialect_for
+from airflow_provider_smsend.sql.layouts import BATCH_STATUS_TABLE, CREDIT_SNAPSHOT_TABLE, USERLOG_TABLE
+from airflow_provider_smsend.sql.loader import AdbcSession, TableLayoutError, TableLoader, constant
 from airflow_provider_smsend.transfers.base import BaseSmSendToSqlOperator
 from airflow_provider_smsend.transfers.batch_status_to_sql import SmSendBatchStatusToSqlOperator
 from airflow_provider_smsend.transfers.credits_to_sql import SmSendCreditsToSqlOperator
@@ -132,58 +126,77 @@ def test_ddl_types_per_dialect() -> None:
         generic.upsert_sql("t", USERLOG_TABLE)
 
 
-def test_naive_timestamps_are_refused() -> None:
-    adapt = dialect_for("postgres").adapters(CREDIT_SNAPSHOT_TABLE)[3]
+def _sqlite_session(path: Any) -> AdbcSession:
+    import adbc_driver_sqlite.dbapi
+
+    return AdbcSession(adbc_driver_sqlite.dbapi.connect(str(path)), dialect_for("sqlite"))
+
+
+def _snapshot(u_ids: Any, loaded_at: Any = NOW) -> Any:
+    import pyarrow as pa
+
+    frame = credit_snapshot_frame([(u, Decimal("1.0000")) for u in u_ids], snapshot_date=dt.date(2024, 7, 16))
+    frame["loaded_at"] = constant(loaded_at, len(frame), pa.timestamp("us", tz="UTC"))
+    frame["dag_run_id"] = constant(None, len(frame), pa.string())
+    return frame
+
+
+def test_naive_timestamps_are_refused(tmp_path: Any) -> None:
+    import pandas as pd
+
+    session = _sqlite_session(tmp_path / "naive.db")
+    loader = TableLoader(session, "snap", CREDIT_SNAPSHOT_TABLE)
+    loader.ensure_table()
+    frame = _snapshot([1])
+    frame["loaded_at"] = pd.Series([dt.datetime(2024, 1, 1)], dtype="datetime64[us]")
     with pytest.raises(ValueError, match="no time zone"):
-        adapt(dt.datetime(2024, 1, 1))
+        loader.load([frame], mode="append")
+    assert session.query("SELECT COUNT(*) FROM snap") == [(0,)]
 
 
 def test_existing_table_without_the_columns_is_a_clear_error(tmp_path: Any) -> None:
-    import sqlite3
-
-    conn = sqlite3.connect(tmp_path / "x.db")
-    conn.execute("CREATE TABLE sms (id INTEGER, other TEXT)")
-    loader = TableLoader(conn, dialect_for("sqlite"), "sms", BATCH_STATUS_TABLE)
+    session = _sqlite_session(tmp_path / "x.db")
+    session.execute("CREATE TABLE sms (id INTEGER, other TEXT)")
+    session.commit()
     with pytest.raises(TableLayoutError, match="lacks column"):
-        loader.ensure_table()
+        TableLoader(session, "sms", BATCH_STATUS_TABLE).ensure_table()
     with pytest.raises(TableLayoutError, match="does not exist"):
-        TableLoader(conn, dialect_for("sqlite"), "missing", BATCH_STATUS_TABLE).ensure_table(create=False)
-    assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == [("sms",)]
+        TableLoader(session, "missing", BATCH_STATUS_TABLE).ensure_table(create=False)
+    with pytest.raises(TableLayoutError, match=r"column\(s\) region beyond the batch status layout"):
+        TableLoader(session, "missing", BATCH_STATUS_TABLE).ensure_table(extra=["region"])
+    assert session.query("SELECT name FROM sqlite_master WHERE type = 'table'") == [("sms",)]
 
 
-def test_psycopg2_copy_expert_path(postgres_target: SqlTarget) -> None:
-    """PostgresHook gives psycopg 3 here; a psycopg2 connection loads through copy_expert, NULLs kept."""
-    import psycopg2
+def test_quotes_escapes_and_non_ascii_round_trip_on_postgres(postgres_target: SqlTarget) -> None:
+    """ADBC's binary COPY: tabs, backslashes, quotes and non-ASCII text stored as the report had them."""
+    import adbc_driver_postgresql.dbapi
 
-    table = postgres_target.table("pg2")
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+    table = postgres_target.table("pgq")
+    text = notify_report(20).replace(",Waiting", ',"Wait\\N\ting, ""quoted""\u00e8"')
+    frame = read_batch_status([("R", text.encode(), None)], "notify")
+    session = AdbcSession(adbc_driver_postgresql.dbapi.connect("postgresql://postgres@127.0.0.1:5432/test"),
+                          dialect_for("postgres"))  # fmt: skip
     try:
-        loader = TableLoader(conn, dialect_for("postgres"), table, BATCH_STATUS_TABLE, chunk_size=7)
-        loader.ensure_table()
-        text = notify_report(20).replace(",Waiting", ',"Wait\\N\ting, ""quoted""\u00e8"').splitlines()
-        records = batch_status_records(
-            iter_batch_status(text, "notify"),
-            request_id="R",
-            report_type="notify",
-            loaded_at=NOW,
-            dag_run_id=None,
-        )
-        result = loader.load(records, mode="replace", scope={"request_id": ["R"], "report_type": "notify"})
-        money = TableLoader(
-            conn, dialect_for("postgres"), postgres_target.table("pg2c"), CREDIT_SNAPSHOT_TABLE
-        )
-        money.ensure_table()
-        money.load(
-            credit_records([(1, Decimal("0.0001")), (2, Decimal("123456.7891"))], snapshot_date=dt.date(2024, 7, 16),
-                           loaded_at=NOW, dag_run_id="run"),
-            mode="append",
-        )  # fmt: skip
-    finally:
-        conn.close()
+        wide = TableLoader(session, table, BATCH_STATUS_TABLE)
+        wide.ensure_table()
+        import pyarrow as pa
 
-    assert result.method == "copy" and result.rows == 20
+        frame["report_type"] = constant("notify", len(frame), pa.string())
+        frame["status_class"] = constant("pending", len(frame), pa.string())
+        frame["loaded_at"] = constant(NOW, len(frame), pa.timestamp("us", tz="UTC"))
+        frame["dag_run_id"] = constant(None, len(frame), pa.string())
+        result = wide.load([frame], mode="replace", scope={"request_id": ["R"], "report_type": "notify"})
+        money = TableLoader(session, postgres_target.table("pgm"), CREDIT_SNAPSHOT_TABLE)
+        money.ensure_table()
+        snap = _snapshot([1, 2])
+        snap["credit"] = [Decimal("0.0001"), Decimal("123456.7891")]
+        money.load([snap], mode="append")
+    finally:
+        session.close()
+
+    assert result.method == "adbc" and result.rows == 20
     rows = postgres_target.rows(table, "status_text, netcode, loaded_at")
-    assert rows[0] == ('Wait\\N\ting, "quoted"\u00e8', None, NOW)
+    assert ('Wait\\N\ting, "quoted"\u00e8', None, NOW) in rows
     assert postgres_target.rows(money.table, "credit", order="u_id") == [
         (Decimal("0.0001"),),
         (Decimal("123456.7891"),),
@@ -224,21 +237,18 @@ def test_a_missing_service_skips_or_fails_when_required(monkeypatch: pytest.Monk
         require_service("Fake DB", probe)
 
 
-def test_records_are_pulled_lazily_chunk_by_chunk(tmp_path: Any) -> None:
-    import sqlite3
-
-    conn = sqlite3.connect(tmp_path / "lazy.db")
-    loader = TableLoader(conn, dialect_for("sqlite"), "lazy", CREDIT_SNAPSHOT_TABLE, chunk_size=10)
+def test_frames_are_pulled_lazily_in_one_transaction(tmp_path: Any) -> None:
+    session = _sqlite_session(tmp_path / "lazy.db")
+    loader = TableLoader(session, "lazy", CREDIT_SNAPSHOT_TABLE)
     loader.ensure_table()
     seen_in_transaction: list[int] = []
 
-    def balances() -> Any:
-        for u_id in range(1, 36):
-            if u_id in (11, 21, 31):  # the previous chunks are written (open transaction) before pulling more
-                seen_in_transaction.append(conn.execute("SELECT COUNT(*) FROM lazy").fetchone()[0])
-            yield u_id, Decimal("1.0000")
+    def frames() -> Any:
+        for start in (1, 11, 21, 31):
+            # the previous frames are written (open transaction) before the next is pulled
+            seen_in_transaction.append(session.query("SELECT COUNT(*) FROM lazy")[0][0])
+            yield _snapshot(range(start, min(start + 10, 36)))
 
-    records = credit_records(balances(), snapshot_date=dt.date(2024, 7, 16), loaded_at=NOW, dag_run_id=None)
-    result = loader.load(records, mode="append")
+    result = loader.load(frames(), mode="append")
 
-    assert seen_in_transaction == [10, 20, 30] and result.rows == 35
+    assert seen_in_transaction == [0, 10, 20, 30] and result.rows == 35

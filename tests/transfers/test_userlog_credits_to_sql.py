@@ -95,14 +95,19 @@ def test_userlog_reload_replaces_the_same_window_only(target: SqlTarget, gateway
     ]
 
 
-def test_userlog_malformed_line_rolls_back(target: SqlTarget, gateway: StubGateway) -> None:
+def test_userlog_malformed_line_rolls_back(
+    target: SqlTarget, gateway: StubGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_smsend.client import reports
+
+    monkeypatch.setattr(reports, "BLOCK_BYTES", 256)  # blocks of a few lines: some are loaded first
     table = target.table("ul")
     gateway.userlog["credits"] = CREDITS_USERLOG
     userlog_op(target, table).execute(context())
     good = "\r\n".join(f"{i}\t2024-03-01 10:00:00\t42\tacme\t3\t1.0000" for i in range(100, 130))
     gateway.userlog["credits"] = CREDITS_USERLOG + good + "\r\n105\t2024-03-01 10:00:00\t42\tacme\t3\tabc\r\n"
 
-    with pytest.raises(AirflowFailException, match=r"line 35: invalid credit 'abc'"):
+    with pytest.raises(AirflowFailException, match=r"line 35 has an invalid credit: 'abc'"):
         userlog_op(target, table, chunk_size=10).execute(context())
 
     assert target.count(table) == 3

@@ -1,0 +1,151 @@
+"""SQL dialects: how each database family spells types, identifiers, parameters and upserts.
+
+Airflow-free. The one map from an Airflow connection type to a dialect (:func:`dialect_for`), used
+by the report loader and the send ledger alike. Types are exact (docs/gateway.md, "Reports"):
+ids and statuses are integers, numbers stay text with their ``+``, money is ``NUMERIC(18,4)``,
+report dates are stored in UTC: PostgreSQL ``TIMESTAMPTZ``; MariaDB/MySQL ``DATETIME(6)`` holding
+UTC; SQLite ISO 8601 text in UTC (``2024-07-01T08:00:00.000000+00:00``, sortable). SQLite has no
+exact decimal type (its NUMERIC affinity turns text into a float), so money is stored there as
+text with 4 decimals.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_smsend.sql.layouts import Column, TableSpec
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one database family spells types, identifiers and upserts.
+
+    :param name: ``sqlite``, ``postgres``, ``mysql`` or ``generic``.
+    :param placeholder: the driver's parameter marker (``?``, ``%s``, or ``$`` for numbered ``$1``...).
+    """
+
+    name: str
+    placeholder: str
+
+    def marks(self, count: int, start: int = 1) -> list[str]:
+        """``count`` parameter markers (numbered from ``start`` for ``$``-style drivers such as ADBC's)."""
+        if self.placeholder == "$":
+            return [f"${i}" for i in range(start, start + count)]
+        return [self.placeholder] * count
+
+    def with_placeholder(self, placeholder: str) -> Dialect:
+        """The same dialect for a driver with another parameter marker."""
+        return Dialect(name=self.name, placeholder=placeholder)
+
+    @property
+    def quote_char(self) -> str:
+        """The identifier quote: a backtick for MySQL, a double quote elsewhere."""
+        return "`" if self.name == "mysql" else '"'
+
+    def quote(self, identifier: str) -> str:
+        """Quote a (possibly schema-qualified) identifier after checking it is a plain name."""
+        parts = identifier.split(".")
+        for part in parts:
+            if not _IDENTIFIER.match(part):
+                raise ValueError(
+                    f"Invalid table or column name {identifier!r}: use letters, digits and _ only "
+                    "(optionally schema.table)."
+                )
+        q = self.quote_char
+        return ".".join(f"{q}{p}{q}" for p in parts)
+
+    def sql_type(self, column: Column) -> str:
+        """The column's SQL type in this dialect."""
+        kind = column.kind
+        if kind in ("bigint", "int"):
+            return "INTEGER" if self.name == "sqlite" else kind.upper()
+        if kind == "text":
+            return "TEXT" if self.name == "sqlite" else f"VARCHAR({column.length})"
+        if kind == "money":
+            return "TEXT" if self.name == "sqlite" else "NUMERIC(18,4)"
+        if kind == "timestamp":
+            return {"sqlite": "TEXT", "postgres": "TIMESTAMPTZ", "mysql": "DATETIME(6)"}.get(
+                self.name, "TIMESTAMP"
+            )
+        if kind == "date":
+            return "TEXT" if self.name == "sqlite" else "DATE"
+        raise ValueError(f"Unknown column kind {kind!r}.")
+
+    def create_table_sql(self, table: str, spec: TableSpec) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` with this dialect's types (never drops anything)."""
+        cols = ",\n  ".join(
+            f"{self.quote(c.name)} {self.sql_type(c)}{'' if c.nullable else ' NOT NULL'}"
+            for c in spec.columns
+        )
+        suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4" if self.name == "mysql" else ""
+        return f"CREATE TABLE IF NOT EXISTS {self.quote(table)} (\n  {cols}\n){suffix}"
+
+    def index_name(self, table: str, suffix: str) -> str:
+        """A deterministic index name within the 63-character limit of PostgreSQL."""
+        base = table.split(".")[-1]
+        return f"{base[: 63 - len(suffix) - 1]}_{suffix}"
+
+    def create_index_sql(self, table: str, spec: TableSpec, *, unique: bool) -> str:
+        """``CREATE [UNIQUE] INDEX`` on the key (unique) or on the replace scope."""
+        columns = spec.key if unique else spec.scope
+        name = self.index_name(table, "smsend_uk" if unique else "smsend_scope")
+        if_not_exists = "" if self.name == "mysql" else "IF NOT EXISTS "
+        cols = ", ".join(self.quote(c) for c in columns)
+        kind = "UNIQUE INDEX" if unique else "INDEX"
+        if self.name == "sqlite" and "." in table:
+            # SQLite: the schema qualifies the index name, and the table name stays bare.
+            schema, bare = table.split(".", 1)
+            return f"CREATE {kind} {if_not_exists}{self.quote(f'{schema}.{name}')} ON {self.quote(bare)} ({cols})"
+        return f"CREATE {kind} {if_not_exists}{self.quote(name)} ON {self.quote(table)} ({cols})"
+
+    def insert_sql(self, table: str, spec: TableSpec) -> str:
+        """A parameterised ``INSERT`` of every column."""
+        cols = ", ".join(self.quote(c) for c in spec.column_names)
+        marks = ", ".join(self.marks(len(spec.columns)))
+        return f"INSERT INTO {self.quote(table)} ({cols}) VALUES ({marks})"
+
+    def upsert_sql(self, table: str, spec: TableSpec) -> str:
+        """A parameterised insert-or-update on :attr:`TableSpec.key`."""
+        insert = self.insert_sql(table, spec)
+        others = [c for c in spec.column_names if c not in spec.key]
+        if self.name == "mysql":
+            sets = ", ".join(f"{self.quote(c)} = VALUES({self.quote(c)})" for c in others)
+            return f"{insert} ON DUPLICATE KEY UPDATE {sets}"
+        if self.name in ("postgres", "sqlite"):
+            keys = ", ".join(self.quote(c) for c in spec.key)
+            sets = ", ".join(f"{self.quote(c)} = EXCLUDED.{self.quote(c)}" for c in others)
+            return f"{insert} ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+        raise ValueError(f"load_mode 'upsert' is not supported for the {self.name!r} dialect; use 'replace'.")
+
+
+#: The dialect names a connection type maps to.
+_CONN_TYPES = {
+    "sqlite": "sqlite",
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+}
+
+
+def dialect_for(conn_type: str | None, *, placeholder: str | None = None) -> Dialect:
+    """The :class:`Dialect` for a connection type (``sqlite``, ``postgres``, ``mysql``, ...).
+
+    Unknown types get a ``generic`` dialect (ANSI types, UTC timestamps, no upsert).
+    """
+    name = _CONN_TYPES.get((conn_type or "").lower().split("+")[0], "generic")
+    default = "?" if name == "sqlite" else "%s"
+    return Dialect(name=name, placeholder=placeholder or default)
+
+
+def scope_values(values: Sequence[Any] | Any) -> list[Any]:
+    """A scope value as a list (a single value becomes a one-item list)."""
+    if isinstance(values, (list, tuple, set, frozenset)):
+        return list(values)
+    return [values]
