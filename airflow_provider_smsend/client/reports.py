@@ -76,6 +76,7 @@ _ID_PATTERN = r"^-?[0-9]{1,18}$"
 _STATUS_PATTERN = r"^-?[0-9]{1,9}$"
 _CREDIT_PATTERN = r"^-?[0-9]{1,14}(?:[.,][0-9]{1,4})?$"
 _OFFSET = re.compile(r"(?:[+-]\d\d:?\d\d|Z)$")
+_DATE = re.compile(r"\d{4}-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?)?(?:[+-]\d\d:?\d\d|Z)?")
 _HTML = re.compile(rb"^\s*<(?:!doctype|html|\?xml|head|body)", re.IGNORECASE)
 
 
@@ -207,13 +208,16 @@ class _Header:
 
 
 def report_encoding(content_type: str | None) -> str | None:
-    """The charset a Content-Type names, if Python knows it (None: UTF-8, else ISO-8859-1)."""
+    """The charset a Content-Type names, if it is a text encoding that keeps ASCII as is (reports
+    are split at their line ends before decoding); None: UTF-8, else ISO-8859-1."""
     match = answers.CHARSET.search(content_type or "")
     if not match:
         return None
     try:
         name = codecs.lookup(match.group(1)).name
-    except LookupError:
+        if "id,\t\r\n".encode(name) != b"id,\t\r\n" or b"\xff".decode(name, "replace") is None:
+            return None
+    except (LookupError, UnicodeError, TypeError, ValueError):
         return None
     return None if name == "utf-8" else name
 
@@ -332,12 +336,14 @@ class _Kind:
         buffer = parts[0].data if len(parts) == 1 else b"".join(p.data for p in parts)
         if not buffer or buffer.isspace():
             return _empty(self)
+        if header.encoding is None:
+            buffer, parts = _as_utf8(buffer, parts)
         read_options = pacsv.ReadOptions(
             column_names=names, use_threads=threads, block_size=max(1 << 20, min(len(buffer) + 1, 64 << 20)),
             encoding=header.encoding or "utf8",
         )  # fmt: skip
         convert = pacsv.ConvertOptions(
-            column_types={n: pa.binary() if header.encoding is None else pa.string() for n in names},
+            column_types={n: pa.string() for n in names},
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         )
@@ -389,8 +395,10 @@ class _Kind:
         """Raise for the first row where the boolean array ``ok`` is false."""
         import pyarrow.compute as pc
 
+        if not len(ok):
+            return
         if ok.null_count or not pc.all(ok).as_py():
-            index = int(pc.index(pc.fill_null(ok, False), False).as_py())
+            index = max(0, int(pc.index(pc.fill_null(ok, False), False).as_py()))
             request_id, line = locate.row(index)
             raise self.error(request_id, line, problem, str(values[index].as_py()))
 
@@ -420,6 +428,21 @@ class _Kind:
             broken = pc.match_substring_regex(values, r"[\r\n]")
             if pc.any(broken).as_py():
                 self.check(pc.invert(broken), locate, f"has an unclosed quote (column {name!r})", values)
+
+
+def _as_utf8(buffer: bytes, parts: Sequence[_Part]) -> tuple[bytes, Sequence[_Part]]:
+    """``buffer`` as UTF-8: as it is when it is (the common case), else each line that is not
+    UTF-8 read as ISO-8859-1 (docs/gateway.md: the charset of an answer)."""
+    try:
+        buffer.decode("utf-8")
+        return buffer, parts
+    except UnicodeDecodeError:
+        pass
+    fixed = [
+        _Part(p.request_id, b"\n".join(_decode(line, None).encode("utf-8") for line in p.data.split(b"\n")), p.first_line)
+        for p in parts
+    ]
+    return b"".join(p.data for p in fixed), fixed
 
 
 def _strip(values: Any) -> Any:
@@ -476,7 +499,7 @@ class _Locator:
     def row(self, index: int) -> tuple[str, int]:
         """Report and line of the kept row ``index`` (0-based)."""
         kept = self.kept()
-        return self.row_number(kept[index]) if index < len(kept) else (self.parts[0].request_id, 0)
+        return self.row_number(kept[index]) if 0 <= index < len(kept) else (self.parts[0].request_id, 0)
 
     def request_ids(self, rows: int) -> Any:
         """The request id of each kept row, as an Arrow array."""
@@ -523,6 +546,9 @@ class _BatchStatusKind(_Kind):
             )
         except pa.ArrowInvalid as exc:  # pragma: no cover - each text was one row of len(names) - 1 fields
             raise SmSendReportError(f"{self.what}: short rows could not be read: {exc}") from None
+        if table.num_rows != len(short):  # a quote in a short row swallowed a line end
+            request_id, line = locate.row_number(short[0][0])
+            raise self.error(request_id, line, "is a short row that cannot be placed", short[0][1])
         fourth = _text(table.column(names_short[-1]))
         status = _text(table.column("status"))
         self.check(
@@ -537,6 +563,8 @@ class _BatchStatusKind(_Kind):
         )
         # Merge in report order: each kept row and each short row by its Arrow row number.
         kept = locate.kept()
+        if len(kept) != len(columns[names[0]]):  # line ends Arrow reads otherwise (e.g. LF CR): keep the read's order
+            kept = list(range(-len(columns[names[0]]), 0))
         order = pc.sort_indices(pa.array(kept + [n for n, _ in short], pa.int64()))
         for name in names:
             columns[name] = pc.take(pa.concat_arrays([columns[name], values[name].cast(pa.string())]), order)
@@ -620,6 +648,8 @@ class _UserlogKind(_Kind):
         import pandas as pd
         import pyarrow as pa
 
+        if not len(values):
+            return pa.array([], pa.timestamp("us", tz="UTC"))
         text = pd.Series(values.to_pandas(), dtype=object)
         offset = text.str.contains(_OFFSET, na=False)
         parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
@@ -638,7 +668,8 @@ class _UserlogKind(_Kind):
                 )
         except (ValueError, TypeError, OverflowError):
             parsed[:] = pd.NaT
-        ok = pa.array(parsed.notna().to_numpy())
+        shape = text.str.fullmatch(_DATE, na=False)
+        ok = pa.array((parsed.notna() & shape).to_numpy(dtype=bool))
         self.check(ok, locate, "has an invalid date", values)
         return pa.array(parsed.dt.tz_convert("UTC"), pa.timestamp("us", tz="UTC"))
 

@@ -64,9 +64,9 @@ ENDPOINTS = {
     ),
     "stream_userlog": (
         "/backoffice/userlog-get.php", "reseller", CREDITS_TSV,
-        lambda c: _stream(c.stream_userlog("recv_add", date_to=dt.date(2024, 3, 31))),
-        ["id\tdate\tu_id\tusername\tbill_id\tcredit", "11\t2024-03-01 10:15:00\t7\tmario\t3\t12.3456"],
-        {"type": "recv_add", "to": "2024-03-31"},
+        lambda c: _stream(c.stream_userlog("credits", date_to=dt.date(2024, 3, 31))),
+        [11],
+        {"type": "credits", "to": "2024-03-31"},
     ),
     "recv_add": (
         "/backoffice/recv-add.php", "reseller", "OK 001,002,003",
@@ -110,9 +110,9 @@ ENDPOINTS = {
     ),
     "stream_batch_status": (
         "/sms/batch-status.php", "sms", QUEUE_CSV,
-        lambda c: _stream(c.stream_batch_status("HTTP00000000111", "mnc")),
-        ["id,dest,status,status_text", "9182,+393209999999,100,Queued", "9183,+393339999999,200,Sent"],
-        {"id": "HTTP00000000111", "type": "mnc", "schema": "1"},
+        lambda c: _stream(c.stream_batch_status("HTTP00000000111", "queue")),
+        [9182, 9183],
+        {"id": "HTTP00000000111", "type": "queue", "schema": "1"},
     ),
     "credit": (
         "/sms/credit.php", "sms", "OK 12.3400",
@@ -121,9 +121,10 @@ ENDPOINTS = {
 }
 
 
-def _stream(context) -> list[str]:
-    with context as lines:
-        return [line for line in lines if line]
+def _stream(context) -> list[int]:
+    """The ids of a streamed report's frames."""
+    with context as frames:
+        return [int(i) for frame in frames for i in frame["id"]]
 
 
 @pytest.mark.parametrize("name", sorted(ENDPOINTS))
@@ -293,8 +294,8 @@ def test_credit_get_bad_value_is_transport_error(requests_mock):
 def test_userlog_dates_are_rome_aware(requests_mock):
     requests_mock.post(BASE + "/backoffice/userlog-get.php", text=CREDITS_TSV)
     (entry,) = make_client().userlog_get("credits")
-    assert entry.date == dt.datetime(2024, 3, 1, 10, 15, tzinfo=ROME)
-    assert entry.date.utcoffset() == dt.timedelta(hours=1)
+    assert entry.date == dt.datetime(2024, 3, 1, 10, 15, tzinfo=ROME)  # the same instant, in UTC
+    assert entry.date.utcoffset() == dt.timedelta(0)
 
 
 def test_batch_status_with_reordered_columns(requests_mock):

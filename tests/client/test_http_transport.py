@@ -19,7 +19,6 @@ from airflow_provider_smsend.client.errors import (
     SmSendValidationError,
 )
 from airflow_provider_smsend.client.http import SmSendClient
-from airflow_provider_smsend.client.reports import iter_batch_status
 from airflow_provider_smsend.client.retry import NO_RETRY, RetryPolicy
 
 BASE = "https://gw.test"
@@ -64,9 +63,9 @@ ALL = {**READS, **WRITES}
 
 
 def _parse_stream(context) -> int:
-    # The raw lines of a stream are parsed by the consumer, as a transfer would.
-    with context as lines:
-        return len(list(iter_batch_status(lines, "queue")))
+    # The frames of a stream are consumed inside the context, as a transfer does.
+    with context as frames:
+        return sum(len(frame) for frame in frames)
 
 
 # ------------------------------------------------------------------ transport failures
@@ -199,9 +198,9 @@ def test_response_charset(requests_mock, content, ctype):
 )
 def test_streamed_response_charset(requests_mock, content, ctype):
     _batch(requests_mock, content, ctype)
-    with make_client().stream_batch_status("HTTP1", "notify") as lines:
-        rows = [line for line in lines if line]
-    assert rows[1].endswith("Città sconosciuta")
+    with make_client().stream_batch_status("HTTP1", "notify") as frames:
+        texts = [t for frame in frames for t in frame["status_text"]]
+    assert texts == ["Città sconosciuta"]
 
 
 def test_answer_charset_header_is_honoured(requests_mock):
@@ -383,6 +382,6 @@ def test_stream_of_empty_body_is_transport_error(requests_mock):
 
 def test_stream_crlf_lines_are_clean(requests_mock):
     requests_mock.post(BASE + "/backoffice/userlog-get.php", content=CREDITS_TSV.encode())
-    with make_client().stream_userlog("credits") as lines:
-        got = [line for line in lines if line]
-    assert got == CREDITS_TSV.rstrip("\r\n").split("\r\n")
+    with make_client().stream_userlog("credits") as frames:
+        got = [row for frame in frames for row in frame.to_dict("records")]
+    assert [(r["id"], r["username"], str(r["credit"])) for r in got] == [(1, "mario", "1.5000")]

@@ -1,4 +1,4 @@
-"""Report parsers: batch-status CSV (the spec's three examples) and userlog-get TSV."""
+"""The report parsers: batch-status CSV (the spec's three examples) and userlog-get TSV, through pandas."""
 
 from __future__ import annotations
 
@@ -7,18 +7,28 @@ from decimal import Decimal
 
 import pytest
 
-from airflow_provider_smsend.client.errors import SmSendReportError
+from airflow_provider_smsend.client.errors import (
+    SmSendGatewayError,
+    SmSendInternalError,
+    SmSendReportError,
+    SmSendTransportError,
+)
 from airflow_provider_smsend.client.reports import (
     ROME,
     BatchStatusRow,
     UserlogEntry,
-    iter_batch_status,
-    iter_userlog,
+    iter_batch_status_frames,
     parse_batch_status,
     parse_rome_datetime,
+    read_batch_status,
+    read_userlog,
     status_class,
-    userlog_to_dataframe,
+    userlog_entries,
 )
+
+
+def iter_userlog(text: str, log_type: str) -> list[UserlogEntry]:
+    return userlog_entries(read_userlog(text.encode(), log_type), log_type)
 
 # The document's own examples, verbatim.
 SPEC_QUEUE = """id,dest,status,status_text
@@ -104,10 +114,30 @@ def test_extra_columns_are_tolerated():
     assert parse_batch_status(text, "queue").rows[0].status == 200
 
 
-def test_streams_any_iterable_of_lines_including_bytes():
-    lines = iter([b"id,dest,status,status_text\r\n", b"1,+393331234567,200,Sent\r\n"])
-    rows = iter_batch_status(lines, "queue")
-    assert next(rows).id == 1
+def test_streams_byte_chunks_cut_anywhere():
+    body = b"id,dest,status,status_text\r\n" + b"".join(b"%d,+39333123%04d,200,Sent\r\n" % (i, i) for i in range(500))
+    chunks = [body[i : i + 7] for i in range(0, len(body), 7)]
+    frames = list(iter_batch_status_frames("R", iter(chunks), "queue", block_bytes=1000))
+    assert len(frames) > 5 and sum(len(f) for f in frames) == 500
+    assert [int(v) for f in frames for v in f["id"]] == list(range(500))
+
+
+def test_a_line_too_long_is_refused_with_bounded_memory():
+    from airflow_provider_smsend.client import reports
+
+    endless = (b"x" * 65536 for _ in range(64))  # 4 MiB with no line end
+    with pytest.raises(SmSendReportError, match="line longer than"):
+        list(iter_batch_status_frames("R", endless, "queue", block_bytes=reports.MAX_LINE_BYTES // 2))
+
+
+def test_many_reports_in_one_read_keep_their_request_ids_and_line_numbers():
+    bodies = [(f"R{i}", f"id,dest,status,status_text\n{i},+39{i},200,Delivered\n".encode(), None) for i in range(50)]
+    bodies.append(("BAD", b"id,dest,status,status_text\n\n7,+39,200,Delivered\n8,+39,2x0,Sent\n", None))
+    frame = read_batch_status(bodies[:50], "notify")
+    assert list(frame["request_id"]) == [f"R{i}" for i in range(50)] and list(frame["id"]) == list(range(50))
+    with pytest.raises(SmSendReportError) as info:
+        read_batch_status(bodies, "notify")
+    assert info.value.line == 4 and "of BAD line 4" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -120,8 +150,6 @@ def test_streams_any_iterable_of_lines_including_bytes():
         ("id,dest,status,status_text\n1,+39,200,Sent,extra,more\n", 2, "has 6 field(s)"),
         ("id,dest,state,status_text\n1,+39,200,Sent\n", 1, "lacks column(s) status"),
         ("id,dest,status,status,status_text\n", 1, "repeats a column"),
-        ("\n\n", 1, "no header"),
-        ("", 1, "no header"),
         ("id,dest,status,status_text\n\n\n\n5,+39,²,Sent\n", 5, "'status' is not an integer"),
     ],
 )
@@ -134,32 +162,68 @@ def test_malformed_batch_status_names_the_line(text, line, fragment):
         assert f"line {line}" in str(info.value)
 
 
+@pytest.mark.parametrize("text", ["", "\n\n", "  \r\n"])
+def test_an_empty_body_is_a_transport_error(text):
+    with pytest.raises(SmSendTransportError, match="empty body"):
+        parse_batch_status(text, "queue")
+
+
+def test_an_html_page_is_a_transport_error():
+    with pytest.raises(SmSendTransportError, match="HTML page"):
+        parse_batch_status("<!DOCTYPE html>\n<html><body>502 Bad Gateway</body></html>\n", "notify")
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['1,"+393331234567,200,Sent', '1,+393331234567,200,"Sent'],
+)
+def test_an_unclosed_quote_names_its_line(line):
+    text = f"id,dest,status,status_text\n9,+39,200,Sent\n{line}\n2,+39,200,Sent\n"
+    with pytest.raises(SmSendReportError, match="unclosed quote") as info:
+        parse_batch_status(text, "queue")
+    assert info.value.line == 3
+
+
+def test_out_of_range_integers_are_report_errors():
+    with pytest.raises(SmSendReportError, match="'status' is not an integer"):
+        parse_batch_status("id,dest,status,status_text\n1,+39,99999999999,Sent\n", "queue")
+    with pytest.raises(SmSendReportError, match="'id' is not an integer"):
+        parse_batch_status("id,dest,status,status_text\n99999999999999999999,+39,200,Sent\n", "queue")
+
+
+def test_iso_8859_1_reports_are_decoded():
+    body = "id,dest,status,status_text\n1,+39,300,Non è raggiungibile\n".encode("iso-8859-1")
+    assert read_batch_status([("R", body, None)], "notify")["status_text"].tolist() == ["Non è raggiungibile"]
+    declared = read_batch_status([("R", body, "text/csv; charset=ISO-8859-1")], "notify")
+    assert declared["status_text"].tolist() == ["Non è raggiungibile"]
+
+
 def test_mnc_short_row_for_queue_is_rejected():
     with pytest.raises(SmSendReportError):
         parse_batch_status("id,dest,status,status_text\n9187,+393339999999,200\n", "queue")
 
 
 def test_carriage_return_inside_a_line_is_a_report_error():
-    lines = ["id,dest,status,status_text", "1,+39333\r1234567,200,Sent"]
     with pytest.raises(SmSendReportError) as info:
-        list(iter_batch_status(lines, "queue"))
+        parse_batch_status("id,dest,status,status_text\n1,+39333\r1234567,200,Sent\n", "queue")
     assert info.value.line == 2
 
 
 @pytest.mark.parametrize("text", ["KO Errore interno.", "KO Parametro id non impostato.\n"])
-def test_ko_instead_of_a_report(text):
-    with pytest.raises(SmSendReportError) as info:
+def test_ko_instead_of_a_report_raises_the_typed_error(text):
+    with pytest.raises(SmSendGatewayError) as info:
         parse_batch_status(text, "notify")
     assert "KO" in str(info.value)
-    with pytest.raises(SmSendReportError):
-        list(iter_userlog([text], "credits"))
+    assert isinstance(info.value, SmSendInternalError) == text.startswith("KO Errore interno")
+    with pytest.raises(SmSendGatewayError):
+        iter_userlog(text, "credits")
 
 
 def test_unknown_report_types():
     with pytest.raises(SmSendReportError):
         parse_batch_status(SPEC_QUEUE, "delivered")
     with pytest.raises(SmSendReportError):
-        list(iter_userlog([], "credit"))
+        iter_userlog("", "credit")
 
 
 @pytest.mark.parametrize(("status", "state"), [(100, "pending"), (199, "pending"), (200, "success"), (302, "failure"), (0, "unknown"), (404, "unknown")])
@@ -167,19 +231,20 @@ def test_status_class(status, state):
     assert status_class(status) == state
 
 
-def test_batch_status_dataframe():
-    pytest.importorskip("pandas")
-    frame = parse_batch_status(SPEC_MNC, "mnc").to_dataframe()
-    assert list(frame.columns) == ["id", "dest", "status", "netcode", "status_text"]
-    assert str(frame["id"].dtype) == "Int64" and str(frame["status"].dtype) == "Int64"
+def test_batch_status_frame_dtypes():
+    frame = read_batch_status([("M1", SPEC_MNC.encode(), None)], "mnc")
+    assert list(frame.columns) == ["request_id", "id", "dest", "status", "status_text", "netcode"]
+    assert {c: str(t) for c, t in frame.dtypes.items()} == {
+        "request_id": "string[pyarrow]", "id": "int64[pyarrow]", "dest": "string[pyarrow]",
+        "status": "int64[pyarrow]", "status_text": "string[pyarrow]", "netcode": "string[pyarrow]",
+    }  # fmt: skip
     assert frame["dest"].tolist() == ["+393209999999", "+393339999999", "+393409999999"]
     assert frame.loc[1, "netcode"] == "TIM"
 
 
-def test_empty_batch_status_dataframe_keeps_columns():
-    pytest.importorskip("pandas")
-    frame = parse_batch_status("id,dest,status,status_text\n", "queue").to_dataframe()
-    assert list(frame.columns) == ["id", "dest", "status", "status_text"] and len(frame) == 0
+def test_empty_batch_status_frame_keeps_columns():
+    frame = read_batch_status([("R", b"id,dest,status,status_text\n", None)], "queue")
+    assert list(frame.columns) == ["request_id", "id", "dest", "status", "status_text", "netcode"] and len(frame) == 0
 
 
 # ------------------------------------------------------------------ userlog TSV
@@ -194,21 +259,21 @@ RECV_DEL = "id\tdate\tu_id\tusername\tdest\tsharecode\r\n22\t2024-03-03 09:00:00
 
 
 def test_userlog_credits():
-    entries = list(iter_userlog(CREDITS.split("\n"), "credits"))
+    entries = iter_userlog(CREDITS, "credits")
     assert entries[0] == UserlogEntry(
         id=11, date=dt.datetime(2024, 3, 1, 10, 15, tzinfo=ROME), u_id=7, username="mario", bill_id=3,
         credit=Decimal("12.3456"),
     )
     assert type(entries[0].credit) is Decimal and str(entries[0].credit) == "12.3456"
-    # Europe/Rome: CET in March, CEST in July.
-    assert entries[0].date.utcoffset() == dt.timedelta(hours=1)
-    assert entries[1].date.utcoffset() == dt.timedelta(hours=2)
+    # Europe/Rome: CET in March, CEST in July; stored as UTC instants.
+    assert entries[0].date.utcoffset() == dt.timedelta(0)
+    assert entries[0].date == dt.datetime(2024, 3, 1, 9, 15, tzinfo=dt.UTC)
     assert entries[1].date.astimezone(dt.UTC) == dt.datetime(2024, 7, 1, 6, 0, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize(("text", "log_type", "entry_id"), [(RECV_ADD, "recv_add", 21), (RECV_DEL, "recv_del", 22)])
 def test_userlog_reception(text, log_type, entry_id):
-    (entry,) = iter_userlog(text.split("\n"), log_type)
+    (entry,) = iter_userlog(text, log_type)
     assert (entry.id, entry.dest, entry.sharecode, entry.credit, entry.bill_id) == (
         entry_id, "+393331234567", "001", None, None,
     )
@@ -216,7 +281,7 @@ def test_userlog_reception(text, log_type, entry_id):
 
 def test_userlog_by_header_name_and_extra_columns():
     text = "credit\tusername\tnote\tbill_id\tu_id\tdate\tid\r\n1,5\tmario\thello\t3\t7\t2024-03-01 10:15:00\t11\r\n"
-    (entry,) = iter_userlog(text.split("\n"), "credits")
+    (entry,) = iter_userlog(text, "credits")
     assert (entry.id, entry.credit, entry.username, entry.extra) == (11, Decimal("1.5"), "mario", {"note": "hello"})
 
 
@@ -241,29 +306,45 @@ def test_userlog_iso_dates_with_zone_are_kept():
 def test_malformed_userlog_names_the_line(row, fragment):
     text = CREDITS + row + "\r\n"
     with pytest.raises(SmSendReportError) as info:
-        list(iter_userlog(text.split("\n"), "credits"))
+        iter_userlog(text, "credits")
     assert info.value.line == 4
     assert fragment in str(info.value)
 
 
 def test_userlog_header_missing_columns():
     with pytest.raises(SmSendReportError) as info:
-        list(iter_userlog(["id\tdate\tu_id\tusername\tdest\r\n"], "recv_add"))
+        iter_userlog("id\tdate\tu_id\tusername\tdest\r\n", "recv_add")
     assert "sharecode" in str(info.value)
 
 
-def test_userlog_dataframe():
-    pytest.importorskip("pandas")
-    entries = list(iter_userlog(CREDITS.split("\n"), "credits"))
-    frame = userlog_to_dataframe(entries, "credits")
+def test_userlog_frame_dtypes():
+    frame = read_userlog(CREDITS.encode(), "credits")
     assert list(frame.columns) == ["id", "date", "u_id", "username", "bill_id", "credit"]
     assert frame["credit"].tolist() == [Decimal("12.3456"), Decimal("0.1000")]
     assert all(type(v) is Decimal for v in frame["credit"])
-    assert str(frame["id"].dtype) == "Int64"
+    assert str(frame["id"].dtype) == "int64[pyarrow]" and str(frame["credit"].dtype) == "decimal128(18, 4)[pyarrow]"
     assert frame["date"].iloc[0] == dt.datetime(2024, 3, 1, 10, 15, tzinfo=ROME)
 
 
-def test_empty_userlog_dataframe():
-    pytest.importorskip("pandas")
-    frame = userlog_to_dataframe([], "recv_del")
+def test_empty_userlog_frame():
+    frame = read_userlog(b"id\tdate\tu_id\tusername\tdest\tsharecode\r\n", "recv_del")
     assert list(frame.columns) == ["id", "date", "u_id", "username", "dest", "sharecode"] and frame.empty
+
+
+@pytest.mark.parametrize(
+    ("wall", "utc"),
+    [
+        # the last Sunday of October: 02:30 happens twice; the first (summer time, +02:00) is taken
+        ("2024-10-27 02:30:00", dt.datetime(2024, 10, 27, 0, 30, tzinfo=dt.UTC)),
+        ("2024-10-27 01:59:59", dt.datetime(2024, 10, 26, 23, 59, 59, tzinfo=dt.UTC)),
+        ("2024-10-27 03:00:00", dt.datetime(2024, 10, 27, 2, 0, tzinfo=dt.UTC)),
+        # the last Sunday of March: 02:30 does not exist; read with the offset before the change
+        ("2024-03-31 02:30:00", dt.datetime(2024, 3, 31, 1, 30, tzinfo=dt.UTC)),
+        ("2024-03-31 03:00:00", dt.datetime(2024, 3, 31, 1, 0, tzinfo=dt.UTC)),
+    ],
+)
+def test_dst_changes_of_europe_rome(wall, utc):
+    """docs/gateway.md, "Report dates": the same instants as zoneinfo with fold=0."""
+    (entry,) = iter_userlog(CREDITS.splitlines(keepends=True)[0] + f"1\t{wall}\t7\tm\t3\t1.0\r\n", "credits")
+    assert entry.date == utc
+    assert parse_rome_datetime(wall).astimezone(dt.UTC) == utc

@@ -20,7 +20,32 @@ from hypothesis import strategies as st
 from airflow_provider_smsend.client import answers
 from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
 from airflow_provider_smsend.client.http import SmSendClient
-from airflow_provider_smsend.client.reports import iter_batch_status, iter_userlog, parse_batch_status
+from airflow_provider_smsend.client.reports import (
+    iter_batch_status_frames,
+    parse_batch_status,
+    read_userlog,
+    reports_from_frame,
+    userlog_entries,
+)
+
+
+def _body(lines: list[str | bytes]) -> bytes:
+    """Lines as the answer body they were cut from."""
+    return b"\n".join(x if isinstance(x, bytes) else x.encode("utf-8", "surrogatepass") for x in lines)
+
+
+def iter_batch_status(lines: list[str | bytes], report_type: str) -> list[Any]:
+    """The rows of the streamed parser, fed the body in small chunks (blocks of a few lines)."""
+    import pandas as pd
+
+    body = _body(lines)
+    chunks = [body[i : i + 16] for i in range(0, len(body), 16)]
+    frames = list(iter_batch_status_frames("R", chunks, report_type, block_bytes=64))
+    return reports_from_frame(pd.concat(frames), ["R"], report_type)[0].rows if frames else []
+
+
+def iter_userlog(lines: list[str | bytes], log_type: str) -> list[Any]:
+    return userlog_entries(read_userlog(_body(lines), log_type), log_type)
 from airflow_provider_smsend.client.retry import NO_RETRY
 from airflow_provider_smsend.client.soap import SmSendSoapClient, parse_receive_sms_response
 

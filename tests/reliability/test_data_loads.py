@@ -66,7 +66,7 @@ def test_money_report_with_a_malformed_line_writes_nothing(target: Any, gateway:
     before = target.rows(table, USERLOG_COLUMNS)
     gateway.userlog["credits"] = CREDITS.replace("\t123456.7891\r\n", "\t123.456.7891\r\n")
 
-    with pytest.raises(AirflowFailException, match="line 5: invalid credit"):
+    with pytest.raises(AirflowFailException, match="line 5 has an invalid credit"):
         userlog_load(target, table, chunk_size=2)
 
     assert target.rows(table, USERLOG_COLUMNS) == before
