@@ -104,24 +104,12 @@ class Dialect:
             return f"CREATE {kind} {if_not_exists}{self.quote(f'{schema}.{name}')} ON {self.quote(bare)} ({cols})"
         return f"CREATE {kind} {if_not_exists}{self.quote(name)} ON {self.quote(table)} ({cols})"
 
-    def insert_sql(self, table: str, spec: TableSpec) -> str:
-        """A parameterised ``INSERT`` of every column."""
-        cols = ", ".join(self.quote(c) for c in spec.column_names)
-        marks = ", ".join(self.marks(len(spec.columns)))
-        return f"INSERT INTO {self.quote(table)} ({cols}) VALUES ({marks})"
-
-    def upsert_sql(self, table: str, spec: TableSpec) -> str:
-        """A parameterised insert-or-update on :attr:`TableSpec.key`."""
-        insert = self.insert_sql(table, spec)
-        others = [c for c in spec.column_names if c not in spec.key]
-        if self.name == "mysql":
-            sets = ", ".join(f"{self.quote(c)} = VALUES({self.quote(c)})" for c in others)
-            return f"{insert} ON DUPLICATE KEY UPDATE {sets}"
-        if self.name in ("postgres", "sqlite"):
-            keys = ", ".join(self.quote(c) for c in spec.key)
-            sets = ", ".join(f"{self.quote(c)} = EXCLUDED.{self.quote(c)}" for c in others)
-            return f"{insert} ON CONFLICT ({keys}) DO UPDATE SET {sets}"
-        raise ValueError(f"load_mode 'upsert' is not supported for the {self.name!r} dialect; use 'replace'.")
+    def upsert_clause(self, spec: TableSpec, columns: Sequence[str]) -> str:
+        """MySQL: the ``ON DUPLICATE KEY UPDATE`` of an insert of ``columns`` (the key's unique index decides)."""
+        if self.name != "mysql":
+            raise ValueError(f"No ON DUPLICATE KEY clause in the {self.name!r} dialect.")
+        sets = ", ".join(f"{self.quote(c)} = VALUES({self.quote(c)})" for c in columns if c not in spec.key)
+        return f"ON DUPLICATE KEY UPDATE {sets}"
 
 
 #: The dialect names a connection type maps to.

@@ -122,8 +122,12 @@ def test_ddl_types_per_dialect() -> None:
     assert all(sql.startswith("CREATE TABLE IF NOT EXISTS") and "DROP" not in sql for sql in (pg, my, lite))
     generic = dialect_for("oracle")
     assert generic.name == "generic" and "TIMESTAMP" in generic.create_table_sql("t", USERLOG_TABLE)
-    with pytest.raises(ValueError, match="upsert' is not supported"):
-        generic.upsert_sql("t", USERLOG_TABLE)
+    with pytest.raises(ValueError, match="No ON DUPLICATE KEY clause"):
+        generic.upsert_clause(USERLOG_TABLE, USERLOG_TABLE.column_names)
+    assert dialect_for("mysql").upsert_clause(CREDIT_SNAPSHOT_TABLE, CREDIT_SNAPSHOT_TABLE.column_names) == (
+        "ON DUPLICATE KEY UPDATE `credit` = VALUES(`credit`), `loaded_at` = VALUES(`loaded_at`), "
+        "`dag_run_id` = VALUES(`dag_run_id`)"
+    )
 
 
 def _sqlite_session(path: Any) -> AdbcSession:
