@@ -1,4 +1,5 @@
-"""The client layer (and the sandbox) never import Airflow; heavy libraries load lazily.
+"""The client and sql rooms (and the sandbox) never import Airflow; client never imports sql;
+heavy libraries load lazily.
 
 Each check runs in a fresh interpreter, so that what other tests imported does not hide a leak.
 """
@@ -22,7 +23,10 @@ PROBE = textwrap.dedent(
     import importlib, json, pkgutil, sys
 
     def airflow_loaded():
-        return sorted(m for m in sys.modules if m == "airflow" or m.startswith("airflow."))
+        found = sorted(m for m in sys.modules if m == "airflow" or m.startswith("airflow."))
+        if CLIENT_ONLY:  # the gateway room must not pull in the storage room either
+            found += sorted(m for m in sys.modules if m.startswith("airflow_provider_smsend.sql"))
+        return found
 
     results = {}
     for package in PACKAGES:
@@ -46,6 +50,7 @@ PROBE = textwrap.dedent(
 
 
 def _run(code: str) -> str:
+    code = code if "CLIENT_ONLY" in code.split("\n", 1)[0] else "CLIENT_ONLY = False\n" + code
     completed = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
@@ -59,6 +64,28 @@ def import_results() -> dict[str, list[str]]:
     if (PACKAGE_DIR / "sandbox").is_dir():
         packages.append("airflow_provider_smsend.sandbox")
     return json.loads(_run(f"PACKAGES = {packages!r}\n" + PROBE))
+
+
+@pytest.fixture(scope="module")
+def client_only_results() -> dict[str, list[str]]:
+    return json.loads(_run("CLIENT_ONLY = True\nPACKAGES = ['airflow_provider_smsend.client']\n" + PROBE))
+
+
+@pytest.fixture(scope="module")
+def sql_results() -> dict[str, list[str]]:
+    return json.loads(_run("PACKAGES = ['airflow_provider_smsend.sql']\n" + PROBE))
+
+
+def test_client_never_imports_the_sql_room(client_only_results):
+    leaks = {name: mods for name, mods in client_only_results.items() if mods}
+    assert client_only_results and not leaks, f"client modules importing airflow or sql: {leaks}"
+
+
+def test_no_sql_module_imports_airflow(sql_results):
+    expected = {p.stem for p in (PACKAGE_DIR / "sql").glob("*.py") if p.stem != "__init__"}
+    assert {k.rsplit(".", 1)[-1] for k in sql_results} >= expected, "every sql module was imported"
+    leaks = {name: mods for name, mods in sql_results.items() if mods}
+    assert not leaks, f"sql modules importing Airflow: {leaks}"
 
 
 def test_client_package_does_not_import_airflow(import_results):
