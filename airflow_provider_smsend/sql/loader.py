@@ -36,7 +36,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -137,7 +137,12 @@ class Session:
         raise NotImplementedError
 
     def ingest(
-        self, table: str, frame: pd.DataFrame, *, temporary: bool = False, types: Mapping[str, str] | None = None
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        temporary: bool = False,
+        types: Mapping[str, str] | None = None,
     ) -> None:
         """Append ``frame``'s rows to ``table`` (its columns by name).
 
@@ -145,6 +150,14 @@ class Session:
         :param types: the SQL type of each column (for drivers that need it to read the rows).
         """
         raise NotImplementedError
+
+    def ingest_all(
+        self, table: str, frames: Iterable[pd.DataFrame], *, temporary: bool = False,
+        types: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        """Append every frame of ``frames`` (pulled lazily) to ``table``, frame after frame."""
+        for frame in frames:
+            self.ingest(table, frame, temporary=temporary, types=types)
 
     def begin(self) -> None:
         """Start the load's transaction."""
@@ -188,7 +201,9 @@ class AdbcSession(Session):
 
     def delete(self, sql: str, params: Sequence[Any] = ()) -> int:
         if self.dialect.name == "postgres":  # the PostgreSQL driver reports no row count for a DELETE
-            return int(self.query(f"WITH deleted AS ({sql} RETURNING 1) SELECT count(*) FROM deleted", params)[0][0])
+            return int(
+                self.query(f"WITH deleted AS ({sql} RETURNING 1) SELECT count(*) FROM deleted", params)[0][0]
+            )
         return self.execute(sql, params)
 
     def column_names(self, quoted_table: str) -> list[str] | None:
@@ -203,7 +218,12 @@ class AdbcSession(Session):
         return names
 
     def ingest(
-        self, table: str, frame: pd.DataFrame, *, temporary: bool = False, types: Mapping[str, str] | None = None
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        temporary: bool = False,
+        types: Mapping[str, str] | None = None,
     ) -> None:
         import pyarrow as pa
 
@@ -214,6 +234,44 @@ class AdbcSession(Session):
                 cursor.adbc_ingest(bare, data, mode="append", temporary=True)
             else:
                 cursor.adbc_ingest(bare, data, mode="append", db_schema_name=schema or None)
+
+    def ingest_all(
+        self, table: str, frames: Iterable[pd.DataFrame], *, temporary: bool = False,
+        types: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        """One ``COPY`` for all the frames: the driver pulls each next frame while the server stores
+        the previous ones (a frame per ingest would make parsing and storing take turns). An error
+        raised while producing a frame (a malformed report line) is raised as it is."""
+        import pyarrow as pa
+
+        iterator = iter(frames)
+        first = next(iterator, None)
+        if first is None:
+            return
+        schema = pa.Schema.from_pandas(first, preserve_index=False)
+        failure: list[BaseException] = []
+
+        def batches() -> Any:
+            try:
+                yield from pa.Table.from_pandas(first, schema=schema, preserve_index=False).to_batches()
+                for frame in iterator:
+                    yield from pa.Table.from_pandas(frame, schema=schema, preserve_index=False).to_batches()
+            except BaseException as exc:  # the driver would wrap it: keep it to raise it as it is
+                failure.append(exc)
+                raise
+
+        schema_, _, bare = table.rpartition(".")
+        reader = pa.RecordBatchReader.from_batches(schema, batches())
+        try:
+            with self.conn.cursor() as cursor:
+                if temporary:
+                    cursor.adbc_ingest(bare, reader, mode="append", temporary=True)
+                else:
+                    cursor.adbc_ingest(bare, reader, mode="append", db_schema_name=schema_ or None)
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
 
     def commit(self) -> None:
         self.conn.commit()
@@ -294,7 +352,12 @@ class SqlAlchemySession(Session):
         return self._json_table_ok
 
     def ingest(
-        self, table: str, frame: pd.DataFrame, *, temporary: bool = False, types: Mapping[str, str] | None = None
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        temporary: bool = False,
+        types: Mapping[str, str] | None = None,
     ) -> None:
         self._ensure()
         schema, _, bare = table.rpartition(".")
@@ -311,7 +374,9 @@ class SqlAlchemySession(Session):
         table = f"{pd_table.schema}.{pd_table.name}" if pd_table.schema else pd_table.name
         return f"INSERT INTO {quote(table)} ({', '.join(quote(k) for k in keys)})"
 
-    def _executemany(self, pd_table: Any, conn: Any, keys: list[str], data_iter: Iterable[tuple[Any, ...]]) -> int:
+    def _executemany(
+        self, pd_table: Any, conn: Any, keys: list[str], data_iter: Iterable[tuple[Any, ...]]
+    ) -> int:
         """pandas' ``to_sql`` insertion method: one driver ``executemany`` per chunk (MySQL drivers
         turn it into multi-row ``INSERT``s)."""
         sql = f"{self._head(pd_table, keys)} VALUES ({', '.join(self.dialect.marks(len(keys)))}) {self.upsert_clause}"
@@ -323,7 +388,9 @@ class SqlAlchemySession(Session):
             cursor.close()
         return len(rows)
 
-    def _insert_json(self, pd_table: Any, conn: Any, keys: list[str], data_iter: Iterable[tuple[Any, ...]]) -> int:
+    def _insert_json(
+        self, pd_table: Any, conn: Any, keys: list[str], data_iter: Iterable[tuple[Any, ...]]
+    ) -> int:
         """pandas' ``to_sql`` insertion method: the chunk as one JSON document read by ``JSON_TABLE``."""
         rows = [[None if _missing(v) else v for v in row] for row in data_iter]
         document = json.dumps(rows, default=_json_value, ensure_ascii=True, allow_nan=False)
@@ -384,7 +451,9 @@ def _missing(value: Any) -> bool:
 # ------------------------------------------------------------------------------- frames
 
 
-def frame_for(dialect: Dialect, spec: TableSpec, frame: pd.DataFrame, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def frame_for(
+    dialect: Dialect, spec: TableSpec, frame: pd.DataFrame, *, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
     """``frame`` in ``spec``'s column order and in the types ``dialect``'s driver stores.
 
     Integers int64 (``int`` columns int32 on PostgreSQL, whose binary ``COPY`` checks widths),
@@ -412,11 +481,18 @@ def frame_for(dialect: Dialect, spec: TableSpec, frame: pd.DataFrame, *, columns
             else:
                 out[name] = money.astype(object)
         elif kind == "timestamp":
-            if getattr(values.dtype, "tz", None) is None and getattr(getattr(values.dtype, "pyarrow_dtype", None), "tz", None) is None:
-                raise ValueError(f"Column {name!r} has timestamps with no time zone; report dates must be aware.")
+            if (
+                getattr(values.dtype, "tz", None) is None
+                and getattr(getattr(values.dtype, "pyarrow_dtype", None), "tz", None) is None
+            ):
+                raise ValueError(
+                    f"Column {name!r} has timestamps with no time zone; report dates must be aware."
+                )
             stamps = pd.to_datetime(values, utc=True)
             if dialect.name == "sqlite":
-                out[name] = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00").astype(pd.ArrowDtype(pa.string()))
+                out[name] = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00").astype(
+                    pd.ArrowDtype(pa.string())
+                )
             elif dialect.name == "postgres":
                 out[name] = stamps.astype(pd.ArrowDtype(pa.timestamp("us", tz="UTC")))
             else:
@@ -472,7 +548,9 @@ class TableLoader:
                 return
         self.session.execute(self.dialect.create_index_sql(self.table, self.spec, unique=unique))
 
-    def ensure_table(self, *, create: bool = True, unique_key: bool = False, extra: Sequence[str] = ()) -> bool:
+    def ensure_table(
+        self, *, create: bool = True, unique_key: bool = False, extra: Sequence[str] = ()
+    ) -> bool:
         """Create the table (and its scope index) if missing; check it has every column.
 
         :param create: create a missing table; if False a missing table is an error.
@@ -487,13 +565,17 @@ class TableLoader:
             columns = session.column_names(self.dialect.quote(self.table))
             if columns is None:
                 if not create:
-                    raise TableLayoutError(f"Table {self.table!r} does not exist; set create_table=True to create it.")
+                    raise TableLayoutError(
+                        f"Table {self.table!r} does not exist; set create_table=True to create it."
+                    )
                 if extra:
                     raise TableLayoutError(
                         f"The load has column(s) {', '.join(extra)} beyond the {self.spec.name} layout: create "
                         f"{self.table!r} with them first, or drop them in the transform."
                     )
-                self.log.info("Creating table %s for %s reports (%s)", self.table, self.spec.name, self.dialect.name)
+                self.log.info(
+                    "Creating table %s for %s reports (%s)", self.table, self.spec.name, self.dialect.name
+                )
                 session.execute(self.dialect.create_table_sql(self.table, self.spec))
                 self._create_index(unique=False)
                 session.commit()
@@ -526,7 +608,10 @@ class TableLoader:
         batches: list[list[Any]] = [[]]
         if listed:
             every = frame_for(
-                self.dialect, self.spec, _pd().DataFrame({listed[0]: scope_values(scope[listed[0]])}), columns=listed
+                self.dialect,
+                self.spec,
+                _pd().DataFrame({listed[0]: scope_values(scope[listed[0]])}),
+                columns=listed,
             )[listed[0]].tolist()
             batches = [every[i : i + _IN_BATCH] for i in range(0, len(every), _IN_BATCH)]
         deleted = 0
@@ -562,7 +647,9 @@ class TableLoader:
         """
         validate_load_mode(mode)
         if mode == "replace" and not scope:
-            raise ValueError("load_mode 'replace' needs a scope (the request ids, date range or snapshot to replace).")
+            raise ValueError(
+                "load_mode 'replace' needs a scope (the request ids, date range or snapshot to replace)."
+            )
         session = self.session
         started = time.perf_counter()
         rows = deleted = 0
@@ -575,18 +662,25 @@ class TableLoader:
                 self.log.info("Deleted %d row(s) of %s before the reload", deleted, self.table)
             if mode == "upsert":
                 stage = _Upsert(self, columns)
-            for frame in frames:
-                shaped = frame_for(self.dialect, self.spec, frame, columns=columns)
-                if stage is not None:
-                    stage.write(shaped)
-                else:
-                    session.ingest(self.table, shaped, types=self.sql_types)
-                rows += len(shaped)
+
+            def shaped_frames() -> Iterator[pd.DataFrame]:
+                nonlocal rows
+                for frame in frames:
+                    shaped = frame_for(self.dialect, self.spec, frame, columns=columns)
+                    rows += len(shaped)
+                    yield shaped
+
+            if stage is not None:
+                stage.write(shaped_frames())
+            else:
+                session.ingest_all(self.table, shaped_frames(), types=self.sql_types)
             if stage is not None:
                 stage.finish()
             session.commit()
         except BaseException:
-            self.log.warning("Load into %s failed after %d row(s): rolling back, the table is unchanged", self.table, rows)
+            self.log.warning(
+                "Load into %s failed after %d row(s): rolling back, the table is unchanged", self.table, rows
+            )
             session.rollback()
             raise
         finally:
@@ -610,12 +704,16 @@ class _Upsert:
         self.columns = columns
         dialect = loader.dialect
         if dialect.name not in ("postgres", "sqlite", "mysql"):
-            raise ValueError(f"load_mode 'upsert' is not supported for the {dialect.name!r} dialect; use 'replace'.")
+            raise ValueError(
+                f"load_mode 'upsert' is not supported for the {dialect.name!r} dialect; use 'replace'."
+            )
         self.stage: str | None = None
         session = loader.session
         if isinstance(session, SqlAlchemySession):
             if dialect.name != "mysql":
-                raise ValueError(f"load_mode 'upsert' is not supported for the {dialect.name!r} dialect; use 'replace'.")
+                raise ValueError(
+                    f"load_mode 'upsert' is not supported for the {dialect.name!r} dialect; use 'replace'."
+                )
             session.upsert_clause = dialect.upsert_clause(loader.spec, columns)
             return
         self.stage = f"smsend_stage_{uuid.uuid4().hex[:12]}"
@@ -625,12 +723,12 @@ class _Upsert:
             f"CREATE {temp} {dialect.quote(self.stage)} AS SELECT {cols} FROM {dialect.quote(loader.table)} WHERE 1 = 0"
         )
 
-    def write(self, frame: pd.DataFrame) -> None:
+    def write(self, frames: Iterable[pd.DataFrame]) -> None:
         session = self.loader.session
         if self.stage is None:
-            session.ingest(self.loader.table, frame, types=self.loader.sql_types)
+            session.ingest_all(self.loader.table, frames, types=self.loader.sql_types)
         else:
-            session.ingest(self.stage, frame, temporary=True)
+            session.ingest_all(self.stage, frames, temporary=True)
 
     def finish(self) -> None:
         session, dialect, spec = self.loader.session, self.loader.dialect, self.loader.spec
@@ -663,7 +761,10 @@ def _pd() -> Any:
 def _scope_frame(scope: Mapping[str, Any]) -> pd.DataFrame:
     """One row of the scope's single values (list-valued columns: their first value)."""
     pd = _pd()
-    row = {c: (scope_values(v)[0] if isinstance(v, (list, tuple, set, frozenset)) and v else v) for c, v in scope.items()}
+    row = {
+        c: (scope_values(v)[0] if isinstance(v, (list, tuple, set, frozenset)) and v else v)
+        for c, v in scope.items()
+    }
     return pd.DataFrame({c: [v] for c, v in row.items()})
 
 
@@ -715,7 +816,9 @@ class CompactBatchStatusLoader:
             return "wide"
         if kind == "view":
             return "compact"
-        raise TableLayoutError(f"{table!r} exists but is neither a table nor a view (pg_class kind {kind!r}).")
+        raise TableLayoutError(
+            f"{table!r} exists but is neither a table nor a view (pg_class kind {kind!r})."
+        )
 
     def ensure(self, *, create: bool = True, unique_key: bool = False) -> bool:
         """Create the compact objects if missing and check their columns.
@@ -730,7 +833,9 @@ class CompactBatchStatusLoader:
             kind = relation_kind(session, names.table)
             if kind is None:
                 if not create:
-                    raise TableLayoutError(f"Table {names.table!r} does not exist; set create_table=True to create it.")
+                    raise TableLayoutError(
+                        f"Table {names.table!r} does not exist; set create_table=True to create it."
+                    )
                 self.log.info(
                     "Creating %s (view) over %s and %s for batch-status reports (PostgreSQL compact layout)",
                     names.table, names.rows_name, names.loads_name,
@@ -755,7 +860,9 @@ class CompactBatchStatusLoader:
                 if missing:
                     raise TableLayoutError(f"{label!r} lacks column(s) {', '.join(missing)}.")
             if unique_key:
-                session.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {names.rows_unique} ON {names.rows} (load_id, id)")
+                session.execute(
+                    f"CREATE UNIQUE INDEX IF NOT EXISTS {names.rows_unique} ON {names.rows} (load_id, id)"
+                )
             session.commit()
         except BaseException:
             session.rollback()
@@ -770,7 +877,9 @@ class CompactBatchStatusLoader:
         marks = self.session.dialect.marks
         for start in range(0, len(values), _IN_BATCH):
             batch = values[start : start + _IN_BATCH]
-            text = sql.format(fixed=marks(1)[0] if fixed else "", in_=", ".join(marks(len(batch), len(fixed) + 1)))
+            text = sql.format(
+                fixed=marks(1)[0] if fixed else "", in_=", ".join(marks(len(batch), len(fixed) + 1))
+            )
             if text.lstrip().upper().startswith("SELECT"):
                 rows.extend(self.session.query(text, [*fixed, *batch]))
             else:
@@ -850,26 +959,31 @@ class CompactBatchStatusLoader:
                 session.execute(f"CREATE TEMP TABLE {target} (LIKE {names.rows})")
             counts: dict[str, int] = {}
             id_type = pd.ArrowDtype(pa.int64())
-            for frame in frames:
-                if not len(frame):
-                    continue
-                shaped = pd.DataFrame(
-                    {
-                        "load_id": frame["request_id"].map(load_ids).astype(id_type),
-                        "id": frame["id"].astype(id_type),
-                        "dest": frame["dest"].astype(pd.ArrowDtype(pa.string())),
-                        "status": frame["status"].astype(pd.ArrowDtype(pa.int32())),
-                        "status_text": frame["status_text"].astype(pd.ArrowDtype(pa.string())),
-                        "netcode": frame["netcode"].astype(pd.ArrowDtype(pa.string())),
-                    }
-                )
-                if shaped["load_id"].isna().any():
-                    stray = frame["request_id"][shaped["load_id"].isna()].iloc[0]
-                    raise ValueError(f"A row of request id {stray!r} is not in the load's request ids.")
-                session.ingest(target, shaped, temporary=mode == "upsert")
-                for rid, n in frame["request_id"].value_counts().items():
-                    counts[str(rid)] = counts.get(str(rid), 0) + int(n)
-                rows += len(shaped)
+
+            def rows_frames() -> Iterator[pd.DataFrame]:
+                nonlocal rows
+                for frame in frames:
+                    if not len(frame):
+                        continue
+                    shaped = pd.DataFrame(
+                        {
+                            "load_id": frame["request_id"].map(load_ids).astype(id_type),
+                            "id": frame["id"].astype(id_type),
+                            "dest": frame["dest"].astype(pd.ArrowDtype(pa.string())),
+                            "status": frame["status"].astype(pd.ArrowDtype(pa.int32())),
+                            "status_text": frame["status_text"].astype(pd.ArrowDtype(pa.string())),
+                            "netcode": frame["netcode"].astype(pd.ArrowDtype(pa.string())),
+                        }
+                    )
+                    if shaped["load_id"].isna().any():
+                        stray = frame["request_id"][shaped["load_id"].isna()].iloc[0]
+                        raise ValueError(f"A row of request id {stray!r} is not in the load's request ids.")
+                    for rid, n in frame["request_id"].value_counts().items():
+                        counts[str(rid)] = counts.get(str(rid), 0) + int(n)
+                    rows += len(shaped)
+                    yield shaped
+
+            session.ingest_all(target, rows_frames(), temporary=mode == "upsert")
             if mode == "upsert":
                 cols = ", ".join(("load_id", *ROW_COLUMNS))
                 sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in ROW_COLUMNS if c != "id")
@@ -882,7 +996,9 @@ class CompactBatchStatusLoader:
             self._write_loads(load_ids, reused, counts, report_type, loaded_at, dag_run_id)
             session.commit()
         except BaseException:
-            self.log.warning("Load into %s failed after %d row(s): rolling back, the table is unchanged", names.table, rows)
+            self.log.warning(
+                "Load into %s failed after %d row(s): rolling back, the table is unchanged", names.table, rows
+            )
             session.rollback()
             raise
         finally:
