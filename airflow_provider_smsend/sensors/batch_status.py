@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import PokeReturnValue
 
 from airflow_provider_smsend.client.batch_rules import (
     FETCH_CONCURRENCY,
-    ReportCache,
+    FinalReports,
     describe_request_ids,
     evaluate,
     normalize_request_ids,
     parse_success_rule,
+    poll_log,
+    validate_concurrency,
     validate_report_type,
 )
 from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
@@ -22,23 +23,48 @@ from airflow_provider_smsend.client.numbers import mask_number
 from airflow_provider_smsend.sensors._base import SmSendBaseSensor, is_templated
 
 if TYPE_CHECKING:
+    import pandas as pd
     from airflow.sdk import Context
 
     from airflow_provider_smsend.triggers.batch_status import SmSendBatchStatusTrigger
 
 #: Failed rows written to the log at most (the XCom summary has them all).
 LOGGED_FAILED_ROWS = 10
+#: The task state store key holding the final reports (:meth:`FinalReports.to_json`).
+STATE_KEY = "smsend_batch_status_final"
 
 
 class SmSendBatchStatusSensor(SmSendBaseSensor):
     """Wait until the batch-status reports of one or more request ids satisfy a success rule.
 
-    Each poke reads the ``queue``, ``notify`` or ``mnc`` report of every request id and applies
+    Each poke reads, ``concurrency`` at a time, the ``queue``, ``notify`` or ``mnc`` report of
+    every request id whose report is not final yet (one request each), and applies
     :func:`~airflow_provider_smsend.client.batch_rules.evaluate`; the trigger of deferrable mode
-    applies the very same function. The sensor returns (pushes to XCom) the summary of
-    :func:`~airflow_provider_smsend.client.batch_rules.summarize`: ``total``, ``pending``,
-    ``delivered``, ``delivered_ratio``, ``by_class``, ``by_status``, ``failed`` rows (request id,
-    id, dest, status, status_text) and the rule's ``outcome``.
+    applies the very same function. A final report (rows, none pending) never changes: it is kept
+    as a :class:`~airflow_provider_smsend.client.batch_rules.FinalReports` entry (its counts per
+    status code and its failed rows, numbers masked) and not read again, in every mode:
+
+    - poke mode: on the sensor, for the next pokes of the same process;
+    - reschedule mode: every poke is a new process, so the pokes share the state through the
+      task instance's state store (``context["task_state_store"]``, Airflow 3.3 and later; key
+      :data:`STATE_KEY`), written whenever a report became final and read by the next poke.
+      XCom would not do: Airflow clears a task's XCom at the start of every reschedule-mode
+      poke. The state is kept ``[state_store] default_retention_days`` and serves a retry too (a
+      final report stays final); for 10,000 request ids it takes about 1.8 KB plus about 70 bytes
+      per failed row. With no state store (Airflow before 3.3) every poke reads every report;
+    - deferrable mode: the trigger gets the state of the first poke in its kwargs, so a triggerer
+      restart re-creates it with those ids left out. What the trigger learns later cannot go
+      back into its kwargs (Airflow stores them once, at deferral): after a restart it reads the
+      reports that became final since once more.
+
+    The poke and deferrable modes write the state store too, when there is one, so a retry of
+    any mode starts from the reports already final.
+
+    Each poke logs one line: delivered, pending and failed rows of the total, request ids fetched
+    and already final, the rule's verdict. The sensor returns (pushes to XCom) the summary of
+    :func:`~airflow_provider_smsend.client.batch_rules.summarize`, the same in every mode:
+    ``total``, ``pending``, ``delivered``, ``delivered_ratio``, ``by_class``, ``by_status``,
+    ``failed`` rows (request id, id, dest masked, status, status_text) and the rule's ``outcome``.
 
     Non-retryable gateway errors (credentials, IP not enabled, invalid id) fail at once; retryable
     ones are logged and polled again; the timeout raises ``AirflowSensorTimeout`` (a skip with
@@ -52,6 +78,8 @@ class SmSendBatchStatusSensor(SmSendBaseSensor):
         minimum delivered ratio such as ``0.95`` (templated; 2xx counts as delivered).
     :param fail_fast: fail as soon as the rule can no longer hold (a 3xx row under
         ``all_delivered``, too many failures for the ratio). False: fail only once every row is final.
+    :param concurrency: reports fetched at once at each poke, in every mode: an integer from 1
+        to 64 (default 16); each holds a connection to the gateway.
     :param smsend_conn_id: the Airflow connection id (templated).
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param max_poll_interval: backoff cap: intervals start at ``poke_interval`` and double up to it.
@@ -65,6 +93,7 @@ class SmSendBatchStatusSensor(SmSendBaseSensor):
             request_ids="{{ ti.xcom_pull(task_ids='send_alert', key='request_ids') }}",
             report_type="notify",
             success_rule=0.95,
+            concurrency=16,
             poke_interval=30,
             max_poll_interval=600,
             timeout=2 * 3600,
@@ -82,6 +111,7 @@ class SmSendBatchStatusSensor(SmSendBaseSensor):
         report_type: str = "notify",
         success_rule: str | float = "all_delivered",
         fail_fast: bool = True,
+        concurrency: int = FETCH_CONCURRENCY,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -89,7 +119,8 @@ class SmSendBatchStatusSensor(SmSendBaseSensor):
         self.report_type = report_type
         self.success_rule = success_rule
         self.fail_fast = fail_fast
-        self._cache = ReportCache()
+        self.concurrency = validate_concurrency(concurrency)
+        self._final: FinalReports | None = None
         # Fail at DAG parse time on values that are already known.
         if not is_templated(report_type):
             validate_report_type(report_type)
@@ -111,50 +142,84 @@ class SmSendBatchStatusSensor(SmSendBaseSensor):
         self._settings()
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        """Read every request id's report and apply the success rule once."""
+        """Read the reports not final yet, keep the ones that became final, apply the rule once."""
         ids, report_type, rule = self._settings()
-        client = self.hook.client
-        todo = self._cache.missing(ids)
+        final = self._final_reports(context, ids, report_type)
+        todo = final.pending()
+        already_final = len(final)
         try:
-            with ThreadPoolExecutor(max_workers=max(1, min(FETCH_CONCURRENCY, len(todo)))) as pool:
-                fetched = list(pool.map(lambda rid: client.batch_status(rid, report_type), todo))
+            frame = self._fetch(todo, report_type)
         except SmSendError as exc:
-            self.handle_gateway_error(exc, f"reading the {report_type} batch status of {describe_request_ids(ids)}")
+            self.handle_gateway_error(
+                exc, f"reading the {report_type} batch status of {describe_request_ids(ids)}"
+            )
             return False
-        self._cache.store(fetched)
-        reports = self._cache.reports(ids, fetched)
-        verdict = evaluate(reports, rule, fail_fast=self.fail_fast)
-        summary = verdict.summary
-        self.log.info(
-            "smSend batch %s (%s): %s delivered, %s pending, %s failed of %s (rule %s): %s",
-            describe_request_ids(ids),
-            report_type,
-            summary["delivered"],
-            summary["pending"],
-            summary["failed_count"],
-            summary["total"],
-            rule,
-            verdict.reason,
-        )
+        if final.absorb(frame):
+            self._keep(context, final)
+        verdict = evaluate(frame, rule, final=final, fail_fast=self.fail_fast)
+        self.log.info(*poll_log(verdict, fetched=len(todo), already_final=already_final))
         if verdict.state == "satisfied":
-            return PokeReturnValue(is_done=True, xcom_value=summary)
+            return PokeReturnValue(is_done=True, xcom_value=verdict.summary)
         if verdict.state == "failed":
             from airflow.sdk.exceptions import AirflowFailException
 
-            self.log_failure(summary)
+            self.log_failure(verdict.summary)
             raise AirflowFailException(f"Batch status rule failed: {verdict.reason}")
         return False
 
+    def _fetch(self, request_ids: list[str], report_type: str) -> pd.DataFrame:
+        """The batch-status rows of ``request_ids`` (no request when there is none)."""
+        if not request_ids:
+            from airflow_provider_smsend.client.reports import read_batch_status
+
+            return read_batch_status([], report_type)
+        return self.hook.client.batch_status_frame(request_ids, report_type, concurrency=self.concurrency)
+
+    def _final_reports(self, context: Context, ids: list[str], report_type: str) -> FinalReports:
+        """This batch's final reports: the ones this process knows, else the task state store's."""
+        final = self._final
+        if final is not None and final.request_ids == ids and final.report_type == report_type:
+            return final
+        final = FinalReports(ids, report_type)
+        store = context.get("task_state_store")
+        if store is not None:
+            stored = store.get(STATE_KEY)
+            if stored is not None:
+                try:
+                    final = FinalReports.from_json(stored, ids, report_type)
+                except SmSendValidationError as exc:
+                    self.log.warning("Not using the task state %r: %s", STATE_KEY, exc)
+        elif self.reschedule:
+            self.log.warning(
+                "No task state store (Airflow 3.3 and later have one): this reschedule-mode poke reads "
+                "every request id's report, final or not."
+            )
+        self._final = final
+        return final
+
+    def _keep(self, context: Context, final: FinalReports) -> None:
+        """Write the final reports to the task state store, for the next poke's process."""
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(STATE_KEY, final.to_json())
+
     def make_trigger(self, end_time: float) -> SmSendBatchStatusTrigger:
-        """The trigger watching the same ids with the same rule, until ``end_time``."""
+        """The trigger watching the same ids with the same rule, until ``end_time``, with the
+        reports already final (the first poke's) left out."""
         from airflow_provider_smsend.triggers.batch_status import SmSendBatchStatusTrigger
 
         ids, report_type, rule = self._settings()
+        final = self._final
+        carried = None
+        if final is not None and len(final) and (final.request_ids, final.report_type) == (ids, report_type):
+            carried = final.to_json()
         return SmSendBatchStatusTrigger(
             request_ids=ids,
             report_type=report_type,
             success_rule=rule,
             fail_fast=self.fail_fast,
+            concurrency=self.concurrency,
+            final=carried,
             smsend_conn_id=self.smsend_conn_id,
             poll_interval=self.poke_interval,
             max_poll_interval=self.max_poll_interval,

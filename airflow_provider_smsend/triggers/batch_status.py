@@ -2,36 +2,44 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smsend.client.batch_rules import (
     FETCH_CONCURRENCY,
-    ReportCache,
-    describe_request_ids,
+    FinalReports,
     evaluate,
     normalize_request_ids,
     parse_success_rule,
+    poll_log,
+    validate_concurrency,
     validate_report_type,
 )
 from airflow_provider_smsend.triggers._base import FAILED, SUCCESS, SmSendPollingTrigger
 
 if TYPE_CHECKING:
     from airflow_provider_smsend.client.async_http import SmSendAsyncClient
-    from airflow_provider_smsend.client.reports import BatchStatusReport
     from airflow_provider_smsend.hooks.smsend_async import SmSendAsyncHook
 
 
 class SmSendBatchStatusTrigger(SmSendPollingTrigger):
     """Poll batch-status reports asynchronously until a success rule holds, fails, or time is up.
 
-    Decides with :func:`~airflow_provider_smsend.client.batch_rules.evaluate`, exactly as the
-    sensor does in poke mode. Its kwargs hold no secret: the triggerer resolves the connection.
+    Each poll reads, ``concurrency`` at a time, the reports not final yet and decides with
+    :func:`~airflow_provider_smsend.client.batch_rules.evaluate`, exactly as the sensor does in
+    poke mode, and logs one line of counts. Its kwargs hold no secret (the triggerer resolves the
+    connection) and no phone number in full: ``final`` is the
+    :meth:`~airflow_provider_smsend.client.batch_rules.FinalReports.to_json` state the sensor
+    knew when it deferred, so a trigger re-created from its kwargs (a triggerer restart) does not
+    read those reports again. Reports that become final while it runs are skipped by its later
+    polls, but Airflow keeps the kwargs of deferral: after a restart they are read once more.
 
     :param request_ids: the request ids to watch.
     :param report_type: ``queue``, ``notify`` or ``mnc``.
     :param success_rule: ``"all_terminal"``, ``"all_delivered"`` or a ratio in ``(0, 1]``.
     :param fail_fast: end with ``failed`` as soon as the rule can no longer hold.
+    :param concurrency: reports fetched at once, from 1 to 64.
+    :param final: the reports already final (``FinalReports.to_json()`` of these request ids and
+        report type), or None.
     :param smsend_conn_id: the Airflow connection id.
     :param poll_interval: first interval in seconds, doubled at each poll ...
     :param max_poll_interval: ... up to this cap (None: constant interval).
@@ -45,6 +53,7 @@ class SmSendBatchStatusTrigger(SmSendPollingTrigger):
                 request_ids=["HTTP00000000111"],
                 report_type="notify",
                 success_rule="all_delivered",
+                concurrency=16,
                 smsend_conn_id="smsend_default",
                 poll_interval=30,
                 max_poll_interval=600,
@@ -63,6 +72,8 @@ class SmSendBatchStatusTrigger(SmSendPollingTrigger):
         report_type: str = "notify",
         success_rule: str | float = "all_delivered",
         fail_fast: bool = True,
+        concurrency: int = FETCH_CONCURRENCY,
+        final: dict[str, Any] | None = None,
         smsend_conn_id: str = "smsend_default",
         poll_interval: float = 60.0,
         max_poll_interval: float | None = None,
@@ -78,11 +89,19 @@ class SmSendBatchStatusTrigger(SmSendPollingTrigger):
         self.report_type = validate_report_type(report_type)
         self.success_rule = parse_success_rule(success_rule)
         self.fail_fast = bool(fail_fast)
+        self.concurrency = validate_concurrency(concurrency)
+        self.final = (
+            FinalReports(self.request_ids, self.report_type)
+            if final is None
+            else FinalReports.from_json(final, self.request_ids, self.report_type)
+        )
         self._client: SmSendAsyncClient | None = None
-        self._cache = ReportCache()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Class path and kwargs; ``cls(**kwargs)`` serializes identically. No credentials inside."""
+        """Class path and kwargs; ``cls(**kwargs)`` serializes identically. No credentials inside.
+
+        ``final`` is what the trigger knows now (None while no report is final).
+        """
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -90,6 +109,8 @@ class SmSendBatchStatusTrigger(SmSendPollingTrigger):
                 "report_type": self.report_type,
                 "success_rule": self.success_rule,
                 "fail_fast": self.fail_fast,
+                "concurrency": self.concurrency,
+                "final": self.final.to_json() if len(self.final) else None,
                 **self._base_kwargs(),
             },
         )
@@ -105,45 +126,27 @@ class SmSendBatchStatusTrigger(SmSendPollingTrigger):
             self._client = None
 
     async def poll(self) -> dict[str, Any] | None:
-        """Fetch every request id's report concurrently and apply the rule."""
+        """Fetch the reports not final yet concurrently, keep the final ones, apply the rule."""
         client = self._client
         assert client is not None, "setup() opens the client"
-        limit = asyncio.Semaphore(FETCH_CONCURRENCY)
+        final = self.final
+        todo = final.pending()
+        already_final = len(final)
+        if todo:
+            frame = await client.batch_status_frame(todo, self.report_type, concurrency=self.concurrency)
+        else:
+            from airflow_provider_smsend.client.reports import read_batch_status
 
-        async def fetch(rid: str) -> BatchStatusReport:
-            async with limit:
-                return await client.batch_status(rid, self.report_type)
-
-        tasks = [asyncio.ensure_future(fetch(rid)) for rid in self._cache.missing(self.request_ids)]
-        try:
-            fetched = await asyncio.gather(*tasks)
-        except BaseException:
-            # One failed (or the poll was cancelled): stop the others before the trigger ends, so
-            # none is left running after teardown gave the client back.
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        self._cache.store(fetched)
-        reports = self._cache.reports(self.request_ids, fetched)
-        verdict = evaluate(reports, self.success_rule, fail_fast=self.fail_fast)
-        summary = verdict.summary
-        self.log.info(
-            "smSend batch %s (%s): %s delivered, %s pending, %s failed of %s: %s",
-            describe_request_ids(self.request_ids),
-            self.report_type,
-            summary["delivered"],
-            summary["pending"],
-            summary["failed_count"],
-            summary["total"],
-            verdict.state,
-        )
+            frame = read_batch_status([], self.report_type)
+        final.absorb(frame)
+        verdict = evaluate(frame, self.success_rule, final=final, fail_fast=self.fail_fast)
+        self.log.info(*poll_log(verdict, fetched=len(todo), already_final=already_final))
         if verdict.state == "satisfied":
-            return {"status": SUCCESS, "xcom": summary}
+            return {"status": SUCCESS, "xcom": verdict.summary}
         if verdict.state == "failed":
             return {
                 "status": FAILED,
                 "message": f"Batch status rule failed: {verdict.reason}",
-                "summary": summary,
+                "summary": verdict.summary,
             }
         return None

@@ -2,30 +2,60 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from airflow_provider_smsend.client.batch_rules import (
+    FinalReports,
+    describe_request_ids,
     evaluate,
     next_poll_interval,
     normalize_request_ids,
     parse_success_rule,
     required_delivered,
     summarize,
+    validate_concurrency,
 )
 from airflow_provider_smsend.client.errors import SmSendValidationError
 from airflow_provider_smsend.client.inbound_rules import find_match, parse_received_after, sender_key
-from airflow_provider_smsend.client.reports import BatchStatusReport, BatchStatusRow
+from airflow_provider_smsend.client.numbers import mask_number
+from airflow_provider_smsend.client.reports import read_batch_status
 from airflow_provider_smsend.client.soap import ROME, ReceivedSms
 
 
-def report(request_id: str, *statuses: int, report_type: str = "notify") -> BatchStatusReport:
-    rows = [
-        BatchStatusRow(id=i, dest=f"+39333123{i:04d}", status=s, status_text=f"text {s}")
-        for i, s in enumerate(statuses, start=1)
+def frame(*reports: tuple[str, tuple[int, ...]], report_type: str = "notify") -> Any:
+    """A batch-status frame: ``(request id, statuses)`` per report, one row per status."""
+    mnc = report_type == "mnc"
+    header = "id,dest,status,netcode,status_text" if mnc else "id,dest,status,status_text"
+    bodies = [
+        (
+            rid,
+            "\n".join(
+                [header]
+                + [
+                    f"{i},+39333123{i:04d},{s},{'22201,' if mnc else ''}text {s}"
+                    for i, s in enumerate(statuses, start=1)
+                ]
+                + [""]
+            ).encode(),
+            None,
+        )
+        for rid, statuses in reports
     ]
-    return BatchStatusReport(request_id=request_id, report_type=report_type, rows=rows)
+    return read_batch_status(bodies, report_type)
+
+
+def report(request_id: str, *statuses: int) -> tuple[str, tuple[int, ...]]:
+    return request_id, statuses
+
+
+def verdict_of(*reports: tuple[str, tuple[int, ...]], rule: object, fail_fast: bool = True) -> Any:
+    """The verdict on a batch read once (nothing final before)."""
+    final = FinalReports([rid for rid, _ in reports], "notify")
+    return evaluate(frame(*(r for r in reports if r[1])), rule, final=final, fail_fast=fail_fast)
 
 
 # ---------------------------------------------------------------- rules
@@ -74,7 +104,8 @@ def test_normalize_request_ids_rejects(value):
 
 
 def test_summary_counts_classes_codes_and_failed_rows():
-    summary = summarize([report("A", 200, 200, 100), report("B", 300, 302, 200, 404)])
+    reports = frame(report("A", 200, 200, 100), report("B", 300, 302, 200, 404))
+    summary = summarize(reports, FinalReports(["A", "B"], "notify"))
     assert summary["total"] == 7
     assert summary["by_class"] == {"pending": 1, "success": 3, "failure": 2, "unknown": 1}
     assert summary["by_status"] == {"100": 1, "200": 3, "300": 1, "302": 1, "404": 1}
@@ -86,6 +117,9 @@ def test_summary_counts_classes_codes_and_failed_rows():
         ("B", 4, 404),
     ]
     assert set(summary["failed"][0]) == {"request_id", "id", "dest", "status", "status_text"}
+    assert summary["failed"][0]["dest"] == mask_number("+393331230001") == "+39333****001"
+    assert summary["request_ids"] == ["A", "B"] and summary["report_type"] == "notify"
+    json.dumps(summary)  # native ints and texts, no NumPy or Arrow scalar
 
 
 @pytest.mark.parametrize(
@@ -109,17 +143,20 @@ def test_summary_counts_classes_codes_and_failed_rows():
     ],
 )
 def test_evaluate(statuses, rule, fail_fast, state):
-    verdict = evaluate([report("A", *statuses)], rule, fail_fast=fail_fast)
+    verdict = verdict_of(report("A", *statuses), rule=rule, fail_fast=fail_fast)
     assert verdict.state == state
     assert verdict.summary["outcome"] == state
     assert verdict.summary["reason"] == verdict.reason
 
 
 def test_a_request_without_rows_blocks_success_but_not_a_certain_failure():
-    assert evaluate([report("A", 200), report("B")], "all_terminal").state == "pending"
-    assert evaluate([report("A", 200), report("B")], 0.5).state == "pending"
-    assert evaluate([report("A", 300), report("B")], "all_delivered").state == "failed"
-    assert evaluate([report("A", 200), report("B", 200)], "all_delivered").state == "satisfied"
+    assert verdict_of(report("A", 200), report("B"), rule="all_terminal").state == "pending"
+    assert verdict_of(report("A", 200), report("B"), rule=0.5).state == "pending"
+    assert verdict_of(report("A", 300), report("B"), rule="all_delivered").state == "failed"
+    assert verdict_of(report("A", 200), report("B", 200), rule="all_delivered").state == "satisfied"
+    assert verdict_of(report("A", 200), report("B"), rule="all_terminal").summary[
+        "requests_without_rows"
+    ] == ["B"]
 
 
 def test_required_delivered_is_exact_on_ratios():
@@ -194,18 +231,102 @@ def test_invalid_inputs_are_named():
     assert parse_received_after("2024-05-01T11:00:00+02:00") == START
 
 
-def test_report_cache_keeps_only_final_reports():
-    from airflow_provider_smsend.client.batch_rules import ReportCache, describe_request_ids, is_final
-    from airflow_provider_smsend.client.reports import BatchStatusReport, BatchStatusRow
+# ---------------------------------------------------------------- final reports
 
-    done = BatchStatusReport("A", "notify", [BatchStatusRow(1, "+393331234567", 200, "Delivered")])
-    moving = BatchStatusReport("B", "notify", [BatchStatusRow(2, "+393331234568", 100, "Waiting")])
-    empty = BatchStatusReport("C", "notify", [])
-    assert [is_final(r) for r in (done, moving, empty)] == [True, False, False]
-    cache = ReportCache()
-    cache.store([done, moving, empty])
-    assert cache.missing(["A", "B", "C"]) == ["B", "C"]
-    newer = BatchStatusReport("B", "notify", [BatchStatusRow(2, "+393331234568", 200, "Delivered")])
-    assert cache.reports(["A", "B", "C"], [newer, empty]) == [done, newer, empty]
+
+def test_final_reports_keep_only_reports_with_rows_and_none_pending():
+    final = FinalReports(["A", "B", "C", "D"], "notify")
+    assert final.absorb(frame(report("A", 200, 300), report("B", 200, 100), report("D", 404))) == 2
+    assert final.pending() == ["B", "C"]  # B still moves, C has no rows yet
+    assert (len(final), final.is_final("A"), final.is_final("B")) == (2, True, False)
+    assert final.counts() == {200: 1, 300: 1, 404: 1}
+    assert [(row["request_id"], row["status"]) for row in final.failed()] == [("A", 300), ("D", 404)]
+    # Rows of ids already final, or of other batches, change nothing.
+    assert final.absorb(frame(report("A", 200, 200), report("X", 200))) == 0
+    assert final.counts() == {200: 1, 300: 1, 404: 1}
+
+
+def poll_by_poll(final: FinalReports, polls: list[Any], rule: object) -> Any:
+    """Run the polls the sensor and trigger run: fetch the pending ids only, absorb, evaluate."""
+    verdict = None
+    for answer in polls:
+        pending = final.pending()
+        seen = answer[answer["request_id"].isin(pending)]
+        final.absorb(seen)
+        verdict = evaluate(seen, rule, final=final)
+    return verdict
+
+
+def test_the_summary_is_the_same_whichever_poll_a_report_became_final_at():
+    ids = ["A", "B", "C"]
+    last = frame(report("A", 300, 200), report("B", 200), report("C", 200, 302))
+    polls = [
+        frame(report("A", 300, 200), report("B", 100), report("C", 100, 100)),
+        frame(report("A", 300, 200), report("B", 200), report("C", 200, 100)),
+        last,
+    ]
+    step_by_step = poll_by_poll(FinalReports(ids, "notify"), polls, "all_terminal")
+    at_once = evaluate(last, "all_terminal", final=FinalReports(ids, "notify"))
+    restored = FinalReports.from_json(
+        json.loads(json.dumps(FinalReports(ids, "notify").to_json())), ids, "notify"
+    )
+    from_state = poll_by_poll(restored, [last], "all_terminal")
+    assert step_by_step.summary == at_once.summary == from_state.summary
+    assert [(row["request_id"], row["id"]) for row in at_once.summary["failed"]] == [("A", 1), ("C", 2)]
+
+
+def test_final_reports_round_trip_through_json_without_numbers_in_full():
+    ids = [f"HTTP{i:011d}" for i in range(1, 10_001)]
+    final = FinalReports(ids, "mnc")
+    final.absorb(
+        frame(*[report(rid, 200 if i % 50 else 300) for i, rid in enumerate(ids) if i % 3], report_type="mnc")
+    )
+    state = final.to_json()
+    text = json.dumps(state)
+    assert len(final) == 6_666 and final.pending()[:2] == ids[0:1] + ids[3:4]
+    assert len(state["final"]) == 1_668  # a bitmap: 10,000 bits in base64
+    assert len(text) < 1_668 + 200 + 60 * len(final.failed())
+    assert "+393331230001" not in text and "+39333****001" in text
+    restored = FinalReports.from_json(json.loads(text), ids, "mnc")
+    assert restored.to_json() == state
+    assert restored.pending() == final.pending()
+    assert restored.failed() == final.failed() and restored.counts() == final.counts()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"version": 2},
+        {"report_type": "notify"},
+        {"request_ids_sha256": "0" * 16},
+        {"final": "not base64!"},
+        {"final": ""},
+        {"by_status": ["200"]},
+        {"failed": [["B", 1, "+39333****001", 300]]},
+        {"failed": [["B", 1, "+39333****001", 300, "text"]]},
+    ],
+)
+def test_final_reports_refuse_a_state_that_is_not_this_batchs(change):
+    final = FinalReports(["A", "B"], "mnc")
+    final.absorb(frame(report("A", 300), report("B", 100), report_type="mnc"))
+    with pytest.raises(SmSendValidationError, match="start over"):
+        FinalReports.from_json({**final.to_json(), **change}, ["A", "B"], "mnc")
+    with pytest.raises(SmSendValidationError, match="another set of request ids"):
+        FinalReports.from_json(final.to_json(), ["B", "A"], "mnc")
+    with pytest.raises(SmSendValidationError):
+        FinalReports.from_json(None, ["A", "B"], "mnc")
+
+
+def test_validate_concurrency():
+    assert validate_concurrency(1) == 1 and validate_concurrency(64) == 64
+    for value in ("8", 8.0, True, None):
+        with pytest.raises(TypeError, match="integer from 1 to 64"):
+            validate_concurrency(value)
+    for value in (0, -1, 65):
+        with pytest.raises(ValueError, match="from 1 to 64"):
+            validate_concurrency(value)
+
+
+def test_describe_request_ids():
     assert describe_request_ids(["A", "B"]) == "A, B"
     assert describe_request_ids([f"HTTP{i}" for i in range(10)]) == "10 requests (HTTP0, HTTP1, HTTP2, ...)"

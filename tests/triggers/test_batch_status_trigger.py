@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
+import pytest
 
 from airflow_provider_smsend.client.async_http import SmSendAsyncClient
+from airflow_provider_smsend.client.batch_rules import FinalReports
+from airflow_provider_smsend.client.numbers import mask_number
+from airflow_provider_smsend.client.reports import read_batch_status
 from airflow_provider_smsend.client.retry import RetryPolicy
 from airflow_provider_smsend.hooks.smsend_async import SmSendAsyncHook
 from airflow_provider_smsend.triggers import _base
@@ -32,6 +38,7 @@ def test_serialize_round_trips_exactly_and_holds_no_secret(gateway, helpers):
         report_type="mnc",
         success_rule=0.9,
         fail_fast=False,
+        concurrency=4,
         smsend_conn_id="smsend_default",
         max_poll_interval=60,
         end_time=1_800_000_000.5,
@@ -45,6 +52,8 @@ def test_serialize_round_trips_exactly_and_holds_no_secret(gateway, helpers):
         "report_type": "mnc",
         "success_rule": 0.9,
         "fail_fast": False,
+        "concurrency": 4,
+        "final": None,
         "smsend_conn_id": "smsend_default",
         "poll_interval": 0.1,
         "max_poll_interval": 60.0,
@@ -93,7 +102,8 @@ def test_fail_fast_on_a_3xx_row(gateway, helpers):
     assert time.monotonic() - started < 10
     assert event.payload["status"] == "failed"
     assert "all_delivered cannot hold" in event.payload["message"]
-    assert [row["dest"] for row in event.payload["summary"]["failed"]] == [UNKNOWN]
+    assert [row["dest"] for row in event.payload["summary"]["failed"]] == [mask_number(UNKNOWN)]
+    assert not [number for number in (GOOD[0], UNKNOWN) if number in json.dumps(event.payload)]
 
 
 def test_ratio_satisfied_with_a_failure(gateway, helpers):
@@ -272,17 +282,16 @@ def test_a_failed_fetch_stops_the_other_fetches_of_its_poll():
 
     cancelled: list[str] = []
 
-    class Client:
-        async def batch_status(self, rid: str, report_type: str) -> object:
-            if rid == "BAD":
-                await asyncio.sleep(0.01)
-                raise SmSendAuthError("KO Accesso non consentito.")
-            try:
-                await asyncio.sleep(60)
-            except asyncio.CancelledError:
-                cancelled.append(rid)
-                raise
-            raise AssertionError("never answered")
+    async def batch_status_body(rid: str, report_type: str) -> object:
+        if rid == "BAD":
+            await asyncio.sleep(0.01)
+            raise SmSendAuthError("KO Accesso non consentito.")
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.append(rid)
+            raise
+        raise AssertionError("never answered")
 
     async def go() -> None:
         async with asyncio.timeout(5):
@@ -290,15 +299,157 @@ def test_a_failed_fetch_stops_the_other_fetches_of_its_poll():
 
     async def poll_once() -> None:
         polling = trigger(["SLOW1", "BAD", "SLOW2"])
-        polling._client = Client()  # type: ignore[assignment]
+        client = SmSendAsyncClient(username="u", password="p", base_url="http://gw.test")
+        client.batch_status_body = batch_status_body  # type: ignore[method-assign]
+        polling._client = client
         try:
             await polling.poll()
         except SmSendAuthError:
             pass
         else:
             raise AssertionError("the poll must fail")
+        finally:
+            await client.aclose()
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         assert others == []  # nothing left running
 
     asyncio.run(go())
     assert sorted(cancelled) == ["SLOW1", "SLOW2"]
+
+
+# ---------------------------------------------------------------- final reports across restarts
+
+
+def frame(statuses: dict[str, tuple[int, ...]]) -> Any:
+    """A notify batch-status frame: request id -> the statuses of its rows."""
+    bodies = [
+        (
+            rid,
+            "\n".join(
+                ["id,dest,status,status_text"]
+                + [f"{i},+39333123{i:04d},{s},text {s}" for i, s in enumerate(rows, start=1)]
+                + [""]
+            ).encode(),
+            None,
+        )
+        for rid, rows in statuses.items()
+    ]
+    return read_batch_status(bodies, "notify")
+
+
+class FakeAsyncClient:
+    """The async client's ``batch_status_frame`` over a timeline: the n-th call sees the n-th state."""
+
+    def __init__(self, timeline: list[dict[str, tuple[int, ...]]]) -> None:
+        self.timeline = timeline
+        self.calls: list[list[str]] = []
+        self.answered = asyncio.Event()
+
+    async def batch_status_frame(self, request_ids: list[str], report_type: str, *, concurrency: int) -> Any:
+        assert concurrency == 3
+        now = self.timeline[min(len(self.calls), len(self.timeline) - 1)]
+        self.calls.append(list(request_ids))
+        self.answered.set()
+        return frame({rid: now[rid] for rid in request_ids})
+
+    async def aclose(self) -> None:
+        return None
+
+
+#: The gateway at each poll: A final first (with a failed row), then B, then C.
+TIMELINE = [
+    {"A": (200, 300), "B": (100,), "C": (100,)},
+    {"A": (200, 300), "B": (200,), "C": (100,)},
+    {"A": (200, 300), "B": (200,), "C": (200,)},
+]
+
+
+def run_with(
+    trig: SmSendBatchStatusTrigger, client: FakeAsyncClient, monkeypatch: Any, polls: int | None = None
+):
+    """Run the trigger's poll loop on ``client``; stop after ``polls`` polls (a triggerer restart)."""
+
+    async def fake_setup(self, hook):
+        self._client = client
+
+    monkeypatch.setattr(SmSendBatchStatusTrigger, "setup", fake_setup)
+    if polls is None:
+        return asyncio.run(_first(trig))
+
+    async def some_polls() -> None:
+        client.answered = asyncio.Event()  # of this loop
+        task = asyncio.ensure_future(_first(trig))
+        while len(client.calls) < polls:
+            await client.answered.wait()
+            client.answered.clear()
+        task.cancel()  # before the next poll: the trigger sleeps a poll interval first
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(some_polls())
+    return None
+
+
+def deferred_kwargs() -> dict[str, Any]:
+    """The kwargs the sensor defers with after a first poke that saw the report of A final."""
+    final = FinalReports(["A", "B", "C"], "notify")
+    final.absorb(frame(TIMELINE[0]))
+    sensor_made = trigger(
+        ["A", "B", "C"], success_rule="all_terminal", concurrency=3, final=final.to_json(), poll_interval=0.01
+    )
+    return json.loads(json.dumps(sensor_made.serialize()[1]))  # what the triggerer reads back
+
+
+def test_final_reports_of_the_kwargs_are_never_fetched_and_restarts_resume_from_them(monkeypatch):
+    kwargs = deferred_kwargs()
+    client = FakeAsyncClient(TIMELINE[1:])
+    event = run_with(SmSendBatchStatusTrigger(**kwargs), client, monkeypatch)
+    assert client.calls == [["B", "C"], ["C"]]  # A never; B not once it is final
+    assert event.payload["status"] == "success"
+    summary = event.payload["xcom"]
+    assert (summary["total"], summary["delivered"], summary["failed_count"]) == (4, 3, 1)
+    assert summary["failed"] == [
+        {"request_id": "A", "id": 2, "dest": "+39333****002", "status": 300, "status_text": "text 300"}
+    ]
+
+    # A triggerer restart after the first poll: Airflow re-creates the trigger from the kwargs stored
+    # at deferral, which know A only: B is read again once, A still never.
+    first = FakeAsyncClient(TIMELINE[1:])
+    run_with(SmSendBatchStatusTrigger(**kwargs), first, monkeypatch, polls=1)
+    again = FakeAsyncClient(TIMELINE[2:])
+    restarted = run_with(SmSendBatchStatusTrigger(**kwargs), again, monkeypatch)
+    assert (first.calls, again.calls) == ([["B", "C"]], [["B", "C"]])
+    assert restarted.payload == event.payload  # the same summary, whichever poll saw what final
+
+
+def test_serialize_gives_what_the_trigger_knows_now(monkeypatch, helpers):
+    kwargs = deferred_kwargs()
+    live = SmSendBatchStatusTrigger(**kwargs)
+    run_with(live, FakeAsyncClient(TIMELINE[1:]), monkeypatch, polls=1)
+    path, now = live.serialize()
+    assert now["final"] != kwargs["final"]
+    assert helpers.reinstantiate(live).final.pending() == ["C"]
+    assert SmSendBatchStatusTrigger(**json.loads(json.dumps(now))).serialize() == (path, now)
+
+
+def test_final_state_of_another_batch_is_refused():
+    kwargs = deferred_kwargs()
+    with pytest.raises(ValueError, match="another set of request ids"):
+        SmSendBatchStatusTrigger(**{**kwargs, "request_ids": ["A", "B", "D"]})
+    with pytest.raises(ValueError, match="another set of request ids"):
+        SmSendBatchStatusTrigger(**{**kwargs, "report_type": "queue"})
+
+
+def test_one_log_line_per_poll_and_no_number_in_full(gateway, helpers, capfd):
+    gateway.admin.set_settings(delivery_delay=0)
+    ids = helpers.send(gateway, GOOD[0], UNKNOWN, PENDING)
+    capfd.readouterr()
+    event = helpers.first_event(
+        trigger(ids, success_rule="all_terminal", poll_interval=0.05, end_time=time.time() + 0.6)
+    )
+    logged = capfd.readouterr()
+    assert event.payload["status"] == "timeout"
+    lines = [line for line in logged.out.splitlines() if "request id(s) fetched" in line]
+    assert len(lines) >= 2
+    assert re.search(r"3 request id\(s\) fetched, 0 already final", lines[0])
+    assert all(re.search(r"1 request id\(s\) fetched, 2 already final", line) for line in lines[1:])
+    assert not [n for n in (GOOD[0], UNKNOWN, PENDING) if n in logged.out + logged.err]
