@@ -19,7 +19,12 @@ PLACEHOLDERS = {
 
 
 def _string(
-    label: str, description: str, *, default: str | None = None, enum: list[str] | None = None, secret: bool = False
+    label: str,
+    description: str,
+    *,
+    default: str | None = None,
+    enum: list[str] | None = None,
+    secret: bool = False,
 ) -> dict:
     schema: dict[str, Any] = {"type": ["string", "null"]}
     if secret:  # Airflow marks a conn-field sensitive (masked in UI/API) only with format: password
@@ -32,7 +37,11 @@ def _string(
 
 
 def _number(label: str, description: str, default: float) -> dict:
-    return {"label": label, "description": description, "schema": {"type": ["number", "null"], "default": default}}
+    return {
+        "label": label,
+        "description": description,
+        "schema": {"type": ["number", "null"], "default": default},
+    }
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -94,26 +103,48 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "smSend",
                 "connection-type": "smsend",
                 "conn-fields": {
-                    "scheme": _string("Scheme", "https (default) or http for a local sandbox", default="https",
-                                      enum=["https", "http"]),
-                    "reseller_username": _string("Reseller user", "Back-office login; default: the SMS API user"),
-                    "reseller_password": _string("Reseller password", "Back-office password; default: the SMS API password",
-                                                 secret=True),
-                    "receive_host": _string("receiveSms host", "dnsservice host of the inbound SMS web service"),
+                    "scheme": _string(
+                        "Scheme",
+                        "https (default) or http for a local sandbox",
+                        default="https",
+                        enum=["https", "http"],
+                    ),
+                    "reseller_username": _string(
+                        "Reseller user", "Back-office login; default: the SMS API user"
+                    ),
+                    "reseller_password": _string(
+                        "Reseller password",
+                        "Back-office password; default: the SMS API password",
+                        secret=True,
+                    ),
+                    "receive_host": _string(
+                        "receiveSms host", "dnsservice host of the inbound SMS web service"
+                    ),
                     "mms_host": _string("sendMms host", "dnsservice host of the MMS web service"),
                     "mms_id": _string("MMS id", "MMS account id issued by smSend, e.g. C00000_001"),
                     "mms_password": _string("MMS password", "MMS account password", secret=True),
-                    "mms_auth": _string("MMS auth", "plain password or MD5 ticket", default="plain",
-                                        enum=["plain", "md5"]),
+                    "mms_auth": _string(
+                        "MMS auth", "plain password or MD5 ticket", default="plain", enum=["plain", "md5"]
+                    ),
                     "timeout": _number("Read timeout (s)", "Seconds to wait for an answer", 30),
-                    "retries": _number("Read retries", "Retries of read-only calls (money calls never retry)", 3),
+                    "retries": _number(
+                        "Read retries", "Retries of read-only calls (money calls never retry)", 3
+                    ),
                     "connect_timeout": _number("Connect timeout (s)", "Seconds to wait for a connection", 5),
                     "default_sender": _string("Default sender", "Up to 11 letters/digits or +number"),
-                    "default_quality": _string("Default quality", "ll low, l medium, a automatic, h high, "
-                                               "n notification", default="h", enum=["ll", "l", "a", "h", "n"]),
+                    "default_quality": _string(
+                        "Default quality",
+                        "ll low, l medium, a automatic, h high, n notification",
+                        default="h",
+                        enum=["ll", "l", "a", "h", "n"],
+                    ),
                     "default_region": _string("Default region", "Region of national numbers", default="IT"),
-                    "charset": _string("Request charset", "utf-8 or iso-8859-1", default="utf-8",
-                                       enum=["utf-8", "iso-8859-1"]),
+                    "charset": _string(
+                        "Request charset",
+                        "utf-8 or iso-8859-1",
+                        default="utf-8",
+                        enum=["utf-8", "iso-8859-1"],
+                    ),
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": HIDDEN_FIELDS,

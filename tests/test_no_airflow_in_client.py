@@ -93,7 +93,9 @@ def test_client_package_does_not_import_airflow(import_results):
 
 
 def test_no_client_module_imports_airflow(import_results):
-    client_modules = {k: v for k, v in import_results.items() if k.startswith("airflow_provider_smsend.client")}
+    client_modules = {
+        k: v for k, v in import_results.items() if k.startswith("airflow_provider_smsend.client")
+    }
     expected = {p.stem for p in (PACKAGE_DIR / "client").glob("*.py") if p.stem != "__init__"}
     assert {k.rsplit(".", 1)[-1] for k in client_modules} >= expected, "every client module was imported"
     leaks = {name: mods for name, mods in client_modules.items() if mods}
@@ -103,7 +105,9 @@ def test_no_client_module_imports_airflow(import_results):
 def test_no_sandbox_module_imports_airflow(import_results):
     if not (PACKAGE_DIR / "sandbox").is_dir():
         pytest.skip("no sandbox package yet")
-    sandbox_modules = {k: v for k, v in import_results.items() if k.startswith("airflow_provider_smsend.sandbox")}
+    sandbox_modules = {
+        k: v for k, v in import_results.items() if k.startswith("airflow_provider_smsend.sandbox")
+    }
     assert sandbox_modules
     leaks = {name: mods for name, mods in sandbox_modules.items() if mods}
     assert not leaks, f"sandbox modules importing Airflow: {leaks}"
@@ -122,10 +126,7 @@ HEAVY = ("pandas", "zeep", "phonenumbers", "requests", "airflow")
     ],
 )
 def test_heavy_libraries_are_imported_lazily(module):
-    code = (
-        f"import sys, json, {module}\n"
-        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
-    )
+    code = f"import sys, json, {module}\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
     assert json.loads(_run(code)) == []
 
 

@@ -87,7 +87,9 @@ def parse_int(value: str, *, what: str = "id") -> int:
     try:
         return int(token)
     except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
-        raise SmSendTransportError(f"The gateway's {what} is not a usable integer: {_excerpt(token)!r}") from None
+        raise SmSendTransportError(
+            f"The gateway's {what} is not a usable integer: {_excerpt(token)!r}"
+        ) from None
 
 
 def split_cost_and_id(value: str) -> tuple[Decimal, str | None]:

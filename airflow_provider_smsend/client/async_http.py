@@ -36,6 +36,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smsend.client import answers, validation
+from airflow_provider_smsend.client.batch_rules import FETCH_CONCURRENCY, validate_concurrency
 from airflow_provider_smsend.client.errors import SmSendTimeoutError, SmSendTransportError
 from airflow_provider_smsend.client.http import (
     DEFAULT_BASE_URL,
@@ -474,19 +475,21 @@ class SmSendAsyncClient:
         frame = read_batch_status([(request_id, body, content_type)], report_type)
         return reports_from_frame(frame, [request_id], report_type)[0]
 
-    async def batch_status_body(self, request_id: str, report_type: str = "notify") -> tuple[bytes, str | None]:
+    async def batch_status_body(
+        self, request_id: str, report_type: str = "notify"
+    ) -> tuple[bytes, str | None]:
         """The raw batch-status answer of a request id and its Content-Type (``KO`` raises)."""
         fields = self._spec.batch_status_fields(request_id, report_type)
         return await self._report_body("/sms/batch-status.php", fields, auth="sms")
 
     async def batch_status_frame(
-        self, request_ids: list[str], report_type: str = "notify", *, concurrency: int = 16
+        self, request_ids: list[str], report_type: str = "notify", *, concurrency: int = FETCH_CONCURRENCY
     ) -> pd.DataFrame:
         """The batch-status rows of many request ids: fetched ``concurrency`` at a time, parsed together
         (in a worker thread, off the event loop). The first failure cancels the other fetches and is raised."""
         import asyncio
 
-        limit = asyncio.Semaphore(max(1, int(concurrency)))
+        limit = asyncio.Semaphore(validate_concurrency(concurrency))
 
         async def fetch(rid: str) -> tuple[str, bytes, str | None]:
             async with limit:

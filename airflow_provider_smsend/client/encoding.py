@@ -112,7 +112,9 @@ def analyse_text(text: str) -> TextInfo:
     else:
         units = ucs2_units(text)
         encoding = "UCS2"
-    return TextInfo(encoding=encoding, characters=len(text), units=units, segments=segments_for(units, encoding))
+    return TextInfo(
+        encoding=encoding, characters=len(text), units=units, segments=segments_for(units, encoding)
+    )
 
 
 def choose_operation(info: TextInfo) -> str:

@@ -309,7 +309,9 @@ def error_from_ko(text: str) -> SmSendGatewayError:
             param = match.groupdict().get("param")
             if param:
                 explanation = f"{explanation} (parameter {param!r})"
-            return rule.error(explanation, gateway_text=f"KO {body}", code=rule.code, retryable=rule.retryable)
+            return rule.error(
+                explanation, gateway_text=f"KO {body}", code=rule.code, retryable=rule.retryable
+            )
     return SmSendGatewayError(
         "The gateway refused the request with an undocumented answer; read the gateway's text.",
         gateway_text=f"KO {body}",
@@ -327,7 +329,9 @@ class FaultRule:
     retryable: bool
 
 
-def _fault(error: type[SmSendGatewayError], code: str, explanation: str, retryable: bool = False) -> FaultRule:
+def _fault(
+    error: type[SmSendGatewayError], code: str, explanation: str, retryable: bool = False
+) -> FaultRule:
     return FaultRule(error, code, explanation, retryable)
 
 
@@ -337,7 +341,9 @@ _INTERNAL = _fault(SmSendInternalError, "internal", "The MMS gateway reported an
 #: sendMms fault codes (``KO nnn``), with the retry decisions of NOTES.md.
 SOAP_FAULTS: dict[int, FaultRule] = {
     101: _NOT_ALLOWED,
-    102: _fault(SmSendAuthError, "operation_not_permitted", "Operation not permitted for this account or request."),
+    102: _fault(
+        SmSendAuthError, "operation_not_permitted", "Operation not permitted for this account or request."
+    ),
     103: _fault(SmSendInvalidParameterError, "bad_recipient", "Bad recipient: check the numbers (rcpt)."),
     104: _NOT_ALLOWED,
     105: _NOT_ALLOWED,
@@ -358,9 +364,13 @@ SOAP_FAULTS: dict[int, FaultRule] = {
     217: _fault(SmSendInvalidParameterError, "sound_too_big", "Sound larger than 100 kB: shrink it."),
     218: _fault(SmSendInvalidParameterError, "sound_type", "Sound type not supported: use MIDI or MP3."),
     300: _INTERNAL,
-    301: _fault(SmSendTemporaryError, "connection_problem", "Gateway connection problem; try again later.", True),
+    301: _fault(
+        SmSendTemporaryError, "connection_problem", "Gateway connection problem; try again later.", True
+    ),
     302: _fault(SmSendInternalError, "generic", "Generic gateway error.", True),
-    303: _fault(SmSendTemporaryError, "connection_problem", "Gateway connection problem; try again later.", True),
+    303: _fault(
+        SmSendTemporaryError, "connection_problem", "Gateway connection problem; try again later.", True
+    ),
     310: _fault(SmSendInvalidParameterError, "type_unsupported", "Attachment type unsupported."),
     311: _fault(SmSendInternalError, "send_error", "The gateway failed to send the MMS.", True),
     400: _INTERNAL,

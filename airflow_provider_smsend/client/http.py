@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from airflow_provider_smsend.client import answers, validation
-from airflow_provider_smsend.client.batch_rules import FETCH_CONCURRENCY
+from airflow_provider_smsend.client.batch_rules import FETCH_CONCURRENCY, validate_concurrency
 from airflow_provider_smsend.client.direct_post import DirectPost, SendForm, form_error
 from airflow_provider_smsend.client.errors import (
     SmSendError,
@@ -501,14 +501,19 @@ class SmSendClient:
         :param date_from: first day (date or ``YYYY-MM-DD``), optional.
         :param date_to: last day, optional.
         """
-        return userlog_entries(self.userlog_frame(log_type, u_id=u_id, date_from=date_from, date_to=date_to), log_type)
+        return userlog_entries(
+            self.userlog_frame(log_type, u_id=u_id, date_from=date_from, date_to=date_to), log_type
+        )
 
     def userlog_frame(
         self, log_type: str, *, u_id: int | None = None, date_from: object = None, date_to: object = None
     ) -> pd.DataFrame:
         """The userlog-get report as one frame (:func:`~airflow_provider_smsend.client.reports.read_userlog`)."""
         fields = self.userlog_fields(log_type, u_id, date_from, date_to)
-        with self._report_chunks("/backoffice/userlog-get.php", fields, auth="reseller") as (chunks, content_type):
+        with self._report_chunks("/backoffice/userlog-get.php", fields, auth="reseller") as (
+            chunks,
+            content_type,
+        ):
             return read_userlog(chunks, log_type, content_type=content_type)
 
     @contextmanager
@@ -518,7 +523,10 @@ class SmSendClient:
         """Stream the userlog-get report as frames of a block of lines each (for loads that must not
         hold it whole)."""
         fields = self.userlog_fields(log_type, u_id, date_from, date_to)
-        with self._report_chunks("/backoffice/userlog-get.php", fields, auth="reseller") as (chunks, content_type):
+        with self._report_chunks("/backoffice/userlog-get.php", fields, auth="reseller") as (
+            chunks,
+            content_type,
+        ):
             yield iter_userlog_frames(chunks, log_type, content_type=content_type)
 
     def recv_add(self, u_id: int | str, dest: str, num: int = 1) -> list[str]:
@@ -750,8 +758,7 @@ class SmSendClient:
         """
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise SmSendValidationError(f"concurrency must be a positive integer, got {concurrency!r}.")
+        concurrency = validate_concurrency(concurrency)
         ids = iter(request_ids)
         self.ensure_pool(concurrency)
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="smsend-report") as pool:
@@ -797,7 +804,9 @@ class SmSendClient:
         )
 
     @contextmanager
-    def stream_batch_status(self, request_id: str, report_type: str = "notify") -> Iterator[Iterator[pd.DataFrame]]:
+    def stream_batch_status(
+        self, request_id: str, report_type: str = "notify"
+    ) -> Iterator[Iterator[pd.DataFrame]]:
         """Stream one (big) batch-status report as frames of at most a block of lines each."""
         fields = self.batch_status_fields(request_id, report_type)
         with self._report_chunks("/sms/batch-status.php", fields, auth="sms") as (chunks, content_type):

@@ -46,7 +46,9 @@ def normalize_number(number: object, *, region: str = DEFAULT_REGION) -> str:
     :raises SmSendValidationError: if it is not a valid phone number.
     """
     if isinstance(number, bool) or not isinstance(number, str | int):
-        raise SmSendValidationError(f"Phone number must be text, got {type(number).__name__}: {mask_number(str(number))!r}")
+        raise SmSendValidationError(
+            f"Phone number must be text, got {type(number).__name__}: {mask_number(str(number))!r}"
+        )
     raw = str(number)
     result = _normalize(raw, region.upper())
     if result is None:

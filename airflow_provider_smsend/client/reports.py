@@ -141,7 +141,9 @@ class BatchStatusReport:
         return cls(request_id=request_id, report_type=report_type, rows=rows)
 
 
-def reports_from_frame(frame: pd.DataFrame, request_ids: Sequence[str], report_type: str) -> list[BatchStatusReport]:
+def reports_from_frame(
+    frame: pd.DataFrame, request_ids: Sequence[str], report_type: str
+) -> list[BatchStatusReport]:
     """One typed report per request id (in the order of ``request_ids``; no rows: an empty report)."""
     rows: dict[str, list[BatchStatusRow]] = {rid: [] for rid in request_ids}
     for rid, i, d, s, t, n in zip(
@@ -149,7 +151,9 @@ def reports_from_frame(frame: pd.DataFrame, request_ids: Sequence[str], report_t
         strict=True,
     ):  # fmt: skip
         if rid in rows:
-            rows[rid].append(BatchStatusRow(id=int(i), dest=str(d), status=int(s), status_text=str(t), netcode=_none(n)))
+            rows[rid].append(
+                BatchStatusRow(id=int(i), dest=str(d), status=int(s), status_text=str(t), netcode=_none(n))
+            )
     return [BatchStatusReport(request_id=rid, report_type=report_type, rows=rows[rid]) for rid in request_ids]
 
 
@@ -285,7 +289,9 @@ class _Kind:
             )
             names = [str(v).strip().lower() for v in table.slice(0, 1).to_pylist()[0].values()]
         except (pa.ArrowInvalid, IndexError) as exc:
-            raise SmSendReportError(f"{label}: header line {line_no} is not valid ({exc}).", line=line_no) from None
+            raise SmSendReportError(
+                f"{label}: header line {line_no} is not valid ({exc}).", line=line_no
+            ) from None
         missing = [c for c in self.expected if c not in names]
         if missing:
             raise SmSendReportError(
@@ -293,7 +299,9 @@ class _Kind:
                 line=line_no,
             )
         if len(set(names)) != len(names):
-            raise SmSendReportError(f"{label}: header on line {line_no} repeats a column: {names!r}.", line=line_no)
+            raise SmSendReportError(
+                f"{label}: header on line {line_no} repeats a column: {names!r}.", line=line_no
+            )
         if len(self._names_cache) < 64:
             self._names_cache[line] = names
         return names
@@ -417,7 +425,9 @@ class _Kind:
                     return result
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
-        self.check(pc.match_substring_regex(values, pattern), locate, f"column {name!r} is not an integer", values)
+        self.check(
+            pc.match_substring_regex(values, pattern), locate, f"column {name!r} is not an integer", values
+        )
         return pc.cast(values, pa.int64())
 
     def single_line(self, columns: dict[str, pa.Array], locate: _Locator) -> None:
@@ -439,7 +449,11 @@ def _as_utf8(buffer: bytes, parts: Sequence[_Part]) -> tuple[bytes, Sequence[_Pa
     except UnicodeDecodeError:
         pass
     fixed = [
-        _Part(p.request_id, b"\n".join(_decode(line, None).encode("utf-8") for line in p.data.split(b"\n")), p.first_line)
+        _Part(
+            p.request_id,
+            b"\n".join(_decode(line, None).encode("utf-8") for line in p.data.split(b"\n")),
+            p.first_line,
+        )
         for p in parts
     ]
     return b"".join(p.data for p in fixed), fixed
@@ -471,7 +485,9 @@ class _Locator:
     Computed only when needed (an error, or mnc's short rows): it splits the block's lines.
     """
 
-    def __init__(self, parts: Sequence[_Part], skipped: dict[int, str], bad: list[tuple[int, int, str]]) -> None:
+    def __init__(
+        self, parts: Sequence[_Part], skipped: dict[int, str], bad: list[tuple[int, int, str]]
+    ) -> None:
         self.parts = parts
         self.dropped = set(skipped) | {b[0] for b in bad}
         self._numbers: list[tuple[str, int]] | None = None
@@ -522,7 +538,11 @@ class _BatchStatusKind(_Kind):
 
     def ragged_ok(self, names: list[str], actual: int) -> bool:
         # docs/gateway.md: a short mnc row carries the network (2xx) or the status text in field 4.
-        return self.report_type == "mnc" and actual == len(names) - 1 and names[-2:] == ["netcode", "status_text"]
+        return (
+            self.report_type == "mnc"
+            and actual == len(names) - 1
+            and names[-2:] == ["netcode", "status_text"]
+        )
 
     def ragged_rows(
         self, names: list[str], skipped: dict[int, str], locate: _Locator, columns: dict[str, pa.Array]
@@ -563,7 +583,9 @@ class _BatchStatusKind(_Kind):
         )
         # Merge in report order: each kept row and each short row by its Arrow row number.
         kept = locate.kept()
-        if len(kept) != len(columns[names[0]]):  # line ends Arrow reads otherwise (e.g. LF CR): keep the read's order
+        if len(kept) != len(
+            columns[names[0]]
+        ):  # line ends Arrow reads otherwise (e.g. LF CR): keep the read's order
             kept = list(range(-len(columns[names[0]]), 0))
         order = pc.sort_indices(pa.array(kept + [n for n, _ in short], pa.int64()))
         for name in names:
@@ -581,7 +603,9 @@ class _BatchStatusKind(_Kind):
         self.check(pc.greater(pc.utf8_length(dest), 0), locate, "has an empty dest", columns["id"])
         status = self.integers(columns["status"], "status", _STATUS_PATTERN, locate)
         if "netcode" in columns and self.report_type == "mnc":
-            netcode = pc.if_else(pc.equal(columns["netcode"], ""), pa.scalar(None, pa.string()), columns["netcode"])
+            netcode = pc.if_else(
+                pc.equal(columns["netcode"], ""), pa.scalar(None, pa.string()), columns["netcode"]
+            )
         else:
             netcode = pa.nulls(total, pa.string())
         return pa.table(
@@ -627,7 +651,9 @@ class _UserlogKind(_Kind):
         if self.log_type == "credits":
             out["bill_id"] = self.integers(columns["bill_id"], "bill_id", _ID_PATTERN, locate)
             credit = columns["credit"]
-            self.check(pc.match_substring_regex(credit, _CREDIT_PATTERN), locate, "has an invalid credit", credit)
+            self.check(
+                pc.match_substring_regex(credit, _CREDIT_PATTERN), locate, "has an invalid credit", credit
+            )
             out["credit"] = pc.cast(pc.replace_substring(credit, ",", "."), pa.decimal128(18, 4))
         else:
             out["dest"] = columns["dest"]
@@ -663,9 +689,9 @@ class _UserlogKind(_Kind):
                     .astype("datetime64[us, UTC]")
                 )
             if offset.any():
-                parsed[offset] = pd.to_datetime(text[offset], format="ISO8601", utc=True, errors="coerce").astype(
-                    "datetime64[us, UTC]"
-                )
+                parsed[offset] = pd.to_datetime(
+                    text[offset], format="ISO8601", utc=True, errors="coerce"
+                ).astype("datetime64[us, UTC]")
         except (ValueError, TypeError, OverflowError):
             parsed[:] = pd.NaT
         shape = text.str.fullmatch(_DATE, na=False)
@@ -746,7 +772,9 @@ def _iter_groups(kind: _Kind, reports: Iterable[tuple[str, bytes, str | None]]) 
         yield kind.read(_Header(group_header[0], 1, group_header[1]), group, threads=size > (1 << 20))
 
 
-def iter_batch_status(reports: Iterable[tuple[str, bytes, str | None]], report_type: str) -> Iterator[pd.DataFrame]:
+def iter_batch_status(
+    reports: Iterable[tuple[str, bytes, str | None]], report_type: str
+) -> Iterator[pd.DataFrame]:
     """Parse whole batch-status reports as they come, a frame per block of them (many small reports
     share one frame); :func:`read_batch_status` is the same, as one frame."""
     kind = _BatchStatusKind(report_type)
@@ -809,7 +837,9 @@ def _iter_frames(
                 produced = True
                 yield _frame(table)
     if header is None:
-        raise SmSendTransportError(f"The gateway answered the {kind.what} of {request_id} with an empty body.")
+        raise SmSendTransportError(
+            f"The gateway answered the {kind.what} of {request_id} with an empty body."
+        )
     if not produced:
         yield _frame(_empty(kind))
 
@@ -822,7 +852,9 @@ def _whole_line_blocks(chunks: Iterable[bytes], block_bytes: int, what: str) -> 
     buffer = bytearray()
 
     def too_long() -> SmSendReportError:
-        return SmSendReportError(f"{what} has a line longer than {MAX_LINE_BYTES} bytes: not a gateway report.")
+        return SmSendReportError(
+            f"{what} has a line longer than {MAX_LINE_BYTES} bytes: not a gateway report."
+        )
 
     for chunk in chunks:
         buffer += chunk
@@ -859,7 +891,9 @@ def iter_userlog_frames(
     yield from _iter_frames(_UserlogKind(log_type), "", chunks, content_type, block_bytes)
 
 
-def read_userlog(body: bytes | Iterable[bytes], log_type: str, *, content_type: str | None = None) -> pd.DataFrame:
+def read_userlog(
+    body: bytes | Iterable[bytes], log_type: str, *, content_type: str | None = None
+) -> pd.DataFrame:
     """Parse a userlog-get TSV report (header first, tab-separated, CR LF line ends) into a frame.
 
     :param body: the whole answer, or its byte chunks (read in blocks of whole lines).

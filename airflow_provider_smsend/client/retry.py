@@ -68,7 +68,9 @@ def call_with_retry(func: Callable[[], T], *, policy: RetryPolicy, idempotent: b
     return retrying(func)
 
 
-async def async_call_with_retry(func: Callable[[], object], *, policy: RetryPolicy, idempotent: bool) -> object:
+async def async_call_with_retry(
+    func: Callable[[], object], *, policy: RetryPolicy, idempotent: bool
+) -> object:
     """Async twin of :func:`call_with_retry`; ``func`` returns an awaitable."""
     import tenacity
 

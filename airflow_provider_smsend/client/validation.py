@@ -77,7 +77,9 @@ def validate_sender(sender: str | None, *, region: str = "IT") -> str:
     )
 
 
-def prepare_message(text: str, *, operation: str | None = None, quality: str, url: str | None = None) -> PreparedMessage:
+def prepare_message(
+    text: str, *, operation: str | None = None, quality: str, url: str | None = None
+) -> PreparedMessage:
     """Check ``text`` for ``operation`` and ``quality``; choose the operation when it is None.
 
     :param text: the message text.
@@ -96,7 +98,9 @@ def prepare_message(text: str, *, operation: str | None = None, quality: str, ur
     else:
         op = str(operation).upper()
         if op not in encoding.OPERATIONS:
-            raise SmSendValidationError(f"Unknown operation {operation!r}: use one of {', '.join(encoding.OPERATIONS)}.")
+            raise SmSendValidationError(
+                f"Unknown operation {operation!r}: use one of {', '.join(encoding.OPERATIONS)}."
+            )
     if op in encoding.HIGH_QUALITY_ONLY and quality not in ("h", "n"):
         raise SmSendValidationError(
             f"Operation {op} can only be sent with quality 'h' (high) or 'n' (notification), not {quality!r}"
@@ -165,7 +169,9 @@ def parse_credit_amount(amount: object) -> Decimal:
     except InvalidOperation:  # pragma: no cover
         exponent = 0
     if not value.is_finite() or value <= 0 or (isinstance(exponent, int) and exponent < -4):
-        raise SmSendValidationError(f"Invalid credit amount {amount!r}: it must be positive with at most 4 decimals.")
+        raise SmSendValidationError(
+            f"Invalid credit amount {amount!r}: it must be positive with at most 4 decimals."
+        )
     return value
 
 
@@ -235,4 +241,3 @@ def parse_list_text(text: str, *, name: str) -> object:
                 f"{name} {text[:80]!r} looks like a list but is neither JSON nor a Python list: pass a list, "
                 "or values separated by commas."
             ) from None
-

@@ -51,7 +51,9 @@ def _float(extras: dict[str, Any], key: str, default: float) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
-        raise SmSendValidationError(f"Connection extra {key!r} must be a number of seconds, got {value!r}.") from exc
+        raise SmSendValidationError(
+            f"Connection extra {key!r} must be a number of seconds, got {value!r}."
+        ) from exc
     if not 0 < number < float("inf"):
         raise SmSendValidationError(f"Connection extra {key!r} must be positive and finite, got {value!r}.")
     return number
@@ -93,7 +95,11 @@ class SmSendHook(BaseHook):
         """Connection form: hide unused fields, relabel login/password, show placeholders."""
         from airflow_provider_smsend.get_provider_info import HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
 
-        return {"hidden_fields": list(HIDDEN_FIELDS), "relabeling": dict(RELABELING), "placeholders": dict(PLACEHOLDERS)}
+        return {
+            "hidden_fields": list(HIDDEN_FIELDS),
+            "relabeling": dict(RELABELING),
+            "placeholders": dict(PLACEHOLDERS),
+        }
 
     @cached_property
     def connection(self) -> Connection:
@@ -139,7 +145,9 @@ class SmSendHook(BaseHook):
         except (TypeError, ValueError):
             retries = -1
         if isinstance(value, bool) or retries < 0 or retries > 10 or str(retries) != str(value).strip():
-            raise SmSendValidationError(f"Connection extra 'retries' must be an integer from 0 to 10, got {value!r}.")
+            raise SmSendValidationError(
+                f"Connection extra 'retries' must be an integer from 0 to 10, got {value!r}."
+            )
         return RetryPolicy(attempts=retries + 1)
 
     @cached_property

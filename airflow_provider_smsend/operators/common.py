@@ -64,7 +64,9 @@ def ledger_for(conn_id: str, table: str = DEFAULT_TABLE) -> DbApiLedger:
     if not hasattr(hook, "get_conn"):
         raise AirflowFailException(f"Connection {conn_id!r} is not a SQL database; the ledger needs one.")
     placeholder = getattr(hook, "placeholder", "%s") or "%s"
-    return DbApiLedger(hook.get_conn, dialect=dialect_for(conn.conn_type).name, table=table, placeholder=placeholder)
+    return DbApiLedger(
+        hook.get_conn, dialect=dialect_for(conn.conn_type).name, table=table, placeholder=placeholder
+    )
 
 
 def close_ledger(ledger: Any) -> None:

@@ -109,7 +109,15 @@ class SmSendSmsOperator(BaseOperator):
     request ids are also pushed alone under the XCom key ``request_ids`` (for the batch-status sensor).
     """
 
-    template_fields: Sequence[str] = ("recipients", "text", "sender", "quality", "operation", "url", "ledger_table")
+    template_fields: Sequence[str] = (
+        "recipients",
+        "text",
+        "sender",
+        "quality",
+        "operation",
+        "url",
+        "ledger_table",
+    )
     template_ext: Sequence[str] = (".txt",)
     ui_color = "#ffcc66"
 
@@ -280,7 +288,12 @@ class SmSendSmsOperator(BaseOperator):
             t = partial.totals
             self.log.info(
                 "Sent %d/%d: accepted %d, rejected %d, unknown %d, cost %s EUR",
-                done, total, t["accepted"], t["rejected"], t["unknown"], partial.total_cost,
+                done,
+                total,
+                t["accepted"],
+                t["rejected"],
+                t["unknown"],
+                partial.total_cost,
             )
 
         try:
@@ -343,5 +356,10 @@ class SmSendSmsOperator(BaseOperator):
         t = result.totals
         self.log.info(
             "Done: %d recipient(s), accepted %d, rejected %d, unknown %d, total cost %s EUR, %d request id(s)",
-            t["total"], t["accepted"], t["rejected"], t["unknown"], result.total_cost, len(result.request_ids),
+            t["total"],
+            t["accepted"],
+            t["rejected"],
+            t["unknown"],
+            result.total_cost,
+            len(result.request_ids),
         )

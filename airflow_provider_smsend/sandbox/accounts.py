@@ -167,12 +167,19 @@ def parse_fixture(data: dict[str, Any]) -> Fixture:
     """
     try:
         accounts = [_account(e, is_reseller=True) for e in data.get("resellers", [])]
-        accounts += [_account(e, is_reseller=bool(e.get("is_reseller", False))) for e in data.get("clients", [])]
+        accounts += [
+            _account(e, is_reseller=bool(e.get("is_reseller", False))) for e in data.get("clients", [])
+        ]
         tariffs = [Tariff.from_dict(e) for e in data.get("tariffs", [])]
         profiles = [Profile(int(e["tpl_id"]), str(e.get("name", ""))) for e in data.get("profiles", [])]
         mms = [
-            MmsAccount(str(e["id"]), str(e["password"]), str(e.get("auth", "plain")), int(e["u_id"]),
-                       bool(e.get("active", True)))
+            MmsAccount(
+                str(e["id"]),
+                str(e["password"]),
+                str(e.get("auth", "plain")),
+                int(e["u_id"]),
+                bool(e.get("active", True)),
+            )
             for e in data.get("mms_accounts", [])
         ]
     except (KeyError, TypeError) as exc:

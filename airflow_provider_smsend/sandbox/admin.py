@@ -86,7 +86,9 @@ def build_admin_app(state: SandboxState) -> Starlette:
 
     async def messages(request: Request) -> JSONResponse:
         q = request.query_params
-        return JSONResponse({"messages": state.list_messages(q.get("rcpt"), q.get("kind"), q.get("username"))})
+        return JSONResponse(
+            {"messages": state.list_messages(q.get("rcpt"), q.get("kind"), q.get("username"))}
+        )
 
     async def counts(request: Request) -> JSONResponse:
         return JSONResponse({"counts": state.counts(request.query_params.get("kind"))})
@@ -106,8 +108,13 @@ def build_admin_app(state: SandboxState) -> Starlette:
             missing = [k for k in ("rcpt", "sharecode", "sender", "text") if not body.get(k)]
             if missing:
                 return _error(f"missing fields: {missing!r}")
-            sms = state.add_inbound(str(body["rcpt"]), str(body["sharecode"]), str(body["sender"]),
-                                    str(body["text"]), parse_received_at(body.get("received_at")))
+            sms = state.add_inbound(
+                str(body["rcpt"]),
+                str(body["sharecode"]),
+                str(body["sender"]),
+                str(body["text"]),
+                parse_received_at(body.get("received_at")),
+            )
         except ValueError as exc:
             return _error(str(exc))
         return JSONResponse(sms.describe(), status_code=201)
@@ -143,8 +150,13 @@ def build_admin_app(state: SandboxState) -> Starlette:
 
     async def stats(request: Request) -> JSONResponse:
         requests = dict(state.stats)
-        return JSONResponse({"requests": requests, "total": sum(requests.values()),
-                             "faults_injected": dict(state.faults.injected)})
+        return JSONResponse(
+            {
+                "requests": requests,
+                "total": sum(requests.values()),
+                "faults_injected": dict(state.faults.injected),
+            }
+        )
 
     async def stats_reset(request: Request) -> JSONResponse:
         state.stats.clear()
@@ -167,7 +179,9 @@ def build_admin_app(state: SandboxState) -> Starlette:
             except (KeyError, ValueError) as exc:
                 return _error(f"a JSON body with 'credit' is required: {exc}")
             state.set_credit(u_id, amount)
-        return JSONResponse({"u_id": u_id, "username": account.username, "credit": format_money(account.credit)})
+        return JSONResponse(
+            {"u_id": u_id, "username": account.username, "credit": format_money(account.credit)}
+        )
 
     async def userlog(request: Request) -> JSONResponse:
         with state.lock:

@@ -115,11 +115,13 @@ async def read_body(receive: Receive) -> bytes:
 
 async def respond(send: Send, body: bytes, *, status: int = 200, content_type: bytes = TEXT_PLAIN) -> None:
     """Send a complete response with Content-Type and Content-Length."""
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -148,33 +150,44 @@ class SandboxApp:
             path = scope["path"]
             handler = HTTP_ENDPOINTS.get(path)
             if handler is not None:
-                await self._gateway(scope, receive, send, path, lambda b, k: self._http_answer(scope, b, k, handler))
+                await self._gateway(
+                    scope, receive, send, path, lambda b, k: self._http_answer(scope, b, k, handler)
+                )
                 return
             service = SOAP_ENDPOINTS.get(path)
             if service is not None:
                 if scope["method"] in ("GET", "HEAD"):
                     self.state.stats[f"{path}?wsdl"] += 1
-                    await respond(send, wsdl_document(service, base_url(scope)),
-                                  content_type=SOAP_CONTENT_TYPE.encode())
+                    await respond(
+                        send, wsdl_document(service, base_url(scope)), content_type=SOAP_CONTENT_TYPE.encode()
+                    )
                     return
-                await self._gateway(scope, receive, send, path, lambda b, k: self._soap_answer(scope, b, k, service))
+                await self._gateway(
+                    scope, receive, send, path, lambda b, k: self._soap_answer(scope, b, k, service)
+                )
                 return
         await self.admin(scope, receive, send)
 
-    def _http_answer(self, scope: Scope, body: bytes, ko_queue: bool,
-                     handler: Callable[[GatewayRequest], str]) -> tuple[int, bytes, bytes]:
+    def _http_answer(
+        self, scope: Scope, body: bytes, ko_queue: bool, handler: Callable[[GatewayRequest], str]
+    ) -> tuple[int, bytes, bytes]:
         client = scope.get("client")
-        request = GatewayRequest(self.state, decode_params(scope, body), client[0] if client else None,
-                                 ko_queue=ko_queue)
+        request = GatewayRequest(
+            self.state, decode_params(scope, body), client[0] if client else None, ko_queue=ko_queue
+        )
         return 200, handler(request).encode("utf-8"), TEXT_PLAIN
 
-    def _soap_answer(self, scope: Scope, body: bytes, ko_queue: bool, service: str) -> tuple[int, bytes, bytes]:
+    def _soap_answer(
+        self, scope: Scope, body: bytes, ko_queue: bool, service: str
+    ) -> tuple[int, bytes, bytes]:
         client = scope.get("client")
         ip = client[0] if client else None
         try:
             operation, params = parse_call(body)
             if operation != service:
-                raise SoapFault("SOAP-ENV:Client", f"Operation '{operation}' is not defined in the WSDL for this service")
+                raise SoapFault(
+                    "SOAP-ENV:Client", f"Operation '{operation}' is not defined in the WSDL for this service"
+                )
             if service == "receiveSms":
                 answer = receive_sms(self.state, params, ip)
             else:
@@ -183,8 +196,14 @@ class SandboxApp:
         except SoapFault as fault:
             return 500, render_fault(fault), SOAP_CONTENT_TYPE.encode()
 
-    async def _gateway(self, scope: Scope, receive: Receive, send: Send, path: str,
-                       process: Callable[[bytes, bool], tuple[int, bytes, bytes]]) -> None:
+    async def _gateway(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        process: Callable[[bytes, bool], tuple[int, bytes, bytes]],
+    ) -> None:
         state = self.state
         state.stats[path] += 1
         faults = state.faults

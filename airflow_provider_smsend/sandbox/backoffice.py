@@ -35,7 +35,9 @@ USERLOG_COLUMNS = {
 MAX_SHARECODES_PER_CALL = 20
 
 
-def _first_missing(request: GatewayRequest, names: tuple[str, ...], texts: dict[str, str] | None = None) -> str | None:
+def _first_missing(
+    request: GatewayRequest, names: tuple[str, ...], texts: dict[str, str] | None = None
+) -> str | None:
     for name in names:
         if not request.value(name):
             return (texts or {}).get(name, not_set(name))
@@ -48,8 +50,9 @@ def client_add(request: GatewayRequest) -> str:
     if isinstance(reseller, str):
         return reseller
     # The document prints this one text without its final period: kept to the letter.
-    missing = _first_missing(request, ("name", "username", "password"),
-                             {"password": "KO Parametro password non impostato"})
+    missing = _first_missing(
+        request, ("name", "username", "password"), {"password": "KO Parametro password non impostato"}
+    )
     if missing:
         return missing
     flag = request.value("reseller") or "1"  # the gateway's own default is 1 (reseller)
@@ -200,7 +203,9 @@ def recv_del(request: GatewayRequest) -> str:
     client = client_param(request, reseller)
     if isinstance(client, str):
         return client
-    if not request.state.delete_sharecode(reseller, client, request.value("dest"), request.value("sharecode")):
+    if not request.state.delete_sharecode(
+        reseller, client, request.value("dest"), request.value("sharecode")
+    ):
         return "KO Sharecode non associato all’utente specificato."
     return "OK"
 

@@ -102,8 +102,9 @@ class FaultInjector:
     def active(self) -> bool:
         """True if any fault may be injected."""
         s = self.settings
-        return bool(s.latency_ms or s.jitter_ms or s.ko_queue_rate or s.http500_rate or s.drop_rate
-                    or s.stall_rate)
+        return bool(
+            s.latency_ms or s.jitter_ms or s.ko_queue_rate or s.http500_rate or s.drop_rate or s.stall_rate
+        )
 
     def update(self, **changes: Any) -> FaultSettings:
         """Change settings (partial update); a ``seed`` in ``changes`` re-seeds the generator.

@@ -60,8 +60,9 @@ def _check_loopback(host: str) -> None:
         raise ValueError(f"loadcheck only targets loopback addresses, not {host!r}")
 
 
-async def _worker(host: str, port: int, request: bytes, deadline: float, budget: list[int],
-                  counts: list[int]) -> None:
+async def _worker(
+    host: str, port: int, request: bytes, deadline: float, budget: list[int], counts: list[int]
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.perf_counter() < deadline and budget[0] > 0:
@@ -82,8 +83,9 @@ async def _worker(host: str, port: int, request: bytes, deadline: float, budget:
         writer.close()
 
 
-async def _measure(url: str, path: str, params: dict[str, str], concurrency: int, duration: float,
-                   max_requests: int) -> LoadResult:
+async def _measure(
+    url: str, path: str, params: dict[str, str], concurrency: int, duration: float, max_requests: int
+) -> LoadResult:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     _check_loopback(host)
@@ -96,12 +98,21 @@ async def _measure(url: str, path: str, params: dict[str, str], concurrency: int
     budget = [max_requests]
     start = time.perf_counter()
     deadline = start + duration
-    await asyncio.gather(*(_worker(host, port, request, deadline, budget, counts) for _ in range(concurrency)))
+    await asyncio.gather(
+        *(_worker(host, port, request, deadline, budget, counts) for _ in range(concurrency))
+    )
     return LoadResult(path, counts[0], counts[1], time.perf_counter() - start)
 
 
-def measure(url: str, path: str, params: dict[str, str] | None = None, *, concurrency: int = 16,
-            duration: float = 3.0, max_requests: int = 50_000) -> LoadResult:
+def measure(
+    url: str,
+    path: str,
+    params: dict[str, str] | None = None,
+    *,
+    concurrency: int = 16,
+    duration: float = 3.0,
+    max_requests: int = 50_000,
+) -> LoadResult:
     """Drive ``path`` of the sandbox at ``url`` and return the requests/s it sustained.
 
     :param url: the sandbox's base URL (loopback only).
@@ -120,9 +131,12 @@ def measure(url: str, path: str, params: dict[str, str] | None = None, *, concur
 
 
 def _admin(url: str, method: str, route: str, body: dict[str, object] | None = None) -> object:
-    request = urllib.request.Request(f"{url}/_sandbox/{route}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/_sandbox/{route}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=10) as answer:
         return json.loads(answer.read())
 
@@ -130,7 +144,8 @@ def _admin(url: str, method: str, route: str, body: dict[str, object] | None = N
 def _start_subprocess() -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "airflow_provider_smsend.sandbox", "--port", "0", "--delivery-delay", "0"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -155,10 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _admin(url, "PUT", "accounts/1001/credit", {"credit": "1000000"})
         for path in SCENARIOS:
-            result = measure(url, path, concurrency=args.concurrency, duration=args.duration,
-                             max_requests=args.max_requests)
-            print(f"{path}: {result.requests} requests in {result.seconds:.2f} s = "
-                  f"{result.per_second:,.0f} req/s ({result.errors} errors, {args.concurrency} connections)")
+            result = measure(
+                url,
+                path,
+                concurrency=args.concurrency,
+                duration=args.duration,
+                max_requests=args.max_requests,
+            )
+            print(
+                f"{path}: {result.requests} requests in {result.seconds:.2f} s = "
+                f"{result.per_second:,.0f} req/s ({result.errors} errors, {args.concurrency} connections)"
+            )
     finally:
         if process is not None:
             process.terminate()

@@ -70,7 +70,8 @@ class SqliteStore:
                         cur.execute("DELETE FROM records WHERE kind = ? AND key = ?", (kind, key))
                     else:
                         cur.execute(
-                            "INSERT OR REPLACE INTO records (kind, key, data) VALUES (?, ?, ?)", (kind, key, data)
+                            "INSERT OR REPLACE INTO records (kind, key, data) VALUES (?, ?, ?)",
+                            (kind, key, data),
                         )
                 for name, value in meta.items():
                     cur.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))

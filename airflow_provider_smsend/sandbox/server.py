@@ -54,8 +54,13 @@ def build_state(
     if mnc_report not in ("spec", "full"):
         raise ValueError("mnc_report must be 'spec' or 'full'")
     faults = FaultSettings(
-        latency_ms=latency_ms, jitter_ms=jitter_ms, ko_queue_rate=ko_queue_rate, http500_rate=http500_rate,
-        drop_rate=drop_rate, stall_rate=1.0 if stall else stall_rate, record_on_failure=record_on_failure,
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        ko_queue_rate=ko_queue_rate,
+        http500_rate=http500_rate,
+        drop_rate=drop_rate,
+        stall_rate=1.0 if stall else stall_rate,
+        record_on_failure=record_on_failure,
         seed=seed,
     )
     store = SqliteStore(state_file) if state_file else None
@@ -96,8 +101,9 @@ class SandboxUvicornServer(uvicorn.Server):
     :param on_started: called once the server accepts connections.
     """
 
-    def __init__(self, config: uvicorn.Config, state: SandboxState,
-                 on_started: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, config: uvicorn.Config, state: SandboxState, on_started: Callable[[], None] | None = None
+    ) -> None:
         super().__init__(config)
         self.state = state
         self.on_started = on_started
@@ -114,8 +120,15 @@ class SandboxUvicornServer(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
-def make_server(state: SandboxState, host: str, port: int, *, log_level: str = "warning",
-                access_log: bool = False, on_started: Callable[[], None] | None = None) -> SandboxUvicornServer:
+def make_server(
+    state: SandboxState,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "warning",
+    access_log: bool = False,
+    on_started: Callable[[], None] | None = None,
+) -> SandboxUvicornServer:
     """A uvicorn server for the sandbox app (uvloop and httptools when installed)."""
     config = uvicorn.Config(
         create_app(state),

@@ -98,8 +98,15 @@ def send(request: GatewayRequest) -> str:
         return KO_CREDIT
     if request.ko_queue:
         return "KO Impossibile accodare il/i messaggio/i."
-    item = {"rcpt": rcpt, "sender": sender, "text": data, "qty": qty, "operation": operation, "url": url,
-            "segments": segments}
+    item = {
+        "rcpt": rcpt,
+        "sender": sender,
+        "text": data,
+        "qty": qty,
+        "operation": operation,
+        "url": url,
+        "segments": segments,
+    }
     request_id = request.state.record_batch(account, "sms", cost, [item])
     if request_id is None:
         return KO_CREDIT

@@ -24,15 +24,36 @@ CONTENT_TYPE = "text/xml; charset=ISO-8859-1"
 
 #: Fault strings of the sendMms codes, as the document prints them (211/213 as in its example).
 FAULT_TEXTS: dict[int, str] = {
-    101: "not allowed", 102: "operation not permitted", 103: "bad recipient", 104: "not allowed",
-    105: "not allowed", 106: "not allowed", 107: "no auth suitable", 109: "carrier problem",
-    110: "Msg Blocked", 111: "banned", 124: "text too long", 211: "quota_abs reached",
-    213: "quota_ny reached", 215: "Image file cannot be bigger than 100kB",
-    216: "Image file type not supported", 217: "Sound file bigger than 100kB",
-    218: "Sound file type not supported", 300: "System (Internal Error)", 301: "(Connection Problem)",
-    302: "(Generic Error)", 303: "(Connection Problem)", 310: "type unsupported", 311: "send error",
-    400: "(Internal Error)", 401: "(Internal Error)", 402: "(Internal Error)",
-    500: "ERROR (Internal Error)", 501: "ERROR (Internal Error)", 502: "(Internal Error)", 555: "Relay Error",
+    101: "not allowed",
+    102: "operation not permitted",
+    103: "bad recipient",
+    104: "not allowed",
+    105: "not allowed",
+    106: "not allowed",
+    107: "no auth suitable",
+    109: "carrier problem",
+    110: "Msg Blocked",
+    111: "banned",
+    124: "text too long",
+    211: "quota_abs reached",
+    213: "quota_ny reached",
+    215: "Image file cannot be bigger than 100kB",
+    216: "Image file type not supported",
+    217: "Sound file bigger than 100kB",
+    218: "Sound file type not supported",
+    300: "System (Internal Error)",
+    301: "(Connection Problem)",
+    302: "(Generic Error)",
+    303: "(Connection Problem)",
+    310: "type unsupported",
+    311: "send error",
+    400: "(Internal Error)",
+    401: "(Internal Error)",
+    402: "(Internal Error)",
+    500: "ERROR (Internal Error)",
+    501: "ERROR (Internal Error)",
+    502: "(Internal Error)",
+    555: "Relay Error",
 }
 
 _TYPOGRAPHIC_QUOTES = (b"\xe2\x80\x9c", b"\xe2\x80\x9d", b"\x93", b"\x94")
@@ -118,7 +139,9 @@ def _typed(name: str, xsd_type: str, value: str) -> str:
 
 def render_response(operation: str, namespace: str, part_xml: str, tns: str | None = None) -> bytes:
     """Render ``<ns1:<operation>Response>`` around ``part_xml``."""
-    return _envelope(f'<ns1:{operation}Response xmlns:ns1="{namespace}">{part_xml}</ns1:{operation}Response>', tns)
+    return _envelope(
+        f'<ns1:{operation}Response xmlns:ns1="{namespace}">{part_xml}</ns1:{operation}Response>', tns
+    )
 
 
 def render_int_response(operation: str, namespace: str, value: int) -> bytes:
@@ -140,8 +163,10 @@ def render_recv_list(items: list[tuple[int, str, str, str]]) -> bytes:
         + "</item>"
         for sms_id, sender, text, when in items
     )
-    part = (f'<response xsi:type="SOAP-ENC:Array" SOAP-ENC:arrayType="tns:recvSms[{len(items)}]">'
-            f"{rows}</response>")
+    part = (
+        f'<response xsi:type="SOAP-ENC:Array" SOAP-ENC:arrayType="tns:recvSms[{len(items)}]">'
+        f"{rows}</response>"
+    )
     return render_response("receiveSms", "urn:receiveSmswsdl", part, tns="urn:receiveSmswsdl")
 
 

@@ -127,8 +127,10 @@ def receive_sms(state: SandboxState, params: dict[str, str | None], ip: str | No
         raise SoapFault.ko(102)
     if state.sharecode_owner(rcpt, sharecode) != account.u_id:
         raise SoapFault.ko(102)
-    items = [(m.id, m.sender, m.text, rome_text(m.received_at))
-             for m in state.inbound_for(rcpt, sharecode, int(messages))]
+    items = [
+        (m.id, m.sender, m.text, rome_text(m.received_at))
+        for m in state.inbound_for(rcpt, sharecode, int(messages))
+    ]
     return render_recv_list(items)
 
 
@@ -173,11 +175,13 @@ def send_mms(state: SandboxState, params: dict[str, str | None], ip: str | None,
     if any(n.endswith("0003") for n in numbers):
         raise SoapFault.ko(109)
     attachments = [
-        found for found in (
+        found
+        for found in (
             _check_attachment(params.get("imagedata"), "image"),
             _check_attachment(params.get("sounddata"), "sound"),
             _check_attachment(params.get("videodata"), "video"),
-        ) if found
+        )
+        if found
     ]
     unit = state.price(owner, "mms")
     if owner.credit < unit * len(numbers):

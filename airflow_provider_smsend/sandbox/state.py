@@ -56,7 +56,11 @@ class Settings:
 
     def to_json(self) -> dict[str, Any]:
         """Return the settings as a JSON-friendly dict."""
-        return {"delivery_delay": self.delivery_delay, "mnc_report": self.mnc_report, "allow_ips": self.allow_ips}
+        return {
+            "delivery_delay": self.delivery_delay,
+            "mnc_report": self.mnc_report,
+            "allow_ips": self.allow_ips,
+        }
 
 
 class SandboxState:
@@ -206,17 +210,41 @@ class SandboxState:
             return None
         return account
 
-    def add_client(self, reseller: Account, *, name: str, username: str, password: str, is_reseller: bool,
-                   tpl_id: int | None, email: str, contact: str, ref_id: str, vhost: str) -> Account | None:
+    def add_client(
+        self,
+        reseller: Account,
+        *,
+        name: str,
+        username: str,
+        password: str,
+        is_reseller: bool,
+        tpl_id: int | None,
+        email: str,
+        contact: str,
+        ref_id: str,
+        vhost: str,
+    ) -> Account | None:
         """Create a client of ``reseller``; return None if the username is taken."""
         with self.lock:
             if username in self.by_username:
                 return None
             u_id = max(self.accounts, default=1000) + 1
             account = Account(
-                u_id=u_id, username=username, password=password, name=name, is_reseller=is_reseller,
-                parent=reseller.username, active=True, credit=Decimal("0.0000"), bill_id=reseller.bill_id,
-                tpl_id=tpl_id, email=email, contact=contact, ref_id=ref_id, vhost=vhost, created_at=self.now(),
+                u_id=u_id,
+                username=username,
+                password=password,
+                name=name,
+                is_reseller=is_reseller,
+                parent=reseller.username,
+                active=True,
+                credit=Decimal("0.0000"),
+                bill_id=reseller.bill_id,
+                tpl_id=tpl_id,
+                email=email,
+                contact=contact,
+                ref_id=ref_id,
+                vhost=vhost,
+                created_at=self.now(),
             )
             self.accounts[u_id] = account
             self.by_username[username] = account
@@ -235,8 +263,19 @@ class SandboxState:
             client.bill_id = tariff.bill_id
             self.counters["credit"] += 1
             credit_id = self.counters["credit"]
-            self._log(UserlogEntry(0, "credits", self.now(), client.u_id, client.username, reseller.username,
-                                   bill_id=tariff.bill_id, credit=format_money(amount)), credit_id)
+            self._log(
+                UserlogEntry(
+                    0,
+                    "credits",
+                    self.now(),
+                    client.u_id,
+                    client.username,
+                    reseller.username,
+                    bill_id=tariff.bill_id,
+                    credit=format_money(amount),
+                ),
+                credit_id,
+            )
             self._save_account(client)
             self._commit()
             return credit_id
@@ -271,8 +310,9 @@ class SandboxState:
         if self.store is not None:
             self.store.put("userlog", f"{entry.type}:{entry.id}", entry.__dict__)
 
-    def userlog_entries(self, reseller: Account, kind: str, u_id: int | None, start: date | None,
-                        end: date | None) -> list[UserlogEntry]:
+    def userlog_entries(
+        self, reseller: Account, kind: str, u_id: int | None, start: date | None, end: date | None
+    ) -> list[UserlogEntry]:
         """Return the ``kind`` entries of ``reseller``'s calls, filtered by client and local date."""
         with self.lock:
             result = []
@@ -297,8 +337,18 @@ class SandboxState:
                 return None
             for code in free:
                 codes[code] = client.u_id
-                self._log(UserlogEntry(0, "recv_add", self.now(), client.u_id, client.username, reseller.username,
-                                       dest=dest, sharecode=code))
+                self._log(
+                    UserlogEntry(
+                        0,
+                        "recv_add",
+                        self.now(),
+                        client.u_id,
+                        client.username,
+                        reseller.username,
+                        dest=dest,
+                        sharecode=code,
+                    )
+                )
             self._save_shares(dest)
             self._commit()
             return free
@@ -314,8 +364,18 @@ class SandboxState:
             if codes.get(code) != client.u_id:
                 return False
             del codes[code]
-            self._log(UserlogEntry(0, "recv_del", self.now(), client.u_id, client.username, reseller.username,
-                                   dest=dest, sharecode=code))
+            self._log(
+                UserlogEntry(
+                    0,
+                    "recv_del",
+                    self.now(),
+                    client.u_id,
+                    client.username,
+                    reseller.username,
+                    dest=dest,
+                    sharecode=code,
+                )
+            )
             self._save_shares(dest)
             self._commit()
             return True
@@ -324,12 +384,20 @@ class SandboxState:
         """Return the u_id a share code of ``dest`` is assigned to, or None."""
         return self.shares.get(dest, {}).get(code)
 
-    def add_inbound(self, rcpt: str, sharecode: str, sender: str, text: str, received_at: float | None) -> InboundSms:
+    def add_inbound(
+        self, rcpt: str, sharecode: str, sender: str, text: str, received_at: float | None
+    ) -> InboundSms:
         """Record an SMS received on ``rcpt`` for ``sharecode``."""
         with self.lock:
             self.counters["inbound"] += 1
-            sms = InboundSms(self.counters["inbound"], rcpt, sharecode, sender, text,
-                             self.now() if received_at is None else received_at)
+            sms = InboundSms(
+                self.counters["inbound"],
+                rcpt,
+                sharecode,
+                sender,
+                text,
+                self.now() if received_at is None else received_at,
+            )
             self.inbound.append(sms)
             if self.store is not None:
                 self.store.put("inbound", sms.id, sms.__dict__)
@@ -348,8 +416,9 @@ class SandboxState:
         self.counters["request"] += 1
         return f"HTTP{self.counters['request']:011d}"
 
-    def record_batch(self, account: Account, kind: str, cost_per_rcpt: Decimal,
-                     items: list[dict[str, Any]]) -> str | None:
+    def record_batch(
+        self, account: Account, kind: str, cost_per_rcpt: Decimal, items: list[dict[str, Any]]
+    ) -> str | None:
         """Charge ``account`` and record one message per item; None (nothing done) if credit is short.
 
         :param kind: ``"sms"``, ``"mnc"`` or ``"mms"``.
@@ -367,9 +436,16 @@ class SandboxState:
             ids = []
             for item in items:
                 self.counters["message"] += 1
-                message = Message(id=self.counters["message"], request_id=request_id, kind=kind,
-                                  u_id=account.u_id, username=account.username, created_at=now,
-                                  cost=format_money(cost_per_rcpt), **item)
+                message = Message(
+                    id=self.counters["message"],
+                    request_id=request_id,
+                    kind=kind,
+                    u_id=account.u_id,
+                    username=account.username,
+                    created_at=now,
+                    cost=format_money(cost_per_rcpt),
+                    **item,
+                )
                 self.messages[message.id] = message
                 ids.append(message.id)
                 if self.store is not None:
@@ -387,14 +463,17 @@ class SandboxState:
         with self.lock:
             return [self.messages[i] for i in batch.message_ids]
 
-    def list_messages(self, rcpt: str | None = None, kind: str | None = None,
-                      username: str | None = None) -> list[dict[str, Any]]:
+    def list_messages(
+        self, rcpt: str | None = None, kind: str | None = None, username: str | None = None
+    ) -> list[dict[str, Any]]:
         """Describe the recorded messages (admin API), optionally filtered."""
         with self.lock:
             now, delay = self.now(), self.settings.delivery_delay
             return [
-                m.describe(now, delay) for m in self.messages.values()
-                if (rcpt is None or m.rcpt == rcpt) and (kind is None or m.kind == kind)
+                m.describe(now, delay)
+                for m in self.messages.values()
+                if (rcpt is None or m.rcpt == rcpt)
+                and (kind is None or m.kind == kind)
                 and (username is None or m.username == username)
             ]
 

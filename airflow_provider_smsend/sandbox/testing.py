@@ -43,8 +43,9 @@ class AdminClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def call(self, method: str, route: str, body: dict[str, Any] | None = None,
-             query: dict[str, Any] | None = None) -> Any:
+    def call(
+        self, method: str, route: str, body: dict[str, Any] | None = None, query: dict[str, Any] | None = None
+    ) -> Any:
         """Call ``/_sandbox/<route>`` and return the decoded JSON answer.
 
         :raises RuntimeError: on an HTTP error, with the sandbox's message.
@@ -53,8 +54,9 @@ class AdminClient:
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 return json.loads(answer.read())
@@ -65,10 +67,13 @@ class AdminClient:
         """``GET /_sandbox/health``."""
         return self.call("GET", "health")
 
-    def messages(self, rcpt: str | None = None, kind: str | None = None,
-                 username: str | None = None) -> list[dict[str, Any]]:
+    def messages(
+        self, rcpt: str | None = None, kind: str | None = None, username: str | None = None
+    ) -> list[dict[str, Any]]:
         """``GET /_sandbox/messages``: recorded messages, optionally filtered."""
-        return self.call("GET", "messages", query={"rcpt": rcpt, "kind": kind, "username": username})["messages"]
+        return self.call("GET", "messages", query={"rcpt": rcpt, "kind": kind, "username": username})[
+            "messages"
+        ]
 
     def counts(self, kind: str | None = None) -> dict[str, int]:
         """``GET /_sandbox/messages/counts``: messages per recipient."""
@@ -82,8 +87,9 @@ class AdminClient:
         """``GET /_sandbox/inbound``: injected inbound SMS."""
         return self.call("GET", "inbound")["inbound"]
 
-    def inject_inbound(self, rcpt: str, sharecode: str, sender: str, text: str,
-                       received_at: str | float | None = None) -> dict[str, Any]:
+    def inject_inbound(
+        self, rcpt: str, sharecode: str, sender: str, text: str, received_at: str | float | None = None
+    ) -> dict[str, Any]:
         """``POST /_sandbox/inbound``: record an SMS received on ``rcpt`` for ``sharecode``."""
         body: dict[str, Any] = {"rcpt": rcpt, "sharecode": sharecode, "sender": sender, "text": text}
         if received_at is not None:
@@ -159,8 +165,12 @@ class SandboxServer:
 
     def start(self, timeout: float = 10.0) -> SandboxServer:
         """Start serving and wait until the server accepts connections."""
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name=f"smsend-sandbox-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name=f"smsend-sandbox-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:

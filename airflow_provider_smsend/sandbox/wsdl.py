@@ -64,12 +64,24 @@ _TAIL = """<message name="{op}Request">{inputs}</message>
 """
 
 _INPUTS = {
-    "receiveSms": [("user", "xsd:string"), ("pass", "xsd:string"), ("rcpt", "xsd:string"),
-                   ("sharecode", "xsd:string"), ("messages", "xsd:int")],
-    "sendMms": [("id", "xsd:string"), ("password", "xsd:string"), ("ticket", "xsd:string"),
-                ("subject", "xsd:string"), ("text", "xsd:string"), ("rcpt", "xsd:string"),
-                ("imagedata", "xsd:base64Binary"), ("sounddata", "xsd:base64Binary"),
-                ("videodata", "xsd:base64Binary")],
+    "receiveSms": [
+        ("user", "xsd:string"),
+        ("pass", "xsd:string"),
+        ("rcpt", "xsd:string"),
+        ("sharecode", "xsd:string"),
+        ("messages", "xsd:int"),
+    ],
+    "sendMms": [
+        ("id", "xsd:string"),
+        ("password", "xsd:string"),
+        ("ticket", "xsd:string"),
+        ("subject", "xsd:string"),
+        ("text", "xsd:string"),
+        ("rcpt", "xsd:string"),
+        ("imagedata", "xsd:base64Binary"),
+        ("sounddata", "xsd:base64Binary"),
+        ("videodata", "xsd:base64Binary"),
+    ],
 }
 _OUTPUTS = {"receiveSms": "tns:recvList", "sendMms": "xsd:int"}
 
@@ -79,13 +91,16 @@ def generate_wsdl(service: str, location: str) -> str:
     namespace, _ = SERVICES[service]
     inputs = "".join(f'<part name="{name}" type="{kind}"/>' for name, kind in _INPUTS[service])
     head = _HEAD.format(ns=namespace, types=_RECV_TYPES if service == "receiveSms" else "")
-    return head + _TAIL.format(op=service, ns=namespace, inputs=inputs, output=_OUTPUTS[service],
-                               location=location)
+    return head + _TAIL.format(
+        op=service, ns=namespace, inputs=inputs, output=_OUTPUTS[service], location=location
+    )
 
 
 def _bundled_path(service: str) -> Path | None:
     try:
-        path = Path(str(resources.files("airflow_provider_smsend.client").joinpath("wsdl", f"{service}.wsdl")))
+        path = Path(
+            str(resources.files("airflow_provider_smsend.client").joinpath("wsdl", f"{service}.wsdl"))
+        )
     except (ModuleNotFoundError, TypeError):
         return None
     return path if path.is_file() else None

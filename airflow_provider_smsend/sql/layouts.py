@@ -206,5 +206,3 @@ def compact_ddl(names: CompactNames) -> list[str]:
         f"{_status_class_sql('r.status')} AS status_class, r.status_text, r.netcode, l.loaded_at, l.dag_run_id "
         f"FROM {names.rows} r JOIN {names.loads} l ON l.load_id = r.load_id",
     ]
-
-

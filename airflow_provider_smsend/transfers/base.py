@@ -87,7 +87,9 @@ class BaseSmSendToSqlOperator(BaseOperator):
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
         if transform is not None and not callable(transform) and not isinstance(transform, str):
-            raise TypeError(f"transform must be a callable or a dotted import path, got {type(transform).__name__}.")
+            raise TypeError(
+                f"transform must be a callable or a dotted import path, got {type(transform).__name__}."
+            )
         self.table = table
         self.conn_id = conn_id
         self.smsend_conn_id = smsend_conn_id
@@ -150,7 +152,9 @@ class BaseSmSendToSqlOperator(BaseOperator):
         port = f":{conn.port}" if conn.port else ""
         query = urlencode({k: str(extras[k]) for k in _LIBPQ_EXTRAS if extras.get(k) is not None})
         database = quote(conn.schema or "", safe="")
-        return f"postgresql://{auth + '@' if auth else ''}{host}{port}/{database}{'?' + query if query else ''}"
+        return (
+            f"postgresql://{auth + '@' if auth else ''}{host}{port}/{database}{'?' + query if query else ''}"
+        )
 
     @cached_property
     def transform_callable(self) -> Transform | None:
@@ -178,7 +182,9 @@ class BaseSmSendToSqlOperator(BaseOperator):
                 continue
             out = transform(frame)
             if not isinstance(out, pd.DataFrame):
-                raise AirflowFailException(f"transform returned {type(out).__name__}, not a pandas DataFrame.")
+                raise AirflowFailException(
+                    f"transform returned {type(out).__name__}, not a pandas DataFrame."
+                )
             missing = [c for c in required if c not in out.columns]
             if missing:
                 raise AirflowFailException(
@@ -193,7 +199,9 @@ class BaseSmSendToSqlOperator(BaseOperator):
         session = self.open_session()
         try:
             first, frames = peek(frames)
-            extra = [c for c in (first.columns if first is not None else ()) if c not in self.spec.column_names]
+            extra = [
+                c for c in (first.columns if first is not None else ()) if c not in self.spec.column_names
+            ]
             loader = TableLoader(session, self.table, self.spec, logger=self.log)
             loader.ensure_table(create=self.create_table, unique_key=mode == "upsert", extra=extra)
             self.log.info(

@@ -7,7 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_smsend.client.batch_rules import FETCH_CONCURRENCY, describe_request_ids
+from airflow_provider_smsend.client.batch_rules import (
+    FETCH_CONCURRENCY,
+    describe_request_ids,
+    validate_concurrency,
+)
 from airflow_provider_smsend.client.errors import SmSendError
 from airflow_provider_smsend.client.reports import BATCH_STATUS_COLUMNS, BATCH_STATUS_FRAME_COLUMNS
 from airflow_provider_smsend.sql.layouts import BATCH_STATUS_TABLE, CompactNames
@@ -25,9 +29,6 @@ if TYPE_CHECKING:
 
     import pandas as pd
     from airflow.sdk import Context
-
-#: Fetches in flight at most, whatever ``concurrency`` asks.
-MAX_CONCURRENCY = 64
 
 
 class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
@@ -61,7 +62,8 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
     :param report_type: ``notify`` (default), ``queue`` or ``mnc`` (templated).
     :param table: the target table (default ``smsend_batch_status``).
     :param conn_id: the SQL connection id (any common-sql database).
-    :param concurrency: reports fetched at once (default 16, at most 64).
+    :param concurrency: reports fetched at once: an integer from 1 to 64 (default 16); each holds a
+        connection to the gateway.
 
     Other parameters: see :class:`~airflow_provider_smsend.transfers.base.BaseSmSendToSqlOperator`.
 
@@ -93,11 +95,9 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(table=table, conn_id=conn_id, **kwargs)
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
-            raise ValueError(f"concurrency must be an integer from 1 to {MAX_CONCURRENCY}, got {concurrency!r}.")
+        self.concurrency = validate_concurrency(concurrency)
         self.request_ids = request_ids
         self.report_type = report_type
-        self.concurrency = concurrency
 
     def _frames(self, request_ids: list[str], report_type: str) -> Iterator[pd.DataFrame]:
         """The reports' frames (transformed): one streamed report, or many fetched concurrently."""
@@ -113,6 +113,7 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
         self, frames: Iterator[pd.DataFrame], report_type: str, loaded_at: dt.datetime, run_id: str | None
     ) -> Iterator[pd.DataFrame]:
         """Report frames with the wide layout's load columns added."""
+        import pandas as pd
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -125,7 +126,7 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
                 pc.make_struct(*(pc.equal(pc.divide(status, 100), c) for c in (1, 2, 3))),
                 "pending", "success", "failure", "unknown",
             )  # fmt: skip
-            out["status_class"] = klass.to_pandas(types_mapper=_arrow_dtype)
+            out["status_class"] = pd.arrays.ArrowExtensionArray(klass)  # by position, whatever the index
             out["loaded_at"] = constant(loaded_at, rows, pa.timestamp("us", tz="UTC"))
             out["dag_run_id"] = constant(run_id, rows, pa.string())
             yield out
@@ -146,7 +147,9 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
             if CompactBatchStatusLoader.layout(session, self.table) == "wide":
                 return None
             first, frames = peek(frames)
-            extra = [c for c in (first.columns if first is not None else ()) if c not in BATCH_STATUS_FRAME_COLUMNS]
+            extra = [
+                c for c in (first.columns if first is not None else ()) if c not in BATCH_STATUS_FRAME_COLUMNS
+            ]
             if extra:
                 raise TableLayoutError(
                     f"transform added column(s) {', '.join(extra)}: the compact PostgreSQL layout of {self.table!r} "
@@ -155,7 +158,12 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
             loader = CompactBatchStatusLoader(session, self.table, logger=self.log)
             loader.ensure(create=self.create_table, unique_key=mode == "upsert")
             return loader.load(
-                frames, report_type, request_ids=request_ids, mode=mode, loaded_at=self.now(), dag_run_id=run_id
+                frames,
+                report_type,
+                request_ids=request_ids,
+                mode=mode,
+                loaded_at=self.now(),
+                dag_run_id=run_id,
             )
         except SmSendError as exc:
             raise airflow_error(exc) from exc
@@ -180,15 +188,11 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
         run_id = self.run_id(context)
         result = None
         if self.dialect.name == "postgres":
-            result = self._load_compact(self._frames(request_ids, report_type), request_ids, report_type, run_id)
+            result = self._load_compact(
+                self._frames(request_ids, report_type), request_ids, report_type, run_id
+            )
         if result is None:
             frames = self._wide(self._frames(request_ids, report_type), report_type, self.now(), run_id)
             scope = {"request_id": request_ids, "report_type": report_type}
             result = self._load(frames, scope)
         return {**result.as_dict(), "requests": len(request_ids), "report_type": report_type}
-
-
-def _arrow_dtype(arrow_type: Any) -> Any:
-    import pandas as pd
-
-    return pd.ArrowDtype(arrow_type)

@@ -38,7 +38,15 @@ def test_parse_answer_ko_raises_the_mapped_error():
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   \r\n", "<html><body>502 Bad Gateway</body></html>", "OKAY", "KOALA", "ok 1", "Internal Server Error"],
+    [
+        "",
+        "   \r\n",
+        "<html><body>502 Bad Gateway</body></html>",
+        "OKAY",
+        "KOALA",
+        "ok 1",
+        "Internal Server Error",
+    ],
 )
 def test_parse_answer_other_is_transport_error(text):
     with pytest.raises(SmSendTransportError) as info:
@@ -95,7 +103,12 @@ def test_decode_body_odd_charset_falls_back_to_utf8():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("123.4567", Decimal("123.4567")), ("0.0450", Decimal("0.0450")), ("12,3456", Decimal("12.3456")), ("7", Decimal(7))],
+    [
+        ("123.4567", Decimal("123.4567")),
+        ("0.0450", Decimal("0.0450")),
+        ("12,3456", Decimal("12.3456")),
+        ("7", Decimal(7)),
+    ],
 )
 def test_parse_money_is_exact_decimal(value, expected):
     result = answers.parse_money(value)

@@ -41,13 +41,23 @@ class Recorder:
 
     def _keep(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         path = requests.utils.urlparse(response.url).path
-        self.answers[path] = (response.status_code, response.headers.get("Content-Type", ""), response.content)
+        self.answers[path] = (
+            response.status_code,
+            response.headers.get("Content-Type", ""),
+            response.content,
+        )
 
 
 def client_for(url: str, session: requests.Session | None = None) -> SmSendClient:
     return SmSendClient(
-        base_url=url, username="demo", password="demo-pass", reseller_username="reseller",
-        reseller_password="reseller-pass", default_sender="ACME", retry=NO_RETRY, session=session,
+        base_url=url,
+        username="demo",
+        password="demo-pass",
+        reseller_username="reseller",
+        reseller_password="reseller-pass",
+        default_sender="ACME",
+        retry=NO_RETRY,
+        session=session,
     )
 
 
@@ -70,20 +80,37 @@ TODAY = dt.date.today()
 CALLS: list[tuple[str, Callable[[SmSendClient], Any], Callable[[Any], bool]]] = [
     ("credit", lambda c: c.credit(), lambda r: isinstance(r, Decimal)),
     ("credit_quality", lambda c: c.credit("h"), lambda r: isinstance(r, int) and r > 0),
-    ("send", lambda c: c.send("+393331234567", "contract"),
-     lambda r: isinstance(r.cost, Decimal) and r.cost > 0 and r.request_id.startswith("HTTP")),
+    (
+        "send",
+        lambda c: c.send("+393331234567", "contract"),
+        lambda r: isinstance(r.cost, Decimal) and r.cost > 0 and r.request_id.startswith("HTTP"),
+    ),
     ("mnc", lambda c: c.mnc(["+393331234567", "+393471234567"]), lambda r: r.startswith("HTTP")),
-    ("client_add", lambda c: c.client_add("Contract Srl", "contract-client", "Secret-1"),
-     lambda r: isinstance(r, int)),
+    (
+        "client_add",
+        lambda c: c.client_add("Contract Srl", "contract-client", "Secret-1"),
+        lambda r: isinstance(r, int),
+    ),
     ("credit_add", lambda c: c.credit_add(1001, 1, "1,2345"), lambda r: isinstance(r, int)),
     ("credit_get", lambda c: c.credit_get(1001), lambda r: isinstance(r, Decimal)),
-    ("recv_add", lambda c: c.recv_add(1001, RECEPTION, 2), lambda r: len(r) == 2 and all(isinstance(x, str) for x in r)),
+    (
+        "recv_add",
+        lambda c: c.recv_add(1001, RECEPTION, 2),
+        lambda r: len(r) == 2 and all(isinstance(x, str) for x in r),
+    ),
     ("client_status_off", lambda c: c.client_status(1002, False), lambda r: r is False),
     ("client_status_on", lambda c: c.client_status(1002, True), lambda r: r is True),
-    ("userlog_credits", lambda c: c.userlog_get("credits", u_id=1001, date_from=TODAY, date_to=TODAY),
-     lambda r: r and r[-1].credit == Decimal("1.2345") and r[-1].date.tzinfo is not None),
+    (
+        "userlog_credits",
+        lambda c: c.userlog_get("credits", u_id=1001, date_from=TODAY, date_to=TODAY),
+        lambda r: r and r[-1].credit == Decimal("1.2345") and r[-1].date.tzinfo is not None,
+    ),
     ("userlog_recv_add", lambda c: c.userlog_get("recv_add"), lambda r: r and r[-1].dest == RECEPTION),
-    ("stream_userlog", lambda c: stream(c.stream_userlog("credits")), lambda r: bool(r) and r[-1]["credit"] == Decimal("1.2345")),
+    (
+        "stream_userlog",
+        lambda c: stream(c.stream_userlog("credits")),
+        lambda r: bool(r) and r[-1]["credit"] == Decimal("1.2345"),
+    ),
 ]
 
 
@@ -97,13 +124,26 @@ def test_every_endpoint_agrees_live_and_replayed(sandbox, requests_mock):
     mnc_id = live_client.mnc(["+393331234567", "+393331230000"])
     share = live_client.recv_add(1001, "+393400000010")[0]
     calls += [
-        ("batch_queue", lambda c: c.batch_status(sent.request_id, "queue"), lambda r: r.rows[0].status == 200),
-        ("batch_notify", lambda c: c.batch_status(sent.request_id, "notify"),
-         lambda r: r.rows[0].dest == "+393471234567" and r.rows[0].state == "success"),
-        ("batch_mnc", lambda c: c.batch_status(mnc_id, "mnc"),
-         lambda r: {row.status for row in r.rows} == {200, 300} and any(row.netcode for row in r.rows)),
-        ("stream_batch", lambda c: stream(c.stream_batch_status(sent.request_id, "notify")),
-         lambda r: [row["dest"] for row in r] == ["+393471234567"]),
+        (
+            "batch_queue",
+            lambda c: c.batch_status(sent.request_id, "queue"),
+            lambda r: r.rows[0].status == 200,
+        ),
+        (
+            "batch_notify",
+            lambda c: c.batch_status(sent.request_id, "notify"),
+            lambda r: r.rows[0].dest == "+393471234567" and r.rows[0].state == "success",
+        ),
+        (
+            "batch_mnc",
+            lambda c: c.batch_status(mnc_id, "mnc"),
+            lambda r: {row.status for row in r.rows} == {200, 300} and any(row.netcode for row in r.rows),
+        ),
+        (
+            "stream_batch",
+            lambda c: stream(c.stream_batch_status(sent.request_id, "notify")),
+            lambda r: [row["dest"] for row in r] == ["+393471234567"],
+        ),
         ("recv_del", lambda c: c.recv_del(1001, "+393400000010", share), lambda r: r is None),
         ("bad_u_id", lambda c: c.credit_get(999999), lambda r: False),
     ]
@@ -112,8 +152,12 @@ def test_every_endpoint_agrees_live_and_replayed(sandbox, requests_mock):
         live = outcome(call, live_client)
         assert len(recorder.answers) == 1, name
         ((path, (status, content_type, body)),) = recorder.answers.items()
-        requests_mock.post(f"https://replay.test{path}", status_code=status, content=body,
-                           headers={"Content-Type": content_type})
+        requests_mock.post(
+            f"https://replay.test{path}",
+            status_code=status,
+            content=body,
+            headers={"Content-Type": content_type},
+        )
         replayed = outcome(call, client_for("https://replay.test"))
         assert replayed == live, name
         if name == "bad_u_id":
@@ -125,13 +169,25 @@ def test_every_endpoint_agrees_live_and_replayed(sandbox, requests_mock):
 def test_refusals_agree_live_and_replayed(sandbox, requests_mock):
     requests_mock.real_http = True
     recorder = Recorder()
-    wrong = SmSendClient(base_url=sandbox.url, username="demo", password="wrong", retry=NO_RETRY,
-                         session=recorder.session, default_sender="ACME")
+    wrong = SmSendClient(
+        base_url=sandbox.url,
+        username="demo",
+        password="wrong",
+        retry=NO_RETRY,
+        session=recorder.session,
+        default_sender="ACME",
+    )
     live = outcome(lambda c: c.send("+393331234567", "x"), wrong)
     ((path, (status, content_type, body)),) = recorder.answers.items()
-    requests_mock.post(f"https://replay.test{path}", status_code=status, content=body,
-                       headers={"Content-Type": content_type})
-    replay = SmSendClient(base_url="https://replay.test", username="demo", password="wrong", retry=NO_RETRY,
-                          default_sender="ACME")
+    requests_mock.post(
+        f"https://replay.test{path}", status_code=status, content=body, headers={"Content-Type": content_type}
+    )
+    replay = SmSendClient(
+        base_url="https://replay.test",
+        username="demo",
+        password="wrong",
+        retry=NO_RETRY,
+        default_sender="ACME",
+    )
     assert outcome(lambda c: c.send("+393331234567", "x"), replay) == live
     assert live[0] == "error" and live[1] == "SmSendAuthError"

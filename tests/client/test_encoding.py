@@ -50,9 +50,19 @@ def test_ucs2_units_count_surrogate_pairs():
 @pytest.mark.parametrize(
     ("units", "enc", "segments"),
     [
-        (0, "GSM", 1), (1, "GSM", 1), (160, "GSM", 1), (161, "GSM", 2), (306, "GSM", 2), (307, "GSM", 3),
-        (918, "GSM", 6), (919, "GSM", 7),
-        (70, "UCS2", 1), (71, "UCS2", 2), (134, "UCS2", 2), (135, "UCS2", 3), (402, "UCS2", 6),
+        (0, "GSM", 1),
+        (1, "GSM", 1),
+        (160, "GSM", 1),
+        (161, "GSM", 2),
+        (306, "GSM", 2),
+        (307, "GSM", 3),
+        (918, "GSM", 6),
+        (919, "GSM", 7),
+        (70, "UCS2", 1),
+        (71, "UCS2", 2),
+        (134, "UCS2", 2),
+        (135, "UCS2", 3),
+        (402, "UCS2", 6),
     ],
 )
 def test_segments_for(units, enc, segments):
@@ -90,7 +100,11 @@ def test_choose_operation(text, operation):
 
 def test_limits_per_operation():
     assert encoding.OPERATION_LIMITS == {
-        "TEXT": 160, "WAPPUSH": 160, "UCS2": 70, "MULTITEXT": 918, "MULTIUCS2": 402,
+        "TEXT": 160,
+        "WAPPUSH": 160,
+        "UCS2": 70,
+        "MULTITEXT": 918,
+        "MULTIUCS2": 402,
     }
     assert encoding.HIGH_QUALITY_ONLY == {"UCS2", "MULTITEXT", "MULTIUCS2"}
 

@@ -106,7 +106,13 @@ DOCUMENTED_KO: list[tuple[str, str, type[SmSendGatewayError], str, bool]] = [
     ("recv-del", "KO Parametro dest non impostato.", PARAM, "missing_parameter", False),
     ("recv-del", "KO Parametro sharecode non impostato.", PARAM, "missing_parameter", False),
     ("recv-del", "KO Utente non trovato.", NOTFOUND, "user_not_found", False),
-    ("recv-del", "KO Sharecode non associato all’utente specificato.", NOTFOUND, "sharecode_not_found", False),
+    (
+        "recv-del",
+        "KO Sharecode non associato all’utente specificato.",
+        NOTFOUND,
+        "sharecode_not_found",
+        False,
+    ),
     # client-status
     ("client-status", "KO Accesso non consentito.", AUTH, "access_denied", False),
     ("client-status", "KO Username o password errati.", AUTH, "bad_credentials", False),
@@ -158,7 +164,9 @@ def _variants() -> list[Any]:
     for endpoint, text, cls, code, retryable in DOCUMENTED_KO:
         other = text[:-1] if text.endswith(".") else text + "."
         for variant, label in ((text, "documented"), (other, "period-toggled")):
-            cases.append(pytest.param(endpoint, variant, cls, code, retryable, id=f"{endpoint}:{variant}:{label}"))
+            cases.append(
+                pytest.param(endpoint, variant, cls, code, retryable, id=f"{endpoint}:{variant}:{label}")
+            )
     return cases
 
 
@@ -272,22 +280,55 @@ def test_str_without_gateway_text_is_the_message():
 
 # The spec's own fault texts, by code.
 SPEC_FAULT_TEXTS = {
-    101: "not allowed", 102: "operation not permitted", 103: "bad recipient", 104: "not allowed",
-    105: "not allowed", 106: "not allowed", 107: "no auth suitable", 109: "carrier problem",
-    110: "Msg Blocked", 111: "banned", 124: "text too long", 211: "quota_abs reached (credito non disponibile)",
-    213: "quota_ny reached (notifiche non disponibili)", 215: "Image file cannot be bigger than 100kB",
-    216: "Image file type not supported", 217: "Sound file bigger than 100kB",
-    218: "Sound file type not supported", 300: "System (Internal Error)", 301: "(Connection Problem)",
-    302: "(Generic Error)", 303: "(Connection Problem)", 310: "type unsupported", 311: "send error",
-    400: "(Internal Error)", 401: "(Internal Error)", 402: "(Internal Error)", 500: "ERROR (Internal Error)",
-    501: "ERROR (Internal Error)", 502: "(Internal Error)", 555: "Relay Error",
+    101: "not allowed",
+    102: "operation not permitted",
+    103: "bad recipient",
+    104: "not allowed",
+    105: "not allowed",
+    106: "not allowed",
+    107: "no auth suitable",
+    109: "carrier problem",
+    110: "Msg Blocked",
+    111: "banned",
+    124: "text too long",
+    211: "quota_abs reached (credito non disponibile)",
+    213: "quota_ny reached (notifiche non disponibili)",
+    215: "Image file cannot be bigger than 100kB",
+    216: "Image file type not supported",
+    217: "Sound file bigger than 100kB",
+    218: "Sound file type not supported",
+    300: "System (Internal Error)",
+    301: "(Connection Problem)",
+    302: "(Generic Error)",
+    303: "(Connection Problem)",
+    310: "type unsupported",
+    311: "send error",
+    400: "(Internal Error)",
+    401: "(Internal Error)",
+    402: "(Internal Error)",
+    500: "ERROR (Internal Error)",
+    501: "ERROR (Internal Error)",
+    502: "(Internal Error)",
+    555: "Relay Error",
 }
 # NOTES.md: 109, 301, 303, 555 and the 3xx/4xx/5xx internal errors are transient.
 TRANSIENT_FAULTS = {109, 300, 301, 302, 303, 311, 400, 401, 402, 500, 501, 502, 555}
 FAULT_CLASSES = {
-    101: AUTH, 104: AUTH, 105: AUTH, 106: AUTH, 107: AUTH, 102: AUTH,
-    211: CREDIT, 213: CREDIT,
-    103: PARAM, 124: PARAM, 215: PARAM, 216: PARAM, 217: PARAM, 218: PARAM, 310: PARAM,
+    101: AUTH,
+    104: AUTH,
+    105: AUTH,
+    106: AUTH,
+    107: AUTH,
+    102: AUTH,
+    211: CREDIT,
+    213: CREDIT,
+    103: PARAM,
+    124: PARAM,
+    215: PARAM,
+    216: PARAM,
+    217: PARAM,
+    218: PARAM,
+    310: PARAM,
 }
 
 
@@ -322,7 +363,9 @@ def test_soap_fault_code_spacing_and_case(faultcode):
     assert error_from_fault(faultcode, "x").code == "quota_abs"
 
 
-@pytest.mark.parametrize(("faultcode", "faultstring"), [("KO 999", "new"), ("SOAP-ENV:Server", "boom"), (None, None)])
+@pytest.mark.parametrize(
+    ("faultcode", "faultstring"), [("KO 999", "new"), ("SOAP-ENV:Server", "boom"), (None, None)]
+)
 def test_undocumented_soap_fault(faultcode, faultstring):
     exc = error_from_fault(faultcode, faultstring)
     assert type(exc) is SmSendGatewayError

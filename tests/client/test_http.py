@@ -21,10 +21,7 @@ USER, PASSWORD = "acct-user9", "pw-Secret9"
 RESELLER, RESELLER_PASSWORD = "reseller", "rs-Secret7"
 
 QUEUE_CSV = "id,dest,status,status_text\n9182,+393209999999,100,Queued\n9183,+393339999999,200,Sent\n"
-CREDITS_TSV = (
-    "id\tdate\tu_id\tusername\tbill_id\tcredit\r\n"
-    "11\t2024-03-01 10:15:00\t7\tmario\t3\t12.3456\r\n"
-)
+CREDITS_TSV = "id\tdate\tu_id\tusername\tbill_id\tcredit\r\n11\t2024-03-01 10:15:00\t7\tmario\t3\t12.3456\r\n"
 
 
 def make_client(**kwargs) -> SmSendClient:
@@ -45,78 +42,132 @@ def form(request) -> dict[str, str]:
 # name -> (path, auth kind, answer body, call, expected result, expected fields besides auth)
 ENDPOINTS = {
     "client_add": (
-        "/backoffice/client-add.php", "reseller", "OK 123",
-        lambda c: c.client_add("Mario Rossi", "mario", "p4ss+word"), 123,
+        "/backoffice/client-add.php",
+        "reseller",
+        "OK 123",
+        lambda c: c.client_add("Mario Rossi", "mario", "p4ss+word"),
+        123,
         {"name": "Mario Rossi", "username": "mario", "password": "p4ss+word", "reseller": "0"},
     ),
     "credit_add": (
-        "/backoffice/credit-add.php", "reseller", "OK 456",
-        lambda c: c.credit_add(7, 3, "12,3456"), 456, {"u_id": "7", "bill_id": "3", "credit": "12.3456"},
+        "/backoffice/credit-add.php",
+        "reseller",
+        "OK 456",
+        lambda c: c.credit_add(7, 3, "12,3456"),
+        456,
+        {"u_id": "7", "bill_id": "3", "credit": "12.3456"},
     ),
     "credit_get": (
-        "/backoffice/credit-get.php", "reseller", "OK 123.4567",
-        lambda c: c.credit_get("7"), Decimal("123.4567"), {"u_id": "7"},
+        "/backoffice/credit-get.php",
+        "reseller",
+        "OK 123.4567",
+        lambda c: c.credit_get("7"),
+        Decimal("123.4567"),
+        {"u_id": "7"},
     ),
     "userlog_get": (
-        "/backoffice/userlog-get.php", "reseller", CREDITS_TSV,
+        "/backoffice/userlog-get.php",
+        "reseller",
+        CREDITS_TSV,
         lambda c: [(e.id, e.credit) for e in c.userlog_get("credits", u_id=7, date_from="2024-03-01")],
-        [(11, Decimal("12.3456"))], {"type": "credits", "u_id": "7", "from": "2024-03-01"},
+        [(11, Decimal("12.3456"))],
+        {"type": "credits", "u_id": "7", "from": "2024-03-01"},
     ),
     "stream_userlog": (
-        "/backoffice/userlog-get.php", "reseller", CREDITS_TSV,
+        "/backoffice/userlog-get.php",
+        "reseller",
+        CREDITS_TSV,
         lambda c: _stream(c.stream_userlog("credits", date_to=dt.date(2024, 3, 31))),
         [11],
         {"type": "credits", "to": "2024-03-31"},
     ),
     "recv_add": (
-        "/backoffice/recv-add.php", "reseller", "OK 001,002,003",
-        lambda c: c.recv_add(7, "+393331234567", 3), ["001", "002", "003"],
+        "/backoffice/recv-add.php",
+        "reseller",
+        "OK 001,002,003",
+        lambda c: c.recv_add(7, "+393331234567", 3),
+        ["001", "002", "003"],
         {"u_id": "7", "dest": "+393331234567", "num": "3"},
     ),
     "recv_del": (
-        "/backoffice/recv-del.php", "reseller", "OK",
-        lambda c: c.recv_del(7, "+393331234567", "002"), None,
+        "/backoffice/recv-del.php",
+        "reseller",
+        "OK",
+        lambda c: c.recv_del(7, "+393331234567", "002"),
+        None,
         {"u_id": "7", "dest": "+393331234567", "sharecode": "002"},
     ),
     "client_status": (
-        "/backoffice/client-status.php", "reseller", "OK Disattivato",
-        lambda c: c.client_status(7, False), False, {"u_id": "7", "active": "0"},
+        "/backoffice/client-status.php",
+        "reseller",
+        "OK Disattivato",
+        lambda c: c.client_status(7, False),
+        False,
+        {"u_id": "7", "active": "0"},
     ),
     "send": (
-        "/sms/send.php", "sms", "OK 0.0450 HTTP00000000111",
-        lambda c: (lambda r: (r.cost, r.request_id, r.recipient))(c.send("+393331234567", "Ciao!", sender="ACME")),
+        "/sms/send.php",
+        "sms",
+        "OK 0.0450 HTTP00000000111",
+        lambda c: (lambda r: (r.cost, r.request_id, r.recipient))(
+            c.send("+393331234567", "Ciao!", sender="ACME")
+        ),
         (Decimal("0.0450"), "HTTP00000000111", "+393331234567"),
-        {"rcpt": "+393331234567", "data": "Ciao!", "sender": "ACME", "qty": "h", "operation": "TEXT", "return_id": "1"},
+        {
+            "rcpt": "+393331234567",
+            "data": "Ciao!",
+            "sender": "ACME",
+            "qty": "h",
+            "operation": "TEXT",
+            "return_id": "1",
+        },
     ),
     "mnc": (
-        "/sms/mnc.php", "sms", "OK HTTP00000000112",
-        lambda c: c.mnc(["+393331234567", "3401234567"]), "HTTP00000000112",
+        "/sms/mnc.php",
+        "sms",
+        "OK HTTP00000000112",
+        lambda c: c.mnc(["+393331234567", "3401234567"]),
+        "HTTP00000000112",
         {"numbers": "+393331234567,+393401234567", "return_id": "1"},
     ),
     "mnc_chunked": (
-        "/sms/mnc.php", "sms", "OK HTTP00000000113",
-        lambda c: c.mnc_chunked(["+393331234567"], chunk_size=10), ["HTTP00000000113"],
+        "/sms/mnc.php",
+        "sms",
+        "OK HTTP00000000113",
+        lambda c: c.mnc_chunked(["+393331234567"], chunk_size=10),
+        ["HTTP00000000113"],
         {"numbers": "+393331234567", "return_id": "1"},
     ),
     "batch_status": (
-        "/sms/batch-status.php", "sms", QUEUE_CSV,
+        "/sms/batch-status.php",
+        "sms",
+        QUEUE_CSV,
         lambda c: c.batch_status("HTTP00000000111", "queue"),
         BatchStatusReport(
             request_id="HTTP00000000111",
             report_type="queue",
-            rows=[BatchStatusRow(9182, "+393209999999", 100, "Queued"), BatchStatusRow(9183, "+393339999999", 200, "Sent")],
+            rows=[
+                BatchStatusRow(9182, "+393209999999", 100, "Queued"),
+                BatchStatusRow(9183, "+393339999999", 200, "Sent"),
+            ],
         ),
         {"id": "HTTP00000000111", "type": "queue", "schema": "1"},
     ),
     "stream_batch_status": (
-        "/sms/batch-status.php", "sms", QUEUE_CSV,
+        "/sms/batch-status.php",
+        "sms",
+        QUEUE_CSV,
         lambda c: _stream(c.stream_batch_status("HTTP00000000111", "queue")),
         [9182, 9183],
         {"id": "HTTP00000000111", "type": "queue", "schema": "1"},
     ),
     "credit": (
-        "/sms/credit.php", "sms", "OK 12.3400",
-        lambda c: c.credit(), Decimal("12.3400"), {"type": "credit"},
+        "/sms/credit.php",
+        "sms",
+        "OK 12.3400",
+        lambda c: c.credit(),
+        Decimal("12.3400"),
+        {"type": "credit"},
     ),
 }
 
@@ -186,13 +237,28 @@ def test_mnc_numbers_raw_body(requests_mock):
 
 def test_client_add_optional_fields_and_reseller_flag(requests_mock):
     requests_mock.post(BASE + "/backoffice/client-add.php", text="OK 9")
-    assert make_client().client_add(
-        "Shop", "shop", "pw", email="a@b.it", tpl_id=4, contact="Anna", ref_id="R-1", reseller=True, vhost="sms.shop.it"
-    ) == 9
+    assert (
+        make_client().client_add(
+            "Shop",
+            "shop",
+            "pw",
+            email="a@b.it",
+            tpl_id=4,
+            contact="Anna",
+            ref_id="R-1",
+            reseller=True,
+            vhost="sms.shop.it",
+        )
+        == 9
+    )
     sent = form(requests_mock.last_request)
     assert sent["reseller"] == "1"
     assert {k: sent[k] for k in ("email", "tpl_id", "contact", "ref_id", "vhost")} == {
-        "email": "a@b.it", "tpl_id": "4", "contact": "Anna", "ref_id": "R-1", "vhost": "sms.shop.it",
+        "email": "a@b.it",
+        "tpl_id": "4",
+        "contact": "Anna",
+        "ref_id": "R-1",
+        "vhost": "sms.shop.it",
     }
 
 
@@ -270,7 +336,9 @@ def test_recv_add_codes_are_stripped(requests_mock):
     assert make_client().recv_add(7, "+393331234567", 3) == ["001", "002", "003"]
 
 
-@pytest.mark.parametrize(("credit_type", "answer", "expected"), [("h", "OK 250", 250), ("ll", "OK 0", 0), ("hqs", "OK 3", 3)])
+@pytest.mark.parametrize(
+    ("credit_type", "answer", "expected"), [("h", "OK 250", 250), ("ll", "OK 0", 0), ("hqs", "OK 3", 3)]
+)
 def test_credit_by_quality_is_an_sms_count(requests_mock, credit_type, answer, expected):
     requests_mock.post(BASE + "/sms/credit.php", text=answer)
     result = make_client().credit(credit_type)
@@ -299,7 +367,9 @@ def test_userlog_dates_are_rome_aware(requests_mock):
 
 
 def test_batch_status_with_reordered_columns(requests_mock):
-    requests_mock.post(BASE + "/sms/batch-status.php", text="status,status_text,dest,id\r\n200,Delivered,+393331234567,5\r\n")
+    requests_mock.post(
+        BASE + "/sms/batch-status.php", text="status,status_text,dest,id\r\n200,Delivered,+393331234567,5\r\n"
+    )
     report = make_client().batch_status("HTTP1")
     assert form(requests_mock.last_request)["type"] == "notify"
     assert report.rows == [BatchStatusRow(5, "+393331234567", 200, "Delivered")]

@@ -42,7 +42,11 @@ def refused() -> requests.ConnectionError:
 READS = {
     "credit": ("/sms/credit.php", lambda c: c.credit(), "OK 5.0000"),
     "credit_get": ("/backoffice/credit-get.php", lambda c: c.credit_get(7), "OK 5.0000"),
-    "batch_status": ("/sms/batch-status.php", lambda c: len(c.batch_status("HTTP1", "queue").rows), QUEUE_CSV),
+    "batch_status": (
+        "/sms/batch-status.php",
+        lambda c: len(c.batch_status("HTTP1", "queue").rows),
+        QUEUE_CSV,
+    ),
     "userlog_get": ("/backoffice/userlog-get.php", lambda c: len(c.userlog_get("credits")), CREDITS_TSV),
     "stream_batch_status": (
         "/sms/batch-status.php",
@@ -74,7 +78,9 @@ HTML_500 = "<html><head><title>500 Internal Server Error</title></head><body>Oop
 
 
 @pytest.mark.parametrize("name", sorted(ALL))
-@pytest.mark.parametrize(("status", "retryable"), [(500, True), (502, True), (503, True), (404, False), (429, True)])
+@pytest.mark.parametrize(
+    ("status", "retryable"), [(500, True), (502, True), (503, True), (404, False), (429, True)]
+)
 def test_http_error_status_is_a_transport_error(requests_mock, name, status, retryable):
     path, call, _ = ALL[name]
     requests_mock.post(BASE + path, text=HTML_500, status_code=status, headers={"Content-Type": "text/html"})
@@ -89,7 +95,12 @@ def test_http_error_status_is_a_transport_error(requests_mock, name, status, ret
 @pytest.mark.parametrize("name", sorted(ALL))
 @pytest.mark.parametrize(
     "content",
-    [b"", b"   \r\n", b"<!DOCTYPE html><html><body>Welcome to nginx!</body></html>", b"\x00\xff\xfe\x80garbage\x1b"],
+    [
+        b"",
+        b"   \r\n",
+        b"<!DOCTYPE html><html><body>Welcome to nginx!</body></html>",
+        b"\x00\xff\xfe\x80garbage\x1b",
+    ],
 )
 def test_bodies_that_are_not_answers(requests_mock, name, content):
     path, call, _ = ALL[name]
@@ -97,7 +108,11 @@ def test_bodies_that_are_not_answers(requests_mock, name, content):
     with pytest.raises(SmSendError) as info:
         call(make_client())
     # Answers (OK/KO) are transport errors; reports that are not reports are report errors.
-    if name in WRITES or name in ("credit", "credit_get") or (not content.strip() and name != "stream_batch_status"):
+    if (
+        name in WRITES
+        or name in ("credit", "credit_get")
+        or (not content.strip() and name != "stream_batch_status")
+    ):
         assert isinstance(info.value, SmSendTransportError)
 
 
@@ -136,7 +151,14 @@ def test_connection_refused_is_marked_not_sent(requests_mock):
     assert info.value.request_sent is False
 
 
-@pytest.mark.parametrize("exc", [requests.exceptions.ChunkedEncodingError("boom"), requests.exceptions.SSLError("bad cert"), requests.exceptions.TooManyRedirects("loop")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        requests.exceptions.ChunkedEncodingError("boom"),
+        requests.exceptions.SSLError("bad cert"),
+        requests.exceptions.TooManyRedirects("loop"),
+    ],
+)
 def test_other_requests_errors_are_transport_errors(requests_mock, exc):
     requests_mock.post(BASE + "/sms/credit.php", exc=exc)
     with pytest.raises(SmSendTransportError):
@@ -336,7 +358,9 @@ def test_money_calls_not_retried_on_transient_ko(requests_mock, name):
 
 
 @pytest.mark.parametrize("name", sorted(WRITES))
-@pytest.mark.parametrize("failure", [refused(), requests.ConnectTimeout("connect timed out")], ids=["refused", "connect-timeout"])
+@pytest.mark.parametrize(
+    "failure", [refused(), requests.ConnectTimeout("connect timed out")], ids=["refused", "connect-timeout"]
+)
 def test_money_calls_are_retried_when_the_request_never_left(requests_mock, name, failure):
     path, call, answer = WRITES[name]
     requests_mock.post(BASE + path, [{"exc": failure}, {"text": answer}])
@@ -347,7 +371,9 @@ def test_money_calls_are_retried_when_the_request_never_left(requests_mock, name
 def test_money_call_gives_up_after_the_policy_attempts_when_never_connected(requests_mock):
     requests_mock.post(BASE + "/sms/send.php", exc=refused())
     with pytest.raises(SmSendTransportError) as info:
-        make_client(retry=RetryPolicy(attempts=3, initial_wait=0)).send("+393331234567", "Ciao", sender="ACME")
+        make_client(retry=RetryPolicy(attempts=3, initial_wait=0)).send(
+            "+393331234567", "Ciao", sender="ACME"
+        )
     assert info.value.request_sent is False
     assert requests_mock.call_count == 3
 

@@ -36,7 +36,17 @@ def test_normalize_with_another_region():
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "abc", "12", "+39", "+3933312345678901234", "+999 1234567", "+39 12", "+39333123456a7", "+39 333 CALL ME"],
+    [
+        "",
+        "abc",
+        "12",
+        "+39",
+        "+3933312345678901234",
+        "+999 1234567",
+        "+39 12",
+        "+39333123456a7",
+        "+39 333 CALL ME",
+    ],
 )
 def test_invalid_numbers_raise(raw):
     with pytest.raises(SmSendValidationError):

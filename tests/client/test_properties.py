@@ -48,7 +48,11 @@ content_types = st.one_of(
 # Bytes that look like gateway answers often enough to reach every branch.
 answer_bytes = st.one_of(
     st.binary(max_size=200),
-    st.builds(lambda p, t: p + t.encode("utf-8", "surrogatepass"), st.sampled_from([b"OK", b"OK ", b"KO ", b" KO", b"ok "]), any_text),
+    st.builds(
+        lambda p, t: p + t.encode("utf-8", "surrogatepass"),
+        st.sampled_from([b"OK", b"OK ", b"KO ", b" KO", b"ok "]),
+        any_text,
+    ),
 )
 
 
@@ -71,7 +75,12 @@ def test_answer_parser_returns_text_or_raises_smsend_error(content, ctype):
 @MANY
 @given(value=any_text)
 def test_value_parsers_raise_only_smsend_errors(value):
-    for parse in (answers.parse_money, answers.parse_int, answers.split_cost_and_id, answers.parse_request_id):
+    for parse in (
+        answers.parse_money,
+        answers.parse_int,
+        answers.split_cost_and_id,
+        answers.parse_request_id,
+    ):
         try:
             parse(value)
         except SmSendError:
@@ -92,7 +101,9 @@ def test_cost_and_id_round_trip_exactly(cost, request_id, id_first):
 
 
 csv_like = st.lists(
-    st.sampled_from(list("0123456789,+- \t\r\n\"abcKO_²") + ["id", "dest", "status", "status_text", "netcode"]),
+    st.sampled_from(
+        list('0123456789,+- \t\r\n"abcKO_²') + ["id", "dest", "status", "status_text", "netcode"]
+    ),
     max_size=120,
 ).map("".join)
 
@@ -132,7 +143,11 @@ tsv_like = st.lists(
 
 
 @SOME
-@given(body=st.one_of(any_text, tsv_like), log_type=st.sampled_from(["credits", "recv_add", "recv_del"]), with_header=st.booleans())
+@given(
+    body=st.one_of(any_text, tsv_like),
+    log_type=st.sampled_from(["credits", "recv_add", "recv_del"]),
+    with_header=st.booleans(),
+)
 def test_userlog_parser_raises_only_smsend_errors(body, log_type, with_header):
     header = {
         "credits": "id\tdate\tu_id\tusername\tbill_id\tcredit\r\n",
@@ -156,7 +171,9 @@ rows = st.lists(
         dest=st.integers(min_value=10**6, max_value=10**15 - 1).map(lambda n: f"+{n}"),
         status=st.sampled_from([100, 200, 300, 302]),
         status_text=st.text(
-            alphabet=st.characters(exclude_characters=',"\r\n', exclude_categories=["Cs", "Zl", "Zp", "Cc", "Zs"]),
+            alphabet=st.characters(
+                exclude_characters=',"\r\n', exclude_categories=["Cs", "Zl", "Zp", "Cc", "Zs"]
+            ),
             min_size=1,
             max_size=20,
         ),
@@ -169,7 +186,9 @@ rows = st.lists(
 @given(rows=rows, crlf=st.booleans())
 def test_batch_status_round_trip(rows, crlf):
     newline = "\r\n" if crlf else "\n"
-    text = newline.join(["id,dest,status,status_text"] + [f"{r.id},{r.dest},{r.status},{r.status_text}" for r in rows])
+    text = newline.join(
+        ["id,dest,status,status_text"] + [f"{r.id},{r.dest},{r.status},{r.status_text}" for r in rows]
+    )
     assert parse_batch_status(text, "notify").rows == rows
 
 

@@ -30,6 +30,7 @@ from airflow_provider_smsend.client.reports import (
 def iter_userlog(text: str, log_type: str) -> list[UserlogEntry]:
     return userlog_entries(read_userlog(text.encode(), log_type), log_type)
 
+
 # The document's own examples, verbatim.
 SPEC_QUEUE = """id,dest,status,status_text
 9182,+393209999999,100,Queued
@@ -115,7 +116,9 @@ def test_extra_columns_are_tolerated():
 
 
 def test_streams_byte_chunks_cut_anywhere():
-    body = b"id,dest,status,status_text\r\n" + b"".join(b"%d,+39333123%04d,200,Sent\r\n" % (i, i) for i in range(500))
+    body = b"id,dest,status,status_text\r\n" + b"".join(
+        b"%d,+39333123%04d,200,Sent\r\n" % (i, i) for i in range(500)
+    )
     chunks = [body[i : i + 7] for i in range(0, len(body), 7)]
     frames = list(iter_batch_status_frames("R", iter(chunks), "queue", block_bytes=1000))
     assert len(frames) > 5 and sum(len(f) for f in frames) == 500
@@ -131,7 +134,9 @@ def test_a_line_too_long_is_refused_with_bounded_memory():
 
 
 def test_many_reports_in_one_read_keep_their_request_ids_and_line_numbers():
-    bodies = [(f"R{i}", f"id,dest,status,status_text\n{i},+39{i},200,Delivered\n".encode(), None) for i in range(50)]
+    bodies = [
+        (f"R{i}", f"id,dest,status,status_text\n{i},+39{i},200,Delivered\n".encode(), None) for i in range(50)
+    ]
     bodies.append(("BAD", b"id,dest,status,status_text\n\n7,+39,200,Delivered\n8,+39,2x0,Sent\n", None))
     frame = read_batch_status(bodies[:50], "notify")
     assert list(frame["request_id"]) == [f"R{i}" for i in range(50)] and list(frame["id"]) == list(range(50))
@@ -144,7 +149,11 @@ def test_many_reports_in_one_read_keep_their_request_ids_and_line_numbers():
     ("text", "line", "fragment"),
     [
         ("id,dest,status,status_text\n1,+393331234567,200\n", 2, "has 3 field(s), expected 4"),
-        ("id,dest,status,status_text\n1,+393331234567,200,Sent\n2,+39333,abc,Sent\n", 3, "'status' is not an integer"),
+        (
+            "id,dest,status,status_text\n1,+393331234567,200,Sent\n2,+39333,abc,Sent\n",
+            3,
+            "'status' is not an integer",
+        ),
         ("id,dest,status,status_text\nx1,+393331234567,200,Sent\n", 2, "'id' is not an integer"),
         ("id,dest,status,status_text\n1,,200,Sent\n", 2, "empty dest"),
         ("id,dest,status,status_text\n1,+39,200,Sent,extra,more\n", 2, "has 6 field(s)"),
@@ -226,7 +235,17 @@ def test_unknown_report_types():
         iter_userlog("", "credit")
 
 
-@pytest.mark.parametrize(("status", "state"), [(100, "pending"), (199, "pending"), (200, "success"), (302, "failure"), (0, "unknown"), (404, "unknown")])
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        (100, "pending"),
+        (199, "pending"),
+        (200, "success"),
+        (302, "failure"),
+        (0, "unknown"),
+        (404, "unknown"),
+    ],
+)
 def test_status_class(status, state):
     assert status_class(status) == state
 
@@ -244,7 +263,10 @@ def test_batch_status_frame_dtypes():
 
 def test_empty_batch_status_frame_keeps_columns():
     frame = read_batch_status([("R", b"id,dest,status,status_text\n", None)], "queue")
-    assert list(frame.columns) == ["request_id", "id", "dest", "status", "status_text", "netcode"] and len(frame) == 0
+    assert (
+        list(frame.columns) == ["request_id", "id", "dest", "status", "status_text", "netcode"]
+        and len(frame) == 0
+    )
 
 
 # ------------------------------------------------------------------ userlog TSV
@@ -254,14 +276,22 @@ CREDITS = (
     "11\t2024-03-01 10:15:00\t7\tmario\t3\t12.3456\r\n"
     "12\t2024-07-01 08:00:00\t8\tanna\t3\t0.1000\r\n"
 )
-RECV_ADD = "id\tdate\tu_id\tusername\tdest\tsharecode\r\n21\t2024-03-02 09:00:00\t7\tmario\t+393331234567\t001\r\n"
-RECV_DEL = "id\tdate\tu_id\tusername\tdest\tsharecode\r\n22\t2024-03-03 09:00:00\t7\tmario\t+393331234567\t001\r\n"
+RECV_ADD = (
+    "id\tdate\tu_id\tusername\tdest\tsharecode\r\n21\t2024-03-02 09:00:00\t7\tmario\t+393331234567\t001\r\n"
+)
+RECV_DEL = (
+    "id\tdate\tu_id\tusername\tdest\tsharecode\r\n22\t2024-03-03 09:00:00\t7\tmario\t+393331234567\t001\r\n"
+)
 
 
 def test_userlog_credits():
     entries = iter_userlog(CREDITS, "credits")
     assert entries[0] == UserlogEntry(
-        id=11, date=dt.datetime(2024, 3, 1, 10, 15, tzinfo=ROME), u_id=7, username="mario", bill_id=3,
+        id=11,
+        date=dt.datetime(2024, 3, 1, 10, 15, tzinfo=ROME),
+        u_id=7,
+        username="mario",
+        bill_id=3,
         credit=Decimal("12.3456"),
     )
     assert type(entries[0].credit) is Decimal and str(entries[0].credit) == "12.3456"
@@ -271,18 +301,29 @@ def test_userlog_credits():
     assert entries[1].date.astimezone(dt.UTC) == dt.datetime(2024, 7, 1, 6, 0, tzinfo=dt.UTC)
 
 
-@pytest.mark.parametrize(("text", "log_type", "entry_id"), [(RECV_ADD, "recv_add", 21), (RECV_DEL, "recv_del", 22)])
+@pytest.mark.parametrize(
+    ("text", "log_type", "entry_id"), [(RECV_ADD, "recv_add", 21), (RECV_DEL, "recv_del", 22)]
+)
 def test_userlog_reception(text, log_type, entry_id):
     (entry,) = iter_userlog(text, log_type)
     assert (entry.id, entry.dest, entry.sharecode, entry.credit, entry.bill_id) == (
-        entry_id, "+393331234567", "001", None, None,
+        entry_id,
+        "+393331234567",
+        "001",
+        None,
+        None,
     )
 
 
 def test_userlog_by_header_name_and_extra_columns():
     text = "credit\tusername\tnote\tbill_id\tu_id\tdate\tid\r\n1,5\tmario\thello\t3\t7\t2024-03-01 10:15:00\t11\r\n"
     (entry,) = iter_userlog(text, "credits")
-    assert (entry.id, entry.credit, entry.username, entry.extra) == (11, Decimal("1.5"), "mario", {"note": "hello"})
+    assert (entry.id, entry.credit, entry.username, entry.extra) == (
+        11,
+        Decimal("1.5"),
+        "mario",
+        {"note": "hello"},
+    )
 
 
 def test_userlog_iso_dates_with_zone_are_kept():
@@ -322,7 +363,10 @@ def test_userlog_frame_dtypes():
     assert list(frame.columns) == ["id", "date", "u_id", "username", "bill_id", "credit"]
     assert frame["credit"].tolist() == [Decimal("12.3456"), Decimal("0.1000")]
     assert all(type(v) is Decimal for v in frame["credit"])
-    assert str(frame["id"].dtype) == "int64[pyarrow]" and str(frame["credit"].dtype) == "decimal128(18, 4)[pyarrow]"
+    assert (
+        str(frame["id"].dtype) == "int64[pyarrow]"
+        and str(frame["credit"].dtype) == "decimal128(18, 4)[pyarrow]"
+    )
     assert frame["date"].iloc[0] == dt.datetime(2024, 3, 1, 10, 15, tzinfo=ROME)
 
 

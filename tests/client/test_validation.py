@@ -113,7 +113,10 @@ REFUSED = {
     "userlog-bad-date": (lambda c: c.userlog_get("credits", date_from="2024-13-01"), "Invalid from date"),
     "userlog-int-date": (lambda c: c.userlog_get("credits", date_to=20240101), "Invalid to date"),
     "userlog-date-typo": (lambda c: c.userlog_get("credits", date_from="2024-03-011"), "Invalid from date"),
-    "userlog-date-trailing-junk": (lambda c: c.userlog_get("credits", date_to="2024-03-01 yesterday"), "Invalid to date"),
+    "userlog-date-trailing-junk": (
+        lambda c: c.userlog_get("credits", date_to="2024-03-01 yesterday"),
+        "Invalid to date",
+    ),
     "userlog-uid": (lambda c: c.userlog_get("credits", u_id=0), "u_id"),
     "stream-userlog-type": (lambda c: c.stream_userlog("nope").__enter__(), "Invalid userlog type"),
     "recv-add-num-0": (lambda c: c.recv_add(1, "+393331234567", 0), "num must be"),
@@ -128,7 +131,10 @@ REFUSED = {
     # mnc, batch-status, credit
     "mnc-empty": (lambda c: c.mnc([]), "at least one number"),
     "mnc-invalid": (lambda c: c.mnc(["+393331234567", "12"]), "1 invalid phone number"),
-    "mnc-over-max": (lambda c: c.mnc(["+393331234567", "+393401234567", "3351234567"], max_numbers=2), "mnc_chunked"),
+    "mnc-over-max": (
+        lambda c: c.mnc(["+393331234567", "+393401234567", "3351234567"], max_numbers=2),
+        "mnc_chunked",
+    ),
     "mnc-chunked-late-invalid": (
         lambda c: c.mnc_chunked(["+393331234567"] * 5 + ["bad"], chunk_size=2),
         "1 invalid phone number",
@@ -136,7 +142,10 @@ REFUSED = {
     "mnc-chunk-size-0": (lambda c: c.mnc_chunked(["+393331234567"], chunk_size=0), "chunk_size"),
     "batch-type": (lambda c: c.batch_status("HTTP1", "delivered"), "Invalid report type"),
     "batch-empty-id": (lambda c: c.batch_status("", "queue"), "request id"),
-    "stream-batch-type": (lambda c: c.stream_batch_status("HTTP1", "sent").__enter__(), "Invalid report type"),
+    "stream-batch-type": (
+        lambda c: c.stream_batch_status("HTTP1", "sent").__enter__(),
+        "Invalid report type",
+    ),
     "credit-type": (lambda c: c.credit("x"), "Invalid credit type"),
 }
 
@@ -163,7 +172,11 @@ def test_invalid_numbers_are_masked_in_the_error(gateway):
 
 @pytest.mark.parametrize(
     ("rcpt", "expected"),
-    [("3331234567", "+393331234567"), ("0039 333 1234567", "+393331234567"), ("+39 333 123 4567", "+393331234567")],
+    [
+        ("3331234567", "+393331234567"),
+        ("0039 333 1234567", "+393331234567"),
+        ("+39 333 123 4567", "+393331234567"),
+    ],
 )
 def test_national_and_0039_forms_are_normalised(gateway, rcpt, expected):
     result = make_client().send(rcpt, "Ciao", sender="ACME")
@@ -223,7 +236,11 @@ def test_automatic_operation_choice(gateway, text, quality, operation, enc, char
     result = make_client().send("+393331234567", text, sender="ACME", quality=quality)
     message = result.message
     assert (message.operation, message.encoding, message.characters, message.units, message.segments) == (
-        operation, enc, chars, units, segments,
+        operation,
+        enc,
+        chars,
+        units,
+        segments,
     )
     sent = form(gateway.last_request)
     assert sent["operation"] == operation
@@ -232,7 +249,10 @@ def test_automatic_operation_choice(gateway, text, quality, operation, enc, char
 
 def test_explicit_operations_accepted(gateway):
     client = make_client()
-    assert client.send("+393331234567", "ciao", sender="A", operation="ucs2", quality="h").message.operation == "UCS2"
+    assert (
+        client.send("+393331234567", "ciao", sender="A", operation="ucs2", quality="h").message.operation
+        == "UCS2"
+    )
     assert form(gateway.last_request)["operation"] == "UCS2"
     client.send("+393331234567", "Apri", sender="A", operation="WAPPUSH", url="https://e.it/x", quality="l")
     sent = form(gateway.last_request)
@@ -247,7 +267,13 @@ def test_prepare_does_not_send(gateway):
 
 @pytest.mark.parametrize(
     ("amount", "wire"),
-    [("12,3456", "12.3456"), ("12.3456", "12.3456"), ("12,3", "12.3000"), (Decimal("0.0001"), "0.0001"), (5, "5.0000")],
+    [
+        ("12,3456", "12.3456"),
+        ("12.3456", "12.3456"),
+        ("12,3", "12.3000"),
+        (Decimal("0.0001"), "0.0001"),
+        (5, "5.0000"),
+    ],
 )
 def test_credit_amount_forms(gateway, amount, wire):
     gateway.register_uri(rm_lib.ANY, rm_lib.ANY, text="OK 9")

@@ -59,7 +59,9 @@ def sigkill(proc: subprocess.Popen[str]) -> None:
 def ledger_rows(path: Path, job_key: str) -> dict[str, str]:
     with sqlite3.connect(path) as db:
         try:
-            rows = db.execute("SELECT item, state FROM smsend_send_ledger WHERE job_key = ?", (job_key,)).fetchall()
+            rows = db.execute(
+                "SELECT item, state FROM smsend_send_ledger WHERE job_key = ?", (job_key,)
+            ).fetchall()
         except sqlite3.OperationalError:  # the worker has not created the table yet
             return {}
     return dict(rows)
@@ -83,7 +85,9 @@ def test_bulk_send_killed_mid_way_then_retried(
     sends_before = sandbox.admin.stats()["requests"]["/sms/send.php"]
 
     retry = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME", fail_on="all")
-    result = retry.execute(build_context(dag_id="campaign", task_id="send", run_id="killed_run", try_number=2))
+    result = retry.execute(
+        build_context(dag_id="campaign", task_id="send", run_id="killed_run", try_number=2)
+    )
 
     counts = sandbox.admin.counts(kind="sms")
     outcomes = {o["recipient"]: o for o in result["outcomes"]}
@@ -129,12 +133,16 @@ def test_credit_assignment_killed_during_the_call_then_retried(
     sandbox.admin.set_faults(latency_ms=1500)  # the gateway answers 1.5 s after the request arrives
     with worker(CREDIT_SCRIPT, {}) as proc:
         wait_until(
-            lambda: sandbox.admin.stats()["requests"].get("/backoffice/credit-add.php", 0) == 1
-            and ledger_rows(ledger_db, job).get(item) == "sending",
+            lambda: (
+                sandbox.admin.stats()["requests"].get("/backoffice/credit-add.php", 0) == 1
+                and ledger_rows(ledger_db, job).get(item) == "sending"
+            ),
             "the credit-add request left the worker",
         )
         proc.send_signal(signal.SIGSTOP)
-        wait_until(lambda: any(e["type"] == "credits" for e in sandbox.admin.userlog()), "the gateway assigned it")
+        wait_until(
+            lambda: any(e["type"] == "credits" for e in sandbox.admin.userlog()), "the gateway assigned it"
+        )
         sigkill(proc)
     assert ledger_rows(ledger_db, job) == {item: "sending"}, "the outcome must not have been recorded"
     sandbox.admin.set_faults(latency_ms=0)
@@ -171,7 +179,9 @@ def test_credit_assignment_killed_before_the_gateway_acted_assigns_nothing(
     sandbox.admin.set_faults(latency_ms=0)
     retry = SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="7.5000")
     with pytest.raises(AirflowFailException, match="NOT done again automatically.*resend_unknown=True"):
-        retry.execute(make_context(dag_id="onboarding", task_id="credit", run_id="killed_credit_run", try_number=2))
+        retry.execute(
+            make_context(dag_id="onboarding", task_id="credit", run_id="killed_credit_run", try_number=2)
+        )
     assert [e for e in sandbox.admin.userlog() if e["type"] == "credits"] == []
     assert sandbox.admin.stats()["requests"]["/backoffice/credit-add.php"] == 1
     assert sandbox.admin.credit(DEMO) == "100.0000"

@@ -18,7 +18,9 @@ from airflow_provider_smsend.transfers.batch_status_to_sql import SmSendBatchSta
 from airflow_provider_smsend.transfers.credits_to_sql import SmSendCreditsToSqlOperator
 from airflow_provider_smsend.transfers.userlog_to_sql import SmSendUserlogToSqlOperator
 
-STATUS_COLUMNS = "request_id, report_type, id, dest, status, status_class, status_text, netcode, loaded_at, dag_run_id"
+STATUS_COLUMNS = (
+    "request_id, report_type, id, dest, status, status_class, status_text, netcode, loaded_at, dag_run_id"
+)
 USERLOG_COLUMNS = "id, date, u_id, username, bill_id, credit, report_type, loaded_at"
 #: Amounts at the edges of NUMERIC(18,4): the smallest unit, the largest value, a comma separator.
 AMOUNTS = ["0.0001", "99999999999999.9999", "10,5000", "123456.7891", "0.0000", "1"]
@@ -29,16 +31,25 @@ CREDITS = "id\tdate\tu_id\tusername\tbill_id\tcredit\r\n" + "".join(
 
 def status_load(target: Any, table: str, request_id: str, **kwargs: Any) -> dict[str, Any]:
     op = SmSendBatchStatusToSqlOperator(
-        task_id="load_status", request_ids=request_id, table=table, conn_id=target.conn_id,
-        smsend_conn_id=th.SMSEND_CONN_ID, **kwargs,
+        task_id="load_status",
+        request_ids=request_id,
+        table=table,
+        conn_id=target.conn_id,
+        smsend_conn_id=th.SMSEND_CONN_ID,
+        **kwargs,
     )
     return op.execute(th.context())
 
 
 def userlog_load(target: Any, table: str, **kwargs: Any) -> dict[str, Any]:
     op = SmSendUserlogToSqlOperator(
-        task_id="load_userlog", table=table, conn_id=target.conn_id, smsend_conn_id=th.SMSEND_CONN_ID,
-        date_from="2024-07-01", date_to="2024-07-31", **kwargs,
+        task_id="load_userlog",
+        table=table,
+        conn_id=target.conn_id,
+        smsend_conn_id=th.SMSEND_CONN_ID,
+        date_from="2024-07-01",
+        date_to="2024-07-31",
+        **kwargs,
     )
     return op.execute(th.context())
 
@@ -80,10 +91,16 @@ def test_loading_the_same_report_twice_leaves_the_same_rows(target: Any, gateway
 
     status_load(target, status_table, "REQ-1", chunk_size=7)
     userlog_load(target, userlog_table, chunk_size=4)
-    first = (target.rows(status_table, same), target.rows(userlog_table, "id, date, u_id, username, bill_id, credit"))
+    first = (
+        target.rows(status_table, same),
+        target.rows(userlog_table, "id, date, u_id, username, bill_id, credit"),
+    )
     second_status = status_load(target, status_table, "REQ-1", chunk_size=7)
     second_userlog = userlog_load(target, userlog_table, chunk_size=4)
-    second = (target.rows(status_table, same), target.rows(userlog_table, "id, date, u_id, username, bill_id, credit"))
+    second = (
+        target.rows(status_table, same),
+        target.rows(userlog_table, "id, date, u_id, username, bill_id, credit"),
+    )
 
     assert second == first
     assert len(first[0]) == 25 and len(first[1]) == len(AMOUNTS)
@@ -97,8 +114,12 @@ def test_money_round_trips_exactly(target: Any, gateway: Any) -> None:
 
     userlog_load(target, userlog_table)
     snapshot = SmSendCreditsToSqlOperator(
-        task_id="snapshot", table=snapshot_table, conn_id=target.conn_id, smsend_conn_id=th.SMSEND_CONN_ID,
-        u_ids=list(range(1, len(AMOUNTS) + 1)), snapshot_date="2024-07-16",
+        task_id="snapshot",
+        table=snapshot_table,
+        conn_id=target.conn_id,
+        smsend_conn_id=th.SMSEND_CONN_ID,
+        u_ids=list(range(1, len(AMOUNTS) + 1)),
+        snapshot_date="2024-07-16",
     ).execute(th.context())
 
     expected = [Decimal(a.replace(",", ".")) for a in AMOUNTS]

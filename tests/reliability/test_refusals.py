@@ -31,7 +31,9 @@ MESSAGES = {
 def refuse(kind: str, sandbox: Any, add_smsend_connection: Callable[..., str]) -> str:
     """Make the gateway refuse in the way ``kind`` says; return the connection id to use."""
     if kind == "bad_credentials":
-        return add_smsend_connection("smsend_refused", password="wrong-pass", reseller_password="wrong-reseller-pass")
+        return add_smsend_connection(
+            "smsend_refused", password="wrong-pass", reseller_password="wrong-reseller-pass"
+        )
     if kind == "ip_not_enabled":
         sandbox.admin.set_settings(allow_ips=["10.9.9.9"])
     else:
@@ -49,7 +51,12 @@ def test_sms_operator_fails_at_once(
 ) -> None:
     conn_id = refuse(kind, sandbox, add_smsend_connection)
     task = SmSendSmsOperator(
-        task_id="send", recipients=numbers(40), text="Saldi", sender="ACME", concurrency=4, smsend_conn_id=conn_id
+        task_id="send",
+        recipients=numbers(40),
+        text="Saldi",
+        sender="ACME",
+        concurrency=4,
+        smsend_conn_id=conn_id,
     )
     with pytest.raises(AirflowFailException, match=rf"Sending stopped early: .*{MESSAGES[kind]}"):
         task.execute(make_context(task_id="send"))
@@ -65,12 +72,20 @@ def test_sensors_fail_at_once_in_poke_mode(
     conn_id = refuse(kind, sandbox, add_smsend_connection)
     if sensor_kind == "batch_status":
         sensor: Any = SmSendBatchStatusSensor(
-            task_id="wait", request_ids="HTTP00000000001", smsend_conn_id=conn_id, poke_interval=0.1, timeout=30
+            task_id="wait",
+            request_ids="HTTP00000000001",
+            smsend_conn_id=conn_id,
+            poke_interval=0.1,
+            timeout=30,
         )
         path, expected = "/sms/batch-status.php", MESSAGES[kind]
     else:
         sensor = SmSendInboundSmsSensor(
-            task_id="wait", rcpt="+393400000001", sharecode="001", smsend_conn_id=conn_id, poke_interval=0.1,
+            task_id="wait",
+            rcpt="+393400000001",
+            sharecode="001",
+            smsend_conn_id=conn_id,
+            poke_interval=0.1,
             timeout=30,
         )
         path, expected = "/wsdl/index.php", r"Not allowed: check the MMS id, password or ticket|KO 10[16]"
@@ -98,7 +113,9 @@ def test_backoffice_operator_fails_at_once(
     kind: str, sandbox: Any, add_smsend_connection: Any, ledger_conn_id: str, make_context: Any
 ) -> None:
     conn_id = refuse(kind, sandbox, add_smsend_connection)
-    task = SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="5", smsend_conn_id=conn_id)
+    task = SmSendAssignCreditOperator(
+        task_id="credit", u_id=DEMO, bill_id=1, credit="5", smsend_conn_id=conn_id
+    )
     expected = {  # the back-office refuses an IP with a bare "KO Accesso non consentito."
         "bad_credentials": r"Wrong username or password: fix the login/password",
         "ip_not_enabled": r"check the reseller credentials and the enabled IP addresses",
@@ -113,11 +130,14 @@ def test_insufficient_credit_fails_the_backoffice_check_and_the_mms(
     sandbox: Any, add_smsend_connection: Any, ledger_conn_id: str, make_context: Any
 ) -> None:
     conn_id = refuse("insufficient_credit", sandbox, add_smsend_connection)
-    check = SmSendCreditCheckOperator(task_id="check", u_id=DEMO, min_credit="10", mode="fail", smsend_conn_id=conn_id)
+    check = SmSendCreditCheckOperator(
+        task_id="check", u_id=DEMO, min_credit="10", mode="fail", smsend_conn_id=conn_id
+    )
     with pytest.raises(AirflowFailException, match=r"below the required 10 EUR: top it up"):
         check.execute(make_context(task_id="check"))
-    mms = SmSendMmsOperator(task_id="mms", subject="Promo", text="Ciao", recipients=["+393331234567"],
-                            smsend_conn_id=conn_id)
+    mms = SmSendMmsOperator(
+        task_id="mms", subject="Promo", text="Ciao", recipients=["+393331234567"], smsend_conn_id=conn_id
+    )
     with pytest.raises(AirflowFailException, match=r"No credit left for MMS: top up the account"):
         mms.execute(make_context(task_id="mms"))
     assert requests_to(sandbox, "/sms-gw/index.php") == 1

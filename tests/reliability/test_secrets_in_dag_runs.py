@@ -39,8 +39,13 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 EXAMPLES = ROOT / "dags_examples"
 CUSTOMERS_CSV = EXAMPLES / "data" / "customers.csv"
 CLIENT_PASSWORD = "Onboarding-Client-Pass-7"
-MMS = {"id": "C00000_002", "password": "mms-md5-pass", "rcpt": "+393331234567", "subject": "Promo",
-       "text": "Nuova collezione"}
+MMS = {
+    "id": "C00000_002",
+    "password": "mms-md5-pass",
+    "rcpt": "+393331234567",
+    "subject": "Promo",
+    "text": "Nuova collezione",
+}
 TICKET = mms_ticket(MMS["id"], MMS["rcpt"], MMS["subject"], MMS["text"], MMS["password"])
 SECRETS = {
     "connection password": "demo-pass",
@@ -72,7 +77,9 @@ def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = (tmp_path_factory.mktemp("sandbox") / "sandbox.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "airflow_provider_smsend.sandbox", "--port", "0", "--delivery-delay", "0.2"],
-        stdout=subprocess.PIPE, stderr=log, text=True,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -124,8 +131,12 @@ def dag_runs(sandbox_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict
     template = work / "template-home"
     template.mkdir()
     migrate = subprocess.run(
-        [AIRFLOW, "db", "migrate"], env=home_env(env, template, EXAMPLES), capture_output=True, text=True,
-        timeout=180, check=False,
+        [AIRFLOW, "db", "migrate"],
+        env=home_env(env, template, EXAMPLES),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
     procs = {}
@@ -135,9 +146,14 @@ def dag_runs(sandbox_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict
         shutil.copy(template / "airflow.db", home / "airflow.db")
         args = [AIRFLOW, "dags", "test", run.dag_id] + (["--conf", json.dumps(run.conf)] if run.conf else [])
         output = (home / "dags-test.out").open("w")
-        procs[run.name] = (run, home, output, subprocess.Popen(
-            args, env=home_env(env, home, EXAMPLES), stdout=output, stderr=subprocess.STDOUT, text=True
-        ))
+        procs[run.name] = (
+            run,
+            home,
+            output,
+            subprocess.Popen(
+                args, env=home_env(env, home, EXAMPLES), stdout=output, stderr=subprocess.STDOUT, text=True
+            ),
+        )
     results = {}
     deadline = time.monotonic() + 600
     for name, (run, home, output, proc) in procs.items():
@@ -160,13 +176,19 @@ def _final_state(output: str) -> str:
 def _metadata_texts(home: Path) -> dict[str, list[str]]:
     with sqlite3.connect(home / "airflow.db") as db:
         xcoms = [str(v) for (v,) in db.execute("SELECT value FROM xcom")]
-        rendered = [str(v) for (v,) in db.execute("SELECT rendered_fields FROM rendered_task_instance_fields")]
+        rendered = [
+            str(v) for (v,) in db.execute("SELECT rendered_fields FROM rendered_task_instance_fields")
+        ]
     return {"xcom": xcoms, "rendered_task_instance_fields": rendered}
 
 
 def _log_files(home: Path) -> dict[str, str]:
     logs = home / "logs"
-    return {str(p): p.read_text(errors="replace") for p in logs.rglob("*") if p.is_file()} if logs.exists() else {}
+    return (
+        {str(p): p.read_text(errors="replace") for p in logs.rglob("*") if p.is_file()}
+        if logs.exists()
+        else {}
+    )
 
 
 def test_dag_runs_end_as_expected(dag_runs: dict[str, tuple[Run, Path, str]], sandbox_url: str) -> None:
@@ -210,13 +232,22 @@ def test_phone_numbers_masked_in_task_logs(dag_runs: dict[str, tuple[Run, Path, 
 
 
 def test_mms_ticket_and_password_stay_out_of_logs_and_xcom(
-    sandbox: Any, add_smsend_connection: Any, ledger_conn_id: str, make_context: Any,
+    sandbox: Any,
+    add_smsend_connection: Any,
+    ledger_conn_id: str,
+    make_context: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The MMS operator with an MD5 account, every logger at DEBUG (zeep logs whole envelopes)."""
-    conn_id = add_smsend_connection("smsend_md5", mms_id=MMS["id"], mms_password=MMS["password"], mms_auth="md5")
+    conn_id = add_smsend_connection(
+        "smsend_md5", mms_id=MMS["id"], mms_password=MMS["password"], mms_auth="md5"
+    )
     task = SmSendMmsOperator(
-        task_id="mms", subject=MMS["subject"], text=MMS["text"], recipients=[MMS["rcpt"]], smsend_conn_id=conn_id
+        task_id="mms",
+        subject=MMS["subject"],
+        text=MMS["text"],
+        recipients=[MMS["rcpt"]],
+        smsend_conn_id=conn_id,
     )
     context = make_context(task_id="mms")
     with caplog.at_level(logging.DEBUG):

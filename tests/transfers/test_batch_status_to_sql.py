@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from transfer_helpers import SMSEND_CONN_ID, SPEC_MNC_REPORT, SqlTarget, StubGateway, context, notify_report
@@ -143,3 +145,80 @@ def test_hundred_thousand_rows(target: SqlTarget, gateway: StubGateway) -> None:
         target.query(f"SELECT SUM(status) FROM {table}")[0][0] == 100 * 33_334 + 200 * 33_333 + 300 * 33_333
     )
     print(f"\n{target.kind}: 100k rows via {result['method']} in {result['seconds']}s")
+
+
+def only_undelivered(frame: Any) -> Any:
+    """A transform by dotted path: keep the rows that are not 2xx."""
+    return frame[frame["status"] // 100 != 2]
+
+
+def test_transform_filters_rows_by_callable_and_by_dotted_path(
+    target: SqlTarget, gateway: StubGateway
+) -> None:
+    gateway.batch[("REQ-T", "notify")] = notify_report(9)
+    by_path, by_callable = target.table("trp"), target.table("trc")
+
+    operator(target, by_path, "REQ-T", transform=f"{__name__}.only_undelivered").execute(context())
+    operator(
+        target, by_callable, "REQ-T", transform=lambda f: f.assign(status_text=f["status_text"].str.upper())
+    ).execute(context())
+
+    assert [r[0] for r in target.rows(by_path, "status")] == [100, 300, 100, 300, 100, 300]
+    assert {r[0] for r in target.rows(by_callable, "status_text")} == {
+        "WAITING",
+        "DELIVERED",
+        "UNKNOWN SUBSCRIBER",
+    }
+
+
+def test_transform_fills_a_column_of_a_table_you_made(target: SqlTarget, gateway: StubGateway) -> None:
+    from airflow_provider_smsend.sql.dialect import dialect_for
+    from airflow_provider_smsend.sql.layouts import BATCH_STATUS_TABLE
+
+    gateway.batch[("REQ-X", "notify")] = notify_report(3)
+    table = target.table("trx")
+    dialect = dialect_for(target.kind)
+    target.query(dialect.create_table_sql(table, BATCH_STATUS_TABLE))
+    target.query(f"ALTER TABLE {table} ADD COLUMN campaign VARCHAR(40)")
+
+    operator(target, table, "REQ-X", transform=lambda f: f.assign(campaign="spring")).execute(context())
+
+    assert target.rows(table, "campaign") == [("spring",)] * 3
+
+
+def test_a_transform_that_breaks_the_layout_is_refused(target: SqlTarget, gateway: StubGateway) -> None:
+    gateway.batch[("REQ-Y", "notify")] = notify_report(3)
+    table = target.table("try")
+    with pytest.raises(AirflowFailException, match="dropped column"):
+        operator(target, table, "REQ-Y", transform=lambda f: f.drop(columns=["dest"])).execute(context())
+    with pytest.raises(AirflowFailException, match="region"):
+        operator(target, table, "REQ-Y", transform=lambda f: f.assign(region="north")).execute(context())
+    with pytest.raises(AirflowFailException, match="not a pandas DataFrame"):
+        operator(target, table, "REQ-Y", transform=lambda f: None).execute(context())
+    with pytest.raises(AirflowFailException, match="cannot be imported"):
+        operator(target, table, "REQ-Y", transform="no_such_module.fn").execute(context())
+    with pytest.raises(TypeError, match="transform must be a callable"):
+        operator(target, table, "REQ-Y", transform=42)
+
+
+def test_tables_made_by_earlier_versions_keep_loading(target: SqlTarget, gateway: StubGateway) -> None:
+    """0.1's wide table (every dialect) and 0.2's PostgreSQL compact view load as they are."""
+    from airflow_provider_smsend.sql.dialect import dialect_for
+    from airflow_provider_smsend.sql.layouts import BATCH_STATUS_TABLE, CompactNames, compact_ddl
+
+    gateway.batch[("REQ-OLD", "notify")] = notify_report(4)
+    wide = target.table("old")
+    target.query(dialect_for(target.kind).create_table_sql(wide, BATCH_STATUS_TABLE))
+    operator(target, wide, "REQ-OLD").execute(context())
+    operator(target, wide, "REQ-OLD").execute(context())
+    assert target.count(wide) == 4
+    if target.kind == "postgres":
+        compact = target.table("old02")
+        for statement in compact_ddl(CompactNames(compact)):
+            target.query(statement)
+        target.created += [f"{compact}_rows", f"{compact}_loads"]
+        operator(target, compact, "REQ-OLD").execute(context())
+        assert target.count(compact) == 4 and target.count(f"{compact}_loads") == 1
+        assert target.query("SELECT relkind FROM pg_class WHERE relname = %s", (wide,)) == [
+            ("r",)
+        ]  # still a table: never turned into a view
