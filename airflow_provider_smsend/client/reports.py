@@ -68,7 +68,7 @@ USERLOG_COLUMNS: dict[str, tuple[str, ...]] = {
 #: The columns of a batch-status frame, in order.
 BATCH_STATUS_FRAME_COLUMNS = ("request_id", "id", "dest", "status", "status_text", "netcode")
 #: Bytes of report lines parsed in one Arrow read (many small reports, or one block of a big one).
-BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 4 << 20
 #: The longest line a report may have; a longer one (or a body with no line end) is an error.
 MAX_LINE_BYTES = 64 << 10
 #: Digits an id may have (fits int64) and a status (fits a SQL INTEGER).
@@ -811,7 +811,7 @@ def iter_batch_status_frames(
 ) -> Iterator[pd.DataFrame]:  # fmt: skip
     """Parse one (big) batch-status report from byte chunks, a frame per block of whole lines.
 
-    Memory holds one block (``block_bytes``, default :data:`BLOCK_BYTES`: 8 MiB) and its frame at a time.
+    Memory holds one block (``block_bytes``, default :data:`BLOCK_BYTES`) and its frame at a time.
 
     :raises SmSendReportError: a malformed line, or a line over :data:`MAX_LINE_BYTES`.
     """

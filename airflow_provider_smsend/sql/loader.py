@@ -31,14 +31,12 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smsend.sql.dialect import Dialect, scope_values
@@ -309,6 +307,9 @@ class SqlAlchemySession(Session):
         self._transaction: Any = None
         self._json_table_ok: bool | None = None
         self._types: Mapping[str, str] = {}
+        self._offset = 0
+        self._sender: Any = None
+        self._pending: Any = None
         #: appended to each ``INSERT`` (MySQL upserts: ``ON DUPLICATE KEY UPDATE ...``)
         self.upsert_clause = ""
 
@@ -362,12 +363,16 @@ class SqlAlchemySession(Session):
         self._ensure()
         schema, _, bare = table.rpartition(".")
         self._types = types or {}
+        self._offset = 0
         json_table = self._json_table()
-        frame.to_sql(
-            bare, self.conn, schema=schema or None, if_exists="append", index=False,
-            chunksize=min(self.chunk_size, self.JSON_CHUNK) if json_table else self.chunk_size,
-            method=self._insert_json if json_table else self._executemany,
-        )  # fmt: skip
+        try:
+            frame.to_sql(
+                bare, self.conn, schema=schema or None, if_exists="append", index=False,
+                chunksize=min(self.chunk_size, self.JSON_CHUNK) if json_table else self.chunk_size,
+                method=self._insert_json if json_table else self._executemany,
+            )  # fmt: skip
+        finally:
+            self._wait()  # the last chunk is stored (or its error raised) before the ingest returns
 
     def _head(self, pd_table: Any, keys: list[str]) -> str:
         quote = self.dialect.quote
@@ -380,7 +385,7 @@ class SqlAlchemySession(Session):
         """pandas' ``to_sql`` insertion method: one driver ``executemany`` per chunk (MySQL drivers
         turn it into multi-row ``INSERT``s)."""
         sql = f"{self._head(pd_table, keys)} VALUES ({', '.join(self.dialect.marks(len(keys)))}) {self.upsert_clause}"
-        rows = [tuple(None if _missing(v) else v for v in row) for row in data_iter]
+        rows = list(data_iter)  # pandas gives None for every missing value
         cursor = self._driver_cursor()
         try:
             cursor.executemany(sql, rows)
@@ -391,9 +396,20 @@ class SqlAlchemySession(Session):
     def _insert_json(
         self, pd_table: Any, conn: Any, keys: list[str], data_iter: Iterable[tuple[Any, ...]]
     ) -> int:
-        """pandas' ``to_sql`` insertion method: the chunk as one JSON document read by ``JSON_TABLE``."""
-        rows = [[None if _missing(v) else v for v in row] for row in data_iter]
-        document = json.dumps(rows, default=_json_value, ensure_ascii=True, allow_nan=False)
+        """pandas' ``to_sql`` insertion method: the chunk as one JSON document read by ``JSON_TABLE``.
+
+        The document is written by ``DataFrame.to_json`` from the chunk of ``pd_table.frame`` that
+        pandas is at (chunks come in order, :attr:`JSON_CHUNK` rows each): money stays exact text,
+        dates and timestamps ISO 8601, nulls ``null``.
+        """
+        frame = pd_table.frame
+        size = min(self.JSON_CHUNK, len(frame) - self._offset)
+        chunk = frame.iloc[self._offset : self._offset + size]
+        self._offset += size
+        dates = [k for k in keys if self._types.get(k, "").upper() == "DATE"]
+        if dates:
+            chunk = chunk.astype({k: "string[pyarrow]" for k in dates})
+        document = chunk[keys].to_json(orient="values", date_format="iso", date_unit="us")
         quote = self.dialect.quote
         columns = ", ".join(
             f"{quote(k)} {self._types.get(k, 'LONGTEXT')} PATH '$[{i}]'" for i, k in enumerate(keys)
@@ -402,19 +418,45 @@ class SqlAlchemySession(Session):
             f"{self._head(pd_table, keys)} SELECT * FROM JSON_TABLE({self.dialect.marks(1)[0]}, '$[*]' "
             f"COLUMNS ({columns})) AS smsend_rows {self.upsert_clause}"
         )
-        cursor = self._driver_cursor()
-        try:
-            cursor.execute(sql, (document,))
-        finally:
-            cursor.close()
-        return len(rows)
+        self._send(sql, document)
+        return size
+
+    def _send(self, sql: str, document: str) -> None:
+        """Run one chunk's statement in the session's sender thread, after the previous one ended:
+        the server stores chunk n while pandas writes the document of chunk n + 1 (the driver
+        releases the GIL while it waits). The connection is used by one thread at a time."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._wait()
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsend-sql")
+
+        def run() -> None:
+            cursor = self._driver_cursor()
+            try:
+                cursor.execute(sql, (document,))
+            finally:
+                cursor.close()
+
+        self._pending = self._sender.submit(run)
+
+    def _wait(self) -> None:
+        """Wait for the chunk in flight; its error is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def commit(self) -> None:
+        self._wait()
         if self._transaction is not None and self._transaction.is_active:
             self._transaction.commit()
         self._transaction = None
 
     def rollback(self) -> None:
+        try:
+            self._wait()
+        except Exception:  # the rollback undoes it anyway
+            pass
         if self._transaction is not None and self._transaction.is_active:
             self._transaction.rollback()
         else:
@@ -422,18 +464,9 @@ class SqlAlchemySession(Session):
         self._transaction = None
 
     def close(self) -> None:
+        if self._sender is not None:
+            self._sender.shutdown(wait=True)
         self.conn.close()
-
-
-def _json_value(value: Any) -> Any:
-    """JSON for the values ``json`` does not know: exact decimals as text, dates in ISO 8601."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if hasattr(value, "item"):  # a NumPy scalar
-        return value.item()
-    raise TypeError(f"Cannot store a {type(value).__name__} value.")
 
 
 def _missing(value: Any) -> bool:
@@ -474,12 +507,7 @@ def frame_for(
             out[name] = values.astype(pd.ArrowDtype(width))
         elif kind == "money":
             money = values.astype(pd.ArrowDtype(pa.decimal128(18, 4)))
-            if dialect.name == "sqlite":
-                out[name] = money.astype(pd.ArrowDtype(pa.string()))
-            elif dialect.name in ("postgres",):
-                out[name] = money
-            else:
-                out[name] = money.astype(object)
+            out[name] = money.astype(pd.ArrowDtype(pa.string())) if dialect.name == "sqlite" else money
         elif kind == "timestamp":
             if (
                 getattr(values.dtype, "tz", None) is None

@@ -54,9 +54,9 @@ class BaseSmSendToSqlOperator(BaseOperator):
         ``append`` or ``upsert`` (insert or update on the table's key; needs SQLite, PostgreSQL or
         MariaDB/MySQL).
     :param create_table: create the table when it is missing (default True).
-    :param chunk_size: rows per ``executemany`` batch of ``to_sql`` loads (MySQL/MariaDB and other
-        SQLAlchemy databases; default 10 000). PostgreSQL and SQLite load each parsed block of the
-        report (at most 8 MiB of lines) in one ADBC bulk ingest.
+    :param chunk_size: rows per statement of ``to_sql`` loads (MySQL/MariaDB and other SQLAlchemy
+        databases; default 10 000, at most 5,000 for MariaDB's ``JSON_TABLE``). PostgreSQL and SQLite
+        load the whole report in one ADBC bulk ingest, fed block by block (4 MiB of lines each).
     :param hook_params: extra keyword arguments for the SQL hook (as for ``SQLExecuteQueryOperator``).
     :param transform: a callable ``DataFrame -> DataFrame`` (or its dotted import path, e.g.
         ``"my_dags.etl.only_failures"``) applied to every frame of the report before the load: to
