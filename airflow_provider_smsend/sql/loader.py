@@ -544,6 +544,80 @@ def constant(value: Any, rows: int, arrow_type: pa.DataType) -> Any:
 # ------------------------------------------------------------------------------- wide tables
 
 
+class _LoadTransaction:
+    """One load's transaction: committed when the block ends, rolled back (and logged) on any
+    error, the commit's own included; the frames' source (an open HTTP stream) is closed either way.
+
+    :param session: the load's session.
+    :param table: the target, for messages.
+    :param frames: the frames of the load (closed at the end if they can be).
+    :param logger: where the outcome goes.
+    """
+
+    def __init__(self, session: Session, table: str, frames: Iterable[Any], logger: Any) -> None:
+        self.session, self.table, self.frames, self.log = session, table, frames, logger
+        self.rows = 0
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> _LoadTransaction:
+        self.session.begin()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                try:
+                    self.session.commit()
+                    return
+                except BaseException:
+                    self._rollback()
+                    raise
+            self._rollback()
+        finally:
+            close = getattr(self.frames, "close", None)
+            if callable(close):  # a generator holding an open HTTP stream
+                close()
+
+    def _rollback(self) -> None:
+        self.log.warning(
+            "Load into %s failed after %d row(s): rolling back, the table is unchanged", self.table, self.rows
+        )
+        self.session.rollback()
+
+    def result(self, mode: str, deleted: int, layout: str = "") -> LoadResult:
+        """What the load did (logged)."""
+        result = LoadResult(
+            self.table, mode, self.rows, deleted, self.session.method, time.perf_counter() - self.started
+        )
+        self.log.info(
+            "Loaded %d row(s) into %s (%s, %s%s) in %.2fs: %.0f rows/s",
+            self.rows, self.table, mode, self.session.method, layout, result.seconds, result.rows_per_second,
+        )  # fmt: skip
+        return result
+
+
+def merge_last_wins(
+    session: Session, target: str, stage: str, columns: Sequence[str], key: Sequence[str]
+) -> None:
+    """Upsert a temporary ``stage`` into ``target`` on ``key`` (quoted names), the last staged row of
+    a key winning, as row-by-row upserts would (PostgreSQL: by ``ctid``; SQLite: by ``rowid``);
+    then drop the stage."""
+    cols = ", ".join(columns)
+    keys = ", ".join(key)
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
+    if session.dialect.name == "sqlite":
+        select = (
+            f"SELECT {cols} FROM {stage} s WHERE s.rowid IN (SELECT MAX(rowid) FROM {stage} GROUP BY {keys})"
+        )
+    else:
+        select = (
+            f"SELECT DISTINCT ON ({keys}) {cols} FROM (SELECT *, ctid AS smsend_ctid FROM {stage}) s "
+            f"ORDER BY {keys}, smsend_ctid DESC"
+        )
+    session.execute(f"INSERT INTO {target} ({cols}) {select} ON CONFLICT ({keys}) DO UPDATE SET {sets}")
+    session.execute(f"DROP TABLE {stage}")
+
+
 class TableLoader:
     """Write frames shaped as ``spec`` into one table.
 
@@ -679,48 +753,26 @@ class TableLoader:
                 "load_mode 'replace' needs a scope (the request ids, date range or snapshot to replace)."
             )
         session = self.session
-        started = time.perf_counter()
-        rows = deleted = 0
+        deleted = 0
         columns = [*self.spec.column_names, *extra]
-        stage = None
-        try:
-            session.begin()
+        with _LoadTransaction(session, self.table, frames, self.log) as transaction:
             if mode == "replace" and scope:
                 deleted = self._delete(scope)
                 self.log.info("Deleted %d row(s) of %s before the reload", deleted, self.table)
-            if mode == "upsert":
-                stage = _Upsert(self, columns)
+            stage = _Upsert(self, columns) if mode == "upsert" else None
 
             def shaped_frames() -> Iterator[pd.DataFrame]:
-                nonlocal rows
                 for frame in frames:
                     shaped = frame_for(self.dialect, self.spec, frame, columns=columns)
-                    rows += len(shaped)
+                    transaction.rows += len(shaped)
                     yield shaped
 
             if stage is not None:
                 stage.write(shaped_frames())
+                stage.finish()
             else:
                 session.ingest_all(self.table, shaped_frames(), types=self.sql_types)
-            if stage is not None:
-                stage.finish()
-            session.commit()
-        except BaseException:
-            self.log.warning(
-                "Load into %s failed after %d row(s): rolling back, the table is unchanged", self.table, rows
-            )
-            session.rollback()
-            raise
-        finally:
-            close = getattr(frames, "close", None)
-            if callable(close):  # a generator holding an open HTTP stream
-                close()
-        result = LoadResult(self.table, mode, rows, deleted, session.method, time.perf_counter() - started)
-        self.log.info(
-            "Loaded %d row(s) into %s (%s, %s) in %.2fs: %.0f rows/s",
-            rows, self.table, mode, session.method, result.seconds, result.rows_per_second,
-        )  # fmt: skip
-        return result
+        return transaction.result(mode, deleted)
 
 
 class _Upsert:
@@ -765,19 +817,13 @@ class _Upsert:
             return
         assert self.stage is not None
         q = dialect.quote
-        cols = ", ".join(q(c) for c in self.columns)
-        keys = ", ".join(q(c) for c in spec.key)
-        sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in self.columns if c not in spec.key)
-        # the last row of a key wins, as row-by-row upserts would
-        session.execute(
-            f"INSERT INTO {q(self.loader.table)} ({cols}) SELECT {cols} FROM {q(self.stage)} s WHERE s.rowid IN "
-            f"(SELECT MAX(rowid) FROM {q(self.stage)} GROUP BY {keys}) ON CONFLICT ({keys}) DO UPDATE SET {sets}"
-            if dialect.name == "sqlite"
-            else f"INSERT INTO {q(self.loader.table)} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM "
-            f"(SELECT *, ctid AS smsend_ctid FROM {q(self.stage)}) s ORDER BY {keys}, smsend_ctid DESC "
-            f"ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+        merge_last_wins(
+            session,
+            q(self.loader.table),
+            q(self.stage),
+            [q(c) for c in self.columns],
+            [q(c) for c in spec.key],
         )
-        session.execute(f"DROP TABLE {q(self.stage)}")
 
 
 def _pd() -> Any:
@@ -956,10 +1002,8 @@ class CompactBatchStatusLoader:
         if loaded_at.tzinfo is None:
             raise ValueError("loaded_at must be timezone-aware.")
         names, session = self.names, self.session
-        started = time.perf_counter()
-        rows = deleted = 0
-        try:
-            session.begin()
+        deleted = 0
+        with _LoadTransaction(session, names.table, frames, self.log) as transaction:
             if mode == "replace":
                 deleted = self._delete_scope(list(request_ids), report_type)
                 self.log.info("Deleted %d row(s) of %s before the reload", deleted, names.table)
@@ -989,7 +1033,6 @@ class CompactBatchStatusLoader:
             id_type = pd.ArrowDtype(pa.int64())
 
             def rows_frames() -> Iterator[pd.DataFrame]:
-                nonlocal rows
                 for frame in frames:
                     if not len(frame):
                         continue
@@ -1008,37 +1051,14 @@ class CompactBatchStatusLoader:
                         raise ValueError(f"A row of request id {stray!r} is not in the load's request ids.")
                     for rid, n in frame["request_id"].value_counts().items():
                         counts[str(rid)] = counts.get(str(rid), 0) + int(n)
-                    rows += len(shaped)
+                    transaction.rows += len(shaped)
                     yield shaped
 
             session.ingest_all(target, rows_frames(), temporary=mode == "upsert")
             if mode == "upsert":
-                cols = ", ".join(("load_id", *ROW_COLUMNS))
-                sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in ROW_COLUMNS if c != "id")
-                session.execute(
-                    f"INSERT INTO {names.rows} ({cols}) SELECT DISTINCT ON (load_id, id) {cols} FROM "
-                    f"(SELECT *, ctid AS smsend_ctid FROM {target}) s ORDER BY load_id, id, smsend_ctid DESC "
-                    f"ON CONFLICT (load_id, id) DO UPDATE SET {sets}"
-                )
-                session.execute(f"DROP TABLE {target}")
+                merge_last_wins(session, names.rows, target, ["load_id", *ROW_COLUMNS], ["load_id", "id"])
             self._write_loads(load_ids, reused, counts, report_type, loaded_at, dag_run_id)
-            session.commit()
-        except BaseException:
-            self.log.warning(
-                "Load into %s failed after %d row(s): rolling back, the table is unchanged", names.table, rows
-            )
-            session.rollback()
-            raise
-        finally:
-            close = getattr(frames, "close", None)
-            if callable(close):
-                close()
-        result = LoadResult(names.table, mode, rows, deleted, session.method, time.perf_counter() - started)
-        self.log.info(
-            "Loaded %d row(s) into %s (%s, %s, compact layout) in %.2fs: %.0f rows/s",
-            rows, names.table, mode, session.method, result.seconds, result.rows_per_second,
-        )  # fmt: skip
-        return result
+        return transaction.result(mode, deleted, ", compact layout")
 
     def _write_loads(
         self, load_ids: dict[str, int], reused: set[str], counts: dict[str, int], report_type: str,
