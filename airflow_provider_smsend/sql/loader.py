@@ -223,15 +223,7 @@ class AdbcSession(Session):
         temporary: bool = False,
         types: Mapping[str, str] | None = None,
     ) -> None:
-        import pyarrow as pa
-
-        schema, _, bare = table.rpartition(".")
-        data = pa.Table.from_pandas(frame, preserve_index=False)
-        with self.conn.cursor() as cursor:
-            if temporary:
-                cursor.adbc_ingest(bare, data, mode="append", temporary=True)
-            else:
-                cursor.adbc_ingest(bare, data, mode="append", db_schema_name=schema or None)
+        self.ingest_all(table, [frame], temporary=temporary, types=types)
 
     def ingest_all(
         self, table: str, frames: Iterable[pd.DataFrame], *, temporary: bool = False,
