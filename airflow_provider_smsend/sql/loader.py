@@ -392,7 +392,9 @@ class SqlAlchemySession(Session):
 
         The document is written by ``DataFrame.to_json`` from the chunk of ``pd_table.frame`` that
         pandas is at (chunks come in order, :attr:`JSON_CHUNK` rows each): money stays exact text,
-        dates and timestamps ISO 8601, nulls ``null``.
+        dates and timestamps ISO 8601, nulls ``null``. ``JSON_TABLE`` reads every value as text and the
+        ``INSERT`` converts it to the column's type, so a value too long or out of range fails the load
+        (strict mode) instead of being cut.
         """
         frame = pd_table.frame
         size = min(self.JSON_CHUNK, len(frame) - self._offset)
@@ -401,19 +403,30 @@ class SqlAlchemySession(Session):
         dates = [k for k in keys if self._types.get(k, "").upper() == "DATE"]
         if dates:
             chunk = chunk.astype({k: "string[pyarrow]" for k in dates})
-        document = chunk[keys].to_json(orient="values", date_format="iso", date_unit="us")
-        quote = self.dialect.quote
-        columns = ", ".join(
-            f"{quote(k)} {self._types.get(k, 'LONGTEXT')} PATH '$[{i}]'" for i, k in enumerate(keys)
-        )
-        sql = (
-            f"{self._head(pd_table, keys)} SELECT * FROM JSON_TABLE({self.dialect.marks(1)[0]}, '$[*]' "
-            f"COLUMNS ({columns})) AS smsend_rows {self.upsert_clause}"
-        )
-        self._send(sql, document)
+        # A column with one value in the whole chunk (request id, load time, run id...) goes once, in
+        # a one-row document joined to every row: the server parses far less JSON.
+        same = [k for k in keys if chunk[k].nunique(dropna=False) <= 1][: len(keys) - 1]
+        varying = [k for k in keys if k not in same]
+        quote, mark = self.dialect.quote, self.dialect.marks(1)[0]
+
+        def source(columns: list[str], alias: str) -> str:
+            # As text: JSON_TABLE would truncate a value that does not fit a narrower type silently
+            # (a warning, even in strict mode); the INSERT converts it under the table's own rules.
+            paths = ", ".join(f"{quote(k)} LONGTEXT PATH '$[{i}]'" for i, k in enumerate(columns))
+            return f"JSON_TABLE({mark}, '$[*]' COLUMNS ({paths})) AS {alias}"
+
+        documents = [chunk[varying].to_json(orient="values", date_format="iso", date_unit="us")]
+        sources = source(varying, "smsend_rows")
+        if same:
+            documents.append(chunk[same].iloc[:1].to_json(orient="values", date_format="iso", date_unit="us"))
+            sources += f" CROSS JOIN {source(same, 'smsend_same')}"
+        picks = ", ".join(f"{'smsend_same' if k in same else 'smsend_rows'}.{quote(k)}" for k in keys)
+        # WHERE TRUE ends the join, so that an upsert's ON DUPLICATE KEY is not read as its ON
+        sql = f"{self._head(pd_table, keys)} SELECT {picks} FROM {sources} WHERE TRUE {self.upsert_clause}"
+        self._send(sql, documents)
         return size
 
-    def _send(self, sql: str, document: str) -> None:
+    def _send(self, sql: str, documents: list[str]) -> None:
         """Run one chunk's statement in the session's sender thread, after the previous one ended:
         the server stores chunk n while pandas writes the document of chunk n + 1 (the driver
         releases the GIL while it waits). The connection is used by one thread at a time."""
@@ -426,7 +439,7 @@ class SqlAlchemySession(Session):
         def run() -> None:
             cursor = self._driver_cursor()
             try:
-                cursor.execute(sql, (document,))
+                cursor.execute(sql, tuple(documents))
             finally:
                 cursor.close()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,29 +10,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
-import pytest
-
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+from smsend_test_support.services import require_service, services_required  # noqa: F401 (re-exported)
+
 GATEWAY = "http://gateway.test"
 SMSEND_CONN_ID = "smsend_transfers_test"
-
-
-def services_required() -> bool:
-    """True when ``SMSEND_REQUIRE_SERVICES=1``: a missing service is a failure, not a skip."""
-    return os.environ.get("SMSEND_REQUIRE_SERVICES", "").strip().lower() in ("1", "true", "yes")
-
-
-def require_service(name: str, probe: Callable[[], object]) -> None:
-    """Run ``probe``; if it raises, skip the test with the reason (or fail when services are required)."""
-    try:
-        probe()
-    except Exception as exc:  # any failure to reach the service
-        reason = f"{name} is not available ({type(exc).__name__}: {exc})"
-        if services_required():
-            pytest.fail(f"{reason}; SMSEND_REQUIRE_SERVICES=1 makes this a failure.", pytrace=False)
-        pytest.skip(reason)
 
 
 @dataclass
