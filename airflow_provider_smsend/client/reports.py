@@ -128,18 +128,6 @@ class BatchStatusReport:
         """Rows per state: ``{"pending": n, "success": n, "failure": n}`` (states present only)."""
         return dict(Counter(row.state for row in self.rows))
 
-    @classmethod
-    def from_frame(cls, request_id: str, report_type: str, frame: pd.DataFrame) -> BatchStatusReport:
-        """The rows of ``request_id`` in a batch-status frame."""
-        mine = frame[frame["request_id"] == request_id] if len(frame) else frame
-        rows = [
-            BatchStatusRow(id=int(i), dest=str(d), status=int(s), status_text=str(t), netcode=_none(n))
-            for i, d, s, t, n in zip(
-                mine["id"], mine["dest"], mine["status"], mine["status_text"], mine["netcode"], strict=True
-            )
-        ]
-        return cls(request_id=request_id, report_type=report_type, rows=rows)
-
 
 def reports_from_frame(
     frame: pd.DataFrame, request_ids: Sequence[str], report_type: str
@@ -881,7 +869,7 @@ def parse_batch_status(text: str | bytes, report_type: str, *, request_id: str =
     """Parse one whole batch-status report into its typed rows (a view over :func:`read_batch_status`)."""
     body = text.encode("utf-8") if isinstance(text, str) else text
     frame = read_batch_status([(request_id, body, None)], report_type)
-    return BatchStatusReport.from_frame(request_id, report_type, frame)
+    return reports_from_frame(frame, [request_id], report_type)[0]
 
 
 def iter_userlog_frames(
