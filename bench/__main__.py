@@ -20,12 +20,20 @@ from bench import report
 from bench._common import ROOT, row, say
 
 #: In run order: the sandbox's capacity first, so the other figures are known not to be sandbox-bound.
-BENCHMARKS = ("sandbox_capacity", "bulk_send", "report_load", "parse_cost", "trigger_scale")
+BENCHMARKS = ("sandbox_capacity", "bulk_send", "report_load", "parse_cost", "trigger_scale", "campaign_loop")
 DOC = ROOT / "docs" / "benchmarks.md"
 
 
 def _versions() -> dict[str, str]:
-    names = ("airflow-provider-smsend", "apache-airflow", "requests", "httpx", "psycopg", "pandas", "SQLAlchemy")
+    names = (
+        "airflow-provider-smsend",
+        "apache-airflow",
+        "requests",
+        "httpx",
+        "psycopg",
+        "pandas",
+        "SQLAlchemy",
+    )
     found: dict[str, str] = {}
     for name in names:
         try:
@@ -43,10 +51,21 @@ def run_one(name: str) -> dict[str, Any]:
         result = importlib.import_module(f"bench.{name}").run()
     except Exception as exc:
         traceback.print_exc()
-        result = {"name": name, "error": f"{type(exc).__name__}: {exc}"[:500], "notes": [], "rows": [
-            row(name, "benchmark run", target="completes", measured="crashed", reference=type(exc).__name__,
-                passed=False),
-        ]}
+        result = {
+            "name": name,
+            "error": f"{type(exc).__name__}: {exc}"[:500],
+            "notes": [],
+            "rows": [
+                row(
+                    name,
+                    "benchmark run",
+                    target="completes",
+                    measured="crashed",
+                    reference=type(exc).__name__,
+                    passed=False,
+                ),
+            ],
+        }
     result["seconds"] = time.perf_counter() - started
     for r in result["rows"]:
         verdict = {True: "PASS", False: "FAIL", None: "info"}[r["passed"]]
@@ -57,8 +76,12 @@ def run_one(name: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", default=[],
-                        help=f"benchmarks to run (comma separated, repeatable): {', '.join(BENCHMARKS)}")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help=f"benchmarks to run (comma separated, repeatable): {', '.join(BENCHMARKS)}",
+    )
     parser.add_argument("--write", action="store_true", help="rewrite docs/benchmarks.md even with --only")
     args = parser.parse_args(argv)
     names = [n.strip() for part in args.only for n in part.split(",") if n.strip()] or list(BENCHMARKS)
@@ -72,8 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     say(f"==> all done in {seconds / 60:.1f} min")
     if not args.only or args.write:
-        text = report.render(results, started=started_at, seconds=seconds, load_start=load_start,
-                             load_end=report.load_average(), versions=_versions())
+        text = report.render(
+            results,
+            started=started_at,
+            seconds=seconds,
+            load_start=load_start,
+            load_end=report.load_average(),
+            versions=_versions(),
+        )
         DOC.parent.mkdir(parents=True, exist_ok=True)
         DOC.write_text(text)
         say(f"==> wrote {DOC.relative_to(ROOT)}")

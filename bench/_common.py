@@ -50,8 +50,14 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
 
 def start_server(argv: list[str], *, timeout: float = 60.0) -> tuple[subprocess.Popen[str], str]:
     """Start ``python argv`` and wait for the line announcing its ``http://`` URL."""
-    process = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True, env=child_env(), cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=child_env(),
+        cwd=ROOT,
+    )
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
     line = ""
@@ -121,7 +127,9 @@ def sandbox(*options: str) -> Iterator[Sandbox]:
         box.stop()
 
 
-def run_child(module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300.0) -> dict[str, Any]:
+def run_child(
+    module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300.0
+) -> dict[str, Any]:
     """Run ``python -m module args --result FILE`` and return the JSON it wrote to FILE.
 
     The child's output goes to a log file, printed only if it fails.
@@ -132,7 +140,10 @@ def run_child(module: str, *args: str, env: dict[str, str] | None = None, timeou
         with open(log_path, "w") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", module, *args, "--result", str(result_path)],
-                stdout=log, stderr=subprocess.STDOUT, env=env or child_env(), cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env or child_env(),
+                cwd=ROOT,
             )
             try:
                 code = process.wait(timeout)
@@ -162,6 +173,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds (user + system) another process has used so far, from /proc; None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def current_rss_mb() -> float:
     """This process's resident set size now (VmRSS), in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -181,8 +201,12 @@ def row(
 ) -> dict[str, Any]:
     """One line of the results table (``passed`` None: informative, no target)."""
     return {
-        "benchmark": benchmark, "metric": metric, "target": target, "measured": measured,
-        "reference": reference, "passed": passed,
+        "benchmark": benchmark,
+        "metric": metric,
+        "target": target,
+        "measured": measured,
+        "reference": reference,
+        "passed": passed,
     }
 
 

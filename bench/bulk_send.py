@@ -14,7 +14,6 @@ A MemoryLedger run at the same concurrency is reported as a diagnostic (the ledg
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import tempfile
 import time
@@ -27,7 +26,7 @@ from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender
 from airflow_provider_smsend.client.http import SmSendClient
 from airflow_provider_smsend.client.ledger import MemoryLedger
 from airflow_provider_smsend.sql.ledger import DbApiLedger
-from bench._common import DEMO_PASS, DEMO_USER, numbers, row, sandbox, say
+from bench._common import DEMO_PASS, DEMO_USER, numbers, process_cpu_seconds, row, sandbox, say
 
 NAME = "bulk_send"
 LATENCY_MS = 50.0
@@ -47,15 +46,6 @@ def _client(url: str) -> SmSendClient:
 
 def _messages(prefix: str, count: int) -> list[BulkMessage]:
     return [BulkMessage(n, "Benchmark message, hello") for n in numbers(count, prefix=prefix)]
-
-
-def _process_cpu(pid: int | None) -> float | None:
-    """CPU seconds (user + system) another process has used so far, from /proc; None if unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _bulk(
@@ -79,11 +69,11 @@ def _bulk(
         if not trust_env:
             client.session.trust_env = False
         sender = BulkSender(client, ledger=ledger, job_key=job_key, concurrency=CONCURRENCY, rate_limit=rate)
-        box_cpu = _process_cpu(sandbox_pid)
+        box_cpu = process_cpu_seconds(sandbox_pid)
         cpu, started = time.process_time(), time.perf_counter()
         result = sender.run(messages)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        box_after = _process_cpu(sandbox_pid)
+        box_after = process_cpu_seconds(sandbox_pid)
     box_ms = None if box_cpu is None or box_after is None else (box_after - box_cpu) / len(messages) * 1000
     return seconds, result.totals, cpu / len(messages) * 1000, box_ms
 

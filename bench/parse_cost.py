@@ -25,7 +25,11 @@ RUNS = 10
 TARGET_MS = 100.0
 #: The modules the brief names; every other public module of these packages is added when present.
 NAMED = (
-    "operators.sms", "operators.mnc", "operators.backoffice", "sensors.batch_status", "sensors.inbound",
+    "operators.sms",
+    "operators.mnc",
+    "operators.backoffice",
+    "sensors.batch_status",
+    "sensors.inbound",
     "notifications.smsend",
 )
 PACKAGES = ("operators", "sensors", "notifications", "transfers")
@@ -70,8 +74,15 @@ def _child(modules: list[str]) -> dict[str, Any]:
                 pulled_by[heavy] = name
     extra_ms = (time.perf_counter() - started) * 1000
     cpu_ms = (time.process_time() - cpu) * 1000
-    return {"sdk_ms": sdk_ms, "extra_ms": extra_ms, "extra_cpu_ms": cpu_ms, "per_module_ms": per_module, "pulled_by": pulled_by,
-            "heavy_before": sorted(already), "errors": errors}
+    return {
+        "sdk_ms": sdk_ms,
+        "extra_ms": extra_ms,
+        "extra_cpu_ms": cpu_ms,
+        "per_module_ms": per_module,
+        "pulled_by": pulled_by,
+        "heavy_before": sorted(already),
+        "errors": errors,
+    }
 
 
 def run() -> dict[str, Any]:
@@ -88,43 +99,72 @@ def run() -> dict[str, Any]:
     last = results[-1]
     heavy = {name: last["pulled_by"].get(name) for name in HEAVY}
     slowest = sorted(last["per_module_ms"].items(), key=lambda kv: -kv[1])[:3]
-    say(f"  provider imports over airflow.sdk: median {median:.0f} ms of {RUNS} runs (min {min(extra):.0f}, "
+    say(
+        f"  provider imports over airflow.sdk: median {median:.0f} ms of {RUNS} runs (min {min(extra):.0f}, "
         f"max {max(extra):.0f}); process CPU median {cpu_median:.0f} ms; airflow.sdk itself {sdk_median:.0f} ms; first (untimed) run {warm['extra_ms']:.0f} ms; "
-        f"{median / TARGET_MS:.2f}x the {TARGET_MS:.0f} ms budget")
-    say("  heavy libraries imported: " + ", ".join(
-        f"{k}: {'yes, by ' + v.removeprefix(PREFIX + '.') if v else 'no'}" for k, v in heavy.items()))
-    say("  slowest (in import order): " + ", ".join(f"{k.removeprefix(PREFIX + '.')} {v:.0f} ms" for k, v in slowest))
+        f"{median / TARGET_MS:.2f}x the {TARGET_MS:.0f} ms budget"
+    )
+    say(
+        "  heavy libraries imported: "
+        + ", ".join(
+            f"{k}: {'yes, by ' + v.removeprefix(PREFIX + '.') if v else 'no'}" for k, v in heavy.items()
+        )
+    )
+    say(
+        "  slowest (in import order): "
+        + ", ".join(f"{k.removeprefix(PREFIX + '.')} {v:.0f} ms" for k, v in slowest)
+    )
     if last["errors"]:
         say(f"  import errors: {last['errors']}")
     lazy = not any(heavy.values())
     rows = [
-        row("3. DAG parse cost", f"extra import time of {len(modules)} provider modules over `import airflow.sdk`",
+        row(
+            "3. DAG parse cost",
+            f"extra import time of {len(modules)} provider modules over `import airflow.sdk`",
             target=f"< {TARGET_MS:.0f} ms (median of {RUNS})",
             measured=f"{median:.0f} ms wall (min {min(extra):.0f}, max {max(extra):.0f}); CPU {cpu_median:.0f} ms",
             reference=f"airflow.sdk alone {sdk_median:.0f} ms; {median / TARGET_MS:.2f}x budget",
-            passed=median < TARGET_MS and not last["errors"]),
-        row("3. DAG parse cost", "zeep / pandas / phonenumbers imported at parse",
+            passed=median < TARGET_MS and not last["errors"],
+        ),
+        row(
+            "3. DAG parse cost",
+            "zeep / pandas / phonenumbers imported at parse",
             target="none (lazy)",
             measured=", ".join(f"{k} {'YES' if v else 'no'}" for k, v in heavy.items()),
-            reference="; ".join(f"{k} by {v.removeprefix(PREFIX + '.')}" for k, v in heavy.items() if v) or "all lazy",
-            passed=lazy),
+            reference="; ".join(f"{k} by {v.removeprefix(PREFIX + '.')}" for k, v in heavy.items() if v)
+            or "all lazy",
+            passed=lazy,
+        ),
     ]
     why = (
         f"Median {median:.0f} ms of wall time, {cpu_median:.0f} ms of process CPU; slowest modules (in import order, "
-        "each includes what it pulls in first): " + ", ".join(
-            f"`{k.removeprefix(PREFIX + '.')}` {v:.0f} ms" for k, v in slowest) + ". A wall median above the "
+        "each includes what it pulls in first): "
+        + ", ".join(f"`{k.removeprefix(PREFIX + '.')}` {v:.0f} ms" for k, v in slowest)
+        + ". A wall median above the "
         "budget with a CPU median below it means other processes competed for the cores."
     )
-    return {"name": NAME, "rows": rows, "why": why, "figures": {
-        "modules": modules, "extra_ms": extra, "extra_cpu_ms": [r["extra_cpu_ms"] for r in results], "sdk_ms": sdk, "cold_extra_ms": warm["extra_ms"],
-        "per_module_ms": last["per_module_ms"], "pulled_by": last["pulled_by"], "errors": last["errors"],
-    }, "notes": [
-        f"Modules: {', '.join('`' + m.removeprefix(PREFIX + '.') + '`' for m in modules)}. Each run is a new "
-        "interpreter: `import airflow.sdk`, then the clock runs over importing these modules in order. Bytecode "
-        f"is cached (PYTHONPYCACHEPREFIX outside the tree) by an untimed first run, which took "
-        f"{warm['extra_ms']:.0f} ms. The target applies to the wall-clock median; the process CPU time of the same "
-        "imports is shown beside it (on a shared machine, wall time also counts the time other processes ran).",
-    ]}
+    return {
+        "name": NAME,
+        "rows": rows,
+        "why": why,
+        "figures": {
+            "modules": modules,
+            "extra_ms": extra,
+            "extra_cpu_ms": [r["extra_cpu_ms"] for r in results],
+            "sdk_ms": sdk,
+            "cold_extra_ms": warm["extra_ms"],
+            "per_module_ms": last["per_module_ms"],
+            "pulled_by": last["pulled_by"],
+            "errors": last["errors"],
+        },
+        "notes": [
+            f"Modules: {', '.join('`' + m.removeprefix(PREFIX + '.') + '`' for m in modules)}. Each run is a new "
+            "interpreter: `import airflow.sdk`, then the clock runs over importing these modules in order. Bytecode "
+            f"is cached (PYTHONPYCACHEPREFIX outside the tree) by an untimed first run, which took "
+            f"{warm['extra_ms']:.0f} ms. The target applies to the wall-clock median; the process CPU time of the same "
+            "imports is shown beside it (on a shared machine, wall time also counts the time other processes ran).",
+        ],
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

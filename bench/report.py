@@ -11,6 +11,7 @@ from typing import Any
 
 COMMAND = "make bench  # = bash scripts/bench.sh: scripts/bootstrap.sh, then .venv/bin/python -m bench"
 
+
 def machine() -> dict[str, str]:
     """Cores, memory, CPU model, Python, OS and load of this machine."""
     model = "unknown"
@@ -57,8 +58,15 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render(results: list[dict[str, Any]], *, started: dt.datetime, seconds: float, load_start: str,
-           load_end: str, versions: dict[str, str]) -> str:
+def render(
+    results: list[dict[str, Any]],
+    *,
+    started: dt.datetime,
+    seconds: float,
+    load_start: str,
+    load_end: str,
+    versions: dict[str, str],
+) -> str:
     """The whole ``docs/benchmarks.md``."""
     info = machine()
     results = sorted(results, key=lambda r: r["rows"][0]["benchmark"] if r["rows"] else r["name"])
@@ -86,8 +94,11 @@ def render(results: list[dict[str, Any]], *, started: dt.datetime, seconds: floa
     for result in results:
         for r in result["rows"]:
             verdict = {True: "PASS", False: "**FAIL**", None: "info"}[r["passed"]]
-            lines.append("| " + " | ".join(_cell(r[k]) for k in ("benchmark", "metric", "target", "measured",
-                                                                 "reference")) + f" | {verdict} |")
+            lines.append(
+                "| "
+                + " | ".join(_cell(r[k]) for k in ("benchmark", "metric", "target", "measured", "reference"))
+                + f" | {verdict} |"
+            )
     lines += ["", "## How each benchmark measures", ""]
     for result in results:
         lines.append(f"### {result['name']}")

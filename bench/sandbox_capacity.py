@@ -28,18 +28,28 @@ def run() -> dict[str, Any]:
             result = measure(box.url, path, concurrency=CONCURRENCY, duration=DURATION, max_requests=100_000)
             rps = result.per_second
             figures[label] = {"requests": result.requests, "errors": result.errors, "rps": rps}
-            say(f"  sandbox {label}: {result.requests} requests in {result.seconds:.2f} s = {rps:,.0f} req/s "
+            say(
+                f"  sandbox {label}: {result.requests} requests in {result.seconds:.2f} s = {rps:,.0f} req/s "
                 f"({result.errors} errors, {CONCURRENCY} keep-alive connections); "
-                f"{rps / TARGET_RPS:.2f}x the {TARGET_RPS:,} req/s target")
+                f"{rps / TARGET_RPS:.2f}x the {TARGET_RPS:,} req/s target"
+            )
             simple = path == "/sms/credit.php"
-            rows.append(row(
-                "5. Sandbox capacity", f"{label} requests/s, no latency, {CONCURRENCY} connections",
-                target=f">= {TARGET_RPS:,} req/s" if simple else "(info)",
-                measured=f"{rps:,.0f} req/s ({result.errors} errors)",
-                reference=f"{rps / TARGET_RPS:.2f}x target",
-                passed=(rps >= TARGET_RPS and result.errors == 0) if simple else None,
-            ))
-    return {"name": NAME, "rows": rows, "figures": figures, "notes": [
-        "Load generator: `airflow_provider_smsend.sandbox.loadcheck.measure` (asyncio, pre-encoded "
-        "requests) in the bench process; the sandbox runs in its own process. Both share the same 2 cores.",
-    ]}
+            rows.append(
+                row(
+                    "5. Sandbox capacity",
+                    f"{label} requests/s, no latency, {CONCURRENCY} connections",
+                    target=f">= {TARGET_RPS:,} req/s" if simple else "(info)",
+                    measured=f"{rps:,.0f} req/s ({result.errors} errors)",
+                    reference=f"{rps / TARGET_RPS:.2f}x target",
+                    passed=(rps >= TARGET_RPS and result.errors == 0) if simple else None,
+                )
+            )
+    return {
+        "name": NAME,
+        "rows": rows,
+        "figures": figures,
+        "notes": [
+            "Load generator: `airflow_provider_smsend.sandbox.loadcheck.measure` (asyncio, pre-encoded "
+            "requests) in the bench process; the sandbox runs in its own process. Both share the same 2 cores.",
+        ],
+    }
