@@ -309,16 +309,19 @@ class SqlAlchemySession(Session):
         return self.conn.connection.driver_connection.cursor()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._wait()
         self._ensure()
         result = self.conn.exec_driver_sql(sql, tuple(params)) if params else self.conn.exec_driver_sql(sql)
         return max(result.rowcount or 0, 0)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._wait()
         self._ensure()
         result = self.conn.exec_driver_sql(sql, tuple(params)) if params else self.conn.exec_driver_sql(sql)
         return [tuple(r) for r in result.fetchall()]
 
     def column_names(self, quoted_table: str) -> list[str] | None:
+        self._wait()
         self._ensure()
         try:
             result = self.conn.exec_driver_sql(f"SELECT * FROM {quoted_table} WHERE 1 = 0")
@@ -352,6 +355,10 @@ class SqlAlchemySession(Session):
         temporary: bool = False,
         types: Mapping[str, str] | None = None,
     ) -> None:
+        # The previous frame's last chunk may still be in flight: pandas uses the connection too.
+        # This frame's last one is waited for by the next use of the connection (commit included),
+        # so the caller can parse the next frame meanwhile.
+        self._wait()
         self._ensure()
         schema, _, bare = table.rpartition(".")
         self._types = types or {}
@@ -363,8 +370,9 @@ class SqlAlchemySession(Session):
                 chunksize=min(self.chunk_size, self.JSON_CHUNK) if json_table else self.chunk_size,
                 method=self._insert_json if json_table else self._executemany,
             )  # fmt: skip
-        finally:
-            self._wait()  # the last chunk is stored (or its error raised) before the ingest returns
+        except BaseException:
+            self._wait()
+            raise
 
     def _head(self, pd_table: Any, keys: list[str]) -> str:
         quote = self.dialect.quote
@@ -469,6 +477,10 @@ class SqlAlchemySession(Session):
         self._transaction = None
 
     def close(self) -> None:
+        try:
+            self._wait()
+        except Exception:  # the load failed already; its error was raised where it happened
+            pass
         if self._sender is not None:
             self._sender.shutdown(wait=True)
         self.conn.close()
