@@ -231,7 +231,6 @@ class _Kind:
         self.delimiter = delimiter
         self.expected = expected
         self.quoting = quoting
-        self._names_cache: dict[bytes, list[str]] = {}
 
     def header(self, body: bytes, content_type: str | None, *, request_id: str = "") -> tuple[_Header, int]:
         """The header of a report body and the offset of its first data line.
@@ -261,8 +260,12 @@ class _Kind:
         names = self._names(line, line_no, label)
         return _Header(names=names, line=line_no, encoding=encoding), _next_line(body, end)
 
+    #: Header lines already read, per delimiter and expected columns (a campaign's reports share one).
+    _names_cache: dict[tuple[str, tuple[str, ...], bytes], list[str]] = {}
+
     def _names(self, line: bytes, line_no: int, label: str) -> list[str]:
-        cached = self._names_cache.get(line)
+        key = (self.delimiter, self.expected, line)
+        cached = self._names_cache.get(key)
         if cached is not None:
             return cached
         import pyarrow as pa
@@ -290,8 +293,8 @@ class _Kind:
             raise SmSendReportError(
                 f"{label}: header on line {line_no} repeats a column: {names!r}.", line=line_no
             )
-        if len(self._names_cache) < 64:
-            self._names_cache[line] = names
+        if len(self._names_cache) < 256:
+            self._names_cache[key] = names
         return names
 
     def _parse_options(self, handler: Any) -> Any:
@@ -708,10 +711,12 @@ def _lines_in(data: bytes) -> int:
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
-    """An Arrow table as a DataFrame with Arrow-backed dtypes."""
+    """An Arrow table as a DataFrame with Arrow-backed dtypes (each column wrapped, not converted)."""
     import pandas as pd
 
-    return table.to_pandas(types_mapper=pd.ArrowDtype)
+    return pd.DataFrame(
+        {name: pd.arrays.ArrowExtensionArray(table.column(name)) for name in table.column_names}, copy=False
+    )
 
 
 def _empty(kind: _Kind) -> pa.Table:
