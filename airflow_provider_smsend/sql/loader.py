@@ -420,7 +420,10 @@ class SqlAlchemySession(Session):
         def source(columns: list[str], alias: str) -> str:
             # As text: JSON_TABLE would truncate a value that does not fit a narrower type silently
             # (a warning, even in strict mode); the INSERT converts it under the table's own rules.
-            paths = ", ".join(f"{quote(k)} LONGTEXT PATH '$[{i}]'" for i, k in enumerate(columns))
+            paths = ", ".join(
+                f"{quote(k)} {_json_table_type(self._types.get(k))} PATH '$[{i}]'"
+                for i, k in enumerate(columns)
+            )
             return f"JSON_TABLE({mark}, '$[*]' COLUMNS ({paths})) AS {alias}"
 
         documents = [chunk[varying].to_json(orient="values", date_format="iso", date_unit="us")]
@@ -484,6 +487,21 @@ class SqlAlchemySession(Session):
         if self._sender is not None:
             self._sender.shutdown(wait=True)
         self.conn.close()
+
+
+def _json_table_type(sql_type: str | None) -> str:
+    """How ``JSON_TABLE`` reads a column: integers, timestamps and money as the widest of their kind
+    (the frame's values always parse as such: the parser typed them), anything else as text. A
+    value too wide for the table's own column is then refused by the ``INSERT`` (strict mode),
+    where ``JSON_TABLE`` would have cut it silently."""
+    kind = (sql_type or "").upper()
+    if kind in ("BIGINT", "INT", "INTEGER"):
+        return "BIGINT"
+    if kind.startswith("DATETIME"):
+        return "DATETIME(6)"
+    if kind.startswith("NUMERIC"):
+        return "DECIMAL(65,4)"
+    return "LONGTEXT"
 
 
 def _missing(value: Any) -> bool:
