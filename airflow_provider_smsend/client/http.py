@@ -38,10 +38,10 @@ from airflow_provider_smsend.client.numbers import (
 from airflow_provider_smsend.client.reports import (
     BatchStatusReport,
     UserlogEntry,
-    iter_batch_status,
     iter_batch_status_frames,
     iter_userlog_frames,
     read_batch_status,
+    read_batch_status_frames,
     read_userlog,
     reports_from_frame,
     userlog_entries,
@@ -791,7 +791,7 @@ class SmSendClient:
         Frames have the columns of :func:`~airflow_provider_smsend.client.reports.read_batch_status`
         (``request_id`` tells whose row it is); a request id with no rows yet has none.
         """
-        yield from iter_batch_status(
+        yield from read_batch_status_frames(
             self.iter_batch_status_bodies(request_ids, report_type, concurrency=concurrency), report_type
         )
 

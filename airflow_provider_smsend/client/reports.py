@@ -77,6 +77,7 @@ _STATUS_PATTERN = r"^-?[0-9]{1,9}$"
 _CREDIT_PATTERN = r"^-?[0-9]{1,14}(?:[.,][0-9]{1,4})?$"
 _OFFSET = re.compile(r"(?:[+-]\d\d:?\d\d|Z)$")
 _DATE = re.compile(r"\d{4}-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?)?(?:[+-]\d\d:?\d\d|Z)?")
+_PHONE = re.compile(r"\+\d{6,15}")
 _HTML = re.compile(rb"^\s*<(?:!doctype|html|\?xml|head|body)", re.IGNORECASE)
 
 
@@ -207,8 +208,9 @@ def report_encoding(content_type: str | None) -> str | None:
         return None
     try:
         name = codecs.lookup(match.group(1)).name
-        if "id,\t\r\n".encode(name) != b"id,\t\r\n" or b"\xff".decode(name, "replace") is None:
+        if "id,\t\r\n".encode(name) != b"id,\t\r\n":
             return None
+        b"\xff".decode(name, "replace")  # a text codec that decodes bytes (not a binary transform)
     except (LookupError, UnicodeError, TypeError, ValueError):
         return None
     return None if name == "utf-8" else name
@@ -353,7 +355,7 @@ class _Kind:
             )  # fmt: skip
         except pa.ArrowInvalid as exc:
             raise SmSendReportError(f"{self.what} could not be read: {exc}") from None
-        if threads and (bad or any(skipped.values())):  # row numbers are known only to a serial read
+        if threads and (bad or skipped):  # row numbers are known only to a serial read
             return self.read(header, parts, threads=False)
         locate = _Locator(parts, skipped, bad)
         if bad:
@@ -386,9 +388,13 @@ class _Kind:
         raise NotImplementedError
 
     def error(self, request_id: str, line: int, problem: str, text: str) -> SmSendReportError:
-        """The error of one bad line, named by report and line number."""
+        """The error of one bad line, named by report and line number; phone numbers in the quoted
+        line are masked (they are personal data, and the message reaches task logs)."""
+        from airflow_provider_smsend.client.numbers import mask_number
+
         of = f" of {request_id}" if request_id else ""
-        return SmSendReportError(f"{self.what}{of} line {line} {problem}: {text[:80]!r}.", line=line)
+        shown = _PHONE.sub(lambda m: mask_number(m.group()), text[:80])
+        return SmSendReportError(f"{self.what}{of} line {line} {problem}: {shown!r}.", line=line)
 
     def check(self, ok: Any, locate: _Locator, problem: str, values: pa.Array) -> None:
         """Raise for the first row where the boolean array ``ok`` is false."""
@@ -765,7 +771,7 @@ def _iter_groups(kind: _Kind, reports: Iterable[tuple[str, bytes, str | None]]) 
         yield kind.read(_Header(group_header[0], 1, group_header[1]), group, threads=size > (1 << 20))
 
 
-def iter_batch_status(
+def read_batch_status_frames(
     reports: Iterable[tuple[str, bytes, str | None]], report_type: str
 ) -> Iterator[pd.DataFrame]:
     """Parse whole batch-status reports as they come, a frame per block of them (many small reports
@@ -959,13 +965,13 @@ __all__ = [
     "BatchStatusRow",
     "UserlogEntry",
     "credit_snapshot_frame",
-    "iter_batch_status",
     "iter_batch_status_frames",
     "iter_userlog_frames",
     "reports_from_frame",
     "parse_batch_status",
     "parse_rome_datetime",
     "read_batch_status",
+    "read_batch_status_frames",
     "read_userlog",
     "report_encoding",
     "status_class",

@@ -238,14 +238,26 @@ class AdbcSession(Session):
         first = next(iterator, None)
         if first is None:
             return
-        schema = pa.Schema.from_pandas(first, preserve_index=False)
+        widths = {} if temporary else self._target_widths(table)
+
+        def arrow(frame: pd.DataFrame) -> pa.Table:
+            data = pa.Table.from_pandas(frame, preserve_index=False)
+            for name, wanted in widths.items():
+                if name in data.column_names and data.schema.field(name).type != wanted:
+                    data = data.set_column(
+                        data.column_names.index(name), name, data.column(name).cast(wanted)
+                    )
+            return data
+
+        head = arrow(first)
+        schema = head.schema
         failure: list[BaseException] = []
 
         def batches() -> Any:
             try:
-                yield from pa.Table.from_pandas(first, schema=schema, preserve_index=False).to_batches()
+                yield from head.to_batches()
                 for frame in iterator:
-                    yield from pa.Table.from_pandas(frame, schema=schema, preserve_index=False).to_batches()
+                    yield from arrow(frame).cast(schema).to_batches()
             except BaseException as exc:  # the driver would wrap it: keep it to raise it as it is
                 failure.append(exc)
                 raise
@@ -262,6 +274,20 @@ class AdbcSession(Session):
             if failure:
                 raise failure[0] from None
             raise
+
+    def _target_widths(self, table: str) -> dict[str, Any]:
+        """PostgreSQL: the integer and timestamp types of ``table``'s columns, which a binary ``COPY``
+        must match exactly (a table made by hand may hold a status as BIGINT, a load time as
+        TIMESTAMP): each frame column of another width is cast to them (safely: an overflow fails)."""
+        import pyarrow as pa
+
+        if self.dialect.name != "postgres":
+            return {}
+        schema, _, bare = table.rpartition(".")
+        target = self.conn.adbc_get_table_schema(bare, db_schema_filter=schema or None)
+        return {
+            f.name: f.type for f in target if pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type)
+        }
 
     def commit(self) -> None:
         self.conn.commit()
@@ -300,6 +326,7 @@ class SqlAlchemySession(Session):
         self._json_table_ok: bool | None = None
         self._types: Mapping[str, str] = {}
         self._offset = 0
+        self._chunk = chunk_size
         self._sender: Any = None
         self._pending: Any = None
         #: appended to each ``INSERT`` (MySQL upserts: ``ON DUPLICATE KEY UPDATE ...``)
@@ -364,10 +391,11 @@ class SqlAlchemySession(Session):
         self._types = types or {}
         self._offset = 0
         json_table = self._json_table()
+        self._chunk = min(self.chunk_size, self.JSON_CHUNK) if json_table else self.chunk_size
         try:
             frame.to_sql(
                 bare, self.conn, schema=schema or None, if_exists="append", index=False,
-                chunksize=min(self.chunk_size, self.JSON_CHUNK) if json_table else self.chunk_size,
+                chunksize=self._chunk,
                 method=self._insert_json if json_table else self._executemany,
             )  # fmt: skip
         except BaseException:
@@ -405,7 +433,7 @@ class SqlAlchemySession(Session):
         (strict mode) instead of being cut.
         """
         frame = pd_table.frame
-        size = min(self.JSON_CHUNK, len(frame) - self._offset)
+        size = min(self._chunk, len(frame) - self._offset)
         chunk = frame.iloc[self._offset : self._offset + size]
         self._offset += size
         dates = [k for k in keys if self._types.get(k, "").upper() == "DATE"]
@@ -435,6 +463,8 @@ class SqlAlchemySession(Session):
         # WHERE TRUE ends the join, so that an upsert's ON DUPLICATE KEY is not read as its ON
         sql = f"{self._head(pd_table, keys)} SELECT {picks} FROM {sources} WHERE TRUE {self.upsert_clause}"
         self._send(sql, documents)
+        if self._offset >= len(frame):
+            self._wait()  # the last chunk: pandas may use the connection again before to_sql returns
         return size
 
     def _send(self, sql: str, documents: list[str]) -> None:
@@ -833,9 +863,8 @@ class _Upsert:
             return
         self.stage = f"smsend_stage_{uuid.uuid4().hex[:12]}"
         cols = ", ".join(dialect.quote(c) for c in columns)
-        temp = "TEMP TABLE" if dialect.name == "postgres" else "TEMP TABLE"
         session.execute(
-            f"CREATE {temp} {dialect.quote(self.stage)} AS SELECT {cols} FROM {dialect.quote(loader.table)} WHERE 1 = 0"
+            f"CREATE TEMP TABLE {dialect.quote(self.stage)} AS SELECT {cols} FROM {dialect.quote(loader.table)} WHERE 1 = 0"
         )
 
     def write(self, frames: Iterable[pd.DataFrame]) -> None:

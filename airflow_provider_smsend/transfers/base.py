@@ -142,19 +142,17 @@ class BaseSmSendToSqlOperator(BaseOperator):
         return SqlAlchemySession(engine, dialect, chunk_size=self.chunk_size)
 
     def _libpq_uri(self) -> str:
-        """The PostgreSQL connection as a libpq URI (credentials quoted; libpq extras kept)."""
+        """The PostgreSQL connection as a libpq URI: credentials quoted; host and port as parameters
+        (so a socket directory or an IPv6 address works); the connection's libpq extras kept."""
         conn = BaseHook.get_connection(self.conn_id)
         extras = {**conn.extra_dejson, **self.hook_params}
         auth = quote(conn.login or "", safe="")
         if conn.password:
             auth += ":" + quote(conn.password, safe="")
-        host = conn.host or "localhost"
-        port = f":{conn.port}" if conn.port else ""
-        query = urlencode({k: str(extras[k]) for k in _LIBPQ_EXTRAS if extras.get(k) is not None})
+        params = {"host": conn.host or "localhost", **({"port": str(conn.port)} if conn.port else {})}
+        params.update({k: str(extras[k]) for k in _LIBPQ_EXTRAS if extras.get(k) is not None})
         database = quote(conn.schema or "", safe="")
-        return (
-            f"postgresql://{auth + '@' if auth else ''}{host}{port}/{database}{'?' + query if query else ''}"
-        )
+        return f"postgresql://{auth + '@' if auth else ''}/{database}?{urlencode(params)}"
 
     @cached_property
     def transform_callable(self) -> Transform | None:
@@ -197,6 +195,7 @@ class BaseSmSendToSqlOperator(BaseOperator):
         transaction, close. Columns beyond the layout's (a ``transform`` added them) are written too."""
         mode = validate_load_mode(self.load_mode)
         session = self.open_session()
+        source = frames
         try:
             first, frames = peek(frames)
             extra = [
@@ -214,6 +213,7 @@ class BaseSmSendToSqlOperator(BaseOperator):
         except TableLayoutError as exc:
             raise AirflowFailException(str(exc)) from exc
         finally:
+            close_source(source)
             session.close()
 
     @staticmethod
@@ -229,14 +229,29 @@ class BaseSmSendToSqlOperator(BaseOperator):
 
 
 def peek(frames: Iterable[pd.DataFrame]) -> tuple[pd.DataFrame | None, Iterator[pd.DataFrame]]:
-    """The first frame (None if there is none) and all the frames again, the first included."""
-    import itertools
-
+    """The first frame (None if there is none) and all the frames again, the first included; closing
+    the second closes ``frames`` (a generator holding an open HTTP stream or a fetch pool)."""
     iterator = iter(frames)
     first = next(iterator, None)
-    if first is None:
-        return None, iterator
-    return first, itertools.chain([first], iterator)
+
+    def again() -> Iterator[pd.DataFrame]:
+        try:
+            if first is not None:
+                yield first
+                yield from iterator
+        finally:
+            close = getattr(iterator, "close", None)
+            if callable(close):
+                close()
+
+    return first, again()
+
+
+def close_source(frames: object) -> None:
+    """Close a generator of frames (the HTTP stream or the fetch pool it holds) if it can be."""
+    close = getattr(frames, "close", None)
+    if callable(close):
+        close()
 
 
 def airflow_error(exc: SmSendError) -> Exception:

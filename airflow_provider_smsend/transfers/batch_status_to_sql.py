@@ -22,7 +22,13 @@ from airflow_provider_smsend.sql.loader import (
     constant,
     validate_load_mode,
 )
-from airflow_provider_smsend.transfers.base import BaseSmSendToSqlOperator, airflow_error, as_list, peek
+from airflow_provider_smsend.transfers.base import (
+    BaseSmSendToSqlOperator,
+    airflow_error,
+    as_list,
+    close_source,
+    peek,
+)
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -170,6 +176,7 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
         except TableLayoutError as exc:
             raise AirflowFailException(str(exc)) from exc
         finally:
+            close_source(frames)
             session.close()
 
     def execute(self, context: Context) -> dict[str, Any]:

@@ -392,3 +392,28 @@ def test_dst_changes_of_europe_rome(wall, utc):
     (entry,) = iter_userlog(CREDITS.splitlines(keepends=True)[0] + f"1\t{wall}\t7\tm\t3\t1.0\r\n", "credits")
     assert entry.date == utc
     assert parse_rome_datetime(wall).astimezone(dt.UTC) == utc
+
+
+def test_a_line_of_spaces_in_a_threaded_read_keeps_rows_and_line_numbers():
+    """Arrow's threaded reader gives no row numbers: a skipped line makes the read serial again."""
+    body = "id,dest,status,status_text\n" + "".join(f"{i},+39333{i:07d},200,Sent\n" for i in range(60_000))
+    body += (
+        "   \n" + "".join(f"{i},+39334{i:07d},200,Sent\n" for i in range(60_000, 60_010)) + "x,+39,200,Sent\n"
+    )
+    bodies = [("R1", body.encode(), None)]
+    assert len(body) > 1 << 20
+    with pytest.raises(SmSendReportError) as info:
+        read_batch_status(bodies, "queue")
+    assert info.value.line == 60_013  # header, 60,000 rows, the spaces, 10 rows, then the bad one
+    good = body.rsplit("x,+39", 1)[0]
+    frame = read_batch_status([("R1", good.encode(), None), ("R2", good.encode(), None)], "queue")
+    assert len(frame) == 2 * 60_010 and frame["request_id"].value_counts().to_dict() == {
+        "R1": 60_010,
+        "R2": 60_010,
+    }
+
+
+def test_a_malformed_line_is_quoted_with_its_number_masked():
+    with pytest.raises(SmSendReportError) as info:
+        parse_batch_status("id,dest,status,status_text\n1,+393331234567,200\n", "queue")
+    assert "+393331234567" not in str(info.value) and "+39333****567" in str(info.value)

@@ -51,8 +51,12 @@ def _frame(rows: int, *, request_id: str = "HTTP1") -> Any:
             "request_id": pd.array([request_id] * rows, dtype=pd.ArrowDtype(pa.string())),
             "id": pd.array(range(rows), dtype=pd.ArrowDtype(pa.int64())),
             "dest": pd.array([f"+39333{i:07d}" for i in range(rows)], dtype=pd.ArrowDtype(pa.string())),
-            "status": pd.array([(100, 200, 300)[i % 3] for i in range(rows)], dtype=pd.ArrowDtype(pa.int64())),
-            "status_text": pd.array([TEXTS[i % len(TEXTS)] for i in range(rows)], dtype=pd.ArrowDtype(pa.string())),
+            "status": pd.array(
+                [(100, 200, 300)[i % 3] for i in range(rows)], dtype=pd.ArrowDtype(pa.int64())
+            ),
+            "status_text": pd.array(
+                [TEXTS[i % len(TEXTS)] for i in range(rows)], dtype=pd.ArrowDtype(pa.string())
+            ),
             "netcode": pd.array([None] * rows, dtype=pd.ArrowDtype(pa.string())),
         }
     )
@@ -77,7 +81,10 @@ def _load(engine: Any, table: str, frames: list[Any], *, json_table: bool, chunk
 
 def _rows(engine: Any, table: str) -> list[tuple[Any, ...]]:
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY request_id, id").fetchall()]
+        return [
+            tuple(r)
+            for r in conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY request_id, id").fetchall()
+        ]
 
 
 def test_json_table_and_executemany_store_the_same_rows(engine: Any, table: str) -> None:
@@ -112,7 +119,9 @@ def test_money_is_exact_through_json(engine: Any, table: str) -> None:
     finally:
         session.close()
     with engine.connect() as conn:
-        stored = conn.exec_driver_sql(f"SELECT u_id, credit, snapshot_date FROM {table} ORDER BY u_id").fetchall()
+        stored = conn.exec_driver_sql(
+            f"SELECT u_id, credit, snapshot_date FROM {table} ORDER BY u_id"
+        ).fetchall()
     assert [tuple(r) for r in stored] == [(u, c, dt.date(2024, 7, 16)) for u, c in balances]
 
 
@@ -131,3 +140,66 @@ def test_upsert_through_json_keeps_the_last_row_of_a_key(engine: Any, table: str
     second["status"] = second["status"] * 0 + 200
     _load(engine, table, [second], json_table=True, chunk=2, mode="upsert")
     assert [r[4] for r in _rows(engine, table)] == [200] * 5
+
+
+def test_a_table_name_with_capitals_loads(engine: Any) -> None:
+    """pandas looks the table up again after the last chunk: the chunk in flight must be done by then."""
+    name = f"Smsend_Caps_{uuid.uuid4().hex[:8]}"
+    try:
+        _load(engine, name, [_frame(12)], json_table=True, chunk=5)
+        assert len(_rows(engine, name)) == 12
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS `{name}`")
+
+
+def test_chunk_size_below_the_json_chunk_is_honoured(
+    engine: Any, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes: list[int] = []
+    original = SqlAlchemySession._send
+
+    def counting(self: SqlAlchemySession, sql: str, documents: list[str]) -> None:
+        import json
+
+        sizes.append(len(json.loads(documents[0])))
+        original(self, sql, documents)
+
+    monkeypatch.setattr(SqlAlchemySession, "_send", counting)
+    session = SqlAlchemySession(engine, dialect_for("mysql"), chunk_size=4)
+    try:
+        loader = TableLoader(session, table, BATCH_STATUS_TABLE)
+        loader.ensure_table()
+        loader.load([_frame(10)], mode="append")
+    finally:
+        session.close()
+    assert sizes == [4, 4, 2] and len(_rows(engine, table)) == 10
+
+
+def test_a_postgres_table_made_by_hand_with_other_integer_widths_loads() -> None:
+    """A hand-made wide table may hold status as BIGINT and times as TIMESTAMP: the binary COPY is cast."""
+    import adbc_driver_postgresql.dbapi
+
+    from airflow_provider_smsend.sql.loader import AdbcSession
+
+    def probe() -> None:
+        adbc_driver_postgresql.dbapi.connect("postgresql://postgres@127.0.0.1:5432/test").close()
+
+    require_service("PostgreSQL on 127.0.0.1:5432", probe)
+    name = f"smsend_hand_{uuid.uuid4().hex[:8]}"
+    session = AdbcSession(adbc_driver_postgresql.dbapi.connect("postgresql://postgres@127.0.0.1:5432/test"),
+                          dialect_for("postgres"))  # fmt: skip
+    try:
+        session.execute(
+            f"CREATE TABLE {name} (request_id TEXT, report_type TEXT, id BIGINT, dest TEXT, status BIGINT, "
+            "status_class TEXT, status_text TEXT, netcode TEXT, loaded_at TIMESTAMP, dag_run_id TEXT, extra INT)"
+        )
+        session.commit()
+        result = TableLoader(session, name, BATCH_STATUS_TABLE).load([_frame(5)], mode="append")
+        rows = session.query(f"SELECT status, loaded_at FROM {name} ORDER BY id")
+        assert result.rows == 5 and rows[0] == (100, NOW.replace(tzinfo=None))
+    finally:
+        session.rollback()
+        session.execute(f"DROP TABLE IF EXISTS {name}")
+        session.commit()
+        session.close()
