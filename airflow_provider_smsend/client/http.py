@@ -119,17 +119,60 @@ def never_connected(exc: BaseException) -> bool:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        # A certificate that fails verification fails the TLS handshake: no request byte was sent.
+        # A TLS handshake that failed (a certificate that fails verification, a server that does not
+        # speak TLS, no common protocol) ends before the request's first byte is written.
         if isinstance(
             current,
             NewConnectionError | ConnectTimeoutError | ConnectionRefusedError | ssl.SSLCertVerificationError,
-        ):
+        ) or tls_handshake_failure(current):
             return True
         stack.extend([current.__cause__, current.__context__])
         stack.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
         reason = getattr(current, "reason", None)
         if isinstance(reason, BaseException):
             stack.append(reason)
+    return False
+
+
+#: OpenSSL reasons that only a TLS handshake gives (the request is written after the handshake).
+_HANDSHAKE_REASONS = frozenset(
+    {
+        "WRONG_VERSION_NUMBER", "UNSUPPORTED_PROTOCOL", "UNKNOWN_PROTOCOL", "WRONG_SSL_VERSION",
+        "NO_PROTOCOLS_AVAILABLE", "SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV1_ALERT_PROTOCOL_VERSION",
+        "TLSV1_UNRECOGNIZED_NAME", "TLSV1_ALERT_UNKNOWN_CA", "CERTIFICATE_VERIFY_FAILED", "HTTP_REQUEST",
+        "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "NO_SHARED_CIPHER", "DH_KEY_TOO_SMALL",
+        "TLSV1_ALERT_DECODE_ERROR", "TLSV1_ALERT_ILLEGAL_PARAMETER", "UNSAFE_LEGACY_RENEGOTIATION_DISABLED",
+    }
+)  # fmt: skip
+#: Reasons of a handshake with a server that answered in plain HTTP.
+_PLAIN_HTTP_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
+
+
+def tls_handshake_failure(exc: BaseException) -> bool:
+    """True for an ``ssl.SSLError`` that only a failed TLS handshake raises (the request never left)."""
+    import ssl
+
+    return isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None) in _HANDSHAKE_REASONS
+
+
+def _plain_http_server(exc: BaseException) -> bool:
+    """True when a TLS handshake failed because the server answered in plain HTTP."""
+    import ssl
+
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError) and getattr(current, "reason", None) in _PLAIN_HTTP_REASONS:
+            return True
+        reason = getattr(current, "reason", None)
+        stack.extend(
+            [current.__cause__, current.__context__, reason if isinstance(reason, BaseException) else None]
+        )
+        stack.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
     return False
 
 
@@ -144,8 +187,19 @@ def transport_error(exc: requests.RequestException, path: str) -> SmSendTranspor
             f"The gateway did not answer {path} within the read timeout; the request may have been processed."
         )
     if never_connected(exc):
+        request = getattr(exc, "request", None)
+        url = getattr(request, "url", None) or path
+        if _plain_http_server(exc):
+            return SmSendTransportError(
+                f"The server at {url} answered the TLS handshake in plain HTTP: nothing was sent. If it is a "
+                "plain-HTTP gateway (the sandbox), set the connection's extra scheme=http or its host to http://...",
+                request_sent=False,
+                retryable=False,  # a wrong scheme does not fix itself: fail at once, nothing to resend
+                code="tls_to_plain_http",
+            )
         return SmSendTransportError(
-            f"Could not connect to the gateway for {path}: check the host and the network.",
+            f"Could not connect to the gateway at {url}: check the host, the scheme and the network; nothing "
+            "was sent.",
             request_sent=False,
         )
     return SmSendTransportError(

@@ -49,8 +49,9 @@ def is_retryable_read(exc: BaseException) -> bool:
 
 
 def is_retryable_write(exc: BaseException) -> bool:
-    """True if a money-spending call that raised ``exc`` provably did not reach the gateway."""
-    return isinstance(exc, SmSendTransportError) and not exc.request_sent
+    """True if a money-spending call that raised ``exc`` provably did not reach the gateway, and may
+    get through if tried again (a wrong scheme, for one, will not)."""
+    return isinstance(exc, SmSendTransportError) and not exc.request_sent and exc.retryable
 
 
 def call_with_retry(func: Callable[[], T], *, policy: RetryPolicy, idempotent: bool) -> T:
