@@ -87,11 +87,13 @@ class _LedgerOperator(_BackOfficeOperator):
         self,
         *,
         ledger_conn_id: str | None = DEFAULT_LEDGER_CONN_ID,
+        ledger_key: str | None = None,
         ledger_table: str = DEFAULT_TABLE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.ledger_conn_id = ledger_conn_id
+        self.ledger_key = ledger_key
         self.ledger_table = ledger_table
 
 
@@ -114,6 +116,10 @@ class SmSendCreateClientOperator(_LedgerOperator):
     :param vhost: the domain of a reseller's own clients.
     :param smsend_conn_id: the smSend connection, with the reseller credentials.
     :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
+    :param ledger_key: the ledger key of this task's sends (templated); default
+        ``dag_id/task_id/run_id/map_index``: a retry resumes, a new run (a manual re-run, a backfill of
+        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ ds }}"`` to make
+        every run of the same date one job: a second run then sends only what the first did not.
     :param ledger_table: the ledger table.
 
     Example::
@@ -137,6 +143,8 @@ class SmSendCreateClientOperator(_LedgerOperator):
         "ref_id",
         "vhost",
         "smsend_conn_id",
+        "ledger_conn_id",
+        "ledger_key",
     )
 
     def __init__(
@@ -178,7 +186,9 @@ class SmSendCreateClientOperator(_LedgerOperator):
         item = f"client_add:{username}"
         ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
         try:
-            once = OnceOnly(ledger, job_key(context), what=f"creation of client {username!r}")
+            once = OnceOnly(
+                ledger, job_key(context, self.ledger_key), what=f"creation of client {username!r}"
+            )
             previous = once.previous(item)
 
             def call() -> tuple[str | None, str | None]:
@@ -261,6 +271,10 @@ class SmSendAssignCreditOperator(_LedgerOperator):
     :param resend_unknown: assign again after an unresolved unknown outcome (may assign twice).
     :param smsend_conn_id: the smSend connection, with the reseller credentials.
     :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
+    :param ledger_key: the ledger key of this task's sends (templated); default
+        ``dag_id/task_id/run_id/map_index``: a retry resumes, a new run (a manual re-run, a backfill of
+        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ ds }}"`` to make
+        every run of the same date one job: a second run then sends only what the first did not.
     :param ledger_table: the ledger table.
 
     Example::
@@ -273,7 +287,14 @@ class SmSendAssignCreditOperator(_LedgerOperator):
         )
     """
 
-    template_fields: Sequence[str] = ("u_id", "bill_id", "credit", "smsend_conn_id")
+    template_fields: Sequence[str] = (
+        "u_id",
+        "bill_id",
+        "credit",
+        "smsend_conn_id",
+        "ledger_conn_id",
+        "ledger_key",
+    )
 
     def __init__(
         self,
@@ -343,7 +364,11 @@ class SmSendAssignCreditOperator(_LedgerOperator):
 
         ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
         try:
-            once = OnceOnly(ledger, job_key(context), what=f"credit assignment of {shown} to client {u_id}")
+            once = OnceOnly(
+                ledger,
+                job_key(context, self.ledger_key),
+                what=f"credit assignment of {shown} to client {u_id}",
+            )
             with gateway_errors():
                 outcome = once.run(
                     item,
@@ -412,6 +437,10 @@ class SmSendAddReceptionOperator(_LedgerOperator):
     :param resend_unknown: create again after an unresolved unknown outcome.
     :param smsend_conn_id: the smSend connection, with the reseller credentials.
     :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
+    :param ledger_key: the ledger key of this task's sends (templated); default
+        ``dag_id/task_id/run_id/map_index``: a retry resumes, a new run (a manual re-run, a backfill of
+        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ ds }}"`` to make
+        every run of the same date one job: a second run then sends only what the first did not.
     :param ledger_table: the ledger table.
 
     Example::
@@ -419,7 +448,7 @@ class SmSendAddReceptionOperator(_LedgerOperator):
         codes = SmSendAddReceptionOperator(task_id="codes", u_id=1001, dest="+393331234567", num=2)
     """
 
-    template_fields: Sequence[str] = ("u_id", "dest", "num", "smsend_conn_id")
+    template_fields: Sequence[str] = ("u_id", "dest", "num", "smsend_conn_id", "ledger_conn_id", "ledger_key")
 
     def __init__(
         self,
@@ -463,7 +492,9 @@ class SmSendAddReceptionOperator(_LedgerOperator):
         ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
         try:
             once = OnceOnly(
-                ledger, job_key(context), what=f"creation of {num} share code(s) for client {u_id}"
+                ledger,
+                job_key(context, self.ledger_key),
+                what=f"creation of {num} share code(s) for client {u_id}",
             )
             with gateway_errors():
                 outcome = once.run(

@@ -35,8 +35,29 @@ def airflow_error(exc: SmSendError) -> Exception:
     return AirflowFailException(f"{type(exc).__name__}: {exc}")
 
 
-def job_key(context: Context) -> str:
-    """A stable key of the task run across its tries: ``dag_id/task_id/run_id/map_index``."""
+#: The longest ledger key (the ledger's key column is VARCHAR(255) on MySQL).
+MAX_LEDGER_KEY = 255
+
+
+def job_key(context: Context, ledger_key: object = None) -> str:
+    """The ledger key of a task's sends: ``ledger_key`` as rendered, else the task run's
+    ``dag_id/task_id/run_id/map_index`` (stable across its tries, new for every run).
+
+    :raises ValueError: a ``ledger_key`` that is empty, not text, over 255 characters, or still a template.
+    """
+    if ledger_key is not None:
+        if not isinstance(ledger_key, str) or not ledger_key.strip():
+            raise ValueError(f"ledger_key must be a non-empty text, got {ledger_key!r}.")
+        key = ledger_key.strip()
+        if "{{" in key or "{%" in key:
+            raise ValueError(
+                f"ledger_key {key!r} was not rendered: pass it to an operator's ledger_key argument."
+            )
+        if len(key) > MAX_LEDGER_KEY:
+            raise ValueError(
+                f"ledger_key is {len(key)} characters long; at most {MAX_LEDGER_KEY} fit the ledger."
+            )
+        return key
     ti = context["ti"]
     map_index = getattr(ti, "map_index", -1)
     if map_index is None:

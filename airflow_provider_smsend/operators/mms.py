@@ -58,6 +58,10 @@ class SmSendMmsOperator(BaseOperator):
     :param resend_unknown: send again after an unknown earlier outcome (may send twice).
     :param smsend_conn_id: the smSend connection, with the MMS account extras.
     :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
+    :param ledger_key: the ledger key of this task's sends (templated); default
+        ``dag_id/task_id/run_id/map_index``: a retry resumes, a new run (a manual re-run, a backfill of
+        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ ds }}"`` to make
+        every run of the same date one job: a second run then sends only what the first did not.
     :param ledger_table: the ledger table.
     :return: the credit charged, in euros, as a decimal string (``"0.3700"``).
 
@@ -80,6 +84,8 @@ class SmSendMmsOperator(BaseOperator):
         "sound",
         "video",
         "smsend_conn_id",
+        "ledger_conn_id",
+        "ledger_key",
     )
     ui_color = "#e8f4fd"
 
@@ -95,6 +101,7 @@ class SmSendMmsOperator(BaseOperator):
         resend_unknown: bool = False,
         smsend_conn_id: str = SmSendHook.default_conn_name,
         ledger_conn_id: str | None = DEFAULT_LEDGER_CONN_ID,
+        ledger_key: str | None = None,
         ledger_table: str = DEFAULT_TABLE,
         **kwargs: Any,
     ) -> None:
@@ -108,6 +115,7 @@ class SmSendMmsOperator(BaseOperator):
         self.resend_unknown = resend_unknown
         self.smsend_conn_id = smsend_conn_id
         self.ledger_conn_id = ledger_conn_id
+        self.ledger_key = ledger_key
         self.ledger_table = ledger_table
 
     @cached_property
@@ -157,7 +165,11 @@ class SmSendMmsOperator(BaseOperator):
 
         ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
         try:
-            once = OnceOnly(ledger, job_key(context), what=f"MMS to {len(message.recipients)} recipient(s)")
+            once = OnceOnly(
+                ledger,
+                job_key(context, self.ledger_key),
+                what=f"MMS to {len(message.recipients)} recipient(s)",
+            )
             with gateway_errors():
                 outcome = once.run(
                     item,

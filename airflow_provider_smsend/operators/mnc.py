@@ -63,6 +63,10 @@ class SmSendMncOperator(BaseOperator):
     :param resend_unknown: resend chunks whose earlier outcome is unknown (may be charged twice).
     :param smsend_conn_id: the smSend connection.
     :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
+    :param ledger_key: the ledger key of this task's sends (templated); default
+        ``dag_id/task_id/run_id/map_index``: a retry resumes, a new run (a manual re-run, a backfill of
+        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ ds }}"`` to make
+        every run of the same date one job: a second run then sends only what the first did not.
     :param ledger_table: the ledger table.
 
     Example::
@@ -76,7 +80,9 @@ class SmSendMncOperator(BaseOperator):
         # downstream: "{{ ti.xcom_pull(task_ids='check_numbers', key='request_ids') }}"
     """
 
-    template_fields: Sequence[str] = ("numbers", "csv_path", "csv_column", "smsend_conn_id")
+    template_fields: Sequence[str] = (
+        "numbers", "csv_path", "csv_column", "smsend_conn_id", "ledger_conn_id", "ledger_key",
+    )  # fmt: skip
     ui_color = "#e8f4fd"
 
     def __init__(
@@ -91,6 +97,7 @@ class SmSendMncOperator(BaseOperator):
         resend_unknown: bool = False,
         smsend_conn_id: str = SmSendHook.default_conn_name,
         ledger_conn_id: str | None = DEFAULT_LEDGER_CONN_ID,
+        ledger_key: str | None = None,
         ledger_table: str = DEFAULT_TABLE,
         **kwargs: Any,
     ) -> None:
@@ -110,6 +117,7 @@ class SmSendMncOperator(BaseOperator):
         self.resend_unknown = resend_unknown
         self.smsend_conn_id = smsend_conn_id
         self.ledger_conn_id = ledger_conn_id
+        self.ledger_key = ledger_key
         self.ledger_table = ledger_table
 
     @cached_property
@@ -192,7 +200,7 @@ class SmSendMncOperator(BaseOperator):
         sent = resumed = 0
         ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
         try:
-            once = OnceOnly(ledger, job_key(context), what="MNC request")
+            once = OnceOnly(ledger, job_key(context, self.ledger_key), what="MNC request")
             for index, chunk in enumerate(chunks):
                 item = f"mnc:{index}:{digest(chunk)}"
                 if once.is_ambiguous(item) and not self.resend_unknown:

@@ -86,6 +86,10 @@ class SmSendSmsOperator(BaseOperator):
         fewer than the segments needed.
     :param ledger_conn_id: SQL connection of the ledger (default ``smsend_ledger``); None sends
         without retry safety (a retried task may send again).
+    :param ledger_key: the ledger key of this task's sends (templated); default
+        ``dag_id/task_id/run_id/map_index``: a retry resumes, a new run (a manual re-run, a backfill of
+        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ ds }}"`` to make
+        every run of the same date one job: a second run then sends only what the first did not.
     :param ledger_table: the ledger's table name.
     :param resend_unknown: resend recipients whose earlier outcome is unknown (may duplicate).
     :param queue_retries: extra attempts, with backoff, after ``KO Impossibile accodare…`` (the
@@ -117,6 +121,9 @@ class SmSendSmsOperator(BaseOperator):
         "operation",
         "url",
         "ledger_table",
+        "ledger_key",
+        "ledger_conn_id",
+        "smsend_conn_id",
     )
     template_ext: Sequence[str] = (".txt",)
     ui_color = "#ffcc66"
@@ -139,6 +146,7 @@ class SmSendSmsOperator(BaseOperator):
         min_credit: Decimal | str | int | None = None,
         check_credit: bool = False,
         ledger_conn_id: str | None = DEFAULT_LEDGER_CONN_ID,
+        ledger_key: str | None = None,
         ledger_table: str = DEFAULT_TABLE,
         resend_unknown: bool = False,
         queue_retries: int = 3,
@@ -165,6 +173,7 @@ class SmSendSmsOperator(BaseOperator):
         self.min_credit = Decimal(str(min_credit)) if min_credit is not None else None
         self.check_credit = check_credit
         self.ledger_conn_id = ledger_conn_id
+        self.ledger_key = ledger_key
         self.ledger_table = ledger_table
         self.resend_unknown = resend_unknown
         self.queue_retries = queue_retries
@@ -300,7 +309,7 @@ class SmSendSmsOperator(BaseOperator):
             sender = BulkSender(
                 client,
                 ledger=ledger,
-                job_key=job_key(context),
+                job_key=job_key(context, self.ledger_key),
                 sender=self.sender,
                 quality=self.quality,
                 operation=self.operation,

@@ -142,6 +142,16 @@ def test_assign_credit_twice_same_job_assigns_once(sandbox: Any, make_context: A
     assert _requests(sandbox, "/backoffice/credit-add.php") == 1
 
 
+def test_a_rerun_with_a_date_ledger_key_assigns_credit_once(sandbox: Any, make_context: Any) -> None:
+    """A manual re-run is a new job by default; a ledger_key of the date makes both runs one job."""
+    task = SmSendAssignCreditOperator(
+        task_id="credit", u_id=DEMO, bill_id=1, credit="2", ledger_key="credit/2026-01-15"
+    )
+    first = task.execute(make_context(task_id="credit", run_id="scheduled__2026-01-15"))
+    second = task.execute(make_context(task_id="credit", run_id="manual__2026-01-15T09:00"))
+    assert first == second and _requests(sandbox, "/backoffice/credit-add.php") == 1
+
+
 def test_assign_credit_ambiguous_resolved_through_userlog(
     sandbox: Any, make_context: Any, ledger_conn_id: str
 ) -> None:

@@ -71,7 +71,9 @@ def test_single_send(gateway):
 
 def test_bulk_thousand_recipients_each_sent_once(gateway):
     recipients = numbers(1000)
-    op = SmSendSmsOperator(task_id="send", recipients=recipients, text="Saldi!", sender="ACME", concurrency=16)
+    op = SmSendSmsOperator(
+        task_id="send", recipients=recipients, text="Saldi!", sender="ACME", concurrency=16
+    )
     result = op.execute(make_context())
     assert result["totals"]["accepted"] == 1000
     counts = sent_counts(gateway)
@@ -111,7 +113,10 @@ def test_per_recipient_blocks_and_context(gateway):
 
 def test_missing_field_fails_before_sending(gateway):
     op = SmSendSmsOperator(
-        task_id="send", recipients=[{"number": "+393331111111"}], text="Ciao {{ recipient.name }}", sender="ACME"
+        task_id="send",
+        recipients=[{"number": "+393331111111"}],
+        text="Ciao {{ recipient.name }}",
+        sender="ACME",
     )
     with pytest.raises(AirflowFailException, match="Nothing was sent"):
         op.execute(make_context())
@@ -121,7 +126,9 @@ def test_missing_field_fails_before_sending(gateway):
 def test_csv_recipients(gateway, tmp_path):
     path = tmp_path / "customers.csv"
     path.write_text("number,name\n+393331111111,Anna\n3331111112,Bo\n", encoding="utf-8")
-    op = SmSendSmsOperator(task_id="send", recipients=str(path), text="Hi {{ recipient.name }}", sender="ACME")
+    op = SmSendSmsOperator(
+        task_id="send", recipients=str(path), text="Hi {{ recipient.name }}", sender="ACME"
+    )
     result = op.execute(make_context())
     assert result["totals"]["accepted"] == 2
     assert {m["text"] for m in gateway.admin.messages()} == {"Hi Anna", "Hi Bo"}
@@ -129,7 +136,11 @@ def test_csv_recipients(gateway, tmp_path):
 
 def test_invalid_numbers_reported_never_sent(gateway):
     op = SmSendSmsOperator(
-        task_id="send", recipients=["+393331111111", "12", "not a number"], text="x", sender="ACME", fail_on="all"
+        task_id="send",
+        recipients=["+393331111111", "12", "not a number"],
+        text="x",
+        sender="ACME",
+        fail_on="all",
     )
     result = op.execute(make_context())
     statuses = [(o["status"], o["error_code"]) for o in result["outcomes"]]
@@ -166,14 +177,18 @@ def test_retryable_partial_failure_lets_airflow_retry(gateway):
 
 
 def test_cost_guard_max_segments(gateway):
-    op = SmSendSmsOperator(task_id="send", recipients=numbers(2), text="x" * 200, sender="ACME", max_segments=1)
+    op = SmSendSmsOperator(
+        task_id="send", recipients=numbers(2), text="x" * 200, sender="ACME", max_segments=1
+    )
     with pytest.raises(AirflowFailException, match="max_segments=1"):
         op.execute(make_context())
     assert sent_counts(gateway) == {}
 
 
 def test_cost_guard_min_credit(gateway):
-    op = SmSendSmsOperator(task_id="send", recipients=numbers(2), text="x", sender="ACME", min_credit="100000")
+    op = SmSendSmsOperator(
+        task_id="send", recipients=numbers(2), text="x", sender="ACME", min_credit="100000"
+    )
     with pytest.raises(AirflowFailException, match="below min_credit"):
         op.execute(make_context())
     assert sent_counts(gateway) == {}
@@ -227,7 +242,9 @@ def test_ambiguous_outcome_reported_unknown_not_resent(gateway):
     second = BulkSender(client, ledger=ledger, job_key="j").run([BulkMessage("+393331111111", "x")])
     assert second.outcomes[0].status == "unknown" and second.outcomes[0].previous_try
     assert sent_counts(gateway) == {"+393331111111": 1}
-    third = BulkSender(client, ledger=ledger, job_key="j", resend_unknown=True).run([BulkMessage("+393331111111", "x")])
+    third = BulkSender(client, ledger=ledger, job_key="j", resend_unknown=True).run(
+        [BulkMessage("+393331111111", "x")]
+    )
     assert third.outcomes[0].status == "accepted"
     assert sent_counts(gateway) == {"+393331111111": 2}
 
@@ -332,15 +349,45 @@ def test_template_fields_render():
         operation="{{ params.operation }}",
         url="{{ params.url }}",
         ledger_table="{{ params.table }}",
+        ledger_key="campaign/{{ ds }}",
+        ledger_conn_id="{{ params.env }}_ledger",
+        smsend_conn_id="smsend_{{ params.env }}",
     )
-    params = {"number": "+393331111111", "sender": "ACME", "quality": "h", "operation": "WAPPUSH",
-              "url": "https://x.example", "table": "ledger_x"}
+    params = {
+        "number": "+393331111111",
+        "sender": "ACME",
+        "quality": "h",
+        "operation": "WAPPUSH",
+        "url": "https://x.example",
+        "table": "ledger_x",
+        "env": "prod",
+    }
     op.render_template_fields({"ds": "2026-11-28", "params": params})
     assert (op.recipients, op.text, op.sender, op.quality, op.operation, op.url, op.ledger_table) == (
-        "+393331111111", "2026-11-28", "ACME", "h", "WAPPUSH", "https://x.example", "ledger_x"
+        "+393331111111",
+        "2026-11-28",
+        "ACME",
+        "h",
+        "WAPPUSH",
+        "https://x.example",
+        "ledger_x",
+    )
+    assert (op.ledger_key, op.ledger_conn_id, op.smsend_conn_id) == (
+        "campaign/2026-11-28",
+        "prod_ledger",
+        "smsend_prod",
     )
     assert set(SmSendSmsOperator.template_fields) == {
-        "recipients", "text", "sender", "quality", "operation", "url", "ledger_table"
+        "recipients",
+        "text",
+        "sender",
+        "quality",
+        "operation",
+        "url",
+        "ledger_table",
+        "ledger_key",
+        "ledger_conn_id",
+        "smsend_conn_id",
     }
 
 
@@ -353,3 +400,34 @@ def test_simple_namespace_ti_map_index_none(gateway):
     ti = SimpleNamespace(dag_id="d", task_id="t", run_id="r", map_index=None, xcom_push=lambda **kw: None)
     op = SmSendSmsOperator(task_id="send", recipients=numbers(1), text="x", sender="ACME")
     assert op.execute({"ti": ti})["totals"]["accepted"] == 1
+
+
+def test_a_rerun_sends_again_by_default_and_once_with_a_date_ledger_key(gateway):
+    """The default ledger key is the task run's: a manual re-run of the same date is a new job and
+    sends again. A ledger_key of the date makes every run of that date one job."""
+    recipients = numbers(5)
+
+    def run(run_id: str, **kwargs: Any) -> dict[str, Any]:
+        op = SmSendSmsOperator(task_id="send", recipients=recipients, text="Promo", sender="ACME", **kwargs)
+        context = make_context(run_id=run_id)
+        op.render_template_fields(context)
+        return op.execute(context)
+
+    run("scheduled__2026-11-28")
+    run("manual__2026-11-28T10:00")  # default key: the re-run is a new job
+    assert set(sent_counts(gateway).values()) == {2}
+
+    keyed = {"ledger_key": "{{ ti.dag_id }}/{{ ti.task_id }}/{{ ds }}"}
+    first = run("scheduled__2026-11-28b", **keyed)
+    second = run("manual__2026-11-28T11:00", **keyed)
+    assert set(sent_counts(gateway).values()) == {3}  # the keyed runs sent once between them
+    assert first["totals"]["accepted"] == 5 and second["totals"]["accepted"] == 5
+    assert second["request_ids"] == first["request_ids"]  # reported from the ledger, not sent again
+
+
+@pytest.mark.parametrize("key", ["", "   ", "x" * 256, "{{ ds }}", 42])
+def test_a_bad_ledger_key_is_refused_before_anything_is_sent(gateway, key):
+    op = SmSendSmsOperator(task_id="send", recipients=numbers(1), text="Promo", sender="ACME", ledger_key=key)
+    with pytest.raises(ValueError, match="ledger_key"):
+        op.execute(make_context())
+    assert sent_counts(gateway) == {}
