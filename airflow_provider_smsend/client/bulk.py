@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -183,8 +184,10 @@ class BulkSender:
     :param url: link of WAPPUSH messages.
     :param concurrency: requests in flight at once.
     :param rate_limit: messages per second at most, or None.
-    :param chunk_size: recipients marked in the ledger at once; bounds the recipients left
-        ``sending`` (unknown) if the process is killed.
+    :param chunk_size: how often ``on_chunk`` reports progress (every ``chunk_size`` outcomes).
+        The ledger marks a recipient ``sending`` only when a request is free for it (one commit
+        for all the recipients that start together), so a killed process leaves at most
+        ``concurrency`` recipients unknown.
     :param resend_unknown: resend recipients whose earlier outcome is unknown (may duplicate).
     :param queue_retries: extra attempts after ``KO Impossibile accodare…`` (nothing was queued).
     :param queue_retry_wait: first wait before such an attempt, doubled each time (seconds).
@@ -387,35 +390,61 @@ class BulkSender:
         ended: queue.SimpleQueue[Future[LedgerEntry]] = queue.SimpleQueue()
         in_flight = 0
 
-        def collect() -> None:
+        #: Outcomes taken from ended sends and not yet recorded: kept until the ledger has them, so
+        #: that an interruption (SIGTERM) between taking and recording loses none.
+        unrecorded: list[LedgerEntry] = []
+
+        def flush() -> None:
+            nonlocal done
+            if unrecorded:
+                record(unrecorded)
+                done += len(unrecorded)
+                unrecorded.clear()
+
+        def collect(wait: bool = True) -> None:
             """Record the sends that ended: wait for one, then take every other one already over."""
-            nonlocal in_flight, done
-            finished = [ended.get()]
+            nonlocal in_flight
+            if wait and in_flight:
+                future = ended.get()
+                in_flight -= 1
+                unrecorded.append(future.result())
             while True:
                 try:
-                    finished.append(ended.get_nowait())
+                    future = ended.get_nowait()
                 except queue.Empty:
                     break
-            in_flight -= len(finished)
-            record([f.result() for f in finished])
-            done += len(finished)
+                in_flight -= 1
+                unrecorded.append(future.result())
+            flush()
 
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="smsend-bulk") as pool:
-            for start in range(0, total, self.chunk_size):
-                if self._stop.is_set():
-                    break
-                chunk = pending[start : start + self.chunk_size]
-                self.ledger.mark_sending(self.job_key, [number for _, number, _ in chunk])
-                for _, number, prepared in chunk:
-                    pool.submit(self._send_one, send, number, prepared).add_done_callback(ended.put)
-                in_flight += len(chunk)
-                # Keep at most about one chunk queued behind the one in flight.
-                while in_flight > self.chunk_size:
+            queued = iter(pending)
+            try:
+                while not self._stop.is_set():
+                    # Mark (one commit) only as many recipients as there are free requests: a
+                    # recipient is `sending` only while its own request is about to leave or in
+                    # flight, so a killed process leaves at most `concurrency` of them unknown.
+                    batch = list(itertools.islice(queued, self.concurrency - in_flight))
+                    if not batch:
+                        break
+                    self.ledger.mark_sending(self.job_key, [number for _, number, _ in batch])
+                    for _, number, prepared in batch:
+                        pool.submit(self._send_one, send, number, prepared).add_done_callback(ended.put)
+                    in_flight += len(batch)
+                    before = done
                     collect()
-                if self.on_chunk is not None:
-                    self.on_chunk(done, total, _partial(outcomes, result))
-            while in_flight:
-                collect()
+                    if self.on_chunk is not None and done // self.chunk_size > before // self.chunk_size:
+                        self.on_chunk(done, total, _partial(outcomes, result))
+                while in_flight:
+                    collect()
+            except BaseException:
+                # Airflow's SIGTERM (or a ledger error): start no new request, let those in flight
+                # end (each within its timeout) and record every outcome before leaving.
+                self._stop.set()
+                log.warning("Bulk send stopping: no new request; waiting for %d in flight", in_flight)
+                while in_flight or unrecorded:
+                    collect()
+                raise
         for index, number, prepared in pending:
             if outcomes[index] is None:  # never submitted: the job stopped early
                 outcomes[index] = RecipientOutcome(

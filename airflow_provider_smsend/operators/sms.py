@@ -77,7 +77,9 @@ class SmSendSmsOperator(BaseOperator):
     :param number_field: the key/column holding the number in dicts and CSV files.
     :param concurrency: requests in flight at once.
     :param rate_limit: messages per second at most (None: no limit).
-    :param chunk_size: recipients marked in the ledger at once (also the log cadence).
+    :param chunk_size: progress is logged every ``chunk_size`` outcomes. (The ledger marks a
+        recipient ``sending`` only when a request is free for it, so a killed worker leaves at most
+        ``concurrency`` recipients unknown, whatever this is.)
     :param fail_on: ``"any"`` (default: fail if any recipient is not accepted), ``"all"`` (fail
         only if none is accepted), or a ratio: fail if the share not accepted exceeds it.
     :param max_segments: refuse (before sending anything) a message longer than this many segments.
@@ -351,6 +353,13 @@ class SmSendSmsOperator(BaseOperator):
                 # Some were refused for a passing reason (queue full, no connection): let Airflow retry;
                 # the ledger makes the retry send only those.
                 raise SmSendPartialFailure(message + " A retry resends only the recipients not accepted.")
+            unknown = result.totals["unknown"]
+            if unknown:
+                raise AirflowFailException(
+                    f"{message} {unknown} recipient(s) are unknown: their request left but no answer came, so "
+                    "they may have received the SMS. A retry does not resend them; clear the task with "
+                    "resend_unknown=True to resend them, at the risk of texting them twice."
+                )
             raise AirflowFailException(message + " A retry would not change it.")
         return summary
 

@@ -1,0 +1,150 @@
+"""A SIGKILL at any point of a send leaves at most `concurrency` recipients unknown (issue 15, item 1).
+
+A recipient is marked `sending` only when a request is free for it, so whatever the chunk size the
+ledger never holds more than `concurrency` recipients whose request may have left without an answer.
+Ten kill points of a 300-recipient send with a PostgreSQL ledger; after each, the retry resends every
+recipient whose request provably never left, and the sandbox's own record shows nobody texted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from typing import Any
+
+import pytest
+from smsend_test_support.operator_fixtures import build_context
+from smsend_test_support.services import require_service
+
+from airflow_provider_smsend.operators.sms import SmSendSmsOperator
+
+CONCURRENCY = 8
+RECIPIENTS = [f"+39347{i:06d}5" for i in range(300)]
+PG_LEDGER = "postgres://postgres@127.0.0.1:5432/test"
+KILL_AT = [10, 35, 60, 90, 120, 150, 180, 210, 240, 270]  # messages the gateway received
+
+SEND = textwrap.dedent(
+    f"""
+    import json, os
+    from airflow_provider_smsend.operators.sms import SmSendSmsOperator
+
+    class TI:
+        dag_id, task_id, run_id, map_index = "campaign", "send", os.environ["RUN_ID"], -1
+        def xcom_push(self, key, value):
+            pass
+
+    op = SmSendSmsOperator(task_id="send", recipients=json.loads(os.environ["RECIPIENTS"]), text="x",
+                           sender="ACME", concurrency={CONCURRENCY}, ledger_table=os.environ["LEDGER_TABLE"])
+    print("started", flush=True)
+    op.execute({{"ti": TI()}})
+    """
+)
+
+
+@pytest.fixture
+def pg_ledger(monkeypatch: pytest.MonkeyPatch) -> str:
+    def probe() -> None:
+        import psycopg
+
+        psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=3).close()
+
+    require_service("PostgreSQL on 127.0.0.1:5432", probe)
+    monkeypatch.setenv("AIRFLOW_CONN_SMSEND_LEDGER", PG_LEDGER)
+    return PG_LEDGER
+
+
+@pytest.mark.parametrize("kill_at", KILL_AT)
+def test_a_kill_anywhere_leaves_at_most_concurrency_unknown(
+    sandbox: Any, smsend_conn_id: str, pg_ledger: str, kill_at: int
+) -> None:
+    sandbox.admin.set_faults(latency_ms=20)
+    run_id, table = f"kill_{kill_at}", f"smsend_ledger_{uuid.uuid4().hex[:10]}"
+    env = {**os.environ, "RECIPIENTS": json.dumps(RECIPIENTS), "RUN_ID": run_id, "LEDGER_TABLE": table}
+    proc = subprocess.Popen([sys.executable, "-c", SEND], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 90
+        while sum(sandbox.admin.counts(kind="sms").values()) < kill_at:
+            assert time.monotonic() < deadline and proc.poll() is None, "the send did not progress"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    sandbox.admin.set_faults(latency_ms=0)
+    try:
+        retry = SmSendSmsOperator(
+            task_id="send", recipients=RECIPIENTS, text="x", sender="ACME", fail_on="all", ledger_table=table
+        )
+        result = retry.execute(build_context(dag_id="campaign", task_id="send", run_id=run_id, try_number=2))
+    finally:
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test") as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+    received = sandbox.admin.counts(kind="sms")
+    unknown = {o["recipient"] for o in result["outcomes"] if o["status"] == "unknown"}
+    accepted = {o["recipient"] for o in result["outcomes"] if o["status"] == "accepted"}
+    print(f"\nkilled after {kill_at} received: {len(unknown)} unknown (concurrency {CONCURRENCY})")
+    assert max(received.values()) == 1, "no recipient may get the message twice"
+    assert len(unknown) <= CONCURRENCY
+    assert accepted | unknown == set(RECIPIENTS)
+    assert {
+        r for r in RECIPIENTS if received.get(r, 0) == 0
+    } <= unknown  # only the in-flight ones are missing
+
+
+TERM_SEND = SEND.replace(
+    'print("started", flush=True)',
+    'import signal\n'
+    'def terminated(*_):\n'
+    '    raise SystemExit("terminated")  # what Airflow\'s task runner does on SIGTERM: raise in the task\n'
+    'signal.signal(signal.SIGTERM, terminated)\n'
+    'print("started", flush=True)',
+)
+
+
+def test_sigterm_starts_no_new_request_and_records_those_in_flight(
+    sandbox: Any, smsend_conn_id: str, pg_ledger: str
+) -> None:
+    sandbox.admin.set_faults(latency_ms=50)
+    run_id, table = "terminated", f"smsend_ledger_{uuid.uuid4().hex[:10]}"
+    env = {**os.environ, "RECIPIENTS": json.dumps(RECIPIENTS), "RUN_ID": run_id, "LEDGER_TABLE": table}
+    proc = subprocess.Popen([sys.executable, "-c", TERM_SEND], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 90
+        while sum(sandbox.admin.counts(kind="sms").values()) < 60:
+            assert time.monotonic() < deadline and proc.poll() is None, "the send did not progress"
+            time.sleep(0.01)
+        at_signal = sum(sandbox.admin.counts(kind="sms").values())
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    after_exit = sum(sandbox.admin.counts(kind="sms").values())
+    sandbox.admin.set_faults(latency_ms=0)
+    try:
+        retry = SmSendSmsOperator(
+            task_id="send", recipients=RECIPIENTS, text="x", sender="ACME", fail_on="all", ledger_table=table
+        )
+        result = retry.execute(build_context(dag_id="campaign", task_id="send", run_id=run_id, try_number=2))
+    finally:
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test") as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+    received = sandbox.admin.counts(kind="sms")
+    print(f"\nSIGTERM at {at_signal} received, {after_exit} at exit (concurrency {CONCURRENCY})")
+    assert after_exit - at_signal <= CONCURRENCY  # only the requests already started went out
+    assert result["totals"] == {"accepted": 300, "rejected": 0, "unknown": 0, "total": 300}  # all recorded
+    assert max(received.values()) == 1 and len(received) == 300
