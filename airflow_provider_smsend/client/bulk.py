@@ -25,7 +25,7 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -388,11 +388,15 @@ class BulkSender:
         # Each send's future lands here when it ends (add_done_callback): the loop below takes
         # them as they come instead of waiting on the whole in-flight set each time.
         ended: queue.SimpleQueue[Future[LedgerEntry]] = queue.SimpleQueue()
-        in_flight = 0
-
-        #: Outcomes taken from ended sends and not yet recorded: kept until the ledger has them, so
-        #: that an interruption (SIGTERM) between taking and recording loses none.
+        live: set[Future[LedgerEntry]] = set()  # submitted, outcome not taken yet
+        #: Outcomes taken and not recorded yet: kept until the ledger has them, so that an
+        #: interruption (SIGTERM) between taking and recording loses none (recording is idempotent).
         unrecorded: list[LedgerEntry] = []
+
+        def take(future: Future[LedgerEntry]) -> None:
+            if future in live:
+                unrecorded.append(future.result())
+                live.discard(future)
 
         def flush() -> None:
             nonlocal done
@@ -401,22 +405,18 @@ class BulkSender:
                 done += len(unrecorded)
                 unrecorded.clear()
 
-        def collect(wait: bool = True) -> None:
+        def collect() -> None:
             """Record the sends that ended: wait for one, then take every other one already over."""
-            nonlocal in_flight
-            if wait and in_flight:
-                future = ended.get()
-                in_flight -= 1
-                unrecorded.append(future.result())
+            take(ended.get())
             while True:
                 try:
-                    future = ended.get_nowait()
+                    take(ended.get_nowait())
                 except queue.Empty:
                     break
-                in_flight -= 1
-                unrecorded.append(future.result())
             flush()
 
+        batch: list[tuple[int, str, PreparedMessage]] = []
+        submitted = 0
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="smsend-bulk") as pool:
             queued = iter(pending)
             try:
@@ -424,26 +424,38 @@ class BulkSender:
                     # Mark (one commit) only as many recipients as there are free requests: a
                     # recipient is `sending` only while its own request is about to leave or in
                     # flight, so a killed process leaves at most `concurrency` of them unknown.
-                    batch = list(itertools.islice(queued, self.concurrency - in_flight))
+                    batch, submitted = list(itertools.islice(queued, self.concurrency - len(live))), 0
                     if not batch:
                         break
                     self.ledger.mark_sending(self.job_key, [number for _, number, _ in batch])
                     for _, number, prepared in batch:
-                        pool.submit(self._send_one, send, number, prepared).add_done_callback(ended.put)
-                    in_flight += len(batch)
+                        # counted before it is submitted: interrupted in between, it stays `sending`
+                        # (unknown, never resent) rather than be taken for one that did not leave
+                        submitted += 1
+                        future = pool.submit(self._send_one, send, number, prepared)
+                        live.add(future)
+                        future.add_done_callback(ended.put)
+                    batch = []
                     before = done
                     collect()
                     if self.on_chunk is not None and done // self.chunk_size > before // self.chunk_size:
                         self.on_chunk(done, total, _partial(outcomes, result))
-                while in_flight:
+                while live:
                     collect()
             except BaseException:
                 # Airflow's SIGTERM (or a ledger error): start no new request, let those in flight
-                # end (each within its timeout) and record every outcome before leaving.
+                # end (each within its timeout) and record every outcome before leaving. Those of
+                # the batch being marked that were not submitted provably did not leave.
                 self._stop.set()
-                log.warning("Bulk send stopping: no new request; waiting for %d in flight", in_flight)
-                while in_flight or unrecorded:
-                    collect()
+                log.warning("Bulk send stopping: no new request; waiting for %d in flight", len(live))
+                unrecorded.extend(
+                    LedgerEntry(self.job_key, number, REJECTED, error_code="aborted",
+                                error="Not sent: the job stopped before this request left.", retryable=True)
+                    for _, number, _ in batch[submitted:]
+                )  # fmt: skip
+                for future in wait(list(live)).done:
+                    take(future)
+                flush()
                 raise
         for index, number, prepared in pending:
             if outcomes[index] is None:  # never submitted: the job stopped early
