@@ -100,18 +100,8 @@ class SendResult:
     message: PreparedMessage
 
 
-def never_connected(exc: BaseException) -> bool:
-    """True when the connection was never established, so the request provably did not leave.
-
-    Walks the exception's causes (requests wraps urllib3, which wraps the socket error).
-    """
-    import ssl
-
-    import requests
-    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception behind it (requests wraps urllib3, which wraps the socket error)."""
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -119,19 +109,33 @@ def never_connected(exc: BaseException) -> bool:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        # A TLS handshake that failed (a certificate that fails verification, a server that does not
-        # speak TLS, no common protocol) ends before the request's first byte is written.
-        if isinstance(
-            current,
-            NewConnectionError | ConnectTimeoutError | ConnectionRefusedError | ssl.SSLCertVerificationError,
-        ) or tls_handshake_failure(current):
-            return True
+        yield current
         stack.extend([current.__cause__, current.__context__])
         stack.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
         reason = getattr(current, "reason", None)
         if isinstance(reason, BaseException):
             stack.append(reason)
-    return False
+
+
+def never_connected(exc: BaseException) -> bool:
+    """True when the connection was never established, so the request provably did not leave."""
+    import ssl
+
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    # A TLS handshake that failed (a certificate that fails verification, a server that does not
+    # speak TLS, no common protocol) ends before the request's first byte is written.
+    return any(
+        isinstance(
+            current,
+            NewConnectionError | ConnectTimeoutError | ConnectionRefusedError | ssl.SSLCertVerificationError,
+        )
+        or tls_handshake_failure(current)
+        for current in _causes(exc)
+    )
 
 
 #: OpenSSL reasons that only a TLS handshake gives (the request is written after the handshake).
@@ -159,21 +163,10 @@ def _plain_http_server(exc: BaseException) -> bool:
     """True when a TLS handshake failed because the server answered in plain HTTP."""
     import ssl
 
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLError) and getattr(current, "reason", None) in _PLAIN_HTTP_REASONS:
-            return True
-        reason = getattr(current, "reason", None)
-        stack.extend(
-            [current.__cause__, current.__context__, reason if isinstance(reason, BaseException) else None]
-        )
-        stack.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
-    return False
+    return any(
+        isinstance(c, ssl.SSLError) and getattr(c, "reason", None) in _PLAIN_HTTP_REASONS
+        for c in _causes(exc)
+    )
 
 
 def transport_error(exc: requests.RequestException, path: str) -> SmSendTransportError:

@@ -59,36 +59,49 @@ def pg_ledger(monkeypatch: pytest.MonkeyPatch) -> str:
     return PG_LEDGER
 
 
+def _send_then_signal(sandbox: Any, script: str, run_id: str, table: str, at: int, sig: int) -> int:
+    """Start the send in a child process, send it ``sig`` once the gateway received ``at``
+    messages, wait for it to end; returns how many the gateway had received at the signal."""
+    env = {**os.environ, "RECIPIENTS": json.dumps(RECIPIENTS), "RUN_ID": run_id, "LEDGER_TABLE": table}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 90
+        while sum(sandbox.admin.counts(kind="sms").values()) < at:
+            assert time.monotonic() < deadline and proc.poll() is None, "the send did not progress"
+            time.sleep(0.01)
+        at_signal = sum(sandbox.admin.counts(kind="sms").values())
+        proc.send_signal(sig)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return at_signal
+
+
+def _retry(run_id: str, table: str) -> dict[str, Any]:
+    """The next try of the same task run, on the same ledger (then dropped)."""
+    try:
+        retry = SmSendSmsOperator(
+            task_id="send", recipients=RECIPIENTS, text="x", sender="ACME", fail_on="all", ledger_table=table
+        )
+        return retry.execute(build_context(dag_id="campaign", task_id="send", run_id=run_id, try_number=2))
+    finally:
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test") as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 @pytest.mark.parametrize("kill_at", KILL_AT)
 def test_a_kill_anywhere_leaves_at_most_concurrency_unknown(
     sandbox: Any, smsend_conn_id: str, pg_ledger: str, kill_at: int
 ) -> None:
     sandbox.admin.set_faults(latency_ms=20)
     run_id, table = f"kill_{kill_at}", f"smsend_ledger_{uuid.uuid4().hex[:10]}"
-    env = {**os.environ, "RECIPIENTS": json.dumps(RECIPIENTS), "RUN_ID": run_id, "LEDGER_TABLE": table}
-    proc = subprocess.Popen([sys.executable, "-c", SEND], env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
-        deadline = time.monotonic() + 90
-        while sum(sandbox.admin.counts(kind="sms").values()) < kill_at:
-            assert time.monotonic() < deadline and proc.poll() is None, "the send did not progress"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _send_then_signal(sandbox, SEND, run_id, table, kill_at, signal.SIGKILL)
     sandbox.admin.set_faults(latency_ms=0)
-    try:
-        retry = SmSendSmsOperator(
-            task_id="send", recipients=RECIPIENTS, text="x", sender="ACME", fail_on="all", ledger_table=table
-        )
-        result = retry.execute(build_context(dag_id="campaign", task_id="send", run_id=run_id, try_number=2))
-    finally:
-        import psycopg
-
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test") as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
+    result = _retry(run_id, table)
 
     received = sandbox.admin.counts(kind="sms")
     unknown = {o["recipient"] for o in result["outcomes"] if o["status"] == "unknown"}
@@ -104,10 +117,10 @@ def test_a_kill_anywhere_leaves_at_most_concurrency_unknown(
 
 TERM_SEND = SEND.replace(
     'print("started", flush=True)',
-    'import signal\n'
-    'def terminated(*_):\n'
+    "import signal\n"
+    "def terminated(*_):\n"
     '    raise SystemExit("terminated")  # what Airflow\'s task runner does on SIGTERM: raise in the task\n'
-    'signal.signal(signal.SIGTERM, terminated)\n'
+    "signal.signal(signal.SIGTERM, terminated)\n"
     'print("started", flush=True)',
 )
 
@@ -117,32 +130,10 @@ def test_sigterm_starts_no_new_request_and_records_those_in_flight(
 ) -> None:
     sandbox.admin.set_faults(latency_ms=50)
     run_id, table = "terminated", f"smsend_ledger_{uuid.uuid4().hex[:10]}"
-    env = {**os.environ, "RECIPIENTS": json.dumps(RECIPIENTS), "RUN_ID": run_id, "LEDGER_TABLE": table}
-    proc = subprocess.Popen([sys.executable, "-c", TERM_SEND], env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
-        deadline = time.monotonic() + 90
-        while sum(sandbox.admin.counts(kind="sms").values()) < 60:
-            assert time.monotonic() < deadline and proc.poll() is None, "the send did not progress"
-            time.sleep(0.01)
-        at_signal = sum(sandbox.admin.counts(kind="sms").values())
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    at_signal = _send_then_signal(sandbox, TERM_SEND, run_id, table, 60, signal.SIGTERM)
     after_exit = sum(sandbox.admin.counts(kind="sms").values())
     sandbox.admin.set_faults(latency_ms=0)
-    try:
-        retry = SmSendSmsOperator(
-            task_id="send", recipients=RECIPIENTS, text="x", sender="ACME", fail_on="all", ledger_table=table
-        )
-        result = retry.execute(build_context(dag_id="campaign", task_id="send", run_id=run_id, try_number=2))
-    finally:
-        import psycopg
-
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test") as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
+    result = _retry(run_id, table)
     received = sandbox.admin.counts(kind="sms")
     print(f"\nSIGTERM at {at_signal} received, {after_exit} at exit (concurrency {CONCURRENCY})")
     assert after_exit - at_signal <= CONCURRENCY  # only the requests already started went out
