@@ -521,9 +521,10 @@ class SqlAlchemySession(Session):
 
 def _json_table_type(sql_type: str | None) -> str:
     """How ``JSON_TABLE`` reads a column: integers, timestamps and money as the widest of their kind
-    (the frame's values always parse as such: the parser typed them), anything else as text. A
-    value too wide for the table's own column is then refused by the ``INSERT`` (strict mode),
-    where ``JSON_TABLE`` would have cut it silently."""
+    (the frame's values always parse as such: the parser typed them), a ``VARCHAR(n)`` as
+    ``VARCHAR(n + 1)``, anything else as text. ``JSON_TABLE`` cuts a value that does not fit its
+    column silently (a warning, even in strict mode), so each is read one character wider than the
+    table's column: a longer value reaches the ``INSERT`` still too long, and strict mode refuses it."""
     kind = (sql_type or "").upper()
     if kind in ("BIGINT", "INT", "INTEGER"):
         return "BIGINT"
@@ -531,6 +532,9 @@ def _json_table_type(sql_type: str | None) -> str:
         return "DATETIME(6)"
     if kind.startswith("NUMERIC"):
         return "DECIMAL(65,4)"
+    length = re.fullmatch(r"VARCHAR\((\d+)\)", kind)
+    if length:  # one character more than the column: a longer value still reaches the INSERT too long
+        return f"VARCHAR({int(length.group(1)) + 1})"
     return "LONGTEXT"
 
 
