@@ -182,7 +182,10 @@ def test_backoff_doubles_to_the_cap_and_stops_at_the_end_time(monkeypatch):
     async def fake_setup(self, hook):
         return None
 
-    monkeypatch.setattr(_base.asyncio, "sleep", fake_sleep)
+    # Only the trigger's module sees the fake sleep: patching asyncio.sleep itself would make
+    # every event loop of the process (the sandbox servers of other tests) spin on it.
+    fake_asyncio = SimpleNamespace(sleep=fake_sleep, timeout=asyncio.timeout)
+    monkeypatch.setattr(_base, "asyncio", fake_asyncio)
     monkeypatch.setattr(_base, "time", fake_time)
     monkeypatch.setattr(SmSendBatchStatusTrigger, "poll", fake_poll)
     monkeypatch.setattr(SmSendBatchStatusTrigger, "setup", fake_setup)
