@@ -75,7 +75,7 @@ with DAG(
         from airflow.sdk import BaseHook
 
         from airflow_provider_smsend.client.reports import ROME
-        from airflow_provider_smsend.operators.common import ledger_for
+        from airflow_provider_smsend.operators.base import ledger_for
 
         warehouse = BaseHook.get_connection("warehouse").get_hook()
         ledger = ledger_for("smsend_ledger")

@@ -8,8 +8,10 @@ Every recipient ends in exactly one outcome:
 - ``unknown``: the request may have reached the gateway but no answer came (timeout, broken
   connection, HTTP 5xx). It is never resent unless ``resend_unknown`` is set.
 
-Progress goes to a :mod:`ledger <airflow_provider_smsend.client.ledger>` before each request
-leaves, so a retried job resumes with the recipients not yet accepted and never sends twice.
+Each recipient is one item of the :mod:`once-only engine <airflow_provider_smsend.client.once_only>`:
+claimed in the ledger right before its request leaves (at most ``concurrency`` at a time), its
+outcome recorded as soon as it arrives, so a retried job resumes with the recipients not yet
+accepted, and two tries running at once never both send to one recipient.
 
 Example::
 
@@ -36,11 +38,11 @@ from airflow_provider_smsend.client.errors import (
     SmSendError,
     SmSendInsufficientCreditError,
     SmSendTemporaryError,
-    SmSendTransportError,
     SmSendValidationError,
 )
 from airflow_provider_smsend.client.ledger import LedgerEntry, MemoryLedger
 from airflow_provider_smsend.client.numbers import mask_number, normalize_number
+from airflow_provider_smsend.client.once_only import AMBIGUOUS, DONE, OnceOnly, next_step
 from airflow_provider_smsend.client.validation import validate_sender
 
 if TYPE_CHECKING:
@@ -192,6 +194,8 @@ class BulkSender:
     :param queue_retries: extra attempts after ``KO Impossibile accodare…`` (nothing was queued).
     :param queue_retry_wait: first wait before such an attempt, doubled each time (seconds).
     :param on_chunk: called after each chunk with ``(done, total, result_so_far)`` (for logs).
+    :param owner: this try's owner id in the ledger (default: a new one); two senders with
+        different owners on one job never both send to a recipient.
     """
 
     def __init__(
@@ -211,12 +215,14 @@ class BulkSender:
         queue_retries: int = 3,
         queue_retry_wait: float = 1.0,
         on_chunk: Callable[[int, int, BulkResult], None] | None = None,
+        owner: str | None = None,
     ) -> None:
         if concurrency < 1 or chunk_size < 1:
             raise SmSendValidationError("concurrency and chunk_size must be >= 1.")
         self.client = client
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self.job_key = job_key
+        self.once = OnceOnly(self.ledger, job_key, what="SMS", owner=owner)
         self.sender = validate_sender(sender or client.default_sender, region=client.default_region)
         self.quality = quality or client.default_quality
         self.operation = operation
@@ -270,8 +276,10 @@ class BulkSender:
         return outcomes, to_send
 
     def _from_ledger(self, entry: LedgerEntry, segments: int) -> RecipientOutcome | None:
-        """The outcome an earlier try left, or None if the recipient must be sent (again)."""
-        if entry.state == ACCEPTED:
+        """The outcome an earlier try left (:func:`~.once_only.next_step`), or None if the recipient
+        is to be sent (again): no entry, ``rejected``, or ambiguous with ``resend_unknown``."""
+        step = next_step(entry)
+        if step == DONE:
             return RecipientOutcome(
                 entry.item,
                 ACCEPTED,
@@ -280,7 +288,7 @@ class BulkSender:
                 segments=segments,
                 previous_try=True,
             )
-        if entry.state in (ledger_states.SENDING, UNKNOWN) and not self.resend_unknown:
+        if step == AMBIGUOUS and not self.resend_unknown:
             return RecipientOutcome(
                 entry.item,
                 UNKNOWN,
@@ -289,15 +297,6 @@ class BulkSender:
                 error=entry.error
                 or "An earlier try was interrupted while this message was being sent; it may have been delivered. "
                 "Not resent (set resend_unknown=True to resend).",
-                previous_try=True,
-            )
-        if entry.state == REJECTED and not entry.retryable:
-            return RecipientOutcome(
-                entry.item,
-                REJECTED,
-                segments=segments,
-                error_code=entry.error_code,
-                error=entry.error,
                 previous_try=True,
             )
         return None
@@ -328,28 +327,15 @@ class BulkSender:
                     time.sleep(self.queue_retry_wait * (2**attempt))
                     attempt += 1
                     continue
-                return LedgerEntry(
-                    self.job_key, number, REJECTED, error_code=exc.code, error=str(exc), retryable=True
-                )
-            except SmSendTransportError as exc:
-                if exc.request_sent:
-                    return LedgerEntry(self.job_key, number, UNKNOWN, error_code=exc.code, error=str(exc))
-                return LedgerEntry(
-                    self.job_key, number, REJECTED, error_code=exc.code, error=str(exc), retryable=True
-                )
-            except FATAL_ERRORS as exc:
-                self._fatal = self._fatal or exc
-                self._stop.set()
-                return LedgerEntry(
-                    self.job_key, number, REJECTED, error_code=exc.code, error=str(exc), retryable=True
-                )
-            except SmSendError as exc:
-                return LedgerEntry(
-                    self.job_key, number, REJECTED, error_code=exc.code, error=str(exc), retryable=False
-                )
-            except Exception as exc:  # a bug or an unexpected library error: outcome unknown, never lost
-                log.exception("Unexpected error sending to %s", mask_number(number))
-                return LedgerEntry(self.job_key, number, UNKNOWN, error_code="unexpected", error=repr(exc))
+                return self.once.failure(number, exc)
+            except Exception as exc:
+                if isinstance(exc, FATAL_ERRORS):
+                    self._fatal = self._fatal or exc
+                    self._stop.set()
+                elif not isinstance(exc, SmSendError):  # a bug or an unexpected library error
+                    log.exception("Unexpected error sending to %s", mask_number(number))
+                # rejected (nothing happened) or unknown (it may have): the engine's one rule
+                return self.once.failure(number, exc)
             return LedgerEntry(
                 self.job_key, number, ACCEPTED, request_id=result.request_id, cost=str(result.cost)
             )
@@ -361,7 +347,7 @@ class BulkSender:
         """
         outcomes, to_send = plan if plan is not None else self.plan(messages)
         outcomes = list(outcomes)
-        previous = self.ledger.load(self.job_key) if to_send else {}
+        previous = self.once.entries if to_send else {}
         pending: list[tuple[int, str, PreparedMessage]] = []
         for index, number, prepared in to_send:
             entry = previous.get(number)
@@ -381,7 +367,7 @@ class BulkSender:
         index_of = {number: index for index, number, _ in pending}
 
         def record(finished: list[LedgerEntry]) -> None:
-            self.ledger.record(finished)
+            self.once.record(finished)
             for entry in finished:
                 outcomes[index_of[entry.item]] = _outcome(entry, segments[entry.item])
 
@@ -427,7 +413,21 @@ class BulkSender:
                     batch, submitted = list(itertools.islice(queued, self.concurrency - len(live))), 0
                     if not batch:
                         break
-                    self.ledger.mark_sending(self.job_key, [number for _, number, _ in batch])
+                    numbers = [number for _, number, _ in batch]
+                    mine = self.once.claim(numbers, seen={n: previous[n] for n in numbers if n in previous})
+                    for index, number, prepared in batch:
+                        if number not in mine:  # another try of this job claimed it first: not ours to send
+                            outcomes[index] = RecipientOutcome(
+                                number,
+                                UNKNOWN,
+                                segments=prepared.segments,
+                                error_code="claimed_by_another_try",
+                                error="Another try of this task holds this recipient (two tries running at once); "
+                                "its outcome is in the ledger. Not sent by this try.",
+                            )
+                    batch = [b for b in batch if b[1] in mine]
+                    if not batch and not live:
+                        continue
                     for _, number, prepared in batch:
                         # counted before it is submitted: interrupted in between, it stays `sending`
                         # (unknown, never resent) rather than be taken for one that did not leave

@@ -89,6 +89,36 @@ class SmSendReportError(SmSendError):
         self.line = line
 
 
+class SmSendAmbiguousOutcomeError(SmSendError):
+    """An earlier try started an action whose outcome is unknown: it is not done again on its own.
+
+    The message says when it started, what was checked, and that ``resend_unknown=True`` does it
+    again at the risk of doing it twice (docs/gateway.md, "Once-only actions").
+    """
+
+    default_code = "ambiguous_outcome"
+
+
+class SmSendClaimedError(SmSendError):
+    """Another try of the same task holds the action right now (two tries running at once).
+
+    Retryable: a later try finds the other's outcome in the ledger.
+    """
+
+    retryable = True
+    default_code = "claimed_by_another_try"
+
+
+class SmSendLedgerError(SmSendError):
+    """The send ledger's database could not be read or written, even after retries.
+
+    Retryable: a later try resumes from what the ledger holds.
+    """
+
+    retryable = True
+    default_code = "ledger"
+
+
 class SmSendGatewayError(SmSendError):
     """The gateway answered ``KO <text>`` (or a SOAP Fault ``KO nnn``)."""
 

@@ -1,18 +1,31 @@
-"""The send ledger: durable per-recipient progress, so a retried task never sends twice.
+"""The send ledger: durable per-item progress, so a retried or doubled task never acts twice.
 
-Before a request that spends money leaves, its recipient is marked ``sending`` in the ledger
-(committed); when the answer comes, the outcome replaces the mark. A retry (even after the worker
-was killed) reads the ledger first:
+An item is a recipient of a bulk send or one once-only action (a credit assignment, an MMS, an
+MNC chunk). Every change is a claim or a record made by one *owner* (one try of one task run, an
+id of its own), and only the owner's changes land:
+
+- **claim**: an item becomes ``sending`` for an owner only through a conditional write — an
+  insert that does nothing if the row exists, or an update that succeeds only if the row is still
+  as the owner read it (state, time and owner). Of two tries running at once, one wins each
+  item; the other learns it did not and leaves it alone. A claim is committed before the
+  request leaves.
+- **record**: the outcome replaces the claim only where the row is still the owner's (an
+  accepted outcome also replaces a claim someone else left unfinished: a request id received is
+  never dropped).
+
+What a later try does with each state is decided in one place,
+:func:`airflow_provider_smsend.client.once_only.next_step` (see docs/gateway.md, "Once-only
+actions"):
 
 =============  ==========================================================================
-ledger state   what a retry does
+ledger state   what a later try does
 =============  ==========================================================================
-accepted       not sent again; reported as accepted (with cost and request id)
-sending        the outcome is unknown (the request may have left): reported as unknown,
-               not resent unless the user opts in (``resend_unknown``)
-unknown        same as ``sending`` (a timeout or a broken connection after the request left)
-rejected       resent only if the rejection was retryable and nothing was queued
-               (``KO Impossibile accodare…``, a connection never established)
+accepted       not done again; the stored outcome (request id, cost) is reported
+sending        the outcome is unknown (the request may have left): reported as unknown, or
+unknown        resolved from the gateway's logs where a call allows it; not done again
+               unless the user opts in (``resend_unknown``)
+rejected       the gateway did nothing (a ``KO`` answer, a connection never established):
+               done again
 =============  ==========================================================================
 
 The ledger is a table in any SQL database reachable through DB-API (:class:`airflow_provider_smsend.sql.ledger.DbApiLedger`);
@@ -24,8 +37,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 SENDING = "sending"
@@ -49,6 +63,7 @@ class LedgerEntry:
     :param error: the error's text when rejected or unknown.
     :param retryable: True when a rejected entry may be sent again.
     :param updated_at: ISO timestamp (UTC) of the last change.
+    :param owner: the id of the try that made the last change (see :func:`new_owner`).
     """
 
     job_key: str
@@ -60,25 +75,52 @@ class LedgerEntry:
     error: str | None = None
     retryable: bool = False
     updated_at: str = ""
+    owner: str | None = None
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
+def new_owner(label: str = "") -> str:
+    """A new owner id for one try: ``label`` (e.g. ``"try 2"``) and a random part, at most 64 characters."""
+    head = f"{label[:40]} " if label else ""
+    return f"{head}{uuid.uuid4().hex[:16]}"
+
+
 class Ledger(Protocol):
-    """What the bulk sender needs from a ledger."""
+    """What the once-only engine needs from a ledger."""
 
     def load(self, job_key: str) -> dict[str, LedgerEntry]:
         """Return every entry of ``job_key`` by item."""
         ...
 
-    def mark_sending(self, job_key: str, items: Iterable[str]) -> None:
-        """Durably mark ``items`` as being sent (before any of their requests leaves)."""
+    def claim(
+        self,
+        job_key: str,
+        items: Iterable[str],
+        *,
+        owner: str,
+        seen: Mapping[str, LedgerEntry] | None = None,
+    ) -> set[str]:
+        """Durably mark ``items`` ``sending`` for ``owner``; return the items it now owns.
+
+        An item absent from ``seen`` is claimed only if it has no row yet; an item in ``seen``
+        only if its row is still as seen (state, time and owner). Repeating a claim that was
+        committed returns the same items.
+        """
         ...
 
-    def record(self, entries: Iterable[LedgerEntry]) -> None:
-        """Durably store outcomes."""
+    def record(self, entries: Iterable[LedgerEntry], *, owner: str) -> list[LedgerEntry]:
+        """Durably store outcomes on the rows ``owner`` holds; return the entries not stored.
+
+        An accepted entry is also stored on a row left ``sending``/``unknown``/``rejected`` by
+        another owner.
+        """
+        ...
+
+    def holders(self, request_id: str) -> list[LedgerEntry]:
+        """Every entry, of any job, that recorded ``request_id`` (for the ambiguity resolvers)."""
         ...
 
 
@@ -88,7 +130,7 @@ class MemoryLedger:
     Example::
 
         ledger = MemoryLedger()
-        ledger.mark_sending("dag/task/run/-1", ["+393331234567"])
+        ledger.claim("dag/task/run/-1", ["+393331234567"], owner=new_owner("try 1"))
     """
 
     def __init__(self) -> None:
@@ -99,13 +141,49 @@ class MemoryLedger:
         with self._lock:
             return {item: entry for (key, item), entry in self._rows.items() if key == job_key}
 
-    def mark_sending(self, job_key: str, items: Iterable[str]) -> None:
+    def claim(
+        self,
+        job_key: str,
+        items: Iterable[str],
+        *,
+        owner: str,
+        seen: Mapping[str, LedgerEntry] | None = None,
+    ) -> set[str]:
+        seen = seen or {}
         now = _now()
+        claimed: set[str] = set()
         with self._lock:
             for item in items:
-                self._rows[(job_key, item)] = LedgerEntry(job_key, item, SENDING, updated_at=now)
+                row = self._rows.get((job_key, item))
+                expected = seen.get(item)
+                if row is not None and row.owner == owner and row.state == SENDING:
+                    claimed.add(item)
+                elif (row is None and expected is None) or (
+                    row is not None and expected is not None and _same(row, expected)
+                ):
+                    self._rows[(job_key, item)] = LedgerEntry(job_key, item, SENDING, updated_at=now, owner=owner)
+                    claimed.add(item)
+        return claimed
 
-    def record(self, entries: Iterable[LedgerEntry]) -> None:
+    def record(self, entries: Iterable[LedgerEntry], *, owner: str) -> list[LedgerEntry]:
+        lost: list[LedgerEntry] = []
         with self._lock:
             for entry in entries:
-                self._rows[(entry.job_key, entry.item)] = entry
+                key = (entry.job_key, entry.item)
+                row = self._rows.get(key)
+                if row is not None and (
+                    row.owner == owner or (entry.state == ACCEPTED and row.state != ACCEPTED)
+                ):
+                    self._rows[key] = replace(entry, updated_at=entry.updated_at or _now(), owner=owner)
+                else:
+                    lost.append(entry)
+        return lost
+
+    def holders(self, request_id: str) -> list[LedgerEntry]:
+        with self._lock:
+            return [e for e in self._rows.values() if e.request_id == request_id]
+
+
+def _same(row: LedgerEntry, seen: LedgerEntry) -> bool:
+    """True if a row is still as it was read (the condition of a claim over an existing row)."""
+    return (row.state, row.updated_at, row.owner or "") == (seen.state, seen.updated_at, seen.owner or "")

@@ -2,7 +2,7 @@
 
 The calls that change state and cannot be repeated harmlessly (client-add, credit-add,
 recv-add) are made at most once per task run through the send ledger
-(:mod:`~airflow_provider_smsend.operators._once_only`): a retried task returns what the earlier
+(:mod:`~airflow_provider_smsend.client.once_only`): a retried task returns what the earlier
 try obtained instead of acting twice. client-status is idempotent, recv-del harmless to repeat,
 and the credit checks read only.
 """
@@ -12,40 +12,35 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_smsend.client import validation
-from airflow_provider_smsend.client.errors import SmSendError, SmSendNotFoundError, SmSendValidationError
+from airflow_provider_smsend.client.errors import (
+    SmSendAmbiguousOutcomeError,
+    SmSendError,
+    SmSendNotFoundError,
+)
 from airflow_provider_smsend.client.ledger import DEFAULT_TABLE, SENDING, UNKNOWN, LedgerEntry
 from airflow_provider_smsend.client.numbers import mask_number, normalize_number
-from airflow_provider_smsend.hooks.smsend import SmSendHook, mask_secret_value
-from airflow_provider_smsend.operators._once_only import OnceOnly, gateway_errors, mark_time
-from airflow_provider_smsend.operators.common import (
+from airflow_provider_smsend.client.once_only import OnceOnly, attempt_window, write_budget
+from airflow_provider_smsend.hooks.smsend import mask_secret_value
+from airflow_provider_smsend.operators.base import (
     DEFAULT_LEDGER_CONN_ID,
-    close_ledger,
+    SmSendBaseOperator,
     job_key,
-    open_ledger,
+    smsend_errors,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_smsend.client.http import SmSendClient
+    from airflow_provider_smsend.client.ledger import Ledger
 
 ROME = ZoneInfo("Europe/Rome")
-
-
-def _validated(func: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a validation function; its error fails the task (no retry: the input is wrong)."""
-    try:
-        return func(*args, **kwargs)
-    except SmSendValidationError as exc:
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _parse_bool(value: object, *, name: str) -> bool:
@@ -56,28 +51,21 @@ def _parse_bool(value: object, *, name: str) -> bool:
         return True
     if text in ("0", "false", "no", "off", "deactivate", "inactive", "disattivato"):
         return False
-    raise AirflowFailException(f"{name} must be True/False (or 'activate'/'deactivate'), got {value!r}.")
+    raise ValueError(f"{name} must be True/False (or 'activate'/'deactivate'), got {value!r}.")
 
 
-class _BackOfficeOperator(BaseOperator):
-    """Shared constructor and hook of the back-office operators."""
+class _BackOfficeOperator(SmSendBaseOperator):
+    """The back-office operators' base: every ``execute`` runs under the one error policy."""
 
     ui_color = "#e8f4fd"
 
-    def __init__(self, *, smsend_conn_id: str = SmSendHook.default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.smsend_conn_id = smsend_conn_id
+    def execute(self, context: Context) -> Any:
+        with smsend_errors():
+            return self.act(context)
 
-    @cached_property
-    def hook(self) -> SmSendHook:
-        """The smSend hook of ``smsend_conn_id``."""
-        return SmSendHook(smsend_conn_id=self.smsend_conn_id)
-
-    @property
-    def client(self) -> SmSendClient:
-        """The HTTP client of the hook."""
-        with gateway_errors():
-            return self.hook.client
+    def act(self, context: Context) -> Any:
+        """Do the operator's call (errors are translated by :meth:`execute`)."""
+        raise NotImplementedError
 
 
 class _LedgerOperator(_BackOfficeOperator):
@@ -172,22 +160,24 @@ class SmSendCreateClientOperator(_LedgerOperator):
         self.reseller = reseller
         self.vhost = vhost
 
-    def execute(self, context: Context) -> int:
+    def act(self, context: Context) -> int:
         mask_secret_value(self.password)
-        _validated(validation.validate_text_field, self.name, name="name")
-        username = _validated(validation.validate_text_field, self.username, name="username").strip()
-        _validated(validation.validate_text_field, self.password, name="password")
+        validation.validate_text_field(self.name, name="name")
+        username = validation.validate_text_field(self.username, name="username").strip()
+        validation.validate_text_field(self.password, name="password")
         tpl_id = (
             None
             if self.tpl_id in (None, "")
-            else _validated(validation.validate_positive_id, self.tpl_id, name="tpl_id")
+            else validation.validate_positive_id(self.tpl_id, name="tpl_id")
         )
         client = self.client
         item = f"client_add:{username}"
-        ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
-        try:
+        with self.open_ledger(self.ledger_conn_id, self.ledger_table) as ledger:
             once = OnceOnly(
-                ledger, job_key(context, self.ledger_key), what=f"creation of client {username!r}"
+                ledger,
+                job_key(context, self.ledger_key),
+                what=f"creation of client {username!r}",
+                owner=self.ledger_owner(context),
             )
             previous = once.previous(item)
 
@@ -206,40 +196,33 @@ class SmSendCreateClientOperator(_LedgerOperator):
                 return str(new_id), None
 
             try:
-                with gateway_errors():
-                    # An ambiguous earlier try is safe to repeat here: the gateway refuses a taken
-                    # username, so a second client can never be created.
-                    outcome = once.run(
-                        item, call, resend_unknown=True, repeat_reason="the gateway refuses a taken username"
-                    )
-            except AirflowFailException as exc:
-                cause = exc.__cause__
-                if (
-                    previous is not None
-                    and previous.state in (SENDING, UNKNOWN)
-                    and isinstance(cause, SmSendError)
-                    and cause.code == "username_exists"
+                # An ambiguous earlier try is safe to repeat here: the gateway refuses a taken
+                # username, so a second client can never be created.
+                outcome = once.run(
+                    item, call, resend_unknown=True, repeat_reason="the gateway refuses a taken username"
+                )
+            except SmSendError as exc:
+                if not (
+                    previous is not None and previous.state in (SENDING, UNKNOWN) and exc.code == "username_exists"
                 ):
-                    ledger.record(
-                        [
-                            LedgerEntry(
-                                once.job_key,
-                                item,
-                                UNKNOWN,
-                                error="username exists after an ambiguous try",
-                                updated_at=previous.updated_at,
-                            )
-                        ]
-                    )
-                    raise AirflowFailException(
-                        f"Client {username!r} already exists, and an earlier try of this task started creating it "
-                        f"at {previous.updated_at} without learning the outcome: it was most likely created then, "
-                        "but its id is unknown. Look the client up in the reseller back-office and use its id "
-                        "downstream (or mark this task successful); choose another username to create a new client."
-                    ) from exc
-                raise
-        finally:
-            close_ledger(ledger)
+                    raise
+                once.record(
+                    [
+                        LedgerEntry(
+                            once.job_key,
+                            item,
+                            UNKNOWN,
+                            error="username exists after an ambiguous try",
+                            updated_at=previous.updated_at,
+                        )
+                    ]
+                )
+                raise SmSendAmbiguousOutcomeError(
+                    f"Client {username!r} already exists, and an earlier try of this task started creating it "
+                    f"at {previous.updated_at} without learning the outcome: it was most likely created then, "
+                    "but its id is unknown. Look the client up in the reseller back-office and use its id "
+                    "downstream (or mark this task successful); choose another username to create a new client."
+                ) from exc
         client_id = int(outcome.value or 0)
         self.log.info(
             "Client %r %s with id %s (reseller=%s).",
@@ -311,12 +294,12 @@ class SmSendAssignCreditOperator(_LedgerOperator):
         self.credit = credit
         self.resend_unknown = resend_unknown
 
-    def execute(self, context: Context) -> int:
-        u_id = _validated(validation.validate_positive_id, self.u_id, name="u_id")
-        bill_id = _validated(validation.validate_positive_id, self.bill_id, name="bill_id")
+    def act(self, context: Context) -> int:
+        u_id = validation.validate_positive_id(self.u_id, name="u_id")
+        bill_id = validation.validate_positive_id(self.bill_id, name="bill_id")
         amount: Decimal | None = None
         if self.credit not in (None, ""):
-            amount = _validated(validation.parse_credit_amount, self.credit)
+            amount = validation.parse_credit_amount(self.credit)
         shown = (
             f"{validation.format_credit(amount)} EUR" if amount is not None else "the tariff's default credit"
         )
@@ -327,61 +310,23 @@ class SmSendAssignCreditOperator(_LedgerOperator):
             credit_id = client.credit_add(u_id, bill_id, amount)
             return str(credit_id), validation.format_credit(amount) if amount is not None else None
 
-        def resolve(entry: LedgerEntry) -> tuple[str | None, str | None] | None:
-            since = mark_time(entry)
-            today = dt.datetime.now(ROME).date()
-            self.log.info(
-                "Resolving an unknown credit-add outcome: userlog credits of client %s since %s.", u_id, since
-            )
-            entries = client.userlog_get(
-                "credits",
-                u_id=u_id,
-                date_from=since.astimezone(ROME).date(),
-                date_to=max(today, since.astimezone(ROME).date()),
-            )
-            matches = sorted(
-                (
-                    e
-                    for e in entries
-                    if e.u_id == u_id
-                    and e.bill_id == bill_id
-                    and (amount is None or e.credit == amount)
-                    and e.date >= since
-                ),
-                key=lambda e: (e.date, e.id),
-            )
-            if not matches:
-                return None
-            if len(matches) > 1:
-                self.log.warning(
-                    "%d matching credits since %s (ids %s); taking the first as this task's.",
-                    len(matches),
-                    since,
-                    ", ".join(str(m.id) for m in matches),
-                )
-            found = matches[0]
-            return str(found.id), None if found.credit is None else validation.format_credit(found.credit)
-
-        ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
-        try:
+        with self.open_ledger(self.ledger_conn_id, self.ledger_table) as ledger:
             once = OnceOnly(
                 ledger,
                 job_key(context, self.ledger_key),
                 what=f"credit assignment of {shown} to client {u_id}",
+                owner=self.ledger_owner(context),
             )
-            with gateway_errors():
-                outcome = once.run(
-                    item,
-                    call,
-                    resend_unknown=self.resend_unknown,
-                    resolve=resolve,
-                    advice=(
-                        f"The gateway's credit log (userlog-get type=credits, u_id={u_id}) shows no matching credit "
-                        "since then; check the client's credit in the back-office."
-                    ),
-                )
-        finally:
-            close_ledger(ledger)
+            outcome = once.run(
+                item,
+                call,
+                resend_unknown=self.resend_unknown,
+                resolve=lambda entry: self._resolve(client, ledger, entry, u_id, bill_id, amount),
+                advice=(
+                    f"The gateway's credit log (userlog-get type=credits, u_id={u_id}) shows no credit that only "
+                    "this try can have assigned; check the client's credit in the back-office."
+                ),
+            )
         credit_id = int(outcome.value or 0)
         self.log.info(
             "Credit %s for client %s, tariff %s: credit id %s%s.",
@@ -392,6 +337,58 @@ class SmSendAssignCreditOperator(_LedgerOperator):
             " (assigned by an earlier try, not assigned again)" if outcome.resumed else "",
         )
         return credit_id
+
+
+    def _resolve(
+        self,
+        client: SmSendClient,
+        ledger: Ledger,
+        entry: LedgerEntry,
+        u_id: int,
+        bill_id: int,
+        amount: Decimal | None,
+    ) -> tuple[str | None, str | None] | None:
+        """The credit an ambiguous earlier attempt assigned, if the gateway's credit log proves it.
+
+        A credit of the log is this attempt's only if it falls in the attempt's window (from its
+        ``sending`` mark to the end of the longest call, :func:`~.once_only.attempt_window`), has
+        the same tariff and amount, and no credit entry of the ledger already holds its id (another
+        task's, or another try's). One such credit is adopted; none gives None; more than one is ambiguous.
+        """
+        start, end = attempt_window(entry, write_budget(client.timeout, client.retry))
+        self.log.info(
+            "Resolving an unknown credit-add outcome: credits of client %s from %s to %s.", u_id, start, end
+        )
+        entries = client.userlog_get(
+            "credits",
+            u_id=u_id,
+            date_from=start.astimezone(ROME).date(),
+            date_to=max(end.astimezone(ROME).date(), dt.datetime.now(ROME).date()),
+        )
+        matches = sorted(
+            (
+                e
+                for e in entries
+                if e.u_id == u_id
+                and e.bill_id == bill_id
+                and (amount is None or e.credit == amount)
+                and start <= e.date <= end
+                and not any(h.item.startswith("credit_add:") for h in ledger.holders(str(e.id)))
+            ),
+            key=lambda e: (e.date, e.id),
+        )
+        if not matches:
+            return None
+        if len(matches) > 1:
+            raise SmSendAmbiguousOutcomeError(
+                f"An earlier try of this task started assigning this credit at {entry.updated_at} without "
+                f"learning the outcome, and the credit log shows {len(matches)} matching credits in that "
+                f"attempt's window (ids {', '.join(str(m.id) for m in matches)}) that no ledger entry explains: "
+                "which one is this task's cannot be told. Nothing is assigned. Check them in the back-office, "
+                "then mark this task successful, or set resend_unknown=True and clear it."
+            )
+        found = matches[0]
+        return str(found.id), None if found.credit is None else validation.format_credit(found.credit)
 
 
 class SmSendSetClientStatusOperator(_BackOfficeOperator):
@@ -415,11 +412,10 @@ class SmSendSetClientStatusOperator(_BackOfficeOperator):
         self.u_id = u_id
         self.active = active
 
-    def execute(self, context: Context) -> bool:
-        u_id = _validated(validation.validate_positive_id, self.u_id, name="u_id")
+    def act(self, context: Context) -> bool:
+        u_id = validation.validate_positive_id(self.u_id, name="u_id")
         active = _parse_bool(self.active, name="active")
-        with gateway_errors():
-            state = self.client.client_status(u_id, active)
+        state = self.client.client_status(u_id, active)
         self.log.info("Client %s is now %s.", u_id, "active" if state else "inactive")
         return state
 
@@ -465,47 +461,46 @@ class SmSendAddReceptionOperator(_LedgerOperator):
         self.num = num
         self.resend_unknown = resend_unknown
 
-    def execute(self, context: Context) -> list[str]:
-        u_id = _validated(validation.validate_positive_id, self.u_id, name="u_id")
-        num = _validated(validation.validate_positive_id, self.num, name="num")
+    def act(self, context: Context) -> list[str]:
+        u_id = validation.validate_positive_id(self.u_id, name="u_id")
+        num = validation.validate_positive_id(self.num, name="num")
         if num > 20:
-            raise AirflowFailException(f"num must be from 1 to 20, got {num!r}.")
+            raise ValueError(f"num must be from 1 to 20, got {num!r}.")
         client = self.client
-        dest = _validated(normalize_number, self.dest, region=client.default_region)
+        dest = normalize_number(self.dest, region=client.default_region)
         item = f"recv_add:{u_id}:{dest}:{num}"
 
         def call() -> tuple[str | None, str | None]:
             return ",".join(client.recv_add(u_id, dest, num)), None
 
         def resolve(entry: LedgerEntry) -> tuple[str | None, str | None] | None:
-            since = mark_time(entry)
-            day = since.astimezone(ROME).date()
+            # Codes created for this client and number within the attempt's window (its mark to the
+            # end of its longest call): a recv-add creates them together, so all or none are there.
+            start, end = attempt_window(entry, write_budget(client.timeout, client.retry))
+            day = start.astimezone(ROME).date()
             entries = client.userlog_get(
                 "recv_add", u_id=u_id, date_from=day, date_to=max(day, dt.datetime.now(ROME).date())
             )
-            found = [e for e in entries if e.dest == dest and e.date >= since and e.sharecode]
+            found = [e for e in entries if e.dest == dest and start <= e.date <= end and e.sharecode]
             if len(found) < num:
                 return None
             found.sort(key=lambda e: (e.date, e.id))
             return ",".join(str(e.sharecode) for e in found[:num]), None
 
-        ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
-        try:
+        with self.open_ledger(self.ledger_conn_id, self.ledger_table) as ledger:
             once = OnceOnly(
                 ledger,
                 job_key(context, self.ledger_key),
                 what=f"creation of {num} share code(s) for client {u_id}",
+                owner=self.ledger_owner(context),
             )
-            with gateway_errors():
-                outcome = once.run(
-                    item,
-                    call,
-                    resend_unknown=self.resend_unknown,
-                    resolve=resolve,
-                    advice="Check the client's reception numbers in the back-office (userlog-get type=recv_add).",
-                )
-        finally:
-            close_ledger(ledger)
+            outcome = once.run(
+                item,
+                call,
+                resend_unknown=self.resend_unknown,
+                resolve=resolve,
+                advice="Check the client's reception numbers in the back-office (userlog-get type=recv_add).",
+            )
         codes = [c for c in (outcome.value or "").split(",") if c]
         self.log.info(
             "Share code(s) %s on %s for client %s%s.",
@@ -545,21 +540,15 @@ class SmSendRevokeReceptionOperator(_BackOfficeOperator):
         self.sharecode = sharecode
         self.missing_ok = missing_ok
 
-    def execute(self, context: Context) -> None:
-        u_id = _validated(validation.validate_positive_id, self.u_id, name="u_id")
+    def act(self, context: Context) -> None:
+        u_id = validation.validate_positive_id(self.u_id, name="u_id")
         client = self.client
-        dest = _validated(normalize_number, self.dest, region=client.default_region)
-        sharecode = _validated(validation.validate_text_field, str(self.sharecode), name="sharecode").strip()
+        dest = normalize_number(self.dest, region=client.default_region)
+        sharecode = validation.validate_text_field(str(self.sharecode), name="sharecode").strip()
         try:
-            with gateway_errors():
-                client.recv_del(u_id, dest, sharecode)
-        except AirflowFailException as exc:
-            cause = exc.__cause__
-            if (
-                self.missing_ok
-                and isinstance(cause, SmSendNotFoundError)
-                and cause.code == "sharecode_not_found"
-            ):
+            client.recv_del(u_id, dest, sharecode)
+        except SmSendNotFoundError as exc:
+            if self.missing_ok and exc.code == "sharecode_not_found":
                 self.log.info(
                     "Share code %s on %s is not assigned to client %s: nothing to revoke.",
                     sharecode,
@@ -607,28 +596,23 @@ class SmSendCreditCheckOperator(_BackOfficeOperator):
         self.min_credit = min_credit
         self.mode = mode
 
-    def execute(self, context: Context) -> str:
+    def act(self, context: Context) -> str:
         minimum: Decimal | None = None
         if self.min_credit not in (None, ""):
             if isinstance(self.min_credit, float):
-                raise AirflowFailException(
-                    f"min_credit {self.min_credit!r} must be a Decimal, int or string, not a float."
-                )
+                raise TypeError(f"min_credit {self.min_credit!r} must be a Decimal, int or string, not a float.")
             try:
                 minimum = Decimal(str(self.min_credit).strip().replace(",", "."))
             except ArithmeticError as exc:
-                raise AirflowFailException(
-                    f"Invalid min_credit {self.min_credit!r}: use a form like '10.00'."
-                ) from exc
+                raise ValueError(f"Invalid min_credit {self.min_credit!r}: use a form like '10.00'.") from exc
         client = self.client
-        with gateway_errors():
-            if self.u_id in (None, ""):
-                value = client.credit("credit")
-                whose = "the account"
-            else:
-                u_id = _validated(validation.validate_positive_id, self.u_id, name="u_id")
-                value = client.credit_get(u_id)
-                whose = f"client {u_id}"
+        if self.u_id in (None, ""):
+            value = client.credit("credit")
+            whose = "the account"
+        else:
+            u_id = validation.validate_positive_id(self.u_id, name="u_id")
+            value = client.credit_get(u_id)
+            whose = f"client {u_id}"
         credit = Decimal(value)
         self.log.info("Available credit of %s: %s EUR.", whose, credit)
         if minimum is not None and credit < minimum:

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.client.ledger import DEFAULT_TABLE
 from airflow_provider_smsend.client.mms import AttachmentInput, MmsMessage, build_mms_message
 from airflow_provider_smsend.client.numbers import mask_number
-from airflow_provider_smsend.hooks.smsend import SmSendHook
-from airflow_provider_smsend.operators._once_only import OnceOnly, digest, gateway_errors
-from airflow_provider_smsend.operators.common import (
+from airflow_provider_smsend.client.once_only import OnceOnly, digest
+from airflow_provider_smsend.operators.base import (
     DEFAULT_LEDGER_CONN_ID,
-    close_ledger,
+    SmSendBaseOperator,
     job_key,
-    open_ledger,
+    smsend_errors,
 )
 from airflow_provider_smsend.operators.mnc import parse_numbers
 
@@ -35,7 +32,7 @@ def ledger_item(message: MmsMessage) -> str:
     return f"mms:{digest(parts)}"
 
 
-class SmSendMmsOperator(BaseOperator):
+class SmSendMmsOperator(SmSendBaseOperator):
     """Send an MMS with a subject, a text and optional image, sound and video; return its cost.
 
     Everything is validated before the network is touched: subject (<= 25 characters) and text
@@ -99,7 +96,6 @@ class SmSendMmsOperator(BaseOperator):
         sound: AttachmentInput | None = None,
         video: AttachmentInput | None = None,
         resend_unknown: bool = False,
-        smsend_conn_id: str = SmSendHook.default_conn_name,
         ledger_conn_id: str | None = DEFAULT_LEDGER_CONN_ID,
         ledger_key: str | None = None,
         ledger_table: str = DEFAULT_TABLE,
@@ -113,36 +109,32 @@ class SmSendMmsOperator(BaseOperator):
         self.sound = sound
         self.video = video
         self.resend_unknown = resend_unknown
-        self.smsend_conn_id = smsend_conn_id
         self.ledger_conn_id = ledger_conn_id
         self.ledger_key = ledger_key
         self.ledger_table = ledger_table
 
-    @cached_property
-    def hook(self) -> SmSendHook:
-        """The smSend hook of ``smsend_conn_id``."""
-        return SmSendHook(smsend_conn_id=self.smsend_conn_id)
-
     def build_message(self, region: str) -> MmsMessage:
         """Validate everything (no network): the message as it will be sent.
 
-        :raises AirflowFailException: on any invalid input (nothing was sent).
+        :raises SmSendValidationError: on any invalid input (nothing was sent).
         """
         recipients = [str(r) for r in parse_numbers(self.recipients)]
-        with gateway_errors():
-            return build_mms_message(
-                self.subject,
-                self.text,
-                recipients,
-                image=_attachment(self.image),
-                sound=_attachment(self.sound),
-                video=_attachment(self.video),
-                region=region,
-            )
+        return build_mms_message(
+            self.subject,
+            self.text,
+            recipients,
+            image=_attachment(self.image),
+            sound=_attachment(self.sound),
+            video=_attachment(self.video),
+            region=region,
+        )
 
     def execute(self, context: Context) -> str:
-        with gateway_errors():
-            soap = self.hook.soap_client
+        with smsend_errors():
+            return self._send(context)
+
+    def _send(self, context: Context) -> str:
+        soap = self.hook.soap_client
         message = self.build_message(soap.region)
         extras = self.hook.extras
         if not extras.get("mms_id") or not extras.get("mms_password"):
@@ -163,22 +155,19 @@ class SmSendMmsOperator(BaseOperator):
             )
             return str(result.cost_units), f"{result.cost:.4f}"
 
-        ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
-        try:
+        with self.open_ledger(self.ledger_conn_id, self.ledger_table) as ledger:
             once = OnceOnly(
                 ledger,
                 job_key(context, self.ledger_key),
                 what=f"MMS to {len(message.recipients)} recipient(s)",
+                owner=self.ledger_owner(context),
             )
-            with gateway_errors():
-                outcome = once.run(
-                    item,
-                    call,
-                    resend_unknown=self.resend_unknown,
-                    advice="Check whether the recipients received it, or the MMS account's credit, first.",
-                )
-        finally:
-            close_ledger(ledger)
+            outcome = once.run(
+                item,
+                call,
+                resend_unknown=self.resend_unknown,
+                advice="Check whether the recipients received it, or the MMS account's credit, first.",
+            )
         cost = outcome.cost or "0.0000"
         self.log.info(
             "MMS to %s %s; cost %s EUR.",

@@ -5,25 +5,23 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.client.errors import SmSendTransportError, SmSendValidationError
 from airflow_provider_smsend.client.http import DEFAULT_MNC_CHUNK
 from airflow_provider_smsend.client.ledger import DEFAULT_TABLE
 from airflow_provider_smsend.client.numbers import mask_number, normalize_number
+from airflow_provider_smsend.client.once_only import AMBIGUOUS, OnceOnly, digest, next_step
 from airflow_provider_smsend.client.validation import parse_list_text
-from airflow_provider_smsend.hooks.smsend import SmSendHook
-from airflow_provider_smsend.operators._once_only import OnceOnly, digest, gateway_errors
-from airflow_provider_smsend.operators.common import (
+from airflow_provider_smsend.operators.base import (
     DEFAULT_LEDGER_CONN_ID,
-    close_ledger,
+    SmSendBaseOperator,
+    check_int,
     job_key,
-    open_ledger,
+    smsend_errors,
 )
 
 if TYPE_CHECKING:
@@ -33,7 +31,7 @@ _SEPARATORS = re.compile(r"[,;\r\n]+")
 _SHOWN_INVALID = 10
 
 
-class SmSendMncOperator(BaseOperator):
+class SmSendMncOperator(SmSendBaseOperator):
     """Ask the gateway's mobile number check (MNC) for a list of numbers; return the request ids.
 
     Numbers come from ``numbers`` (a list, or a string: comma/semicolon/newline separated, or a
@@ -95,7 +93,6 @@ class SmSendMncOperator(BaseOperator):
         chunk_size: int = DEFAULT_MNC_CHUNK,
         on_invalid: Literal["fail", "skip"] = "fail",
         resend_unknown: bool = False,
-        smsend_conn_id: str = SmSendHook.default_conn_name,
         ledger_conn_id: str | None = DEFAULT_LEDGER_CONN_ID,
         ledger_key: str | None = None,
         ledger_table: str = DEFAULT_TABLE,
@@ -104,8 +101,7 @@ class SmSendMncOperator(BaseOperator):
         super().__init__(**kwargs)
         if (numbers is None) == (csv_path is None):
             raise ValueError("Pass exactly one of numbers= or csv_path=.")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
+        check_int(chunk_size, name="chunk_size", low=1)
         if on_invalid not in ("fail", "skip"):
             raise ValueError(f"on_invalid must be 'fail' or 'skip', got {on_invalid!r}.")
         self.numbers = numbers
@@ -115,15 +111,9 @@ class SmSendMncOperator(BaseOperator):
         self.chunk_size = chunk_size
         self.on_invalid = on_invalid
         self.resend_unknown = resend_unknown
-        self.smsend_conn_id = smsend_conn_id
         self.ledger_conn_id = ledger_conn_id
         self.ledger_key = ledger_key
         self.ledger_table = ledger_table
-
-    @cached_property
-    def hook(self) -> SmSendHook:
-        """The smSend hook of ``smsend_conn_id``."""
-        return SmSendHook(smsend_conn_id=self.smsend_conn_id)
 
     # ------------------------------------------------------------------ input
     def raw_numbers(self) -> list[object]:
@@ -173,8 +163,11 @@ class SmSendMncOperator(BaseOperator):
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
-        with gateway_errors():
-            client = self.hook.client
+        with smsend_errors():
+            return self._check(context)
+
+    def _check(self, context: Context) -> dict[str, Any]:
+        client = self.client
         numbers, invalid, duplicates = self.validate(self.raw_numbers(), client.default_region)
         if invalid:
             shown = ", ".join(invalid[:_SHOWN_INVALID]) + (
@@ -198,13 +191,14 @@ class SmSendMncOperator(BaseOperator):
         request_ids: list[str] = []
         unknown: list[int] = []
         sent = resumed = 0
-        ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
-        try:
-            once = OnceOnly(ledger, job_key(context, self.ledger_key), what="MNC request")
+        with self.open_ledger(self.ledger_conn_id, self.ledger_table) as ledger:
+            once = OnceOnly(
+                ledger, job_key(context, self.ledger_key), what="MNC request", owner=self.ledger_owner(context)
+            )
             for index, chunk in enumerate(chunks):
                 item = f"mnc:{index}:{digest(chunk)}"
-                if once.is_ambiguous(item) and not self.resend_unknown:
-                    entry = once.previous(item)
+                entry = once.previous(item)
+                if next_step(entry) == AMBIGUOUS and not self.resend_unknown:
                     self.log.warning(
                         "MNC chunk %d (%d numbers): an earlier try sent it at %s without learning the outcome; "
                         "not resent (it may have been charged). Set resend_unknown=True to resend it.",
@@ -222,8 +216,7 @@ class SmSendMncOperator(BaseOperator):
                     return request_id, None
 
                 try:
-                    with gateway_errors():
-                        outcome = once.run(item, call, resend_unknown=True)
+                    outcome = once.run(item, call, resend_unknown=True)
                 except Exception:
                     self.log.error(
                         "MNC chunk %d of %d failed; %d chunk(s) were sent before it (a retry will not resend them).",
@@ -246,8 +239,6 @@ class SmSendMncOperator(BaseOperator):
                 )
                 if outcome.value:
                     request_ids.append(outcome.value)
-        finally:
-            close_ledger(ledger)
         result = {
             "request_ids": request_ids,
             "numbers": len(numbers),
@@ -279,10 +270,7 @@ def parse_numbers(value: object) -> list[object]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            try:
-                return parse_numbers(parse_list_text(text, name="numbers"))
-            except SmSendValidationError as exc:
-                raise AirflowFailException(str(exc)) from exc
+            return parse_numbers(parse_list_text(text, name="numbers"))
         return [t.strip() for t in _SEPARATORS.split(text) if t.strip()]
     if isinstance(value, dict):
         raise AirflowFailException("numbers must be a list or a string of numbers, not a dict.")

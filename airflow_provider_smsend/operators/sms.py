@@ -9,20 +9,18 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.client.bulk import BulkMessage, BulkResult, BulkSender
 from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
 from airflow_provider_smsend.client.ledger import DEFAULT_TABLE
 from airflow_provider_smsend.client.numbers import mask_number
-from airflow_provider_smsend.hooks.smsend import SmSendHook
-from airflow_provider_smsend.operators.common import (
+from airflow_provider_smsend.operators.base import (
     DEFAULT_LEDGER_CONN_ID,
-    airflow_error,
-    close_ledger,
+    SmSendBaseOperator,
+    check_int,
     job_key,
-    open_ledger,
+    smsend_errors,
 )
 
 if TYPE_CHECKING:
@@ -44,6 +42,8 @@ class SmSendPartialFailure(SmSendError):
 
 
 _RECIPIENT = re.compile(r"\brecipient\b")
+#: The most requests one send keeps in flight (the connection pool's size).
+MAX_CONCURRENCY = 64
 
 
 def _check_fail_on(fail_on: str | float) -> str | float:
@@ -54,7 +54,7 @@ def _check_fail_on(fail_on: str | float) -> str | float:
     raise ValueError(f"fail_on must be 'any', 'all' or a ratio between 0 and 1, got {fail_on!r}.")
 
 
-class SmSendSmsOperator(BaseOperator):
+class SmSendSmsOperator(SmSendBaseOperator):
     """Send an SMS to one number, a list, per-recipient personalised texts, or a CSV of numbers.
 
     Bulk sends run in one task with bounded concurrency over one keep-alive connection pool, an
@@ -154,7 +154,6 @@ class SmSendSmsOperator(BaseOperator):
         queue_retries: int = 3,
         log_text: bool = False,
         include_outcomes: bool = True,
-        smsend_conn_id: str = SmSendHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -165,11 +164,13 @@ class SmSendSmsOperator(BaseOperator):
         self.operation = operation
         self.url = url
         self.number_field = number_field
-        if concurrency < 1 or chunk_size < 1:
-            raise ValueError("concurrency and chunk_size must be >= 1.")
-        self.concurrency = concurrency
+        self.concurrency = check_int(concurrency, name="concurrency", low=1, high=MAX_CONCURRENCY)
+        if rate_limit is not None and (
+            isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float) or not rate_limit > 0
+        ):
+            raise ValueError(f"rate_limit must be a positive number of messages per second or None, got {rate_limit!r}.")
         self.rate_limit = rate_limit
-        self.chunk_size = chunk_size
+        self.chunk_size = check_int(chunk_size, name="chunk_size", low=1)
         self.fail_on = _check_fail_on(fail_on)
         self.max_segments = max_segments
         self.min_credit = Decimal(str(min_credit)) if min_credit is not None else None
@@ -178,10 +179,9 @@ class SmSendSmsOperator(BaseOperator):
         self.ledger_key = ledger_key
         self.ledger_table = ledger_table
         self.resend_unknown = resend_unknown
-        self.queue_retries = queue_retries
+        self.queue_retries = check_int(queue_retries, name="queue_retries", low=0, high=10)
         self.log_text = log_text
         self.include_outcomes = include_outcomes
-        self.smsend_conn_id = smsend_conn_id
         self._per_recipient: tuple[Any, dict[str, Any]] | None = None
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
@@ -287,13 +287,15 @@ class SmSendSmsOperator(BaseOperator):
     # ----------------------------------------------------------------- execute
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = SmSendHook(smsend_conn_id=self.smsend_conn_id)
-        client = hook.client
+        with smsend_errors():
+            return self._send(context)
+
+    def _send(self, context: Context) -> dict[str, Any]:
+        client = self.client
         messages = self.messages()
         if not messages:
             self.log.info("No recipients: nothing to send.")
             return BulkResult().to_dict(include_outcomes=self.include_outcomes)
-        ledger = open_ledger(self.ledger_conn_id, self.ledger_table)
 
         def on_chunk(done: int, total: int, partial: BulkResult) -> None:
             t = partial.totals
@@ -307,7 +309,7 @@ class SmSendSmsOperator(BaseOperator):
                 partial.total_cost,
             )
 
-        try:
+        with self.open_ledger(self.ledger_conn_id, self.ledger_table) as ledger:
             sender = BulkSender(
                 client,
                 ledger=ledger,
@@ -322,18 +324,16 @@ class SmSendSmsOperator(BaseOperator):
                 resend_unknown=self.resend_unknown,
                 queue_retries=self.queue_retries,
                 on_chunk=on_chunk,
+                owner=self.ledger_owner(context),
             )
-            plan = sender.plan(messages)
+            try:
+                plan = sender.plan(messages)
+            except SmSendValidationError as exc:
+                raise SmSendValidationError(f"{exc} Nothing was sent.", code=exc.code) from exc
             self._preflight(client, sender, plan)
             if self.log_text:
                 self.log.info("Text of the first message: %s", messages[0].text)
             result = sender.run(messages, plan=plan)
-        except SmSendValidationError as exc:
-            raise AirflowFailException(f"{exc} Nothing was sent.") from exc
-        except SmSendError as exc:
-            raise airflow_error(exc) from exc
-        finally:
-            close_ledger(ledger)
         self._log_rejections(result)
         summary = result.to_dict(include_outcomes=self.include_outcomes)
         context["ti"].xcom_push(key="request_ids", value=result.request_ids)

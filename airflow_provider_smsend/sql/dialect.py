@@ -111,6 +111,24 @@ class Dialect:
         sets = ", ".join(f"{self.quote(c)} = VALUES({self.quote(c)})" for c in columns if c not in spec.key)
         return f"ON DUPLICATE KEY UPDATE {sets}"
 
+    def insert_if_absent_sql(self, table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+        """An insert of one row of ``columns`` that does nothing when a row with the same ``key`` exists.
+
+        ``table`` and the column names are used as given (checked, quoted or not, by the caller). Its parameters are the row's values, then (``generic`` dialect only: ``INSERT … SELECT …
+        WHERE NOT EXISTS``, where a concurrent insert may still fail on the key) the key's values.
+        The affected row count tells whether the row was inserted.
+        """
+        cols = ", ".join(columns)
+        values = ", ".join(self.marks(len(columns)))
+        if self.name in ("postgres", "sqlite"):
+            return f"INSERT INTO {table} ({cols}) VALUES ({values}) ON CONFLICT DO NOTHING"
+        if self.name == "mysql":
+            # IGNORE also turns data errors into warnings: callers check lengths first.
+            return f"INSERT IGNORE INTO {table} ({cols}) VALUES ({values})"
+        marks = self.marks(len(key), len(columns) + 1)
+        where = " AND ".join(f"{c} = {m}" for c, m in zip(key, marks, strict=True))
+        return f"INSERT INTO {table} ({cols}) SELECT {values} WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {where})"
+
 
 #: The dialect names a connection type maps to.
 _CONN_TYPES = {

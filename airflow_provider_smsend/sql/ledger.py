@@ -1,32 +1,60 @@
 """The send ledger's SQL storage: a table in any SQL database, through a DB-API 2 connection.
 
 The ledger's states and protocol live with the gateway logic
-(:mod:`airflow_provider_smsend.client.ledger`); this module only stores them.
+(:mod:`airflow_provider_smsend.client.ledger`); this module only stores them, with conditional
+writes (claims) so that two tries running at once never both own an item, and with retries:
+a locked SQLite file, a deadlock or a dropped connection is retried with backoff (a new
+connection each time) for ``retry_for`` seconds before :class:`SmSendLedgerError` is raised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
-from airflow_provider_smsend.client.ledger import DEFAULT_TABLE, SENDING, LedgerEntry, _now
+from airflow_provider_smsend.client.errors import SmSendLedgerError
+from airflow_provider_smsend.client.ledger import (
+    ACCEPTED,
+    DEFAULT_TABLE,
+    SENDING,
+    LedgerEntry,
+    _now,
+)
+from airflow_provider_smsend.sql.dialect import Dialect
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+#: Longest job key, item and owner the table holds (VARCHAR(255) keys on MySQL).
+MAX_KEY, MAX_OWNER = 255, 64
+_COLUMNS = "job_key, item, state, request_id, cost, error_code, error, retryable, updated_at, owner"
+#: Driver errors that a new attempt (on a new connection) may get past, by class name: every
+#: DB-API driver names them so (sqlite3, psycopg, MySQLdb, ...).
+_TRANSIENT = frozenset({"OperationalError", "InterfaceError"})
+_DIGITS = re.compile(r"\+?\d[\d ]{5,}\d")
 
 
 class DbApiLedger:
     """A ledger table in any SQL database, through a DB-API 2 connection.
 
-    The table is created if missing (never dropped). Every mark and record is committed before the
-    method returns, so it survives the worker being killed.
+    The table is created if missing (never dropped); a table made by an earlier version gets its
+    ``owner`` column added. Every claim and record is committed before the method returns, so
+    it survives the worker being killed.
 
     :param connect: returns a new DB-API connection (e.g. ``DbApiHook.get_conn``).
     :param dialect: ``sqlite``, ``postgres``, ``mysql`` or another name (generic SQL types).
     :param table: the ledger table's name (letters, digits, ``_`` and ``.`` only).
     :param placeholder: the driver's parameter marker (``%s`` or ``?``).
+    :param retry_for: seconds during which a failed read or write is tried again (on a new
+        connection, with backoff from 0.2 s to 5 s) before :class:`SmSendLedgerError`.
 
     Example::
 
         import sqlite3
         ledger = DbApiLedger(lambda: sqlite3.connect("ledger.db"), dialect="sqlite", placeholder="?")
+        mine = ledger.claim("dag/task/run/-1", ["+393331234567"], owner=new_owner("try 1"))
     """
 
     def __init__(
@@ -36,6 +64,7 @@ class DbApiLedger:
         dialect: str,
         table: str = DEFAULT_TABLE,
         placeholder: str = "%s",
+        retry_for: float = 60.0,
     ) -> None:
         if not table.replace("_", "").replace(".", "").isalnum():
             raise ValueError(f"Invalid ledger table name {table!r}: use letters, digits, '_' and '.'.")
@@ -44,142 +73,247 @@ class DbApiLedger:
         self.dialect = dialect
         self.table = table
         self.placeholder = placeholder
+        self.retry_for = retry_for
+        self._sql = Dialect(name=dialect, placeholder=placeholder)
+
+    # ----------------------------------------------------------------- connection
 
     @property
     def connection(self) -> Any:
-        """The DB-API connection, opened (and the table created) on first use."""
+        """The DB-API connection, opened (and the table made ready) on first use."""
         if self._conn is None:
-            self._conn = self._connect()
-            if self.dialect == "sqlite":
-                cur = self._conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.close()
-            self._create_table()
+            conn = self._connect()
+            try:
+                self._prepare(conn)
+            except BaseException:
+                _quietly(conn.close)
+                raise
+            self._conn = conn
         return self._conn
 
     def close(self) -> None:
         """Close the connection."""
         if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+            conn, self._conn = self._conn, None
+            _quietly(conn.close)
 
-    def _create_table(self) -> None:
+    def _prepare(self, conn: Any) -> None:
         text = "TEXT" if self.dialect in ("sqlite", "postgres") else "VARCHAR(1000)"
-        key = "TEXT" if self.dialect in ("sqlite", "postgres") else "VARCHAR(255)"
-        ddl = (
+        key = "TEXT" if self.dialect in ("sqlite", "postgres") else f"VARCHAR({MAX_KEY})"
+        statements = [
             f"CREATE TABLE IF NOT EXISTS {self.table} ("
             f"job_key {key} NOT NULL, item {key} NOT NULL, state VARCHAR(16) NOT NULL, "
             f"request_id {key}, cost VARCHAR(32), error_code VARCHAR(64), error {text}, "
             f"retryable INTEGER NOT NULL DEFAULT 0, updated_at VARCHAR(40) NOT NULL, "
-            f"PRIMARY KEY (job_key, item))"
-        )
-        self._execute([(ddl, None)])
-
-    def _execute(self, statements: list[tuple[str, list[tuple[Any, ...]] | None]]) -> list[tuple[Any, ...]]:
-        conn = self.connection
-        cur = conn.cursor()
-        rows: list[tuple[Any, ...]] = []
+            f"owner VARCHAR({MAX_OWNER}), PRIMARY KEY (job_key, item))"
+        ]
+        if self.dialect == "sqlite":
+            statements.insert(0, "PRAGMA journal_mode=WAL")
+        probe = f"SELECT owner FROM {self.table} WHERE 1 = 0"
+        for sql in statements:
+            _execute(conn, sql)
         try:
-            for sql, params in statements:
-                if params is None:
-                    cur.execute(sql)
-                elif params:
-                    cur.executemany(sql, params)
-                if cur.description is not None:
-                    rows.extend(cur.fetchall())
-            conn.commit()
-        except Exception:
-            conn.rollback()
+            _execute(conn, probe)
+        except Exception:  # a table of version 0.2: no owner column yet
+            try:
+                _execute(conn, f"ALTER TABLE {self.table} ADD COLUMN owner VARCHAR({MAX_OWNER})")
+            except Exception:  # a twin try added it first
+                _execute(conn, probe)
+
+    def _transaction(self, what: str, work: Callable[[Any], T]) -> T:
+        """Run ``work(cursor)`` in one transaction, committed; transient failures are tried again."""
+        import tenacity
+
+        def transient(exc: BaseException) -> bool:
+            names = {cls.__name__ for cls in type(exc).__mro__}
+            return bool(names & _TRANSIENT) or (self.dialect == "generic" and "IntegrityError" in names)
+
+        def reset(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            log.warning(
+                "The send ledger could not %s (%s), attempt %d; trying again on a new connection in %.1f s.",
+                what,
+                _safe(exc),
+                state.attempt_number,
+                state.next_action.sleep if state.next_action is not None else 0.0,
+            )
+            self.close()
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_delay(self.retry_for),
+            wait=tenacity.wait_exponential(multiplier=0.2, max=5),
+            retry=tenacity.retry_if_exception(transient),
+            before_sleep=reset,
+            reraise=True,
+        )
+        try:
+            return retrying(lambda: _run(self.connection, work))
+        except SmSendLedgerError:
             raise
-        finally:
-            cur.close()
-        return rows
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            raise SmSendLedgerError(
+                f"The send ledger (table {self.table!r}, {self.dialect}) could not {what} for "
+                f"{self.retry_for:g} s: {_safe(exc)}. Check the ledger's database; a retry of the task "
+                "resumes from what the ledger holds."
+            ) from exc
+
+    # ----------------------------------------------------------------- reads
 
     def load(self, job_key: str) -> dict[str, LedgerEntry]:
-        return {e.item: e for e in self._query(f"WHERE job_key = {self.placeholder}", (job_key,))}
+        return {e.item: e for e in self._query("read the job's entries", "job_key", job_key)}
 
     def entries(self, state: str | None = None) -> list[LedgerEntry]:
         """Every entry of every job (optionally of one ``state``): for audits and reconciliations."""
-        return self._query(f"WHERE state = {self.placeholder}", (state,)) if state else self._query("", ())
+        if state:
+            return self._query("read the entries", "state", state)
+        return self._transaction("read the entries", lambda cur: _entries(cur, f"SELECT {_COLUMNS} FROM {self.table}", ()))
 
-    def _query(self, where: str, params: tuple[Any, ...]) -> list[LedgerEntry]:
-        rows = self._select(
-            f"SELECT job_key, item, state, request_id, cost, error_code, error, retryable, updated_at "
-            f"FROM {self.table} {where}",
-            params,
-        )
-        return [LedgerEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8]) for r in rows]
+    def holders(self, request_id: str) -> list[LedgerEntry]:
+        return self._query("look up a request id", "request_id", request_id)
 
-    def mark_sending(self, job_key: str, items: Iterable[str]) -> None:
-        items = list(items)
+    def _query(self, what: str, column: str, value: str) -> list[LedgerEntry]:
+        sql = f"SELECT {_COLUMNS} FROM {self.table} WHERE {column} = {self.placeholder}"
+        return self._transaction(what, lambda cur: _entries(cur, sql, (value,)))
+
+    # ----------------------------------------------------------------- writes
+
+    def claim(
+        self,
+        job_key: str,
+        items: Iterable[str],
+        *,
+        owner: str,
+        seen: Mapping[str, LedgerEntry] | None = None,
+    ) -> set[str]:
+        items = list(dict.fromkeys(items))
         if not items:
-            return
-        existing = set(self._existing(job_key, items))
-        now = _now()
+            return set()
+        _check_lengths(job_key, items, owner)
+        seen = seen or {}
         p = self.placeholder
-        updates = [(SENDING, now, job_key, item) for item in items if item in existing]
-        inserts = [(job_key, item, SENDING, now) for item in items if item not in existing]
-        self._execute(
-            [
-                (
-                    f"UPDATE {self.table} SET state = {p}, request_id = NULL, cost = NULL, error_code = NULL, "
-                    f"error = NULL, retryable = 0, updated_at = {p} WHERE job_key = {p} AND item = {p}",
-                    updates,
-                ),
-                (
-                    f"INSERT INTO {self.table} (job_key, item, state, updated_at) VALUES ({p}, {p}, {p}, {p})",
-                    inserts,
-                ),
-            ]
+        key = ("job_key", "item")
+        insert = self._sql.insert_if_absent_sql(self.table, ("job_key", "item", "state", "updated_at", "owner"), key)
+        generic = self.dialect not in ("postgres", "sqlite", "mysql")
+        update = (
+            f"UPDATE {self.table} SET state = {p}, request_id = NULL, cost = NULL, error_code = NULL, "
+            f"error = NULL, retryable = 0, updated_at = {p}, owner = {p} "
+            f"WHERE job_key = {p} AND item = {p} AND state = {p} AND updated_at = {p} AND COALESCE(owner, '') = {p}"
         )
 
-    def _existing(self, job_key: str, items: list[str]) -> list[str]:
-        p = self.placeholder
-        found: list[str] = []
-        for start in range(0, len(items), 500):
-            part = items[start : start + 500]
-            marks = ", ".join([p] * len(part))
-            rows = self._select(
-                f"SELECT item FROM {self.table} WHERE job_key = {p} AND item IN ({marks})", (job_key, *part)
-            )
-            found.extend(r[0] for r in rows)
-        return found
-
-    def _select(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        conn = self.connection
-        cur = conn.cursor()
-        try:
-            cur.execute(sql, params)
-            rows = list(cur.fetchall())
-            conn.commit()
-        finally:
-            cur.close()
-        return rows
-
-    def record(self, entries: Iterable[LedgerEntry]) -> None:
-        p = self.placeholder
-        params = [
-            (
-                e.state,
-                e.request_id,
-                e.cost,
-                e.error_code,
-                (e.error or "")[:1000] or None,
-                1 if e.retryable else 0,
-                e.updated_at or _now(),
-                e.job_key,
-                e.item,
-            )
-            for e in entries
-        ]
-        if not params:
-            return
-        self._execute(
-            [
-                (
-                    f"UPDATE {self.table} SET state = {p}, request_id = {p}, cost = {p}, error_code = {p}, "
-                    f"error = {p}, retryable = {p}, updated_at = {p} WHERE job_key = {p} AND item = {p}",
-                    params,
+        def work(cur: Any) -> set[str]:
+            now = _now()
+            for item in items:
+                before = seen.get(item)
+                if before is None:
+                    params: tuple[Any, ...] = (job_key, item, SENDING, now, owner)
+                    cur.execute(insert, params + (job_key, item) if generic else params)
+                else:
+                    cur.execute(
+                        update,
+                        (SENDING, now, owner, job_key, item, before.state, before.updated_at, before.owner or ""),
+                    )
+            # What this owner holds now (also right when an earlier attempt's commit went through).
+            mine: set[str] = set()
+            for start in range(0, len(items), 500):
+                part = items[start : start + 500]
+                marks = ", ".join([p] * len(part))
+                cur.execute(
+                    f"SELECT item FROM {self.table} WHERE job_key = {p} AND owner = {p} AND state = {p} "
+                    f"AND item IN ({marks})",
+                    (job_key, owner, SENDING, *part),
                 )
-            ]
+                mine.update(row[0] for row in cur.fetchall())
+            return mine
+
+        return self._transaction("claim items", work)
+
+    def record(self, entries: Iterable[LedgerEntry], *, owner: str) -> list[LedgerEntry]:
+        entries = list(entries)
+        if not entries:
+            return []
+        p = self.placeholder
+        sets = (
+            f"UPDATE {self.table} SET state = {p}, request_id = {p}, cost = {p}, error_code = {p}, error = {p}, "
+            f"retryable = {p}, updated_at = {p}, owner = {p} WHERE job_key = {p} AND item = {p}"
         )
+        own, adopt = f"{sets} AND owner = {p}", f"{sets} AND state <> {p}"
+
+        def work(cur: Any) -> list[LedgerEntry]:
+            lost: list[LedgerEntry] = []
+            for e in entries:
+                values = (
+                    e.state,
+                    e.request_id,
+                    e.cost,
+                    e.error_code,
+                    (e.error or "")[:1000] or None,
+                    1 if e.retryable else 0,
+                    e.updated_at or _now(),
+                    owner,
+                    e.job_key,
+                    e.item,
+                )
+                cur.execute(own, (*values, owner))
+                if cur.rowcount == 1:
+                    continue
+                if e.state == ACCEPTED:  # a request id received is never dropped
+                    cur.execute(adopt, (*values, ACCEPTED))
+                    if cur.rowcount == 1:
+                        continue
+                lost.append(e)
+            return lost
+
+        return self._transaction("record outcomes", work)
+
+
+def _run(conn: Any, work: Callable[[Any], T]) -> T:
+    cur = conn.cursor()
+    try:
+        result = work(cur)
+        conn.commit()
+        return result
+    except BaseException:
+        _quietly(conn.rollback)
+        raise
+    finally:
+        _quietly(cur.close)
+
+
+def _execute(conn: Any, sql: str) -> None:
+    """Run one statement without parameters and commit it."""
+
+    def work(cur: Any) -> None:
+        cur.execute(sql)
+
+    _run(conn, work)
+
+
+def _entries(cur: Any, sql: str, params: tuple[Any, ...]) -> list[LedgerEntry]:
+    cur.execute(sql, params)
+    return [
+        LedgerEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9]) for r in cur.fetchall()
+    ]
+
+
+def _check_lengths(job_key: str, items: list[str], owner: str) -> None:
+    if len(job_key) > MAX_KEY or len(owner) > MAX_OWNER or any(len(i) > MAX_KEY for i in items):
+        raise ValueError(
+            f"Ledger keys are at most {MAX_KEY} characters (owner ids {MAX_OWNER}): job key {job_key[:40]!r}..."
+        )
+
+
+def _safe(exc: BaseException | None) -> str:
+    """An error's type and first line, with digit runs that may be phone numbers masked."""
+    if exc is None:
+        return "error"
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {_DIGITS.sub('***', first)}"
+
+
+def _quietly(func: Callable[[], object]) -> None:
+    try:
+        func()
+    except Exception:  # closing or rolling back a broken connection must not hide the real error
+        log.debug("Ledger connection cleanup failed", exc_info=True)

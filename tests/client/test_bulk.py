@@ -28,20 +28,21 @@ class WatchedLedger(MemoryLedger):
         self.most_open = 0
         self.recorded: list[str] = []
 
-    def mark_sending(self, job_key: str, items: Iterable[str]) -> None:
-        items = list(items)
-        super().mark_sending(job_key, items)
+    def claim(self, job_key: str, items: Iterable[str], *, owner: str, seen=None) -> set[str]:
+        mine = super().claim(job_key, items, owner=owner, seen=seen)
         with self._lock:
-            self.open.update(items)
+            self.open.update(mine)
             self.most_open = max(self.most_open, len(self.open))
+        return mine
 
-    def record(self, entries: Iterable[LedgerEntry]) -> None:
+    def record(self, entries: Iterable[LedgerEntry], *, owner: str) -> list[LedgerEntry]:
         entries = list(entries)
-        super().record(entries)
+        lost = super().record(entries, owner=owner)
         with self._lock:
             for entry in entries:
                 self.open.discard(entry.item)
                 self.recorded.append(entry.item)
+        return lost
 
 
 def numbers(count: int) -> list[str]:

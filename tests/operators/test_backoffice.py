@@ -19,7 +19,7 @@ from airflow_provider_smsend.operators.backoffice import (
     SmSendRevokeReceptionOperator,
     SmSendSetClientStatusOperator,
 )
-from airflow_provider_smsend.operators.common import job_key, ledger_for
+from airflow_provider_smsend.operators.base import job_key, ledger_for
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -96,7 +96,7 @@ def test_create_client_after_ambiguous_try_explains(
 ) -> None:
     context = make_context(task_id="create")
     ledger = ledger_for(ledger_conn_id)
-    ledger.mark_sending(job_key(context), ["client_add:acme3"])
+    ledger.claim(job_key(context), ["client_add:acme3"], owner="earlier try")
     SmSendHook().client.client_add("ACME", "acme3", "pw-acme-3")  # the earlier try's call went through
     task = SmSendCreateClientOperator(task_id="create", name="ACME", username="acme3", password="pw-acme-3")
     with pytest.raises(AirflowFailException, match="most likely created"):
@@ -158,7 +158,7 @@ def test_assign_credit_ambiguous_resolved_through_userlog(
     """(b) an earlier try marked the item and its credit-add went through: the retry finds it."""
     context = make_context(task_id="credit", try_number=2)
     ledger = ledger_for(ledger_conn_id)
-    ledger.mark_sending(job_key(context), ["credit_add:1001:1:7.0000"])
+    ledger.claim(job_key(context), ["credit_add:1001:1:7.0000"], owner="earlier try")
     credit_id = SmSendHook().client.credit_add(DEMO, 1, "7")
     task = SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="7")
     assert task.execute(context) == credit_id
@@ -195,7 +195,7 @@ def test_assign_credit_ambiguous_without_userlog_entry_fails(
 ) -> None:
     """(c) marked but nothing in the userlog: fail with an actionable message, assign nothing."""
     context = make_context(task_id="credit", try_number=2)
-    ledger_for(ledger_conn_id).mark_sending(job_key(context), ["credit_add:1001:1:5.0000"])
+    ledger_for(ledger_conn_id).claim(job_key(context), ["credit_add:1001:1:5.0000"], owner="earlier try")
     task = SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="5")
     with pytest.raises(AirflowFailException) as raised:
         task.execute(context)
@@ -210,7 +210,7 @@ def test_assign_credit_ambiguous_ignores_other_amounts_and_resend_unknown(
     sandbox: Any, make_context: Any, ledger_conn_id: str
 ) -> None:
     context = make_context(task_id="credit", try_number=2)
-    ledger_for(ledger_conn_id).mark_sending(job_key(context), ["credit_add:1001:1:5.0000"])
+    ledger_for(ledger_conn_id).claim(job_key(context), ["credit_add:1001:1:5.0000"], owner="earlier try")
     SmSendHook().client.credit_add(DEMO, 1, "4")  # another amount: not this task's
     with pytest.raises(AirflowFailException):
         SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="5").execute(context)
@@ -252,7 +252,7 @@ def test_add_reception_and_retry(sandbox: Any, make_context: Any) -> None:
 
 def test_add_reception_ambiguous_resolved(sandbox: Any, make_context: Any, ledger_conn_id: str) -> None:
     context = make_context(task_id="recv", try_number=2)
-    ledger_for(ledger_conn_id).mark_sending(job_key(context), [f"recv_add:1001:{DEST}:1"])
+    ledger_for(ledger_conn_id).claim(job_key(context), [f"recv_add:1001:{DEST}:1"], owner="earlier try")
     created = SmSendHook().client.recv_add(DEMO, DEST, 1)
     assert SmSendAddReceptionOperator(task_id="recv", u_id=DEMO, dest=DEST).execute(context) == created
     assert _requests(sandbox, "/backoffice/recv-add.php") == 1

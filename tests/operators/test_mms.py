@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.client.errors import SmSendTemporaryError, SmSendTransportError
 from airflow_provider_smsend.client.mms import build_mms_message
-from airflow_provider_smsend.operators.common import job_key, ledger_for
+from airflow_provider_smsend.operators.base import job_key, ledger_for
 from airflow_provider_smsend.operators.mms import SmSendMmsOperator, ledger_item
 
 pytestmark = pytest.mark.usefixtures("smsend_conn_id", "ledger_conn_id")
@@ -130,7 +130,7 @@ def test_lost_answer_then_retry_fails_with_advice(sandbox: Any, make_context: An
 def test_left_sending_then_resend_unknown(sandbox: Any, make_context: Any, ledger_conn_id: str) -> None:
     context = make_context(task_id="mms", try_number=2)
     message = build_mms_message("Killed", "worker died", [RCPT])
-    ledger_for(ledger_conn_id).mark_sending(job_key(context), [ledger_item(message)])
+    ledger_for(ledger_conn_id).claim(job_key(context), [ledger_item(message)], owner="earlier try")
     with pytest.raises(AirflowFailException, match="outcome is unknown"):
         SmSendMmsOperator(task_id="mms", subject="Killed", text="worker died", recipients=RCPT).execute(
             context

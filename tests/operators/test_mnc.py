@@ -9,8 +9,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.client.errors import SmSendTemporaryError
-from airflow_provider_smsend.operators._once_only import digest
-from airflow_provider_smsend.operators.common import job_key, ledger_for
+from airflow_provider_smsend.client.once_only import digest
+from airflow_provider_smsend.operators.base import job_key, ledger_for
 from airflow_provider_smsend.operators.mnc import SmSendMncOperator
 
 pytestmark = pytest.mark.usefixtures("smsend_conn_id", "ledger_conn_id")
@@ -114,7 +114,7 @@ def test_chunk_left_sending_is_reported_not_resent(
 ) -> None:
     all_numbers = numbers(25)
     context = make_context(task_id="mnc", try_number=2)
-    ledger_for(ledger_conn_id).mark_sending(job_key(context), [f"mnc:1:{digest(all_numbers[10:20])}"])
+    ledger_for(ledger_conn_id).claim(job_key(context), [f"mnc:1:{digest(all_numbers[10:20])}"], owner="earlier try")
     result = SmSendMncOperator(task_id="mnc", numbers=all_numbers, chunk_size=10).execute(context)
     assert result["unknown_chunks"] == [1]
     assert len(result["request_ids"]) == 2

@@ -327,14 +327,17 @@ def test_sqlite_ledger_survives_reopen(tmp_path):
 
     path = tmp_path / "l.db"
     ledger = DbApiLedger(lambda: sqlite3.connect(path), dialect="sqlite", placeholder="?")
-    ledger.mark_sending("job", ["+393331111111", "+393331111112"])
+    ledger.claim("job", ["+393331111111", "+393331111112"], owner="earlier try")
     ledger.close()
     reopened = DbApiLedger(lambda: sqlite3.connect(path), dialect="sqlite", placeholder="?")
     assert {k: v.state for k, v in reopened.load("job").items()} == {
         "+393331111111": "sending",
         "+393331111112": "sending",
     }
-    reopened.record([LedgerEntry("job", "+393331111111", "accepted", cost="0.0850", request_id="HTTP1")])
+    reopened.record(
+        [LedgerEntry("job", "+393331111111", "accepted", cost="0.0850", request_id="HTTP1")],
+        owner="earlier try",
+    )
     assert [(e.item, e.cost) for e in reopened.entries(state="accepted")] == [("+393331111111", "0.0850")]
     assert len(reopened.entries()) == 2
 
@@ -428,6 +431,6 @@ def test_a_rerun_sends_again_by_default_and_once_with_a_date_ledger_key(gateway)
 @pytest.mark.parametrize("key", ["", "   ", "x" * 256, "{{ ds }}", 42])
 def test_a_bad_ledger_key_is_refused_before_anything_is_sent(gateway, key):
     op = SmSendSmsOperator(task_id="send", recipients=numbers(1), text="Promo", sender="ACME", ledger_key=key)
-    with pytest.raises(ValueError, match="ledger_key"):
+    with pytest.raises(AirflowFailException, match="ValueError: ledger_key"):  # fails at once, no retry
         op.execute(make_context())
     assert sent_counts(gateway) == {}

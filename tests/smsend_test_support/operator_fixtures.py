@@ -28,7 +28,7 @@ Fixtures
     task_id, run_id, map_index, try_number, state, log_url, xcom_push/xcom_pull kept in memory),
     plus ``ds``, ``ds_nodash``, ``ts``, ``logical_date``, ``run_id``, ``dag_run``, ``params``
     and ``dag``; ``extra`` entries are added (or override). Two contexts with the same ids have
-    the same :func:`~airflow_provider_smsend.operators.common.job_key`: that is how a test
+    the same :func:`~airflow_provider_smsend.operators.base.job_key`: that is how a test
     plays a retry (``try_number=2``).
 ``render`` (function)
     ``render(task, context)`` renders the task's template fields like Airflow does before
