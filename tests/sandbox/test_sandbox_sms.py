@@ -15,7 +15,9 @@ def send(http, sandbox, **overrides) -> str:
 
 
 def status(http, sandbox, request_id: str, kind: str) -> list[str]:
-    return post(http, sandbox, "/sms/batch-status.php", **DEMO, id=request_id, type=kind, schema="1").splitlines()
+    return post(
+        http, sandbox, "/sms/batch-status.php", **DEMO, id=request_id, type=kind, schema="1"
+    ).splitlines()
 
 
 def test_send_answers_cost_and_charges_the_account(http, sandbox):
@@ -49,8 +51,14 @@ def test_send_with_return_id_answers_cost_and_request_id(http, sandbox):
         ({"data": "Ciao 😀"}, "KO Parametro data non valido."),
         ({"data": "x" * 161}, "KO Il parametro data può contenere al massimo 160 caratteri."),
         ({"data": "€" * 81}, "KO Il parametro data può contenere al massimo 160 caratteri."),
-        ({"data": "ж" * 71, "operation": "UCS2"}, "KO Il parametro data può contenere al massimo 70 caratteri."),
-        ({"data": "x" * 919, "operation": "MULTITEXT"}, "KO Il parametro data può contenere al massimo 918 caratteri."),
+        (
+            {"data": "ж" * 71, "operation": "UCS2"},
+            "KO Il parametro data può contenere al massimo 70 caratteri.",
+        ),
+        (
+            {"data": "x" * 919, "operation": "MULTITEXT"},
+            "KO Il parametro data può contenere al massimo 918 caratteri.",
+        ),
         ({"return_id": "2"}, "KO Parametro return_id non valido."),
         ({"rcpt": "+393331230003"}, "KO Operatore sconosciuto."),
     ],
@@ -66,15 +74,22 @@ def test_sender_may_be_an_international_number(http, sandbox):
 
 
 def test_unencoded_plus_reaches_the_gateway_as_a_space(http, sandbox):
-    answer = http.post(f"{sandbox.url}/sms/send.php", data="user=demo&pass=demo-pass&rcpt=+393331234567"
-                       "&data=x&sender=A&qty=h", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    answer = http.post(
+        f"{sandbox.url}/sms/send.php",
+        data="user=demo&pass=demo-pass&rcpt=+393331234567&data=x&sender=A&qty=h",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert answer.text == "KO Parametro rcpt non valido."
 
 
 def test_auth_is_checked_before_parameters(http, sandbox):
-    assert send(http, sandbox, **{"pass": "wrong", "rcpt": ""}) == "KO Accesso non consentito (utente non abilitato)."
+    assert (
+        send(http, sandbox, **{"pass": "wrong", "rcpt": ""})
+        == "KO Accesso non consentito (utente non abilitato)."
+    )
     assert post(http, sandbox, "/sms/mnc.php", user="nobody", numbers="") == (
-        "KO Accesso non consentito (utente non abilitato).")
+        "KO Accesso non consentito (utente non abilitato)."
+    )
 
 
 def test_parameters_are_checked_in_documented_order(http, sandbox):
@@ -84,17 +99,33 @@ def test_parameters_are_checked_in_documented_order(http, sandbox):
 
 
 def test_disabled_client_is_refused(http, sandbox):
-    assert post(http, sandbox, "/backoffice/client-status.php", smsusername="reseller",
-                smspassword="reseller-pass", u_id="1001", active="0") == "OK Disattivato"
+    assert (
+        post(
+            http,
+            sandbox,
+            "/backoffice/client-status.php",
+            smsusername="reseller",
+            smspassword="reseller-pass",
+            u_id="1001",
+            active="0",
+        )
+        == "OK Disattivato"
+    )
     assert send(http, sandbox) == "KO Accesso non consentito (utente non abilitato)."
-    assert post(http, sandbox, "/sms/credit.php", **DEMO) == "KO Accesso non consentito (utente non abilitato)."
+    assert (
+        post(http, sandbox, "/sms/credit.php", **DEMO) == "KO Accesso non consentito (utente non abilitato)."
+    )
 
 
 def test_ip_allowlist(http, sandbox):
     sandbox.admin.set_settings(allow_ips=["10.0.0.0/8"])
     assert send(http, sandbox, **{"pass": "wrong"}) == "KO Accesso non consentito (IP non abilitato)."
-    assert post(http, sandbox, "/backoffice/credit-get.php", smsusername="reseller", smspassword="x",
-                u_id="1001") == "KO Accesso non consentito."
+    assert (
+        post(
+            http, sandbox, "/backoffice/credit-get.php", smsusername="reseller", smspassword="x", u_id="1001"
+        )
+        == "KO Accesso non consentito."
+    )
     sandbox.admin.set_settings(allow_ips=["127.0.0.1"])
     assert send(http, sandbox) == "OK 0.0850"
 
@@ -113,7 +144,8 @@ def test_insufficient_credit(http, sandbox):
     assert send(http, sandbox, qty="ll") == "OK 0.0450"
     assert sandbox.admin.credit(1001) == "0.0399"
     assert post(http, sandbox, "/sms/mnc.php", **DEMO, numbers=",".join(["+393331234567"] * 10)) == (
-        "KO Credito insufficiente.")
+        "KO Credito insufficiente."
+    )
 
 
 def test_get_query_parameters_are_accepted(http, sandbox):
@@ -123,16 +155,27 @@ def test_get_query_parameters_are_accepted(http, sandbox):
 
 def test_request_charset_is_honoured(http, sandbox):
     body = "user=demo&pass=demo-pass&rcpt=%2B393331234567&sender=A&qty=h&data=caf%E8"
-    answer = http.post(f"{sandbox.url}/sms/send.php", data=body,
-                       headers={"Content-Type": "application/x-www-form-urlencoded; charset=iso-8859-1"})
+    answer = http.post(
+        f"{sandbox.url}/sms/send.php",
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=iso-8859-1"},
+    )
     assert answer.text == "OK 0.0850"
     assert sandbox.admin.messages()[0]["text"] == "cafè"
 
 
 def test_credit_types(http, sandbox):
     assert post(http, sandbox, "/sms/credit.php", **DEMO) == "OK 100.0000"
-    expected = {"credit": "100.0000", "n": "1052", "h": "1176", "hqs": "1176", "a": "1428", "l": "1666",
-                "ll": "2222", "lqs": "2222"}
+    expected = {
+        "credit": "100.0000",
+        "n": "1052",
+        "h": "1176",
+        "hqs": "1176",
+        "a": "1428",
+        "l": "1666",
+        "ll": "2222",
+        "lqs": "2222",
+    }
     for kind, value in expected.items():
         assert post(http, sandbox, "/sms/credit.php", **DEMO, type=kind) == f"OK {value}"
     assert post(http, sandbox, "/sms/credit.php", **DEMO, type="x") == "KO Parametro type non corretto."
@@ -140,7 +183,10 @@ def test_credit_types(http, sandbox):
 
 def test_lifecycle_follows_the_advanceable_clock(http, sandbox):
     request_id = send(http, sandbox, return_id="1").split()[2]
-    assert status(http, sandbox, request_id, "queue") == ["id,dest,status,status_text", "1,+393331234567,100,Queued"]
+    assert status(http, sandbox, request_id, "queue") == [
+        "id,dest,status,status_text",
+        "1,+393331234567,100,Queued",
+    ]
     assert status(http, sandbox, request_id, "notify")[1] == "1,+393331234567,100,Waiting"
     sandbox.admin.advance(2)
     assert status(http, sandbox, request_id, "queue")[1] == "1,+393331234567,200,Sent"
@@ -187,19 +233,24 @@ def test_mnc_report_rows_as_in_the_document(http, sandbox):
     ]
     sandbox.admin.set_settings(mnc_report="full")
     assert status(http, sandbox, request_id, "mnc")[1:3] == [
-        "6,+393331234567,200,22201,TIM", "7,+393400000000,300,,Unknown subscriber"]
+        "6,+393331234567,200,22201,TIM",
+        "7,+393400000000,300,,Unknown subscriber",
+    ]
     assert sandbox.admin.credit(1001) == "99.9500"  # 10 numbers x 0.0050
 
 
 def test_mnc_ko_texts(http, sandbox):
     assert post(http, sandbox, "/sms/mnc.php", **DEMO) == "KO Parametro numbers non impostato."
     assert post(http, sandbox, "/sms/mnc.php", **DEMO, numbers="+393331234567,333") == (
-        "KO Parametro numbers non valido.")
+        "KO Parametro numbers non valido."
+    )
     assert post(http, sandbox, "/sms/mnc.php", **DEMO, numbers=",".join(["+393331234567"] * 501)) == (
-        "KO Il parametro numbers può contenere al massimo 500 numeri.")
+        "KO Il parametro numbers può contenere al massimo 500 numeri."
+    )
     assert post(http, sandbox, "/sms/mnc.php", **DEMO, numbers=",".join(["+393331234567"] * 500)) == "OK"
     assert post(http, sandbox, "/sms/mnc.php", **DEMO, numbers="+393331234567", return_id="x") == (
-        "KO Parametro return_id non valido.")
+        "KO Parametro return_id non valido."
+    )
 
 
 def test_batch_status_ko_texts(http, sandbox):
@@ -207,11 +258,24 @@ def test_batch_status_ko_texts(http, sandbox):
     bs = "/sms/batch-status.php"
     assert post(http, sandbox, bs, **DEMO, type="queue", schema="1") == "KO Parametro id non impostato."
     assert post(http, sandbox, bs, **DEMO, id=request_id, schema="1") == "KO Parametro type non impostato."
-    assert post(http, sandbox, bs, **DEMO, id=request_id, type="queue") == "KO Parametro schema non impostato."
-    assert post(http, sandbox, bs, **DEMO, id=request_id, type="x", schema="1") == "KO Parametro type non corretto."
+    assert (
+        post(http, sandbox, bs, **DEMO, id=request_id, type="queue") == "KO Parametro schema non impostato."
+    )
+    assert (
+        post(http, sandbox, bs, **DEMO, id=request_id, type="x", schema="1")
+        == "KO Parametro type non corretto."
+    )
     assert post(http, sandbox, bs, **DEMO, id=request_id, type="queue", schema="2") == (
-        "KO Parametro schema non corretto.")
-    assert post(http, sandbox, bs, **DEMO, id="HTTP99", type="queue", schema="1") == "KO Parametro id non corretto."
-    assert post(http, sandbox, bs, user="demo2", **{"pass": "demo2-pass"}, id=request_id, type="queue",
-                schema="1") == "KO Accesso non consentito."
+        "KO Parametro schema non corretto."
+    )
+    assert (
+        post(http, sandbox, bs, **DEMO, id="HTTP99", type="queue", schema="1")
+        == "KO Parametro id non corretto."
+    )
+    assert (
+        post(
+            http, sandbox, bs, user="demo2", **{"pass": "demo2-pass"}, id=request_id, type="queue", schema="1"
+        )
+        == "KO Accesso non consentito."
+    )
     assert status(http, sandbox, request_id, "mnc") == ["id,dest,status,netcode,status_text"]
