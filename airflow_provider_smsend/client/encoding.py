@@ -3,7 +3,7 @@
 The gateway counts a TEXT message in GSM 03.38 septets: characters of the basic table count 1,
 characters of the extension table (``^ { } \\ [ ~ ] | €``) count 2 (an escape plus the
 character). A text with any character outside GSM 03.38 must go as UCS2, counted in UTF-16
-code units. Limits come from the spec and NOTES.md:
+code units. Limits and the concatenation rule are in docs/gateway.md, "Messages":
 
 =========== ========== ======================== =============================
 operation   encoding   limit (units)            qualities
@@ -14,6 +14,11 @@ UCS2        UCS-2      70                       h, n
 MULTITEXT   GSM        918 (6 x 153)            h, n
 MULTIUCS2   UCS-2      402 (6 x 67, decision)   h, n
 =========== ========== ======================== =============================
+
+A text longer than one part is split into parts of 153 septets or 67 code units, filled in
+order: an extension character (escape + character) never straddles two parts, nor does a
+UTF-16 surrogate pair, so a part may carry one unit less and a text may need one part more
+than its length divided by the part size.
 """
 
 from __future__ import annotations
@@ -96,12 +101,41 @@ def ucs2_units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def segments_for(units: int, encoding: str) -> int:
-    """Return how many SMS segments ``units`` septets/code units need in ``encoding``."""
-    single, part = (SINGLE_GSM, MULTI_GSM_PART) if encoding == "GSM" else (SINGLE_UCS2, MULTI_UCS2_PART)
+def segments_for(text: str, encoding: str) -> int:
+    """Return how many SMS segments ``text`` needs in ``encoding`` (1 for an empty text).
+
+    Up to 160 septets (GSM) or 70 code units (UCS-2) go in one segment; a longer text fills
+    parts of 153 septets or 67 code units in order, and a character that does not fit whole in
+    what is left of a part (an extension character's two septets, a surrogate pair's two code
+    units) starts the next part (docs/gateway.md, "Messages").
+
+    :param text: the message text.
+    :param encoding: ``"GSM"`` or ``"UCS2"``.
+    :raises ValueError: if ``encoding`` is ``"GSM"`` and ``text`` is not GSM 03.38.
+    """
+    if encoding == "GSM":
+        single, part, units = SINGLE_GSM, MULTI_GSM_PART, gsm_septets(text)
+        wide = not GSM_EXTENSION.isdisjoint(text)
+    else:
+        single, part, units = SINGLE_UCS2, MULTI_UCS2_PART, ucs2_units(text)
+        wide = units != len(text)  # a character beyond the BMP: a surrogate pair
     if units <= single:
         return 1
-    return -(-units // part)
+    if not wide:
+        return -(-units // part)
+    parts, used = 1, 0
+    for ch in text:
+        size = _unit_size(ch, encoding)
+        if used + size > part:
+            parts, used = parts + 1, 0
+        used += size
+    return parts
+
+
+def _unit_size(ch: str, encoding: str) -> int:
+    if encoding == "GSM":
+        return 2 if ch in GSM_EXTENSION else 1
+    return 2 if ord(ch) > 0xFFFF else 1
 
 
 def analyse_text(text: str) -> TextInfo:
@@ -113,7 +147,7 @@ def analyse_text(text: str) -> TextInfo:
         units = ucs2_units(text)
         encoding = "UCS2"
     return TextInfo(
-        encoding=encoding, characters=len(text), units=units, segments=segments_for(units, encoding)
+        encoding=encoding, characters=len(text), units=units, segments=segments_for(text, encoding)
     )
 
 

@@ -133,7 +133,7 @@ def prepare_message(
         encoding=op_encoding,
         characters=len(text),
         units=units,
-        segments=encoding.segments_for(units, op_encoding),
+        segments=encoding.segments_for(text, op_encoding),
     )
 
 

@@ -15,7 +15,6 @@ from airflow_provider_smsend.client.encoding import (
     OPERATION_LIMITS,
     OPERATIONS,
     is_gsm,
-    segments_for,
     units_for_operation,
 )
 from airflow_provider_smsend.sandbox.accounts import format_money
@@ -40,11 +39,41 @@ MAX_MNC_NUMBERS = 500
 KO_CREDIT = "KO Credito insufficiente."
 #: credit.php ``type`` -> price key (``credit`` answers euros).
 CREDIT_TYPES = {"n": "n", "h": "h", "hqs": "h", "a": "a", "l": "l", "ll": "ll", "lqs": "ll"}
+#: GSM 03.38 extension table: two septets each (escape + character). The document lists
+#: ``^ { } \\ [ ~ ] | €``; the standard's table also has the form feed.
+GSM_EXTENSION_TABLE = "^{}\\[~]|€\f"
+#: (units in a single message, units per part of a concatenated one), per encoding.
+PART_SIZES = {"GSM": (160, 153), "UCS2": (70, 67)}
 REPORT_HEADERS = {
     "queue": "id,dest,status,status_text",
     "notify": "id,dest,status,status_text",
     "mnc": "id,dest,status,netcode,status_text",
 }
+
+
+def charged_segments(text: str, encoding: str) -> int:
+    """Count the segments the sandbox charges for ``text``, from the rules of docs/gateway.md.
+
+    The text is cut into parts character by character: a part takes the next character only if
+    all its units fit (so an escape pair or a surrogate pair is never split). This is the
+    sandbox's own count: a counting bug in the client shows up as a different charge.
+    """
+    single, part = PART_SIZES[encoding]
+    sizes = [_units_of(ch, encoding) for ch in text]
+    if sum(sizes) <= single:
+        return 1
+    parts, room = 1, part
+    for size in sizes:
+        if size > room:
+            parts, room = parts + 1, part
+        room -= size
+    return parts
+
+
+def _units_of(ch: str, encoding: str) -> int:
+    if encoding == "GSM":
+        return 2 if ch in GSM_EXTENSION_TABLE else 1
+    return 2 if ord(ch) > 0xFFFF else 1  # beyond the BMP: a UTF-16 surrogate pair
 
 
 def _valid_sender(sender: str) -> bool:
@@ -92,7 +121,7 @@ def send(request: GatewayRequest) -> str:
         return not_valid("return_id")
     if outcome_for(rcpt).unknown_operator:
         return "KO Operatore sconosciuto."
-    segments = 1 if operation == "WAPPUSH" else segments_for(units, encoding)
+    segments = 1 if operation == "WAPPUSH" else charged_segments(data, encoding)
     cost = request.state.price(account, qty) * segments
     if account.credit < cost:
         return KO_CREDIT

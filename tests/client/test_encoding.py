@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from airflow_provider_smsend.client import encoding
@@ -15,6 +17,12 @@ from airflow_provider_smsend.client.encoding import (
 )
 
 EXTENSION = "^{}\\[~]|€"
+
+
+def _runs(text: str) -> str:
+    """A short test id for a long text: ``"a" * 152 + "€"`` -> ``a*152+€``."""
+    runs = [(ch, len(list(group))) for ch, group in itertools.groupby(text)]
+    return "+".join(ch if n == 1 else f"{ch}*{n}" for ch, n in runs)
 
 
 def test_basic_characters_count_one():
@@ -48,25 +56,49 @@ def test_ucs2_units_count_surrogate_pairs():
 
 
 @pytest.mark.parametrize(
-    ("units", "enc", "segments"),
+    ("text", "enc", "segments"),
     [
-        (0, "GSM", 1),
-        (1, "GSM", 1),
-        (160, "GSM", 1),
-        (161, "GSM", 2),
-        (306, "GSM", 2),
-        (307, "GSM", 3),
-        (918, "GSM", 6),
-        (919, "GSM", 7),
-        (70, "UCS2", 1),
-        (71, "UCS2", 2),
-        (134, "UCS2", 2),
-        (135, "UCS2", 3),
-        (402, "UCS2", 6),
+        ("", "GSM", 1),
+        ("a", "GSM", 1),
+        ("a" * 160, "GSM", 1),
+        ("a" * 161, "GSM", 2),
+        ("a" * 306, "GSM", 2),
+        ("a" * 307, "GSM", 3),
+        ("a" * 918, "GSM", 6),
+        ("a" * 919, "GSM", 7),
+        ("ж" * 70, "UCS2", 1),
+        ("ж" * 71, "UCS2", 2),
+        ("ж" * 134, "UCS2", 2),
+        ("ж" * 135, "UCS2", 3),
+        ("ж" * 402, "UCS2", 6),
+        # GSM 03.38: an escape (ESC + character) never straddles two parts of 153 septets.
+        ("€" * 80, "GSM", 1),  # 160 septets, one message: no parts, nothing to straddle
+        ("a" * 152 + "€", "GSM", 1),  # 154 septets still fit one message
+        ("€" * 81, "GSM", 2),  # 162 septets: 76 + 5 characters, 152 + 10 septets
+        ("€" * 153, "GSM", 3),  # 306 septets, but 76 € per part: 76 + 76 + 1
+        ("a" * 152 + "€" + "a" * 152, "GSM", 3),  # the € starts part 2: 152 | 2 + 151 | 1
+        ("a" * 151 + "€" + "a" * 153, "GSM", 2),  # the € ends part 1 exactly: 153 | 153
+        ("€" * 459, "GSM", 7),  # 918 septets, the MULTITEXT limit, in 7 parts of 152
+        ("€" * 456, "GSM", 6),
+        ("€" * 457, "GSM", 7),
+        # UCS-2: a surrogate pair (a character beyond the BMP) never straddles two parts of 67.
+        ("😀" * 35, "UCS2", 1),  # 70 code units, one message
+        ("😀" * 36, "UCS2", 2),  # 72 code units: 33 + 3 characters
+        ("😀" * 67, "UCS2", 3),  # 134 code units, but 33 per part: 33 + 33 + 1
+        ("a" * 66 + "😀" + "a" * 66, "UCS2", 3),  # 66 | 2 + 65 | 1
+        ("a" * 65 + "😀" + "a" * 67, "UCS2", 2),  # the pair ends part 1 exactly: 67 | 67
+        ("😀" * 201, "UCS2", 7),  # 402 code units, the MULTIUCS2 limit, in 7 parts of 66
+        ("€" * 153, "UCS2", 3),  # € is one code unit in UCS-2: 153 = 67 + 67 + 19
     ],
+    ids=lambda value: _runs(value) if isinstance(value, str) and len(value) > 4 else None,
 )
-def test_segments_for(units, enc, segments):
-    assert segments_for(units, enc) == segments
+def test_segments_for(text, enc, segments):
+    assert segments_for(text, enc) == segments
+
+
+def test_segments_for_refuses_text_outside_gsm():
+    with pytest.raises(ValueError):
+        segments_for("ciao 😀" * 40, "GSM")
 
 
 def test_analyse_gsm_text_with_extension():
@@ -74,6 +106,8 @@ def test_analyse_gsm_text_with_extension():
     assert (info.encoding, info.characters, info.units, info.segments) == ("GSM", 80, 160, 1)
     info = analyse_text("€" * 81)
     assert (info.encoding, info.characters, info.units, info.segments) == ("GSM", 81, 162, 2)
+    info = analyse_text("€" * 153)
+    assert (info.encoding, info.characters, info.units, info.segments) == ("GSM", 153, 306, 3)
 
 
 def test_analyse_ucs2_text_with_emoji():

@@ -229,12 +229,115 @@ def test_analyse_text_is_consistent_with_the_limits(text):
         assert info.units == len(text.encode("utf-16-le", "surrogatepass")) // 2
     if info.units <= single:
         assert info.segments == 1
-    else:
-        assert (info.segments - 1) * part < info.units <= info.segments * part
+    else:  # a part may carry one unit less: an escape or a surrogate pair never straddles two
+        assert (info.segments - 1) * (part - 1) < info.units <= info.segments * part
     operation = encoding.choose_operation(info)
     assert encoding.OPERATION_ENCODING[operation] == info.encoding
     assert operation in (("TEXT", "MULTITEXT") if info.encoding == "GSM" else ("UCS2", "MULTIUCS2"))
     assert (operation in ("TEXT", "UCS2")) == (info.segments == 1)
+
+
+# An independent counter: encode the text as the SMSC does (septets with ESC, UTF-16 code
+# units), then cut the stream into parts of 153 septets / 67 code units, moving a part's last
+# unit into the next part when it is an ESC or a high surrogate (docs/gateway.md, "Messages").
+ESC = 0x1B
+_DOCUMENTED_EXTENSION = "^{}\\[~]|€\f"
+
+
+def _septets(text: str) -> list[int]:
+    stream: list[int] = []
+    for ch in text:
+        if ch in _DOCUMENTED_EXTENSION:
+            stream += [ESC, ord(ch)]
+        else:
+            stream.append(-ord(ch))  # a basic-table character: never taken for an ESC
+    return stream
+
+
+def _code_units(text: str) -> list[int]:
+    data = text.encode("utf-16-le")
+    return [int.from_bytes(data[i : i + 2], "little") for i in range(0, len(data), 2)]
+
+
+def _parts(stream: list[int], single: int, size: int, splits_a_pair) -> list[list[int]]:
+    if len(stream) <= single:
+        return [stream]
+    parts, rest = [], stream
+    while rest:
+        cut = min(size, len(rest))
+        if cut < len(rest) and splits_a_pair(rest[cut - 1]):
+            cut -= 1
+        parts.append(rest[:cut])
+        rest = rest[cut:]
+    return parts
+
+
+def reference_segments(text: str, enc: str) -> int:
+    if enc == "GSM":
+        parts = _parts(_septets(text), 160, 153, lambda unit: unit == ESC)
+    else:
+        parts = _parts(_code_units(text), 70, 67, lambda unit: 0xD800 <= unit <= 0xDBFF)
+    return len(parts)
+
+
+def runs_of(alphabet: str, max_runs: int = 40):
+    """Texts made of runs of a character (cheap to draw, yet up to 1,600 characters long)."""
+    runs = st.lists(st.tuples(st.sampled_from(list(alphabet)), st.integers(1, 40)), max_size=max_runs)
+    return runs.map(lambda rs: "".join(ch * n for ch, n in rs))
+
+
+# Multi-part texts crowded with two-unit characters, so that part boundaries often fall on one.
+escape_heavy = runs_of("ab €^{}[]~|\\")
+surrogate_heavy = runs_of("aж€ 😀🎉𝄞中")
+ucs2_text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=500)
+
+
+@st.composite
+def just_under_full_parts(draw, one: str, two: str, part: int, units):
+    """A text of two to six parts' worth of units, less up to one unit per part: where a
+    part that lost a unit to a pair it could not split makes the text need one part more."""
+    parts = draw(st.integers(min_value=2, max_value=6))
+    target = parts * part - draw(st.integers(min_value=0, max_value=parts))
+    taken, total = [], 0
+    for ch in draw(runs_of(one + two)):
+        if total + units(ch) > target:
+            break
+        taken.append(ch)
+        total += units(ch)
+    return "".join(taken) + one[0] * (target - total)
+
+
+gsm_boundary = just_under_full_parts("ab ", "€^{}[]~|\\", 153, encoding.gsm_septets)
+ucs2_boundary = just_under_full_parts("aж€", "😀🎉𝄞", 67, encoding.ucs2_units)
+
+
+@MANY
+@given(text=st.one_of(gsm_text, escape_heavy, gsm_boundary))
+def test_gsm_segments_match_an_independent_counter(text):
+    assert encoding.segments_for(text, "GSM") == reference_segments(text, "GSM")
+    assert encoding.analyse_text(text).segments == reference_segments(text, "GSM")
+
+
+@MANY
+@given(text=st.one_of(surrogate_heavy, ucs2_text, escape_heavy, ucs2_boundary))
+def test_ucs2_segments_match_an_independent_counter(text):
+    assert encoding.segments_for(text, "UCS2") == reference_segments(text, "UCS2")
+
+
+@MANY
+@given(text=st.one_of(escape_heavy, surrogate_heavy, gsm_text, gsm_boundary, ucs2_boundary))
+def test_segments_never_fall_when_the_text_grows(text):
+    info = encoding.analyse_text(text)
+    longer = encoding.analyse_text(text + "a")
+    if longer.encoding == info.encoding:
+        assert longer.segments >= info.segments
+
+
+def test_the_independent_counter_splits_no_pair():
+    assert reference_segments("€" * 153, "GSM") == 3
+    assert reference_segments("€" * 459, "GSM") == 7
+    assert reference_segments("😀" * 67, "UCS2") == 3
+    assert reference_segments("a" * 306, "GSM") == 2
 
 
 @MANY

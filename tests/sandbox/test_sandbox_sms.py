@@ -7,6 +7,9 @@ from decimal import Decimal
 import pytest
 from sandbox_helpers import DEMO, post
 
+from airflow_provider_smsend.client.http import SmSendClient
+from airflow_provider_smsend.client.retry import NO_RETRY
+
 SEND = {**DEMO, "rcpt": "+393331234567", "data": "Hello", "sender": "ACME", "qty": "h"}
 
 
@@ -136,6 +139,56 @@ def test_charging_is_per_segment(http, sandbox):
     assert send(http, sandbox, data="ж" * 71, operation="MULTIUCS2") == "OK 0.1700"
     assert send(http, sandbox, data="[" * 80, qty="ll") == "OK 0.0450"  # 160 septets, one segment
     assert sandbox.admin.credit(1001) == str(Decimal("100.0000") - Decimal("0.6400"))
+
+
+@pytest.mark.parametrize(
+    ("data", "operation", "segments"),
+    [
+        ("€" * 153, "MULTITEXT", 3),  # 306 septets, but an escape never straddles two parts: 76 € each
+        ("a" * 152 + "€" + "a" * 152, "MULTITEXT", 3),  # the € starts part 2
+        ("a" * 151 + "€" + "a" * 153, "MULTITEXT", 2),  # the € ends part 1 exactly
+        ("€" * 459, "MULTITEXT", 7),  # 918 septets, the longest MULTITEXT, in 7 parts
+        ("😀" * 67, "MULTIUCS2", 3),  # 134 code units, but a surrogate pair never straddles: 33 each
+        ("a" * 66 + "😀" + "a" * 66, "MULTIUCS2", 3),
+        ("😀" * 201, "MULTIUCS2", 7),  # 402 code units, the longest MULTIUCS2, in 7 parts
+        ("€" * 153, "MULTIUCS2", 3),  # € is one code unit in UCS-2
+    ],
+    ids=[
+        "euro*153",
+        "euro-starts-part-2",
+        "euro-ends-part-1",
+        "euro*459",
+        "emoji*67",
+        "emoji-starts-part-2",
+        "emoji*201",
+        "euro*153-ucs2",
+    ],
+)
+def test_charging_never_splits_an_escape_or_a_surrogate_pair(http, sandbox, data, operation, segments):
+    expected = Decimal("0.0850") * segments
+    assert send(http, sandbox, data=data, operation=operation) == f"OK {expected}"
+    [message] = sandbox.admin.messages()
+    assert message["segments"] == segments
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["€" * 153, "Prezzo: 5€ [IVA] " * 20, "a" * 152 + "€" * 80, "😀" * 67, "Ciao 😀 " * 30, "ж" * 200 + "🎉"],
+    ids=["euro*153", "prices", "euro-after-152", "emoji*67", "greetings", "cyrillic-and-emoji"],
+)
+def test_the_client_estimates_what_the_sandbox_charges(sandbox, text):
+    """The sandbox counts on its own: the client's segments times the price is the charge."""
+    client = SmSendClient(
+        base_url=sandbox.url,
+        username="demo",
+        password="demo-pass",
+        default_sender="ACME",
+        default_quality="h",
+        retry=NO_RETRY,
+    )
+    result = client.send("+393331234567", text)
+    assert result.message.segments > 1
+    assert result.cost == Decimal("0.0850") * result.message.segments
 
 
 def test_insufficient_credit(http, sandbox):
