@@ -132,6 +132,10 @@ def get_provider_info() -> dict[str, Any]:
                     ),
                     "connect_timeout": _number("Connect timeout (s)", "Seconds to wait for a connection", 5),
                     "default_sender": _string("Default sender", "Up to 11 letters/digits or +number"),
+                    "default_recipients": _string(
+                        "Default recipients",
+                        "Numbers the notifier texts when it names none: +39333…, +39334…",
+                    ),
                     "default_quality": _string(
                         "Default quality",
                         "ll low, l medium, a automatic, h high, n notification",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -13,6 +14,7 @@ from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationE
 from airflow_provider_smsend.client.http import DEFAULT_BASE_URL, SmSendClient, normalize_base_url
 from airflow_provider_smsend.client.numbers import DEFAULT_REGION
 from airflow_provider_smsend.client.retry import NO_RETRY, RetryPolicy
+from airflow_provider_smsend.client.validation import parse_list_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -35,6 +37,7 @@ EXTRA_FIELDS: dict[str, str] = {
     "retries": "retries of read-only calls after a transient failure (default 3; money calls never retry)",
     "connect_timeout": "connect timeout in seconds (default 5)",
     "default_sender": "sender used when an operator gives none (<= 11 alphanumerics or +number)",
+    "default_recipients": "numbers the notifier texts when it names none: comma-separated or a JSON list",
     "default_quality": "ll, l, a, h or n (default h)",
     "default_region": "region for national numbers (default IT)",
     "charset": "request charset: utf-8 (default) or iso-8859-1",
@@ -114,6 +117,11 @@ class SmSendHook(BaseHook):
     def extras(self) -> dict[str, Any]:
         """The connection's extras as a dict."""
         return dict(self.connection.extra_dejson)
+
+    @property
+    def default_recipients(self) -> list[str]:
+        """The ``default_recipients`` extra as a list (empty when unset), numbers as written."""
+        return recipient_list(self.extras.get("default_recipients"), name="default_recipients")
 
     def _base_url(self, host_value: str | None = None) -> str:
         conn = self.connection
@@ -218,6 +226,25 @@ class SmSendHook(BaseHook):
         except Exception as exc:  # the UI needs an answer, never a traceback
             return False, f"{type(exc).__name__}: {exc}"
         return True, f"Connection works: available credit {credit} EUR."
+
+
+def recipient_list(value: object, *, name: str = "recipients") -> list[str]:
+    """Numbers from a list, or from text: separated by commas or semicolons, or a JSON/Python list.
+
+    :raises SmSendValidationError: text that looks like a list but is not one, or a value of another type.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.startswith("["):
+            return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+        value = parse_list_text(text, name=name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [str(value)]
+    if isinstance(value, bool | bytes | Mapping) or not isinstance(value, Iterable):
+        raise SmSendValidationError(f"{name} must be numbers as text or a list, got {type(value).__name__}.")
+    return [str(v).strip() for v in value if str(v).strip()]
 
 
 def mask_secret_value(secret: object) -> None:
