@@ -153,13 +153,24 @@ class BulkResult:
 
 
 class RateLimiter:
-    """Spread calls evenly at ``rate`` per second across threads (a reservation schedule)."""
+    """Spread calls evenly at ``rate`` per second across threads (a reservation schedule).
 
-    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    :param rate: calls per second.
+    :param clock: a monotonic clock; ``sleep`` waits on the same time scale (both for tests).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
         if not rate > 0:
             raise SmSendValidationError(f"rate_limit must be positive messages/second, got {rate!r}.")
         self.interval = 1.0 / rate
         self._clock = clock
+        self._sleep = sleep
         self._next = 0.0
         self._lock = threading.Lock()
 
@@ -171,7 +182,7 @@ class RateLimiter:
             self._next = slot + self.interval
         delay = slot - self._clock()
         if delay > 0:
-            time.sleep(delay)
+            self._sleep(delay)
 
 
 class BulkSender:

@@ -31,7 +31,6 @@ from airflow_provider_smsend.operators.base import (
     DEFAULT_LEDGER_CONN_ID,
     SmSendBaseOperator,
     job_key,
-    smsend_errors,
 )
 
 if TYPE_CHECKING:
@@ -55,17 +54,9 @@ def _parse_bool(value: object, *, name: str) -> bool:
 
 
 class _BackOfficeOperator(SmSendBaseOperator):
-    """The back-office operators' base: every ``execute`` runs under the one error policy."""
+    """The back-office operators' base."""
 
     ui_color = "#e8f4fd"
-
-    def execute(self, context: Context) -> Any:
-        with smsend_errors():
-            return self.act(context)
-
-    def act(self, context: Context) -> Any:
-        """Do the operator's call (errors are translated by :meth:`execute`)."""
-        raise NotImplementedError
 
 
 class _LedgerOperator(_BackOfficeOperator):

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LEDGER_CONN_ID = "smsend_ledger"
 
 
-def airflow_error(exc: BaseException) -> BaseException:
+def airflow_error(exc: BaseException, *, what: str | None = None) -> BaseException:
     """The one error policy: what Airflow gets for an error of the layers below.
 
     - a retryable ``SmSendError`` (a timeout, ``KO Impossibile accodare``, a ledger database
@@ -47,14 +47,18 @@ def airflow_error(exc: BaseException) -> BaseException:
       operators' own argument checks, as ``AirflowFailException``: retrying cannot help, so no
       retry is burnt;
     - anything else (Airflow's own exceptions included) as is.
+
+    :param what: what was being done, for the message (``"reading the batch status of …"``).
     """
     from airflow_provider_smsend.sql.loader import TableLayoutError
 
-    if isinstance(exc, SmSendError):
-        return exc if exc.retryable else AirflowFailException(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, TableLayoutError | ValueError | TypeError):
-        return AirflowFailException(f"{type(exc).__name__}: {exc}")
-    return exc
+    final = (isinstance(exc, SmSendError) and not exc.retryable) or (
+        not isinstance(exc, SmSendError) and isinstance(exc, TableLayoutError | ValueError | TypeError)
+    )
+    if not final:
+        return exc
+    head = f"{what[0].upper()}{what[1:]} failed and will not succeed by retrying: " if what else ""
+    return AirflowFailException(f"{head}{type(exc).__name__}: {exc}")
 
 
 @contextmanager
@@ -82,8 +86,8 @@ def check_int(value: object, *, name: str, low: int, high: int | None = None) ->
 class SmSendBaseOperator(BaseOperator):
     """Base of the smSend operators: the connection's hook, the send ledger, one error policy.
 
-    Subclasses implement :meth:`execute` with their body inside ``with smsend_errors():``, open
-    the ledger with :meth:`open_ledger`, and list
+    Subclasses implement :meth:`act` (``execute`` runs it under the one error policy, so an
+    error is translated once, here), open the ledger with :meth:`open_ledger`, and list
     ``smsend_conn_id`` (and ``ledger_conn_id`` where they have one) in ``template_fields``.
 
     :param smsend_conn_id: the smSend connection.
@@ -93,9 +97,8 @@ class SmSendBaseOperator(BaseOperator):
         class SmSendCreditOperator(SmSendBaseOperator):
             template_fields: Sequence[str] = ("smsend_conn_id",)
 
-            def execute(self, context):
-                with smsend_errors():
-                    return str(self.client.credit("credit"))
+            def act(self, context):
+                return str(self.client.credit("credit"))
     """
 
     template_fields: Sequence[str] = ("smsend_conn_id",)
@@ -103,6 +106,15 @@ class SmSendBaseOperator(BaseOperator):
     def __init__(self, *, smsend_conn_id: str = SmSendHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.smsend_conn_id = smsend_conn_id
+
+    def execute(self, context: Context) -> Any:
+        """Run :meth:`act` under the one error policy (:func:`airflow_error`)."""
+        with smsend_errors():
+            return self.act(context)
+
+    def act(self, context: Context) -> Any:
+        """Do the operator's work; raise typed errors (``SmSend…Error``, ``ValueError``...)."""
+        raise NotImplementedError
 
     @cached_property
     def hook(self) -> SmSendHook:

@@ -16,7 +16,6 @@ from airflow_provider_smsend.operators.base import (
     DEFAULT_LEDGER_CONN_ID,
     SmSendBaseOperator,
     job_key,
-    smsend_errors,
 )
 from airflow_provider_smsend.operators.mnc import parse_numbers
 
@@ -129,11 +128,7 @@ class SmSendMmsOperator(SmSendBaseOperator):
             region=region,
         )
 
-    def execute(self, context: Context) -> str:
-        with smsend_errors():
-            return self._send(context)
-
-    def _send(self, context: Context) -> str:
+    def act(self, context: Context) -> str:
         soap = self.hook.soap_client
         message = self.build_message(soap.region)
         extras = self.hook.extras

@@ -21,7 +21,6 @@ from airflow_provider_smsend.operators.base import (
     SmSendBaseOperator,
     check_int,
     job_key,
-    smsend_errors,
 )
 
 if TYPE_CHECKING:
@@ -162,11 +161,7 @@ class SmSendMncOperator(SmSendBaseOperator):
         return list(valid), invalid, duplicates
 
     # ------------------------------------------------------------------ execute
-    def execute(self, context: Context) -> dict[str, Any]:
-        with smsend_errors():
-            return self._check(context)
-
-    def _check(self, context: Context) -> dict[str, Any]:
+    def act(self, context: Context) -> dict[str, Any]:
         client = self.client
         numbers, invalid, duplicates = self.validate(self.raw_numbers(), client.default_region)
         if invalid:

@@ -20,7 +20,6 @@ from airflow_provider_smsend.operators.base import (
     SmSendBaseOperator,
     check_int,
     job_key,
-    smsend_errors,
 )
 
 if TYPE_CHECKING:
@@ -286,11 +285,7 @@ class SmSendSmsOperator(SmSendBaseOperator):
 
     # ----------------------------------------------------------------- execute
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        with smsend_errors():
-            return self._send(context)
-
-    def _send(self, context: Context) -> dict[str, Any]:
+    def act(self, context: Context) -> dict[str, Any]:
         client = self.client
         messages = self.messages()
         if not messages:

@@ -93,15 +93,26 @@ class SmSendBaseSensor(BaseSensorOperator):
 
     # ------------------------------------------------------------------ shared plumbing
     def handle_gateway_error(self, exc: SmSendError, what: str) -> None:
-        """Fail at once on a non-retryable error; log a retryable one (the caller polls again)."""
-        from airflow_provider_smsend.triggers._base import error_payload
+        """Apply the one error policy (:func:`~airflow_provider_smsend.operators.base.airflow_error`):
+        fail at once on a final error; log a passing one (the caller pokes again)."""
+        from airflow_provider_smsend.operators.base import airflow_error
 
-        if not exc.retryable:
-            raise AirflowFailException(error_payload(exc, what)["message"]) from exc
+        translated = airflow_error(exc, what=what)
+        if translated is not exc:
+            raise translated from exc
         self.log.warning("Retryable smSend error while %s: %s; poking again", what, exc)
 
     def execute(self, context: Context) -> Any:
-        """Poke (poke/reschedule modes), or poke once and defer (deferrable mode)."""
+        """Poke (poke/reschedule modes), or poke once and defer (deferrable mode).
+
+        Runs under the one error policy: invalid arguments fail the task at once.
+        """
+        from airflow_provider_smsend.operators.base import smsend_errors
+
+        with smsend_errors():
+            return self._execute(context)
+
+    def _execute(self, context: Context) -> Any:
         self.prepare(context)
         if not self.deferrable:
             return super().execute(context)

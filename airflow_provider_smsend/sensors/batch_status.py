@@ -129,13 +129,9 @@ class SmSendBatchStatusSensor(SmSendBaseSensor):
 
     def _settings(self) -> tuple[list[str], str, str | float]:
         """The rendered arguments, validated (a bad value fails the task, it will not fix itself)."""
-        from airflow.sdk.exceptions import AirflowFailException
 
-        try:
-            ids = normalize_request_ids(self.request_ids)
-            return ids, validate_report_type(self.report_type), parse_success_rule(self.success_rule)
-        except SmSendValidationError as exc:
-            raise AirflowFailException(f"{self.task_id}: {exc}") from exc
+        ids = normalize_request_ids(self.request_ids)
+        return ids, validate_report_type(self.report_type), parse_success_rule(self.success_rule)
 
     def prepare(self, context: Context) -> None:
         """Validate the rendered request ids, report type and rule before the first poke."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import PokeReturnValue
 
-from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
+from airflow_provider_smsend.client.errors import SmSendError
 from airflow_provider_smsend.client.inbound_rules import (
     compile_text_pattern,
     find_match,
@@ -115,12 +115,8 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
         return self._after
 
     def _pattern(self) -> re.Pattern[str] | None:
-        from airflow.sdk.exceptions import AirflowFailException
 
-        try:
-            return compile_text_pattern(self.text_pattern or None, ignore_case=self.ignore_case)
-        except SmSendValidationError as exc:
-            raise AirflowFailException(f"{self.task_id}: {exc}") from exc
+        return compile_text_pattern(self.text_pattern or None, ignore_case=self.ignore_case)
 
     def prepare(self, context: Context) -> None:
         """Validate the rendered pattern and fix ``received_after`` once for the whole wait."""
@@ -132,10 +128,7 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
                 f"{self.task_id}: sharecode must be non-empty text, got {self.sharecode!r}."
             )
         if self.received_after not in (None, ""):
-            try:
-                after = parse_received_after(self.received_after)
-            except SmSendValidationError as exc:
-                raise AirflowFailException(f"{self.task_id}: {exc}") from exc
+            after = parse_received_after(self.received_after)
         else:
             first: datetime | None = None
             if self.reschedule and not self.deferrable:

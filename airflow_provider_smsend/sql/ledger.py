@@ -111,7 +111,13 @@ class DbApiLedger:
             statements.insert(0, "PRAGMA journal_mode=WAL")
         probe = f"SELECT owner FROM {self.table} WHERE 1 = 0"
         for sql in statements:
-            _execute(conn, sql)
+            try:
+                _execute(conn, sql)
+            except Exception:
+                # Two tries creating the table at once: PostgreSQL's CREATE TABLE IF NOT EXISTS can
+                # still fail on its catalog's unique index for the loser. The table is there: go on.
+                if not sql.startswith("CREATE") or not _works(conn, f"SELECT 1 FROM {self.table} WHERE 1 = 0"):
+                    raise
         try:
             _execute(conn, probe)
         except Exception:  # a table of version 0.2: no owner column yet
@@ -288,6 +294,15 @@ def _execute(conn: Any, sql: str) -> None:
         cur.execute(sql)
 
     _run(conn, work)
+
+
+def _works(conn: Any, sql: str) -> bool:
+    """True if ``sql`` runs (and is committed) on ``conn``."""
+    try:
+        _execute(conn, sql)
+    except Exception:
+        return False
+    return True
 
 
 def _entries(cur: Any, sql: str, params: tuple[Any, ...]) -> list[LedgerEntry]:

@@ -9,11 +9,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_smsend.client.errors import SmSendError
 from airflow_provider_smsend.hooks.smsend import SmSendHook
+from airflow_provider_smsend.operators.base import SmSendBaseOperator
 from airflow_provider_smsend.sql.dialect import Dialect, dialect_for
 from airflow_provider_smsend.sql.loader import (
     DEFAULT_CHUNK_SIZE,
@@ -21,7 +21,6 @@ from airflow_provider_smsend.sql.loader import (
     LoadResult,
     Session,
     SqlAlchemySession,
-    TableLayoutError,
     TableLoader,
     validate_load_mode,
 )
@@ -41,7 +40,7 @@ _LIBPQ_EXTRAS = (
 Transform = Callable[["pd.DataFrame"], "pd.DataFrame"]
 
 
-class BaseSmSendToSqlOperator(BaseOperator):
+class BaseSmSendToSqlOperator(SmSendBaseOperator):
     """Base of the operators that load smSend reports into a SQL table (not used directly).
 
     The target is any common-sql connection (``conn_id``): SQLite, PostgreSQL and MariaDB/MySQL
@@ -83,7 +82,7 @@ class BaseSmSendToSqlOperator(BaseOperator):
         transform: Transform | str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(smsend_conn_id=smsend_conn_id, **kwargs)
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
         if transform is not None and not callable(transform) and not isinstance(transform, str):
@@ -92,17 +91,11 @@ class BaseSmSendToSqlOperator(BaseOperator):
             )
         self.table = table
         self.conn_id = conn_id
-        self.smsend_conn_id = smsend_conn_id
         self.load_mode = load_mode
         self.create_table = create_table
         self.chunk_size = chunk_size
         self.hook_params = hook_params or {}
         self.transform = transform
-
-    @cached_property
-    def smsend_hook(self) -> SmSendHook:
-        """The smSend hook (built on first use, not at DAG parse)."""
-        return SmSendHook(smsend_conn_id=self.smsend_conn_id)
 
     @cached_property
     def db_hook(self) -> DbApiHook:
@@ -208,10 +201,6 @@ class BaseSmSendToSqlOperator(BaseOperator):
                 self.spec.name, self.table, self.dialect.name, mode, session.method,
             )  # fmt: skip
             return loader.load(frames, mode=mode, scope=scope, extra=extra)
-        except SmSendError as exc:
-            raise airflow_error(exc) from exc
-        except TableLayoutError as exc:
-            raise AirflowFailException(str(exc)) from exc
         finally:
             close_source(source)
             session.close()
@@ -252,13 +241,6 @@ def close_source(frames: object) -> None:
     close = getattr(frames, "close", None)
     if callable(close):
         close()
-
-
-def airflow_error(exc: SmSendError) -> Exception:
-    """A retryable smSend error as is (Airflow retries); a final one as ``AirflowFailException``."""
-    if getattr(exc, "retryable", False):
-        return exc
-    return AirflowFailException(f"{type(exc).__name__}: {exc}")
 
 
 def as_list(value: object) -> list[str]:

@@ -12,7 +12,6 @@ from airflow_provider_smsend.client.batch_rules import (
     describe_request_ids,
     validate_concurrency,
 )
-from airflow_provider_smsend.client.errors import SmSendError
 from airflow_provider_smsend.client.reports import BATCH_STATUS_COLUMNS, BATCH_STATUS_FRAME_COLUMNS
 from airflow_provider_smsend.sql.layouts import BATCH_STATUS_TABLE, CompactNames
 from airflow_provider_smsend.sql.loader import (
@@ -24,7 +23,6 @@ from airflow_provider_smsend.sql.loader import (
 )
 from airflow_provider_smsend.transfers.base import (
     BaseSmSendToSqlOperator,
-    airflow_error,
     as_list,
     close_source,
     peek,
@@ -107,7 +105,7 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
 
     def _frames(self, request_ids: list[str], report_type: str) -> Iterator[pd.DataFrame]:
         """The reports' frames (transformed): one streamed report, or many fetched concurrently."""
-        client = self.smsend_hook.client
+        client = self.client
         if len(request_ids) == 1:
             with client.stream_batch_status(request_ids[0], report_type) as frames:
                 yield from self.transformed(frames, BATCH_STATUS_FRAME_COLUMNS)
@@ -171,15 +169,11 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
                 loaded_at=self.now(),
                 dag_run_id=run_id,
             )
-        except SmSendError as exc:
-            raise airflow_error(exc) from exc
-        except TableLayoutError as exc:
-            raise AirflowFailException(str(exc)) from exc
         finally:
             close_source(frames)
             session.close()
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def act(self, context: Context) -> dict[str, Any]:
         request_ids = as_list(self.request_ids)
         if not request_ids:
             raise AirflowFailException("No request id to load: request_ids rendered empty.")

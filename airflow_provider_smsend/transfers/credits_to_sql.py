@@ -16,7 +16,6 @@ from airflow_provider_smsend.sql.layouts import CREDIT_SNAPSHOT_TABLE
 from airflow_provider_smsend.sql.loader import constant
 from airflow_provider_smsend.transfers.base import (
     BaseSmSendToSqlOperator,
-    airflow_error,
     as_date,
     as_list,
 )
@@ -122,24 +121,24 @@ class SmSendCreditsToSqlOperator(BaseSmSendToSqlOperator):
         moment = logical if isinstance(logical, dt.datetime) else dt.datetime.now(dt.UTC)
         return moment.astimezone(ROME).date()
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def act(self, context: Context) -> dict[str, Any]:
         ids = self._client_ids()
         snapshot_date = self._snapshot_date(context)
         if not ids:
             self.log.warning("No client id to snapshot: nothing loaded into %s", self.table)
             return {"rows": 0, "table": self.table, "load_mode": self.load_mode, "snapshot_date": snapshot_date.isoformat(),
                     "clients": 0, "total_credit": "0"}  # fmt: skip
-        client = self.smsend_hook.client
+        client = self.client
         balances: list[tuple[int, Decimal]] = []
         self.log.info("Asking credit-get for %d client(s), snapshot of %s", len(ids), snapshot_date)
         try:
             for u_id in ids:
                 balances.append((u_id, client.credit_get(u_id)))
-        except SmSendError as exc:
+        except SmSendError:
             self.log.error(
                 "credit-get failed for client %s after %d balance(s): nothing written", u_id, len(balances)
             )
-            raise airflow_error(exc) from exc
+            raise
         import pyarrow as pa
 
         frame = credit_snapshot_frame(balances, snapshot_date=snapshot_date)

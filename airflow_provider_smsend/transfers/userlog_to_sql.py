@@ -89,7 +89,7 @@ class SmSendUserlogToSqlOperator(BaseSmSendToSqlOperator):
         """The report's frames (transformed) with the load's columns added."""
         import pyarrow as pa
 
-        client = self.smsend_hook.client
+        client = self.client
         with client.stream_userlog(log_type, u_id=u_id, date_from=date_from, date_to=date_to) as frames:
             for frame in self.transformed(frames, USERLOG_COLUMNS[log_type][:4]):
                 rows = len(frame)
@@ -106,7 +106,7 @@ class SmSendUserlogToSqlOperator(BaseSmSendToSqlOperator):
                                              pa.int64() if name == "bill_id" else pa.string())  # fmt: skip
                 yield out
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def act(self, context: Context) -> dict[str, Any]:
         log_type = str(self.log_type).strip().lower()
         if log_type not in USERLOG_COLUMNS:
             raise AirflowFailException(

@@ -8,7 +8,7 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender
+from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender, RateLimiter
 from airflow_provider_smsend.client.errors import SmSendTimeoutError
 from airflow_provider_smsend.client.http import SendResult, SmSendClient
 from airflow_provider_smsend.client.ledger import SENDING, LedgerEntry, MemoryLedger
@@ -81,3 +81,12 @@ def test_every_request_leaves_after_its_sending_mark_and_in_flight_stays_bounded
     assert {n: e.state for n, e in ledger.load("job").items()} == expected
     # At most about two chunks are marked and not yet answered (what a kill can leave unknown).
     assert ledger.most_open <= 2 * 10
+
+
+def test_rate_limiter_spreads_calls():
+    now = [0.0]
+    slept: list[float] = []
+    limiter = RateLimiter(10, clock=lambda: now[0], sleep=lambda s: slept.append(round(s, 6)))
+    for _ in range(4):
+        limiter.acquire()
+    assert slept == [0.1, 0.2, 0.3]

@@ -299,3 +299,98 @@ def test_credit_check_wrong_password_fails(add_smsend_connection: Any, make_cont
     conn_id = add_smsend_connection("smsend_bad", password="wrong-password")
     with pytest.raises(AirflowFailException, match="SmSendAuthError"):
         SmSendCreditCheckOperator(task_id="c", smsend_conn_id=conn_id).execute(make_context())
+
+
+# ---------------------------------------------------------------- credit: whose credit is it (issue 15, item 2)
+
+
+def _age_mark(ledger_db: Any, item: str, seconds: float) -> None:
+    """Move an item's `sending` mark ``seconds`` into the past (an attempt long over)."""
+    import datetime as dt
+    import sqlite3
+
+    when = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)).isoformat(timespec="microseconds")
+    with sqlite3.connect(ledger_db) as db:
+        db.execute("UPDATE smsend_send_ledger SET updated_at = ? WHERE item = ?", (when, item))
+
+
+def test_assign_credit_does_not_adopt_a_credit_another_task_recorded(
+    sandbox: Any, make_context: Any, ledger_conn_id: str
+) -> None:
+    """An earlier try died before its request left; meanwhile another task assigned the same credit
+    and recorded it in the ledger: the retry must not take that credit for its own."""
+    context = make_context(task_id="credit", try_number=2)
+    ledger_for(ledger_conn_id).claim(job_key(context), ["credit_add:1001:1:5.0000"], owner="earlier try")
+    other = SmSendAssignCreditOperator(task_id="other_credit", u_id=DEMO, bill_id=1, credit="5")
+    other_id = other.execute(make_context(task_id="other_credit"))
+    task = SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="5")
+    with pytest.raises(AirflowFailException, match="NOT done again automatically"):
+        task.execute(context)
+    assert [e["id"] for e in _credits(sandbox)] == [other_id]  # nothing more assigned
+    assert _requests(sandbox, "/backoffice/credit-add.php") == 1
+
+
+def test_assign_credit_does_not_adopt_a_credit_after_its_attempt_window(
+    sandbox: Any, make_context: Any, ledger_conn_id: str, ledger_db: Any
+) -> None:
+    """A matching credit made (by hand, in the back-office) after the earlier attempt's longest call
+    had ended cannot be that attempt's: not adopted, nothing assigned."""
+    context = make_context(task_id="credit", try_number=2)
+    item = "credit_add:1001:1:5.0000"
+    ledger_for(ledger_conn_id).claim(job_key(context), [item], owner="earlier try")
+    _age_mark(ledger_db, item, 3600)  # the attempt started an hour ago
+    SmSendHook().client.credit_add(DEMO, 1, "5")  # someone else's, now
+    with pytest.raises(AirflowFailException, match="resend_unknown=True"):
+        SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="5").execute(context)
+    assert len(_credits(sandbox)) == 1 and _requests(sandbox, "/backoffice/credit-add.php") == 1
+
+
+def test_assign_credit_two_unexplained_matches_are_ambiguous(
+    sandbox: Any, make_context: Any, ledger_conn_id: str
+) -> None:
+    context = make_context(task_id="credit", try_number=2)
+    ledger_for(ledger_conn_id).claim(job_key(context), ["credit_add:1001:1:5.0000"], owner="earlier try")
+    client = SmSendHook().client
+    client.credit_add(DEMO, 1, "5")
+    client.credit_add(DEMO, 1, "5")
+    with pytest.raises(AirflowFailException, match="2 matching credits"):
+        SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="5").execute(context)
+    assert len(_credits(sandbox)) == 2  # none assigned by the task
+
+
+def test_assign_credit_two_tries_at_once_assign_one_credit(
+    sandbox: Any, make_context: Any, ledger_conn_id: str
+) -> None:
+    """Two tries of one task instance at once (a worker cut off from the API server keeps running):
+    one credit is assigned; each try returns its id or fails without assigning."""
+    import threading
+
+    from airflow_provider_smsend.client.errors import SmSendError
+
+    sandbox.admin.set_faults(latency_ms=300)
+    barrier = threading.Barrier(2)
+    returned: list[int] = []
+    failed: list[BaseException] = []
+
+    def attempt(try_number: int) -> None:
+        task = SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="3")
+        context = make_context(task_id="credit", try_number=try_number)
+        barrier.wait()
+        try:
+            returned.append(task.execute(context))
+        except (AirflowFailException, SmSendError) as exc:
+            failed.append(exc)
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    (credit,) = _credits(sandbox)
+    assert set(returned) <= {credit["id"]} and len(returned) + len(failed) == 2
+    assert sandbox.admin.credit(DEMO) == "103.0000"
+    sandbox.admin.set_faults(latency_ms=0)
+    # a later try finds the one credit in the ledger or the log, and assigns nothing
+    again = SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="3")
+    assert again.execute(make_context(task_id="credit", try_number=3)) == credit["id"]
+    assert _requests(sandbox, "/backoffice/credit-add.php") == 1

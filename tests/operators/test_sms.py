@@ -17,7 +17,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from smsend_test_support.operator_fixtures import build_context
 
-from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender, RateLimiter
+from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender
 from airflow_provider_smsend.client.http import SmSendClient
 from airflow_provider_smsend.client.ledger import LedgerEntry, MemoryLedger
 from airflow_provider_smsend.operators.sms import SmSendPartialFailure, SmSendSmsOperator
@@ -247,22 +247,6 @@ def test_ambiguous_outcome_reported_unknown_not_resent(gateway):
     )
     assert third.outcomes[0].status == "accepted"
     assert sent_counts(gateway) == {"+393331111111": 2}
-
-
-def test_rate_limiter_spreads_calls():
-    now = [0.0]
-    limiter = RateLimiter(10, clock=lambda: now[0])
-    slept = []
-    import airflow_provider_smsend.client.bulk as bulk
-
-    original = bulk.time.sleep
-    bulk.time.sleep = lambda s: slept.append(round(s, 6))  # type: ignore[assignment]
-    try:
-        for _ in range(4):
-            limiter.acquire()
-    finally:
-        bulk.time.sleep = original  # type: ignore[assignment]
-    assert slept == [0.1, 0.2, 0.3]
 
 
 KILL_SCRIPT = textwrap.dedent(

@@ -89,7 +89,7 @@ def test_sensors_fail_at_once_in_poke_mode(
             timeout=30,
         )
         path, expected = "/wsdl/index.php", r"Not allowed: check the MMS id, password or ticket|KO 10[16]"
-    with pytest.raises(AirflowFailException, match=rf"will not succeed by waiting: .*({expected})"):
+    with pytest.raises(AirflowFailException, match=rf"will not succeed by retrying: .*({expected})"):
         sensor.execute({})
     assert requests_to(sandbox, path) == 1  # no retry of a refusal
 

@@ -144,7 +144,7 @@ def test_soft_fail_skips_on_timeout_and_on_failure(mode, gateway, helpers):
 def test_non_retryable_gateway_error_fails_at_once(mode, gateway, helpers):
     ids = helpers.send(gateway, PENDING)
     started = time.monotonic()
-    with pytest.raises(AirflowFailException, match="will not succeed by waiting") as info:
+    with pytest.raises(AirflowFailException, match="will not succeed by retrying") as info:
         run_sensor(mode, ids, helpers, smsend_conn_id="smsend_bad", timeout=30)
     assert isinstance(info.value.__cause__, SmSendAuthError)
     assert time.monotonic() - started < 5

@@ -92,7 +92,7 @@ def test_explicit_received_after_accepts_an_earlier_reply(mode, gateway, shareco
 @pytest.mark.parametrize("mode", MODES)
 def test_non_retryable_error_fails_at_once(mode, gateway, sharecode, helpers):
     started = time.monotonic()
-    with pytest.raises(AirflowFailException, match="will not succeed by waiting"):
+    with pytest.raises(AirflowFailException, match="will not succeed by retrying"):
         run_sensor(make(mode, "999", timeout=30), mode, helpers)
     assert time.monotonic() - started < 5
 
