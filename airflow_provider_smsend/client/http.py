@@ -22,7 +22,6 @@ from urllib.parse import urlencode, urlsplit
 
 from airflow_provider_smsend.client import answers, validation
 from airflow_provider_smsend.client.batch_rules import FETCH_CONCURRENCY, validate_concurrency
-from airflow_provider_smsend.client.direct_post import DirectPost, SendForm, form_error
 from airflow_provider_smsend.client.errors import (
     SmSendError,
     SmSendTimeoutError,
@@ -345,7 +344,11 @@ class SmSendClient:
             try:
                 str(value).encode(self.charset)
             except UnicodeEncodeError:
-                raise form_error(key, self.charset) from None
+                # Name the field, never the value: it may be a password.
+                raise SmSendValidationError(
+                    f"The {key!r} field has characters the request charset {self.charset!r} cannot carry: "
+                    "use charset utf-8 (the connection's charset extra) or remove them. Nothing was sent."
+                ) from None
         return urlencode({k: str(v) for k, v in data.items()}, encoding=self.charset).encode("ascii")
 
     @property
@@ -691,14 +694,14 @@ class SmSendClient:
     def bulk_send_path(
         self, *, sender: str, quality: str, url: str | None = None, return_id: bool = True
     ) -> Callable[[str, PreparedMessage], SendResult]:
-        """:meth:`send_prepared` for the many messages of a bulk send, with less CPU per message.
+        """Return :meth:`send_prepared` for the many messages of a bulk send, prepared once per run.
 
         Returns ``send(recipient, prepared) -> SendResult``, safe to call from many threads, with the
-        answers, errors and retries of :meth:`send_prepared` and byte-identical requests. The form's
-        constant fields are encoded once (:class:`~.direct_post.SendForm`), and while the session is
-        plain each request goes straight through its urllib3 pool (:class:`~.direct_post.DirectPost`),
-        skipping requests' per-call preparation; otherwise (a mocked session, a custom adapter,
-        cookies) through the session. The session's settings are read now: call this once per run.
+        answers, errors, retries and requests of :meth:`send_prepared`. The session prepares the
+        ``send.php`` request once (its headers, auth and hooks); each message sends a copy with its own
+        form body (:meth:`form_body`) and the session's cookies by ``Session.send``, through the
+        adapter mounted for the gateway (the pool :meth:`ensure_pool` sized, or a test's mock). Call
+        this once per run: the session's headers, auth, hooks and environment are read now.
 
         :param sender: a sender from :func:`~airflow_provider_smsend.client.validation.validate_sender`.
         :param quality: the quality code the messages were prepared with.
@@ -708,31 +711,39 @@ class SmSendClient:
         import requests
 
         path = "/sms/send.php"
-        form = SendForm(
-            auth=self._auth("sms"),
-            charset=self.charset,
-            sender=sender,
-            quality=quality,
-            url=url,
-            return_id=return_id,
+        session = self.session
+        template = session.prepare_request(
+            requests.Request("POST", self.base_url + path, headers={"Content-Type": self.content_type})
         )
-        direct = DirectPost.build(
-            self.session, self.base_url + path, content_type=self.content_type, timeout=self.timeout
-        )
+        # Set per message, in the order Session.prepare_request sets them: cookies, then the body.
+        template.headers.pop("Cookie", None)
+        template.headers.pop("Content-Length", None)
+        settings = session.merge_environment_settings(template.url, {}, None, None, None)
 
         def answer(body: bytes) -> str:
-            if direct is None or not direct.matches():
-                return answers.parse_answer(self._text(self._post_once(path, body)))
+            request = template.copy()
+            request.prepare_cookies(session.cookies)
+            request.prepare_body(body, None)
             try:
-                status, content_type, content = direct.post(body)
+                response = session.send(request, timeout=self.timeout, allow_redirects=True, **settings)
             except requests.RequestException as exc:
                 raise transport_error(exc, path) from None
-            if status != 200:
-                raise http_status_error(status, path)
-            return answers.parse_answer(answers.decode_body(content, content_type))
+            if response.status_code != 200:
+                response.close()
+                raise http_status_error(response.status_code, path)
+            return answers.parse_answer(self._text(response))
 
         def send(recipient: str, prepared: PreparedMessage) -> SendResult:
-            body = form.body(recipient, prepared)
+            fields = {
+                "rcpt": recipient,
+                "data": prepared.text,
+                "sender": sender,
+                "qty": quality,
+                "operation": prepared.operation,
+                "url": url,
+                "return_id": "1" if return_id else None,
+            }
+            body = self.form_body(fields, "sms")
             log.debug(
                 "smSend send to %s (%s, %d segment(s))",
                 mask_number(recipient),

@@ -1,8 +1,8 @@
 """The bulk send path (SmSendClient.bulk_send_path): the same requests and outcomes as send_prepared.
 
 A small local HTTP server records every request it gets and answers as each test scripts it, so
-the bulk path (straight through the session's urllib3 pool) and send_prepared (through requests)
-are compared on the wire and on every failure a send can meet.
+the bulk path (one prepared request per run, each message sent by ``Session.send``) and
+send_prepared (``Session.post``) are compared on the wire and on every failure a send can meet.
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import requests
 
-from airflow_provider_smsend.client.direct_post import DirectPost, SendForm
+from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender
 from airflow_provider_smsend.client.errors import SmSendError, SmSendTransportError, SmSendValidationError
 from airflow_provider_smsend.client.http import SmSendClient
+from airflow_provider_smsend.client.ledger import MemoryLedger
 from airflow_provider_smsend.client.retry import NO_RETRY, RetryPolicy
 
 NUMBER = "+393331234567"
@@ -185,33 +187,6 @@ def test_bulk_path_sends_byte_identical_requests(gateway, text, client_kwargs, p
     assert ("Content-Length", str(len(first[3]))) in first[2]
 
 
-def test_send_form_matches_form_body_field_for_field():
-    client = make_client("http://gw.test", charset="iso-8859-1")
-    for text, url, return_id in [("Ciao", None, True), ("a&b=c %+", "http://x.test/?a=1", False)]:
-        prepared = client.prepare(text, url=url, operation="WAPPUSH" if url else None)
-        form = SendForm(
-            auth={"user": "acct-user9", "pass": "pw-Secret9 &+"},
-            charset="iso-8859-1",
-            sender="ACME",
-            quality="h",
-            url=url,
-            return_id=return_id,
-        )
-        expected = client.form_body(
-            {
-                "rcpt": NUMBER,
-                "data": prepared.text,
-                "sender": "ACME",
-                "qty": "h",
-                "operation": prepared.operation,
-                "url": url,
-                "return_id": "1" if return_id else None,
-            },
-            "sms",
-        )
-        assert form.body(NUMBER, prepared) == expected
-
-
 @pytest.mark.parametrize(
     ("password", "text", "sender", "named"),
     [
@@ -232,10 +207,10 @@ def test_unencodable_field_named_like_form_body(password, text, sender, named):
     assert f"The {named!r} field" in str(bulk.value) and password not in str(bulk.value)
 
 
-# ------------------------------------------------------------------ the direct path is really taken
+# ------------------------------------------------------------------ one preparation per run, the session's adapters per call
 
 
-def test_requests_prepares_once_per_run_not_per_message(gateway, monkeypatch):
+def test_the_session_prepares_the_request_once_per_run_not_per_message(gateway, monkeypatch):
     prepared_requests: list[Any] = []
     original = requests.Session.prepare_request
     monkeypatch.setattr(
@@ -250,25 +225,71 @@ def test_requests_prepares_once_per_run_not_per_message(gateway, monkeypatch):
     assert len({port for *_, port in gateway.seen}) == 1  # one keep-alive connection
 
 
-def test_requests_mock_still_sees_every_bulk_request(requests_mock):
+def test_requests_mock_sees_every_bulk_request(requests_mock):
     requests_mock.post("https://gw.test/sms/send.php", text="OK 0.0850 HTTP00000000001")
     client = make_client("gw.test")
     send = client.bulk_send_path(sender="ACME", quality="h")
     assert send(NUMBER, client.prepare("Ciao")).request_id == "HTTP00000000001"
     assert len(requests_mock.request_history) == 1
+    assert requests_mock.last_request.body == client.form_body(
+        {"rcpt": NUMBER, "data": "Ciao", "sender": "ACME", "qty": "h", "operation": "TEXT", "return_id": "1"},
+        "sms",
+    )
 
 
-def test_direct_path_steps_aside_for_a_mounted_adapter_or_a_mock(gateway):
+def test_bulk_sender_over_a_requests_mock_session_records_every_outcome(requests_mock):
+    """What a user's test of a bulk DAG does: BulkSender's worker threads reach the mock."""
+    accepted = {f"+39333100000{n}" for n in range(4, 10)}
+
+    def answer(request: Any, context: Any) -> str:
+        rcpt = parse_qs(request.text)["rcpt"][0]
+        return f"OK 0.0850 HTTP0000000{rcpt[-4:]}" if rcpt in accepted else "KO Parametro rcpt non valido."
+
+    requests_mock.post("https://gw.test/sms/send.php", text=answer)
+    client = make_client("gw.test", default_sender="ACME")
+    recipients = sorted(accepted | {"+393331000010", "+393331000011"})
+    result = BulkSender(client, ledger=MemoryLedger(), job_key="mocked", concurrency=4).run(
+        [BulkMessage(n, "Ciao") for n in recipients]
+    )
+    assert len(requests_mock.request_history) == len(recipients)
+    outcomes = {o.recipient: o for o in result.outcomes}
+    assert {r for r, o in outcomes.items() if o.status == "accepted"} == accepted
+    assert all(outcomes[r].request_id == f"HTTP0000000{r[-4:]}" for r in accepted)
+    assert {outcomes[r].status for r in ("+393331000010", "+393331000011")} == {"rejected"}
+    assert result.totals["accepted"] == len(accepted) and result.totals["total"] == len(recipients)
+
+
+def test_an_adapter_mounted_after_the_path_was_built_gets_the_next_sends(gateway):
     client = make_client(gateway.url)
-    session = client.session
-    direct = DirectPost.build(session, gateway.url + "/sms/send.php", content_type="x", timeout=(1.0, 1.0))
-    assert direct is not None and direct.matches()
-    session.mount(gateway.url, requests.adapters.HTTPAdapter())
-    assert not direct.matches()
+    prepared = client.prepare("Ciao")
+    send = client.bulk_send_path(sender="ACME", quality="h")
+    send(NUMBER, prepared)
     import requests_mock
 
-    with requests_mock.Mocker(session=session, real_http=True):
-        assert DirectPost.build(session, gateway.url, content_type="x", timeout=(1.0, 1.0)) is None
+    adapter = requests_mock.Adapter()
+    adapter.register_uri("POST", gateway.url + "/sms/send.php", text="OK 0.05 HTTP9")
+    client.session.mount(gateway.url, adapter)
+    assert send(NUMBER, prepared).request_id == "HTTP9"
+    assert len(gateway.seen) == 1 and adapter.call_count == 1
+
+
+def test_every_bulk_request_has_the_clients_finite_timeout(gateway):
+    client = make_client(gateway.url, timeout=(2.5, 7.0))
+    adapter = client.session.get_adapter(gateway.url)
+    timeouts: list[Any] = []
+    real = adapter.send
+
+    def spy(request: Any, **kwargs: Any) -> Any:
+        timeouts.append(kwargs["timeout"])
+        return real(request, **kwargs)
+
+    from unittest import mock
+
+    with mock.patch.object(adapter, "send", side_effect=spy):
+        send = client.bulk_send_path(sender="ACME", quality="h")
+        for _ in range(3):
+            send(NUMBER, client.prepare("Ciao"))
+    assert timeouts == [(2.5, 7.0)] * 3
 
 
 def test_after_close_the_next_call_opens_a_new_connection_as_requests_does(gateway):
@@ -390,6 +411,9 @@ def test_a_cookie_the_gateway_sets_is_sent_back_as_requests_would(gateway):
     assert "Cookie" not in headers[0]
     assert headers[1]["Cookie"] == "PHPSESSID=abc123"
     assert client.session.cookies.get("PHPSESSID") == "abc123"
+    both_ways(client)  # with the cookie in the jar, both paths send the same request
+    *_, first, second = wire(gateway.seen)
+    assert second == first
 
 
 # ------------------------------------------------------------------ TLS verification and proxies, as requests does them
@@ -433,16 +457,16 @@ def test_an_http_proxy_from_the_environment_gets_the_same_request(gateway, monke
 # ------------------------------------------------------------------ patched or instrumented sessions take the requests path
 
 
-def _patch_session_post(client: SmSendClient, calls: list[str]) -> Any:
+def _patch_session_send(client: SmSendClient, calls: list[str]) -> Any:
     from unittest import mock
 
-    def fake_post(*args: Any, **kwargs: Any) -> Any:
+    def fake_send(*args: Any, **kwargs: Any) -> Any:
         calls.append("stub")
         response = requests.Response()
         response.status_code, response._content = 200, b"OK 0.05 HTTP9"
         return response
 
-    return mock.patch.object(client.session, "post", side_effect=fake_post)
+    return mock.patch.object(client.session, "send", side_effect=fake_send)
 
 
 def _wrap_class_send(monkeypatch: pytest.MonkeyPatch, calls: list[str]) -> None:
@@ -471,18 +495,18 @@ def _patch_adapter_instance(client: SmSendClient, calls: list[str]) -> Any:
     return mock.patch.object(adapter, "send", side_effect=spy)
 
 
-@pytest.mark.parametrize("how", ["session.post", "Session.send wrapped", "adapter.send"])
+@pytest.mark.parametrize("how", ["session.send", "Session.send wrapped", "adapter.send"])
 def test_a_patched_or_instrumented_session_gets_every_bulk_send(gateway, monkeypatch, how):
-    """A stub or a tracing wrapper on the session must see bulk sends, as it sees send(): the
-    direct path steps aside when any method a call goes through is not requests' own."""
+    """A stub or a tracing wrapper on the session sees bulk sends, as it sees send(): each one is a
+    ``Session.send`` call through the session's adapter."""
     import contextlib
 
     client = make_client(gateway.url)
     prepared = client.prepare("Ciao", quality="h")
     calls: list[str] = []
     with contextlib.ExitStack() as stack:
-        if how == "session.post":
-            stack.enter_context(_patch_session_post(client, calls))
+        if how == "session.send":
+            stack.enter_context(_patch_session_send(client, calls))
         elif how == "Session.send wrapped":
             _wrap_class_send(monkeypatch, calls)
         else:
@@ -491,7 +515,7 @@ def test_a_patched_or_instrumented_session_gets_every_bulk_send(gateway, monkeyp
         send(NUMBER, prepared)
         send("+393339876543", prepared)
     assert len(calls) == 2
-    assert len(gateway.seen) == (0 if how == "session.post" else 2)
+    assert len(gateway.seen) == (0 if how == "session.send" else 2)
 
 
 def test_patching_after_the_path_was_built_is_seen_too(gateway):

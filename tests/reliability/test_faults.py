@@ -6,10 +6,10 @@ import sqlite3
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import requests
 from _shared import numbers
 
 from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender
-from airflow_provider_smsend.client.direct_post import DirectPost
 from airflow_provider_smsend.client.http import SmSendClient
 from airflow_provider_smsend.sql.ledger import DbApiLedger
 
@@ -52,10 +52,16 @@ def _sender(sandbox: Any, ledger_path: Path) -> BulkSender:
 def test_thousand_recipients_under_faults_none_missing_none_twice(
     sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The bulk sender's own transport (straight through the session's pool) meets every fault.
-    direct_posts: list[bytes] = []
-    post = DirectPost.post
-    monkeypatch.setattr(DirectPost, "post", lambda self, body: direct_posts.append(body) or post(self, body))
+    # Every request leaves by the session's HTTPAdapter once: urllib3 retries none of them itself.
+    adapter_sends: list[str | None] = []
+    send = requests.adapters.HTTPAdapter.send
+    monkeypatch.setattr(
+        requests.adapters.HTTPAdapter,
+        "send",
+        lambda self, request, **kwargs: (
+            adapter_sends.append(request.path_url) or send(self, request, **kwargs)
+        ),
+    )
     sandbox.admin.set_faults(**FAULTS)
     ledger_path = tmp_path / "ledger.db"
     messages = [BulkMessage(n, "Saldi di fine stagione: -30%") for n in RECIPIENTS]
@@ -98,7 +104,7 @@ def test_thousand_recipients_under_faults_none_missing_none_twice(
         "total": 1000,
     }
 
-    assert len(direct_posts) == sandbox.admin.stats()["requests"]["/sms/send.php"]
+    assert adapter_sends.count("/sms/send.php") == sandbox.admin.stats()["requests"]["/sms/send.php"]
 
     # The retried job (faults gone) sends only the rejected ones; unknown stay unknown, never resent.
     sandbox.admin.set_faults(ko_queue_rate=0, http500_rate=0, drop_rate=0, latency_ms=0, jitter_ms=0)
