@@ -2,14 +2,20 @@
 
 The gateway wants ``+XXYYYZZZZZZZ``. Users have national forms (``3331234567``), ``0039…``
 prefixes and spaces; :func:`normalize_number` turns them into E.164 with a default region
-(Italy unless configured), and rejects what is not a valid number, naming it.
+(Italy unless configured), and rejects what is not a valid number, naming it (masked).
+
+Two more refusals (docs/gateway.md, "Numbers"): a number given as a float (or NaN, a bool, any
+type but text and integers) is never turned into digits, and a landline (phonenumbers type
+``FIXED_LINE``) is refused unless the caller passes ``allow_landlines=True``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from numbers import Integral
 
 from airflow_provider_smsend.client.errors import SmSendValidationError
 
@@ -18,10 +24,17 @@ _DIGITS = re.compile(r"\d")
 #: What a written phone number may contain: digits, a leading +, spaces and the usual separators.
 #: Letters are refused (phonenumbers would read them as keypad digits: "a" -> 2).
 _NUMBER_CHARS = re.compile(r"^\+?[0-9 ().\-/]+$")
+#: The text of a float (``str(3331234590.0)``): a number that went through a float column.
+_FLOAT_TEXT = re.compile(r"^\+?\d+\.0$")
+#: What pandas, NumPy and Python print for a missing value.
+_MISSING_TEXT = frozenset({"nan", "<na>", "nat", "none", "null"})
+#: The ``code`` of the SmSendValidationError that refuses a landline (other refusals keep the default).
+LANDLINE = "landline"
 
 
 @lru_cache(maxsize=65536)
-def _normalize(raw: str, region: str) -> str | None:
+def _normalize(raw: str, region: str) -> tuple[str, bool] | None:
+    """``(E.164, is a landline)`` of a written number, or None when it is not a valid number."""
     import phonenumbers  # heavy metadata: imported on first use, not at DAG parse time
 
     text = raw.strip()
@@ -35,21 +48,50 @@ def _normalize(raw: str, region: str) -> str | None:
         return None
     if not phonenumbers.is_valid_number(parsed):
         return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return e164, phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.FIXED_LINE
 
 
-def normalize_number(number: object, *, region: str = DEFAULT_REGION) -> str:
-    """Return ``number`` in E.164 (``+393331234567``).
-
-    :param number: a number as text (``"+39 333 123 4567"``, ``"3331234567"``, ``"0039333…"``) or int.
-    :param region: ISO 3166 region used for numbers without an international prefix.
-    :raises SmSendValidationError: if it is not a valid phone number.
-    """
-    if isinstance(number, bool) or not isinstance(number, str | int):
+def _written(number: object) -> str:
+    """The text of ``number``; refuse a float, NaN, a bool or any type but text and integers."""
+    if isinstance(number, str):
+        text = number.strip()
+        if text.lower() in _MISSING_TEXT or not text:
+            raise SmSendValidationError(
+                f"Phone number is missing ({number!r}): give a number or leave the recipient out."
+            )
+        if _FLOAT_TEXT.match(text):
+            raise SmSendValidationError(
+                f"Phone number {mask_number(text)!r} is the text of a float (it ends in '.0'): the "
+                "number went through a float (a pandas column with missing values is one) and may "
+                "have gained or lost digits. Read the column as text (dtype=str)."
+            )
+        return number
+    if isinstance(number, float) and math.isnan(number):
         raise SmSendValidationError(
-            f"Phone number must be text, got {type(number).__name__}: {mask_number(str(number))!r}"
+            "Phone number is missing (NaN, an empty cell of a pandas column): leave the recipient out."
         )
-    raw = str(number)
+    if isinstance(number, float):
+        raise SmSendValidationError(
+            f"Phone number {mask_number(str(number))!r} is a float: a float is never turned into "
+            "digits (a pandas column with missing values turns numbers into floats, and a float "
+            "may have gained or lost digits). Read the column as text (dtype=str), or pass an int."
+        )
+    if isinstance(number, Integral) and not isinstance(number, bool) and int(number) >= 0:
+        return str(int(number))  # an int, or a NumPy integer (a pandas column without gaps)
+    if number is None or str(number).strip().lower() in _MISSING_TEXT:  # None, pandas.NA, NaT
+        raise SmSendValidationError(
+            f"Phone number must be text or a non-negative int, got {number!r}: the number is missing. "
+            "Give one, or leave the recipient out."
+        )
+    raise SmSendValidationError(
+        f"Phone number must be text or a non-negative int, got {type(number).__name__}: "
+        f"{mask_number(str(number))!r}."
+    )
+
+
+def _parse(number: object, region: str) -> tuple[str, bool]:
+    raw = _written(number)
     result = _normalize(raw, region.upper())
     if result is None:
         raise SmSendValidationError(
@@ -59,19 +101,74 @@ def normalize_number(number: object, *, region: str = DEFAULT_REGION) -> str:
     return result
 
 
-def normalize_numbers(numbers: Iterable[object], *, region: str = DEFAULT_REGION) -> list[str]:
-    """Normalise every number; raise one error naming all invalid ones (masked), or return them all."""
+def _landline_error(raw: object) -> SmSendValidationError:
+    return SmSendValidationError(
+        f"Phone number {mask_number(str(raw))!r} is a landline (fixed line): it cannot receive SMS. "
+        "Leave it out, or pass allow_landlines=True if your landlines receive SMS.",
+        code=LANDLINE,
+    )
+
+
+def normalize_number(number: object, *, region: str = DEFAULT_REGION, allow_landlines: bool = False) -> str:
+    """Return ``number`` in E.164 (``+393331234567``).
+
+    :param number: a number as text (``"+39 333 123 4567"``, ``"3331234567"``, ``"0039333…"``) or
+        an int. A float (``3331234590.0``), its text (``"3331234590.0"``), NaN, a bool or any other
+        type is refused, never turned into digits.
+    :param region: ISO 3166 region used for numbers without an international prefix.
+    :param allow_landlines: accept a number whose type is definitely a landline (phonenumbers
+        ``FIXED_LINE``, e.g. ``+39 06…``); refused by default, since it cannot receive SMS. Numbers
+        that may be mobile (``FIXED_LINE_OR_MOBILE``) or whose type is unknown are accepted
+        (docs/gateway.md, "Numbers").
+    :raises SmSendValidationError: if it is not a valid phone number, or is a refused landline
+        (then ``code`` is ``"landline"``); the message masks the number.
+    """
+    e164, landline = _parse(number, region)
+    if landline and not allow_landlines:
+        raise _landline_error(number)
+    return e164
+
+
+def normalize_numbers(
+    numbers: Iterable[object], *, region: str = DEFAULT_REGION, allow_landlines: bool = False
+) -> list[str]:
+    """Normalise every number; raise one error naming all invalid ones (masked), or return them all.
+
+    :param allow_landlines: as for :func:`normalize_number`. Refused landlines are named apart; the
+        error's ``code`` is ``"landline"`` when they are the only problem.
+    """
     good: list[str] = []
     bad: list[str] = []
+    landlines: list[str] = []
     for number in numbers:
         try:
-            good.append(normalize_number(number, region=region))
+            e164, landline = _parse(number, region)
         except SmSendValidationError:
             bad.append(mask_number(str(number)))
+            continue
+        if landline and not allow_landlines:
+            landlines.append(mask_number(str(number)))
+        else:
+            good.append(e164)
+    problems = []
     if bad:
-        shown = ", ".join(repr(b) for b in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
-        raise SmSendValidationError(f"{len(bad)} invalid phone number(s): {shown}. Nothing was sent.")
+        problems.append(f"{len(bad)} invalid phone number(s): {_some(bad)}")
+    if landlines:
+        problems.append(
+            f"{len(landlines)} landline number(s), which cannot receive SMS: {_some(landlines)} "
+            "(leave them out, or pass allow_landlines=True)"
+        )
+    if problems:
+        raise SmSendValidationError(
+            "; ".join(problems) + ". Nothing was sent.", code=None if bad else LANDLINE
+        )
     return good
+
+
+def _some(masked: list[str]) -> str:
+    return ", ".join(repr(m) for m in masked[:10]) + (
+        f" and {len(masked) - 10} more" if len(masked) > 10 else ""
+    )
 
 
 def mask_number(number: str) -> str:
