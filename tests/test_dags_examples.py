@@ -11,6 +11,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "dags_examples"
 EXPECTED = {
     "smsend_campaign",
+    "smsend_mapped_reminders",
     "smsend_pipeline_alerts",
     "smsend_reply_workflow",
     "smsend_reseller_billing",

@@ -68,9 +68,14 @@ FATAL_ERRORS = (SmSendAuthError, SmSendInsufficientCreditError)
 
 @dataclass(frozen=True)
 class BulkMessage:
-    """One message of a bulk send: a recipient and its (already personalised) text."""
+    """One message of a bulk send: a recipient and its (already personalised) text.
 
-    number: str
+    :param number: the number as given (text or an integer; anything else is rejected in
+        :meth:`BulkSender.plan`, never turned into digits).
+    :param text: the message.
+    """
+
+    number: object
     text: str
 
 
@@ -99,9 +104,12 @@ class RecipientOutcome:
     previous_try: bool = False
     retryable: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (for XCom)."""
-        return asdict(self)
+    def to_dict(self, *, masked: bool = True) -> dict[str, Any]:
+        """A JSON-able dict (for XCom), the recipient masked unless ``masked=False``."""
+        data = asdict(self)
+        if masked:
+            data["recipient"] = mask_number(self.recipient)
+        return data
 
 
 @dataclass
@@ -139,16 +147,35 @@ class BulkResult:
         total = len(self.outcomes)
         return 0.0 if total == 0 else (total - self.totals[ACCEPTED]) / total
 
-    def to_dict(self, *, include_outcomes: bool = True) -> dict[str, Any]:
-        """A JSON-able summary (for XCom): totals, total cost as a string, request ids, outcomes."""
+    def this_try(self) -> dict[str, Any]:
+        """What this run did itself (outcomes not read from an earlier try's ledger entries):
+        counts of accepted, rejected and unknown, and the cost, as an exact decimal string."""
+        now = [o for o in self.outcomes if not o.previous_try]
+        counts: dict[str, Any] = {ACCEPTED: 0, REJECTED: 0, UNKNOWN: 0}
+        for outcome in now:
+            counts[outcome.status] += 1
+        counts["cost"] = str(sum((Decimal(o.cost) for o in now if o.cost is not None), Decimal("0")))
+        return counts
+
+    def to_dict(
+        self, *, include_outcomes: bool = False, masked: bool = True, where: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A small JSON-able summary (for XCom), the same size for 1 or 100,000 recipients.
+
+        :param include_outcomes: add ``outcomes_list``, one dict per recipient.
+        :param masked: mask the recipients of ``outcomes_list`` (``False``: full numbers).
+        :param where: where the per-recipient outcomes are kept (the ledger), under ``outcomes``.
+        """
         data: dict[str, Any] = {
             "totals": self.totals,
             "total_cost": str(self.total_cost),
-            "request_ids": self.request_ids,
+            "this_try": self.this_try(),
+            "request_count": len(self.request_ids),
+            "outcomes": where,
             "aborted": self.aborted,
         }
         if include_outcomes:
-            data["outcomes"] = [o.to_dict() for o in self.outcomes]
+            data["outcomes_list"] = [o.to_dict(masked=masked) for o in self.outcomes]
         return data
 
 
@@ -205,6 +232,7 @@ class BulkSender:
     :param queue_retries: extra attempts after ``KO Impossibile accodare…`` (nothing was queued).
     :param queue_retry_wait: first wait before such an attempt, doubled each time (seconds).
     :param on_chunk: called after each chunk with ``(done, total, result_so_far)`` (for logs).
+    :param allow_landlines: send to landline numbers too (refused as ``invalid_number`` by default).
     :param owner: this try's owner id in the ledger (default: a new one); two senders with
         different owners on one job never both send to a recipient.
     """
@@ -227,12 +255,14 @@ class BulkSender:
         queue_retry_wait: float = 1.0,
         on_chunk: Callable[[int, int, BulkResult], None] | None = None,
         owner: str | None = None,
+        allow_landlines: bool = False,
     ) -> None:
         if concurrency < 1 or chunk_size < 1:
             raise SmSendValidationError("concurrency and chunk_size must be >= 1.")
         self.client = client
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self.job_key = job_key
+        self.allow_landlines = allow_landlines
         self.once = OnceOnly(self.ledger, job_key, what="SMS", owner=owner)
         self.sender = validate_sender(sender or client.default_sender, region=client.default_region)
         self.quality = quality or client.default_quality
@@ -261,7 +291,9 @@ class BulkSender:
         seen: set[str] = set()
         for i, message in enumerate(messages):
             try:
-                number = normalize_number(message.number, region=self.client.default_region)
+                number = normalize_number(
+                    message.number, region=self.client.default_region, allow_landlines=self.allow_landlines
+                )
             except SmSendValidationError as exc:
                 outcomes[i] = RecipientOutcome(
                     str(message.number), REJECTED, error_code="invalid_number", error=str(exc)

@@ -585,7 +585,7 @@ class SmSendClient:
             raise SmSendValidationError(f"num must be an integer from 1 to 20, got {num!r}.")
         fields = {
             "u_id": validation.validate_positive_id(u_id, name="u_id"),
-            "dest": normalize_number(dest, region=self.default_region),
+            "dest": normalize_number(dest, region=self.default_region, allow_landlines=True),
             "num": num,
         }
         value = self._call("/backoffice/recv-add.php", fields, auth="reseller", idempotent=False)
@@ -598,7 +598,7 @@ class SmSendClient:
         """Revoke a reception share code."""
         fields = {
             "u_id": validation.validate_positive_id(u_id, name="u_id"),
-            "dest": normalize_number(dest, region=self.default_region),
+            "dest": normalize_number(dest, region=self.default_region, allow_landlines=True),
             "sharecode": validation.validate_text_field(sharecode, name="sharecode"),
         }
         self._call("/backoffice/recv-del.php", fields, auth="reseller", idempotent=False)
@@ -637,13 +637,15 @@ class SmSendClient:
         operation: str | None = None,
         url: str | None = None,
         return_id: bool = True,
+        allow_landlines: bool = False,
     ) -> SendResult:
         """Send one SMS; returns its cost and request id. Spends money: never blindly retried.
 
         Only a connection that was never established is retried; a timeout after the request
         left raises :class:`SmSendTimeoutError` with ``request_sent=True`` (outcome unknown).
+        A landline recipient is refused before anything is sent unless ``allow_landlines=True``.
         """
-        recipient = normalize_number(rcpt, region=self.default_region)
+        recipient = normalize_number(rcpt, region=self.default_region, allow_landlines=allow_landlines)
         prepared = self.prepare(text, operation=operation, quality=quality, url=url)
         checked_sender = validation.validate_sender(sender or self.default_sender, region=self.default_region)
         return self.send_prepared(

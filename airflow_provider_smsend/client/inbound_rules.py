@@ -56,7 +56,7 @@ def sender_key(sender: str, *, region: str = DEFAULT_REGION) -> str:
 
     text = str(sender).strip()
     try:
-        return normalize_number(text, region=region)
+        return normalize_number(text, region=region, allow_landlines=True)  # who wrote, not a recipient
     except SmSendValidationError:
         return text.lower()
 

@@ -292,7 +292,7 @@ class SmSendSoapClient:
         :raises SmSendGatewayError: the service answered a SOAP Fault (subclass by code).
         :raises SmSendTransportError: unreachable, timed out, or not a SOAP answer.
         """
-        number = normalize_number(rcpt, region=self.region)
+        number = normalize_number(rcpt, region=self.region, allow_landlines=True)  # a reception number
         if not isinstance(sharecode, str) or not sharecode.strip():
             raise SmSendValidationError(
                 f"sharecode must be the non-empty share code text (like '001'), got {sharecode!r}."

@@ -68,7 +68,7 @@ def validate_sender(sender: str | None, *, region: str = "IT") -> str:
         )
     text = str(sender).strip()
     if text.startswith("+") or text.startswith("00"):
-        return normalize_number(text, region=region)
+        return normalize_number(text, region=region, allow_landlines=True)  # a sender, not a recipient
     if _ALNUM_SENDER.match(text):
         return text
     raise SmSendValidationError(

@@ -458,7 +458,7 @@ class SmSendAddReceptionOperator(_LedgerOperator):
         if num > 20:
             raise ValueError(f"num must be from 1 to 20, got {num!r}.")
         client = self.client
-        dest = normalize_number(self.dest, region=client.default_region)
+        dest = normalize_number(self.dest, region=client.default_region, allow_landlines=True)
         item = f"recv_add:{u_id}:{dest}:{num}"
 
         def call() -> tuple[str | None, str | None]:
@@ -534,7 +534,7 @@ class SmSendRevokeReceptionOperator(_BackOfficeOperator):
     def act(self, context: Context) -> None:
         u_id = validation.validate_positive_id(self.u_id, name="u_id")
         client = self.client
-        dest = normalize_number(self.dest, region=client.default_region)
+        dest = normalize_number(self.dest, region=client.default_region, allow_landlines=True)
         sharecode = validation.validate_text_field(str(self.sharecode), name="sharecode").strip()
         try:
             client.recv_del(u_id, dest, sharecode)

@@ -66,14 +66,21 @@ class SmSendSmsOperator(SmSendBaseOperator):
     :param recipients: a number, a list of numbers, a list of dicts (``number`` plus fields for
         the text, e.g. ``{"number": "+39333…", "name": "Anna"}``), or the path of a CSV file with a
         header (column ``number_field``; the other columns are fields). Templated.
-    :param text: the message. Templated by Airflow (a ``.txt`` file works too); per-recipient
-        fields are written ``{{ recipient.name }}`` (any Jinja: filters, ``{% if recipient.vip %}``)
-        and such a text is rendered once per recipient, with the task's context too.
+    :param text: the message, a Jinja template (or the name of a ``.txt`` file in the DAG's template
+        search path) rendered when the task runs, with the task's context (``{{ ds }}``,
+        ``{{ params.x }}``, the DAG's macros) and, per recipient, ``recipient`` (``{{ recipient.name }}``,
+        ``{% if recipient.vip %}``). It is rendered by the operator itself, not listed among the
+        template fields: so it works the same under ``.partial().expand()`` and ``.expand_kwargs()``,
+        and no customer's text is stored in the Rendered Templates tab.
     :param sender: up to 11 letters/digits or a number; default: the connection's default_sender.
     :param quality: ``ll``, ``l``, ``a``, ``h`` or ``n``; default: the connection's (``h``).
     :param operation: TEXT, WAPPUSH, UCS2, MULTITEXT, MULTIUCS2; None chooses from the text.
     :param url: the link of a WAPPUSH message.
     :param number_field: the key/column holding the number in dicts and CSV files.
+    :param encoding: the encoding of a CSV file of recipients (default ``utf-8-sig``: UTF-8, with or
+        without a byte-order mark; e.g. ``cp1252`` for a file saved by Excel on Windows).
+    :param allow_landlines: send to numbers whose type is a landline (phonenumbers ``FIXED_LINE``);
+        by default they are rejected before anything is sent or charged (``invalid_number``).
     :param concurrency: requests in flight at once.
     :param rate_limit: messages per second at most (None: no limit).
     :param chunk_size: progress is logged every ``chunk_size`` outcomes. (The ledger marks a
@@ -96,7 +103,11 @@ class SmSendSmsOperator(SmSendBaseOperator):
     :param queue_retries: extra attempts, with backoff, after ``KO Impossibile accodare…`` (the
         gateway queued nothing, so another attempt cannot duplicate).
     :param log_text: log message bodies (off by default: they may be personal).
-    :param include_outcomes: put the per-recipient outcomes in the XCom result.
+    :param include_outcomes: also put the per-recipient outcomes in the XCom result (recipients
+        masked). Off by default: they stay in the ledger, and ``SmSendOutcomesToSqlOperator`` loads
+        them into any warehouse table.
+    :param mask_outcomes: mask the recipients of ``outcomes_list`` (default); ``False`` puts full
+        numbers in XCom, the metadata database (an explicit opt-in: they are personal data).
     :param smsend_conn_id: the smSend connection.
 
     Example::
@@ -109,14 +120,29 @@ class SmSendSmsOperator(SmSendBaseOperator):
             rate_limit=50,
         )
 
-    Returns (XCom) ``{"totals": {...}, "total_cost": "1.2345", "request_ids": [...],
-    "outcomes": [{"recipient", "status", "cost", "request_id", "error_code", "error", ...}]}``; the
-    request ids are also pushed alone under the XCom key ``request_ids`` (for the batch-status sensor).
+    Returns (XCom ``return_value``, a few hundred bytes however many recipients) a dict:
+
+    ==============  =======  =================================================================
+    key             type     meaning
+    ==============  =======  =================================================================
+    totals          dict     ``accepted``, ``rejected``, ``unknown``, ``total``: every recipient,
+                             all tries of this ledger job
+    total_cost      str      credit charged for the accepted messages, all tries (exact, EUR)
+    this_try        dict     ``accepted``, ``rejected``, ``unknown`` and ``cost`` of this try alone
+    request_count   int      distinct request ids (one per accepted message)
+    outcomes        dict     where the per-recipient outcomes are: ``ledger_conn_id``,
+                             ``ledger_table``, ``ledger_key``
+    aborted         str      the fatal error that stopped the send early, or None
+    ==============  =======  =================================================================
+
+    plus ``outcomes_list`` (recipients masked) with ``include_outcomes=True``. The request ids are
+    pushed under the XCom key ``request_ids`` (a list, ``[]`` when there is nobody to text; about
+    20 bytes per message): ``request_ids=send.output["request_ids"]`` feeds the batch-status sensor
+    and transfer.
     """
 
     template_fields: Sequence[str] = (
         "recipients",
-        "text",
         "sender",
         "quality",
         "operation",
@@ -126,7 +152,6 @@ class SmSendSmsOperator(SmSendBaseOperator):
         "ledger_conn_id",
         "smsend_conn_id",
     )
-    template_ext: Sequence[str] = (".txt",)
     ui_color = "#ffcc66"
 
     def __init__(
@@ -139,6 +164,8 @@ class SmSendSmsOperator(SmSendBaseOperator):
         operation: str | None = None,
         url: str | None = None,
         number_field: str = "number",
+        encoding: str = "utf-8-sig",
+        allow_landlines: bool = False,
         concurrency: int = 8,
         rate_limit: float | None = None,
         chunk_size: int = 100,
@@ -152,7 +179,8 @@ class SmSendSmsOperator(SmSendBaseOperator):
         resend_unknown: bool = False,
         queue_retries: int = 3,
         log_text: bool = False,
-        include_outcomes: bool = True,
+        include_outcomes: bool = False,
+        mask_outcomes: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -163,6 +191,8 @@ class SmSendSmsOperator(SmSendBaseOperator):
         self.operation = operation
         self.url = url
         self.number_field = number_field
+        self.encoding = encoding
+        self.allow_landlines = allow_landlines
         self.concurrency = check_int(concurrency, name="concurrency", low=1, high=MAX_CONCURRENCY)
         if rate_limit is not None and (
             isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float) or not rate_limit > 0
@@ -181,34 +211,29 @@ class SmSendSmsOperator(SmSendBaseOperator):
         self.queue_retries = check_int(queue_retries, name="queue_retries", low=0, high=10)
         self.log_text = log_text
         self.include_outcomes = include_outcomes
-        self._per_recipient: tuple[Any, dict[str, Any]] | None = None
-
-    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        """Render as usual; a text that uses ``recipient`` is rendered later, once per recipient,
-        with the same Jinja environment and context plus ``recipient``."""
-        if jinja_env is None:
-            jinja_env = self.get_template_env()
-        if isinstance(self.text, str) and _RECIPIENT.search(self.text):
-            text, self.text = self.text, ""
-            super().render_template_fields(context, jinja_env)
-            self.text = text
-            self._per_recipient = (jinja_env, dict(context))
-        else:
-            super().render_template_fields(context, jinja_env)
+        self.mask_outcomes = mask_outcomes
 
     # ----------------------------------------------------------------- recipients
 
     def _rows(self) -> list[Mapping[str, Any]]:
         value = self.recipients
         if isinstance(value, str) and value.lower().endswith(".csv"):
-            with open(value, newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                if reader.fieldnames is None or self.number_field not in reader.fieldnames:
-                    raise AirflowFailException(
-                        f"CSV {value!r} has no column {self.number_field!r} (columns: {reader.fieldnames!r})."
-                    )
-                return list(reader)
-        if isinstance(value, str | int):
+            try:
+                with open(value, newline="", encoding=self.encoding) as handle:
+                    reader = csv.DictReader(handle)
+                    if reader.fieldnames is None or self.number_field not in reader.fieldnames:
+                        raise AirflowFailException(
+                            f"CSV {value!r} has no column {self.number_field!r} (columns: {reader.fieldnames!r})."
+                        )
+                    return list(reader)
+            except UnicodeDecodeError as exc:
+                raise AirflowFailException(
+                    f"CSV {value!r} is not {self.encoding!r} text (byte {exc.start}: {exc.reason}); pass the "
+                    "file's encoding, e.g. encoding='cp1252' for a file saved by Excel on Windows. Nothing was sent."
+                ) from exc
+        if isinstance(value, Mapping):  # one recipient (what .expand() over a list of dicts gives each task)
+            value = [value]
+        if isinstance(value, str | int | float) or value is None:
             return [{self.number_field: value}]
         rows: list[Mapping[str, Any]] = []
         for item in value:
@@ -220,30 +245,54 @@ class SmSendSmsOperator(SmSendBaseOperator):
                 rows.append({self.number_field: item})
         return rows
 
-    def messages(self) -> list[BulkMessage]:
-        """The recipients with their personalised texts (no request made)."""
-        rows = self._rows()
-        if not _RECIPIENT.search(self.text):
-            return [BulkMessage(str(row[self.number_field]), self.text) for row in rows]
-        if self._per_recipient is not None:
-            jinja_env, context = self._per_recipient
-        else:  # execute() called without Airflow's rendering (tests, direct use)
-            from jinja2 import StrictUndefined
-            from jinja2.sandbox import SandboxedEnvironment
+    def messages(self, context: Context | None = None) -> list[BulkMessage]:
+        """The recipients with their personalised texts (no request made).
 
-            jinja_env, context = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False), {}
-        template = jinja_env.from_string(self.text)
+        :param context: the task's context for the text's template (None: no Airflow variables).
+        """
+        rows = self._rows()
+        if not rows:
+            return []
+        template = self._template()
+        values = dict(context or {})
+        if not (isinstance(self.text, str) and _RECIPIENT.search(self._source())):
+            text = template.render(**values)
+            return [BulkMessage(row[self.number_field], text) for row in rows]
         messages = []
         for row in rows:
             try:
-                text = template.render(**context, recipient=dict(row))
+                text = template.render(**values, recipient=dict(row))
             except Exception as exc:
                 raise AirflowFailException(
                     f"Cannot fill the text for recipient {mask_number(str(row[self.number_field]))!r}: {exc}. "
                     "Nothing was sent."
                 ) from exc
-            messages.append(BulkMessage(str(row[self.number_field]), text))
+            messages.append(BulkMessage(row[self.number_field], text))
         return messages
+
+    def _template(self) -> Any:
+        """The text as a Jinja template of the DAG's environment (its macros, filters and search path)."""
+        if not isinstance(self.text, str):
+            raise TypeError(f"text must be a string, got {type(self.text).__name__}.")
+        if self.has_dag():
+            env = self.get_template_env()
+        else:  # the operator used outside a DAG (tests, direct use): Airflow's defaults
+            from jinja2 import StrictUndefined
+            from jinja2.sandbox import SandboxedEnvironment
+
+            env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, cache_size=0)
+        if self.text.endswith(".txt"):
+            return env.get_template(self.text)
+        return env.from_string(self.text)
+
+    def _source(self) -> str:
+        """The text's template source (the file's content for a ``.txt`` name)."""
+        template = self._template()
+        filename = getattr(template, "filename", None)
+        if self.text.endswith(".txt") and filename:
+            with open(filename, encoding="utf-8") as handle:
+                return handle.read()
+        return self.text
 
     # ----------------------------------------------------------------- guards
 
@@ -286,29 +335,32 @@ class SmSendSmsOperator(SmSendBaseOperator):
     # ----------------------------------------------------------------- execute
 
     def act(self, context: Context) -> dict[str, Any]:
-        client = self.client
-        messages = self.messages()
+        key = job_key(context, self.ledger_key)
+        where = {"ledger_conn_id": self.ledger_conn_id, "ledger_table": self.ledger_table, "ledger_key": key}
+        messages = self.messages(context)
         if not messages:
             self.log.info("No recipients: nothing to send.")
-            return BulkResult().to_dict(include_outcomes=self.include_outcomes)
+            context["ti"].xcom_push(key="request_ids", value=[])
+            return BulkResult().to_dict(where=where)
+        client = self.client
 
         def on_chunk(done: int, total: int, partial: BulkResult) -> None:
-            t = partial.totals
+            now = partial.this_try()
             self.log.info(
-                "Sent %d/%d: accepted %d, rejected %d, unknown %d, cost %s EUR",
+                "Sent %d/%d by this try: accepted %d, rejected %d, unknown %d, cost %s EUR",
                 done,
                 total,
-                t["accepted"],
-                t["rejected"],
-                t["unknown"],
-                partial.total_cost,
+                now["accepted"],
+                now["rejected"],
+                now["unknown"],
+                now["cost"],
             )
 
         with self.open_ledger(self.ledger_conn_id, self.ledger_table) as ledger:
             sender = BulkSender(
                 client,
                 ledger=ledger,
-                job_key=job_key(context, self.ledger_key),
+                job_key=key,
                 sender=self.sender,
                 quality=self.quality,
                 operation=self.operation,
@@ -320,6 +372,7 @@ class SmSendSmsOperator(SmSendBaseOperator):
                 queue_retries=self.queue_retries,
                 on_chunk=on_chunk,
                 owner=self.ledger_owner(context),
+                allow_landlines=self.allow_landlines,
             )
             try:
                 plan = sender.plan(messages)
@@ -330,7 +383,7 @@ class SmSendSmsOperator(SmSendBaseOperator):
                 self.log.info("Text of the first message: %s", messages[0].text)
             result = sender.run(messages, plan=plan)
         self._log_rejections(result)
-        summary = result.to_dict(include_outcomes=self.include_outcomes)
+        summary = result.to_dict(include_outcomes=self.include_outcomes, masked=self.mask_outcomes, where=where)
         context["ti"].xcom_push(key="request_ids", value=result.request_ids)
         if result.aborted:
             raise AirflowFailException(
@@ -341,8 +394,9 @@ class SmSendSmsOperator(SmSendBaseOperator):
             context["ti"].xcom_push(key="partial_result", value=summary)
             message = (
                 f"{result.totals['total'] - result.totals['accepted']} of {result.totals['total']} recipient(s) "
-                f"not accepted (fail_on={self.fail_on!r}); totals {result.totals}. Outcomes are in XCom "
-                "'partial_result'."
+                f"not accepted (fail_on={self.fail_on!r}); totals {result.totals}. Each recipient's outcome is "
+                f"in the ledger (table {self.ledger_table!r}, ledger_key {key!r}): SmSendOutcomesToSqlOperator "
+                "loads them into a table."
             )
             if any(o.status == "rejected" and o.retryable for o in result.outcomes):
                 # Some were refused for a passing reason (queue full, no connection): let Airflow retry;
@@ -366,9 +420,14 @@ class SmSendSmsOperator(SmSendBaseOperator):
                 self.log.warning(
                     "%s %s: %s", mask_number(outcome.recipient), outcome.status, outcome.error_code
                 )
-        t = result.totals
+        t, now = result.totals, result.this_try()
         self.log.info(
-            "Done: %d recipient(s), accepted %d, rejected %d, unknown %d, total cost %s EUR, %d request id(s)",
+            "This try: accepted %d, rejected %d, unknown %d, cost %s EUR. All tries of this ledger job: "
+            "%d recipient(s), accepted %d, rejected %d, unknown %d, cost %s EUR, %d request id(s).",
+            now["accepted"],
+            now["rejected"],
+            now["unknown"],
+            now["cost"],
             t["total"],
             t["accepted"],
             t["rejected"],

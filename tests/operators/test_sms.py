@@ -56,34 +56,50 @@ def sent_counts(sandbox) -> dict[str, int]:
 
 
 def test_single_send(gateway):
-    op = SmSendSmsOperator(task_id="send", recipients="3331234567", text="Pipeline failed", sender="ACME")
+    op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients="3331234567",
+        text="Pipeline failed",
+        sender="ACME",
+    )
     context = make_context()
     result = op.execute(context)
     assert result["totals"] == {"accepted": 1, "rejected": 0, "unknown": 0, "total": 1}
-    assert pushed(context, "request_ids") == result["request_ids"]
-    outcome = result["outcomes"][0]
+    assert result["request_count"] == 1
+    outcome = result["outcomes_list"][0]
     assert outcome["recipient"] == "+393331234567"
     assert outcome["status"] == "accepted"
     assert Decimal(result["total_cost"]) == Decimal(outcome["cost"]) > 0
-    assert result["request_ids"] == [outcome["request_id"]]
+    assert pushed(context, "request_ids") == [outcome["request_id"]]
     assert sent_counts(gateway) == {"+393331234567": 1}
 
 
 def test_bulk_thousand_recipients_each_sent_once(gateway):
     recipients = numbers(1000)
     op = SmSendSmsOperator(
-        task_id="send", recipients=recipients, text="Saldi!", sender="ACME", concurrency=16
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=recipients,
+        text="Saldi!",
+        sender="ACME",
+        concurrency=16,
     )
-    result = op.execute(make_context())
+    context = make_context()
+    result = op.execute(context)
     assert result["totals"]["accepted"] == 1000
     counts = sent_counts(gateway)
     assert len(counts) == 1000 and set(counts.values()) == {1}
-    assert len(result["request_ids"]) == 1000
-    assert Decimal(result["total_cost"]) == sum(Decimal(o["cost"]) for o in result["outcomes"])
+    assert len(pushed(context, "request_ids")) == result["request_count"] == 1000
+    assert Decimal(result["total_cost"]) == sum(Decimal(o["cost"]) for o in result["outcomes_list"])
 
 
 def test_per_recipient_templating(gateway):
     op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
         task_id="send",
         recipients=[{"number": "+393331111111", "name": "Anna"}, {"number": "+393331111112"}],
         text="Ciao {{ recipient.name | default('cliente') }}, ordine del {{ ds }}",
@@ -100,6 +116,8 @@ def test_per_recipient_templating(gateway):
 
 def test_per_recipient_blocks_and_context(gateway):
     op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
         task_id="send",
         recipients=[{"number": "+393331111111", "vip": "1"}, {"number": "+393331111112", "vip": ""}],
         text="{% if recipient.vip %}VIP {% endif %}{{ ds }}",
@@ -113,6 +131,8 @@ def test_per_recipient_blocks_and_context(gateway):
 
 def test_missing_field_fails_before_sending(gateway):
     op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
         task_id="send",
         recipients=[{"number": "+393331111111"}],
         text="Ciao {{ recipient.name }}",
@@ -127,7 +147,12 @@ def test_csv_recipients(gateway, tmp_path):
     path = tmp_path / "customers.csv"
     path.write_text("number,name\n+393331111111,Anna\n3331111112,Bo\n", encoding="utf-8")
     op = SmSendSmsOperator(
-        task_id="send", recipients=str(path), text="Hi {{ recipient.name }}", sender="ACME"
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=str(path),
+        text="Hi {{ recipient.name }}",
+        sender="ACME",
     )
     result = op.execute(make_context())
     assert result["totals"]["accepted"] == 2
@@ -136,6 +161,8 @@ def test_csv_recipients(gateway, tmp_path):
 
 def test_invalid_numbers_reported_never_sent(gateway):
     op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
         task_id="send",
         recipients=["+393331111111", "12", "not a number"],
         text="x",
@@ -143,7 +170,7 @@ def test_invalid_numbers_reported_never_sent(gateway):
         fail_on="all",
     )
     result = op.execute(make_context())
-    statuses = [(o["status"], o["error_code"]) for o in result["outcomes"]]
+    statuses = [(o["status"], o["error_code"]) for o in result["outcomes_list"]]
     assert statuses == [("accepted", None), ("rejected", "invalid_number"), ("rejected", "invalid_number")]
     assert sent_counts(gateway) == {"+393331111111": 1}
 
@@ -155,14 +182,22 @@ def test_invalid_numbers_reported_never_sent(gateway):
 def test_partial_failure_policies(gateway, fail_on, should_fail):
     # Numbers ending in 0003 are refused by the sandbox with "KO Operatore sconosciuto." (not retryable).
     recipients = [*numbers(3), "+393339990003"]
-    op = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME", fail_on=fail_on)
+    op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=recipients,
+        text="x",
+        sender="ACME",
+        fail_on=fail_on,
+    )
     context = make_context()
     if should_fail:
         with pytest.raises(AirflowFailException, match="1 of 4 recipient"):
             op.execute(context)
         partial = pushed(context, "partial_result")
         assert partial["totals"]["accepted"] == 3
-        assert partial["outcomes"][3]["error_code"] == "unknown_operator"
+        assert partial["outcomes_list"][3]["error_code"] == "unknown_operator"
     else:
         result = op.execute(context)
         assert result["totals"] == {"accepted": 3, "rejected": 1, "unknown": 0, "total": 4}
@@ -170,7 +205,15 @@ def test_partial_failure_policies(gateway, fail_on, should_fail):
 
 def test_retryable_partial_failure_lets_airflow_retry(gateway):
     gateway.admin.set_faults(ko_queue_rate=1.0)
-    op = SmSendSmsOperator(task_id="send", recipients=numbers(2), text="x", sender="ACME", queue_retries=0)
+    op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=numbers(2),
+        text="x",
+        sender="ACME",
+        queue_retries=0,
+    )
     with pytest.raises(SmSendPartialFailure):
         op.execute(make_context())
     assert sent_counts(gateway) == {}
@@ -178,7 +221,13 @@ def test_retryable_partial_failure_lets_airflow_retry(gateway):
 
 def test_cost_guard_max_segments(gateway):
     op = SmSendSmsOperator(
-        task_id="send", recipients=numbers(2), text="x" * 200, sender="ACME", max_segments=1
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=numbers(2),
+        text="x" * 200,
+        sender="ACME",
+        max_segments=1,
     )
     with pytest.raises(AirflowFailException, match="max_segments=1"):
         op.execute(make_context())
@@ -187,7 +236,13 @@ def test_cost_guard_max_segments(gateway):
 
 def test_cost_guard_min_credit(gateway):
     op = SmSendSmsOperator(
-        task_id="send", recipients=numbers(2), text="x", sender="ACME", min_credit="100000"
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=numbers(2),
+        text="x",
+        sender="ACME",
+        min_credit="100000",
     )
     with pytest.raises(AirflowFailException, match="below min_credit"):
         op.execute(make_context())
@@ -196,7 +251,15 @@ def test_cost_guard_min_credit(gateway):
 
 def test_cost_guard_check_credit(gateway):
     gateway.admin.set_credit(1001, "0.0100")
-    op = SmSendSmsOperator(task_id="send", recipients=numbers(3), text="x", sender="ACME", check_credit=True)
+    op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=numbers(3),
+        text="x",
+        sender="ACME",
+        check_credit=True,
+    )
     with pytest.raises(AirflowFailException, match="segments"):
         op.execute(make_context())
     assert sent_counts(gateway) == {}
@@ -204,7 +267,14 @@ def test_cost_guard_check_credit(gateway):
 
 def test_auth_error_fails_at_once(gateway, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_SMSEND_DEFAULT", gateway.connection_uri.replace("demo-pass", "wrong"))
-    op = SmSendSmsOperator(task_id="send", recipients=numbers(5), text="x", sender="ACME")
+    op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=numbers(5),
+        text="x",
+        sender="ACME",
+    )
     with pytest.raises(AirflowFailException, match="stopped early"):
         op.execute(make_context())
     assert sent_counts(gateway) == {}
@@ -212,7 +282,14 @@ def test_auth_error_fails_at_once(gateway, monkeypatch):
 
 def test_missing_ledger_connection_is_explained(gateway, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_SMSEND_LEDGER")
-    op = SmSendSmsOperator(task_id="send", recipients=numbers(1), text="x", sender="ACME")
+    op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=numbers(1),
+        text="x",
+        sender="ACME",
+    )
     with pytest.raises(AirflowFailException, match="ledger_conn_id=None"):
         op.execute(make_context())
     assert sent_counts(gateway) == {}
@@ -220,12 +297,23 @@ def test_missing_ledger_connection_is_explained(gateway, monkeypatch):
 
 def test_retried_task_sends_nothing_twice(gateway):
     recipients = numbers(50)
-    op = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME")
-    first = op.execute(make_context(try_number=1))
-    second = op.execute(make_context(try_number=2))
+    op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=recipients,
+        text="x",
+        sender="ACME",
+    )
+    first_context, second_context = make_context(try_number=1), make_context(try_number=2)
+    first = op.execute(first_context)
+    second = op.execute(second_context)
     assert first["totals"]["accepted"] == second["totals"]["accepted"] == 50
-    assert all(o["previous_try"] for o in second["outcomes"])
-    assert second["request_ids"] == first["request_ids"]
+    assert all(o["previous_try"] for o in second["outcomes_list"])
+    # each try says what it did itself: the second sent and spent nothing
+    assert first["this_try"]["accepted"] == 50 and first["this_try"]["cost"] == first["total_cost"]
+    assert second["this_try"] == {"accepted": 0, "rejected": 0, "unknown": 0, "cost": "0"}
+    assert pushed(second_context, "request_ids") == pushed(first_context, "request_ids")
     assert set(sent_counts(gateway).values()) == {1}
     # Another run of the DAG is another job: it sends again.
     op.execute(make_context(run_id="manual__2"))
@@ -260,7 +348,7 @@ KILL_SCRIPT = textwrap.dedent(
             pass
 
     recipients = json.loads(os.environ["RECIPIENTS"])
-    op = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME", concurrency=4,
+    op = SmSendSmsOperator(include_outcomes=True, mask_outcomes=False, task_id="send", recipients=recipients, text="x", sender="ACME", concurrency=4,
                            chunk_size=8)
     print("started", flush=True)
     op.execute({"ti": TI()})
@@ -289,13 +377,21 @@ def test_sigkill_mid_send_then_retry_never_sends_twice(gateway):
     assert 0 < sum(before.values()) < 300, "the kill must land mid-send"
     gateway.admin.set_faults(latency_ms=0)
 
-    retry = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME", fail_on="all")
+    retry = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=recipients,
+        text="x",
+        sender="ACME",
+        fail_on="all",
+    )
     result = retry.execute(make_context(dag_id="campaign", task_id="send", run_id="killed_run", try_number=2))
 
     after = sent_counts(gateway)
     assert max(after.values()) == 1, "no recipient may get the message twice"
     by_status: dict[str, set[str]] = {}
-    for outcome in result["outcomes"]:
+    for outcome in result["outcomes_list"]:
         by_status.setdefault(outcome["status"], set()).add(outcome["recipient"])
     # Every recipient is accounted for; those never reaching the gateway were sent by the retry;
     # those left in flight by the kill are reported unknown (at most two chunks of 8), not resent.
@@ -328,6 +424,8 @@ def test_sqlite_ledger_survives_reopen(tmp_path):
 
 def test_template_fields_render():
     op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
         task_id="send",
         recipients="{{ params.number }}",
         text="{{ ds }}",
@@ -350,9 +448,11 @@ def test_template_fields_render():
         "env": "prod",
     }
     op.render_template_fields({"ds": "2026-11-28", "params": params})
-    assert (op.recipients, op.text, op.sender, op.quality, op.operation, op.url, op.ledger_table) == (
+    # text is not a template field: the operator renders it at run time, with the context
+    assert op.text == "{{ ds }}"
+    assert [m.text for m in op.messages({"ds": "2026-11-28", "params": params})] == ["2026-11-28"]
+    assert (op.recipients, op.sender, op.quality, op.operation, op.url, op.ledger_table) == (
         "+393331111111",
-        "2026-11-28",
         "ACME",
         "h",
         "WAPPUSH",
@@ -366,7 +466,6 @@ def test_template_fields_render():
     )
     assert set(SmSendSmsOperator.template_fields) == {
         "recipients",
-        "text",
         "sender",
         "quality",
         "operation",
@@ -380,12 +479,26 @@ def test_template_fields_render():
 
 def test_fail_on_validation():
     with pytest.raises(ValueError, match="fail_on"):
-        SmSendSmsOperator(task_id="send", recipients="x", text="x", fail_on="some")
+        SmSendSmsOperator(
+            include_outcomes=True,
+            mask_outcomes=False,
+            task_id="send",
+            recipients="x",
+            text="x",
+            fail_on="some",
+        )
 
 
 def test_simple_namespace_ti_map_index_none(gateway):
     ti = SimpleNamespace(dag_id="d", task_id="t", run_id="r", map_index=None, xcom_push=lambda **kw: None)
-    op = SmSendSmsOperator(task_id="send", recipients=numbers(1), text="x", sender="ACME")
+    op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=numbers(1),
+        text="x",
+        sender="ACME",
+    )
     assert op.execute({"ti": ti})["totals"]["accepted"] == 1
 
 
@@ -395,7 +508,15 @@ def test_a_rerun_sends_again_by_default_and_once_with_a_date_ledger_key(gateway)
     recipients = numbers(5)
 
     def run(run_id: str, **kwargs: Any) -> dict[str, Any]:
-        op = SmSendSmsOperator(task_id="send", recipients=recipients, text="Promo", sender="ACME", **kwargs)
+        op = SmSendSmsOperator(
+            include_outcomes=True,
+            mask_outcomes=False,
+            task_id="send",
+            recipients=recipients,
+            text="Promo",
+            sender="ACME",
+            **kwargs,
+        )
         context = make_context(run_id=run_id)
         op.render_template_fields(context)
         return op.execute(context)
@@ -409,12 +530,94 @@ def test_a_rerun_sends_again_by_default_and_once_with_a_date_ledger_key(gateway)
     second = run("manual__2026-11-28T11:00", **keyed)
     assert set(sent_counts(gateway).values()) == {3}  # the keyed runs sent once between them
     assert first["totals"]["accepted"] == 5 and second["totals"]["accepted"] == 5
-    assert second["request_ids"] == first["request_ids"]  # reported from the ledger, not sent again
+    assert second["this_try"]["accepted"] == 0  # reported from the ledger, not sent again
+    assert second["outcomes_list"] == [{**o, "previous_try": True} for o in first["outcomes_list"]]
 
 
 @pytest.mark.parametrize("key", ["", "   ", "x" * 256, "{{ ds }}", 42])
 def test_a_bad_ledger_key_is_refused_before_anything_is_sent(gateway, key):
-    op = SmSendSmsOperator(task_id="send", recipients=numbers(1), text="Promo", sender="ACME", ledger_key=key)
+    op = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=numbers(1),
+        text="Promo",
+        sender="ACME",
+        ledger_key=key,
+    )
     with pytest.raises(AirflowFailException, match="ValueError: ledger_key"):  # fails at once, no retry
         op.execute(make_context())
     assert sent_counts(gateway) == {}
+
+
+# ---------------------------------------------------------------- the campaign API (issue 16)
+
+
+def test_zero_recipients_push_an_empty_request_id_list(gateway):
+    """A normal day for a campaign DAG: `request_ids=send.output["request_ids"]` must not hit XComNotFound."""
+    context = make_context()
+    result = SmSendSmsOperator(task_id="send", recipients=[], text="x", sender="ACME").execute(context)
+    assert pushed(context, "request_ids") == []
+    assert result["totals"]["total"] == 0 and result["request_count"] == 0
+    assert sent_counts(gateway) == {}
+
+
+def test_a_dict_is_one_recipient(gateway):
+    """What `.expand(recipients=[{...}, {...}])` hands each mapped task: one dict, one recipient."""
+    op = SmSendSmsOperator(
+        task_id="send", recipients={"number": "+393331234567", "name": "Zoe"}, text="Ciao {{ recipient.name }}",
+        sender="ACME",
+    )  # fmt: skip
+    assert op.execute(make_context())["totals"] == {"accepted": 1, "rejected": 0, "unknown": 0, "total": 1}
+    (message,) = gateway.admin.messages(kind="sms")
+    assert (message["rcpt"], message["text"]) == ("+393331234567", "Ciao Zoe")
+
+
+@pytest.mark.parametrize("value", [3331234590.0, float("nan"), True], ids=["float", "nan", "bool"])
+def test_a_float_nan_or_bool_recipient_is_refused_never_turned_into_digits(gateway, value):
+    op = SmSendSmsOperator(
+        task_id="send", recipients=[{"number": value}], text="x", sender="ACME", include_outcomes=True,
+        fail_on="all",
+    )  # fmt: skip
+    with pytest.raises(AirflowFailException):
+        op.execute(make_context())
+    assert sent_counts(gateway) == {}  # +3933312345900 (a stranger) got nothing
+
+
+def test_a_landline_is_refused_unless_allowed(gateway):
+    landline = "+390612345678"  # Rome, fixed line
+    op = SmSendSmsOperator(
+        task_id="send", recipients=[landline, "+393331234567"], text="x", sender="ACME", fail_on="all",
+        include_outcomes=True, mask_outcomes=False,
+    )  # fmt: skip
+    outcomes = {o["recipient"]: o for o in op.execute(make_context())["outcomes_list"]}
+    assert outcomes[landline]["status"] == "rejected" and "allow_landlines" in outcomes[landline]["error"]
+    assert sent_counts(gateway) == {"+393331234567": 1}
+    allowed = SmSendSmsOperator(task_id="send", recipients=[landline], text="x", sender="ACME", allow_landlines=True)
+    assert allowed.execute(make_context(run_id="r2"))["totals"]["accepted"] == 1
+
+
+def test_a_cp1252_csv_needs_its_encoding(gateway, tmp_path):
+    path = tmp_path / "customers.csv"
+    path.write_bytes("number,name\n+393331234567,Zoë\n".encode("cp1252"))
+    op = SmSendSmsOperator(task_id="send", recipients=str(path), text="Ciao {{ recipient.name }}", sender="ACME")
+    with pytest.raises(AirflowFailException, match="not 'utf-8-sig' text.*encoding='cp1252'"):
+        op.execute(make_context())
+    assert sent_counts(gateway) == {}
+    op = SmSendSmsOperator(
+        task_id="send", recipients=str(path), text="Ciao {{ recipient.name }}", sender="ACME", encoding="cp1252"
+    )
+    op.execute(make_context())
+    (message,) = gateway.admin.messages(kind="sms")
+    assert message["text"] == "Ciao Zoë"
+
+
+def test_the_xcom_result_is_small_whatever_the_number_of_recipients(gateway):
+    """Outcomes stay in the ledger: the return value is the same few hundred bytes for 10 or 1,000."""
+    sizes = []
+    for count, run_id in ((10, "small"), (1000, "big")):
+        op = SmSendSmsOperator(task_id="send", recipients=numbers(count), text="x", sender="ACME", concurrency=32)
+        result = op.execute(make_context(run_id=run_id))
+        assert result["totals"]["accepted"] == count and result["request_count"] == count
+        sizes.append(len(json.dumps(result)))
+    assert sizes[1] < 2048 and sizes[1] - sizes[0] < 40, sizes

@@ -84,13 +84,21 @@ def test_bulk_send_killed_mid_way_then_retried(
     sandbox.admin.set_faults(latency_ms=0)
     sends_before = sandbox.admin.stats()["requests"]["/sms/send.php"]
 
-    retry = SmSendSmsOperator(task_id="send", recipients=recipients, text="x", sender="ACME", fail_on="all")
+    retry = SmSendSmsOperator(
+        include_outcomes=True,
+        mask_outcomes=False,
+        task_id="send",
+        recipients=recipients,
+        text="x",
+        sender="ACME",
+        fail_on="all",
+    )
     result = retry.execute(
         build_context(dag_id="campaign", task_id="send", run_id="killed_run", try_number=2)
     )
 
     counts = sandbox.admin.counts(kind="sms")
-    outcomes = {o["recipient"]: o for o in result["outcomes"]}
+    outcomes = {o["recipient"]: o for o in result["outcomes_list"]}
     assert set(outcomes) == set(recipients)
     assert max(counts.values()) == 1, "no recipient may get the message twice"
     # Accepted before the kill: reported from the ledger, not sent again.

@@ -39,7 +39,7 @@ SEND = textwrap.dedent(
         def xcom_push(self, key, value):
             pass
 
-    op = SmSendSmsOperator(task_id="send", recipients=json.loads(os.environ["RECIPIENTS"]), text="x",
+    op = SmSendSmsOperator(include_outcomes=True, mask_outcomes=False, task_id="send", recipients=json.loads(os.environ["RECIPIENTS"]), text="x",
                            sender="ACME", concurrency={CONCURRENCY}, ledger_table=os.environ["LEDGER_TABLE"])
     print("started", flush=True)
     op.execute({{"ti": TI()}})
@@ -83,7 +83,14 @@ def _retry(run_id: str, table: str) -> dict[str, Any]:
     """The next try of the same task run, on the same ledger (then dropped)."""
     try:
         retry = SmSendSmsOperator(
-            task_id="send", recipients=RECIPIENTS, text="x", sender="ACME", fail_on="all", ledger_table=table
+            include_outcomes=True,
+            mask_outcomes=False,
+            task_id="send",
+            recipients=RECIPIENTS,
+            text="x",
+            sender="ACME",
+            fail_on="all",
+            ledger_table=table,
         )
         return retry.execute(build_context(dag_id="campaign", task_id="send", run_id=run_id, try_number=2))
     finally:
@@ -104,8 +111,8 @@ def test_a_kill_anywhere_leaves_at_most_concurrency_unknown(
     result = _retry(run_id, table)
 
     received = sandbox.admin.counts(kind="sms")
-    unknown = {o["recipient"] for o in result["outcomes"] if o["status"] == "unknown"}
-    accepted = {o["recipient"] for o in result["outcomes"] if o["status"] == "accepted"}
+    unknown = {o["recipient"] for o in result["outcomes_list"] if o["status"] == "unknown"}
+    accepted = {o["recipient"] for o in result["outcomes_list"] if o["status"] == "accepted"}
     print(f"\nkilled after {kill_at} received: {len(unknown)} unknown (concurrency {CONCURRENCY})")
     assert max(received.values()) == 1, "no recipient may get the message twice"
     assert len(unknown) <= CONCURRENCY

@@ -69,6 +69,7 @@ RUNS = [
     Run("alerts-failure", "smsend_pipeline_alerts", "failed", {"fail": True}),
     Run("campaign", "smsend_campaign", "success"),
     Run("onboarding", "smsend_reseller_onboarding", "success"),
+    Run("mapped", "smsend_mapped_reminders", "success"),  # dynamic task mapping, no logical date used
 ]
 
 
@@ -216,6 +217,19 @@ def test_no_secret_in_logs_xcom_rendered_fields_or_output(dag_runs: dict[str, tu
         if secret in text
     ]
     assert leaks == []
+
+
+def test_mapped_sends_fill_each_recipients_text(
+    dag_runs: dict[str, tuple[Run, Path, str]], sandbox_url: str
+) -> None:
+    """.partial(text=...).expand(recipients=[dict, dict]) and .expand_kwargs(...) under `airflow dags test`:
+    each customer got one SMS with their own name (a dict is one recipient, ``recipient`` is defined)."""
+    run, _, output = dag_runs["mapped"]
+    assert _final_state(output) == "success", output[-3000:]
+    texts = {m["rcpt"]: m["text"] for m in AdminClient(sandbox_url).messages(kind="sms")}
+    assert texts["+393331112341"].startswith("Ciao Anna,") and texts["+393331112342"].startswith("Ciao Bruno,")
+    assert texts["+393331112343"] == "Roma: il negozio apre alle 10."
+    assert texts["+393331112344"] == texts["+393331112345"] == "Milano: il negozio apre alle 9."
 
 
 def test_phone_numbers_masked_in_task_logs(dag_runs: dict[str, tuple[Run, Path, str]]) -> None:
