@@ -49,7 +49,7 @@ with DAG(
 
     initial_credit = SmSendAssignCreditOperator(
         task_id="initial_credit",
-        u_id=create_client.output,
+        u_id=create_client.output["client_id"],
         bill_id=1,
         credit="{{ params.initial_credit }}",
     )

@@ -40,7 +40,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 SENDING = "sending"
 ACCEPTED = "accepted"
@@ -182,6 +182,57 @@ class MemoryLedger:
     def holders(self, request_id: str) -> list[LedgerEntry]:
         with self._lock:
             return [e for e in self._rows.values() if e.request_id == request_id]
+
+
+def try_number(owner: str | None) -> int | None:
+    """The try number in an owner id made by ``new_owner("try N")``, or None."""
+    parts = (owner or "").split()
+    if len(parts) >= 2 and parts[0] == "try" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def outcomes_frame(entries: Iterable[LedgerEntry], *, masked: bool = True) -> Any:
+    """A job's ledger entries as a pandas DataFrame with exact Arrow types, one row per item.
+
+    Columns: ``recipient`` (masked unless ``masked=False``), ``recipient_key`` (16 hex digits of
+    SHA-256 of the item: stable, for joins and upserts, not reversible in practice for a given
+    number without trying candidates), ``status``, ``cost`` (``decimal128(18, 4)``), ``error_code``,
+    ``request_id``, ``try_number`` (from the owner id), ``updated_at`` (UTC).
+    """
+    import hashlib
+    from decimal import Decimal
+
+    import pandas as pd
+    import pyarrow as pa
+
+    from airflow_provider_smsend.client.numbers import mask_number
+
+    rows = list(entries)
+
+    def moment(text: str) -> dt.datetime | None:
+        if not text:
+            return None
+        value = dt.datetime.fromisoformat(text)
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+    table = pa.table(
+        {
+            "recipient": pa.array([mask_number(e.item) if masked else e.item for e in rows], pa.string()),
+            "recipient_key": pa.array(
+                [hashlib.sha256(e.item.encode("utf-8")).hexdigest()[:16] for e in rows], pa.string()
+            ),
+            "status": pa.array([e.state for e in rows], pa.string()),
+            "cost": pa.array(
+                [Decimal(e.cost).quantize(Decimal("0.0001")) if e.cost else None for e in rows], pa.decimal128(18, 4)
+            ),
+            "error_code": pa.array([e.error_code for e in rows], pa.string()),
+            "request_id": pa.array([e.request_id for e in rows], pa.string()),
+            "try_number": pa.array([try_number(e.owner) for e in rows], pa.int32()),
+            "updated_at": pa.array([moment(e.updated_at) for e in rows], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def _same(row: LedgerEntry, seen: LedgerEntry) -> bool:

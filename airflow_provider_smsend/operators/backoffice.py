@@ -77,7 +77,11 @@ class _LedgerOperator(_BackOfficeOperator):
 
 
 class SmSendCreateClientOperator(_LedgerOperator):
-    """Create a client of the reseller (client-add); return the new client id.
+    """Create a client of the reseller (client-add).
+
+    Returns (XCom) ``{"client_id": int, "username": str, "resumed": bool}`` (``resumed``: an
+    earlier try created it); the id is also pushed alone under the XCom key ``client_id``
+    (``create.output["client_id"]``).
 
     ``reseller`` defaults to False and is always sent: the gateway's own default creates a
     reseller. Retry-safe: a try that finds the client already created by an earlier try of the
@@ -151,7 +155,7 @@ class SmSendCreateClientOperator(_LedgerOperator):
         self.reseller = reseller
         self.vhost = vhost
 
-    def act(self, context: Context) -> int:
+    def act(self, context: Context) -> dict[str, Any]:
         mask_secret_value(self.password)
         validation.validate_text_field(self.name, name="name")
         username = validation.validate_text_field(self.username, name="username").strip()
@@ -222,11 +226,15 @@ class SmSendCreateClientOperator(_LedgerOperator):
             client_id,
             self.reseller,
         )
-        return client_id
+        context["ti"].xcom_push(key="client_id", value=client_id)
+        return {"client_id": client_id, "username": username, "resumed": outcome.resumed}
 
 
 class SmSendAssignCreditOperator(_LedgerOperator):
-    """Assign credit to a client (credit-add); return the new credit id.
+    """Assign credit to a client (credit-add).
+
+    Returns (XCom) ``{"credit_id": int, "u_id": int, "bill_id": int, "credit": str | None,
+    "resumed": bool}``; the credit id is also pushed alone under the XCom key ``credit_id``.
 
     **A retried task never assigns credit twice.** The ledger item is marked ``sending`` before
     the call and ``accepted`` with the credit id after. When an earlier try's outcome is
@@ -255,7 +263,7 @@ class SmSendAssignCreditOperator(_LedgerOperator):
 
         top_up = SmSendAssignCreditOperator(
             task_id="top_up",
-            u_id="{{ ti.xcom_pull(task_ids='create_client') }}",
+            u_id="{{ ti.xcom_pull(task_ids='create_client', key='client_id') }}",
             bill_id=1,
             credit="25.00",
         )
@@ -285,7 +293,7 @@ class SmSendAssignCreditOperator(_LedgerOperator):
         self.credit = credit
         self.resend_unknown = resend_unknown
 
-    def act(self, context: Context) -> int:
+    def act(self, context: Context) -> dict[str, Any]:
         u_id = validation.validate_positive_id(self.u_id, name="u_id")
         bill_id = validation.validate_positive_id(self.bill_id, name="bill_id")
         amount: Decimal | None = None
@@ -327,7 +335,14 @@ class SmSendAssignCreditOperator(_LedgerOperator):
             credit_id,
             " (assigned by an earlier try, not assigned again)" if outcome.resumed else "",
         )
-        return credit_id
+        context["ti"].xcom_push(key="credit_id", value=credit_id)
+        return {
+            "credit_id": credit_id,
+            "u_id": u_id,
+            "bill_id": bill_id,
+            "credit": outcome.cost,
+            "resumed": outcome.resumed,
+        }
 
 
     def _resolve(
@@ -383,7 +398,9 @@ class SmSendAssignCreditOperator(_LedgerOperator):
 
 
 class SmSendSetClientStatusOperator(_BackOfficeOperator):
-    """Activate or deactivate a client (client-status); return True if the client is now active.
+    """Activate or deactivate a client (client-status).
+
+    Returns (XCom) ``{"u_id": int, "active": bool}`` (whether the client is now active).
 
     Idempotent: repeating it on a retry does no harm.
 
@@ -403,16 +420,19 @@ class SmSendSetClientStatusOperator(_BackOfficeOperator):
         self.u_id = u_id
         self.active = active
 
-    def act(self, context: Context) -> bool:
+    def act(self, context: Context) -> dict[str, Any]:
         u_id = validation.validate_positive_id(self.u_id, name="u_id")
         active = _parse_bool(self.active, name="active")
         state = self.client.client_status(u_id, active)
         self.log.info("Client %s is now %s.", u_id, "active" if state else "inactive")
-        return state
+        return {"u_id": u_id, "active": state}
 
 
 class SmSendAddReceptionOperator(_LedgerOperator):
-    """Create reception share codes on a number for a client (recv-add); return the share codes.
+    """Create reception share codes on a number for a client (recv-add).
+
+    Returns (XCom) ``{"sharecodes": [str], "u_id": int, "dest": str (masked), "resumed": bool}``;
+    the codes are also pushed alone under the XCom key ``sharecodes``.
 
     Retry-safe: a retry returns the codes an earlier try created. An unknown earlier outcome is
     resolved through ``userlog-get type=recv_add`` (codes created for that client and number at
@@ -452,7 +472,7 @@ class SmSendAddReceptionOperator(_LedgerOperator):
         self.num = num
         self.resend_unknown = resend_unknown
 
-    def act(self, context: Context) -> list[str]:
+    def act(self, context: Context) -> dict[str, Any]:
         u_id = validation.validate_positive_id(self.u_id, name="u_id")
         num = validation.validate_positive_id(self.num, name="num")
         if num > 20:
@@ -500,11 +520,15 @@ class SmSendAddReceptionOperator(_LedgerOperator):
             u_id,
             " (created by an earlier try)" if outcome.resumed else "",
         )
-        return codes
+        context["ti"].xcom_push(key="sharecodes", value=codes)
+        return {"sharecodes": codes, "u_id": u_id, "dest": mask_number(dest), "resumed": outcome.resumed}
 
 
 class SmSendRevokeReceptionOperator(_BackOfficeOperator):
     """Revoke a reception share code (recv-del).
+
+    Returns (XCom) ``{"u_id": int, "sharecode": str, "revoked": bool}`` (``False``: it was not
+    assigned and ``missing_ok=True``).
 
     :param u_id: the client id.
     :param dest: the reception number.
@@ -531,7 +555,7 @@ class SmSendRevokeReceptionOperator(_BackOfficeOperator):
         self.sharecode = sharecode
         self.missing_ok = missing_ok
 
-    def act(self, context: Context) -> None:
+    def act(self, context: Context) -> dict[str, Any]:
         u_id = validation.validate_positive_id(self.u_id, name="u_id")
         client = self.client
         dest = normalize_number(self.dest, region=client.default_region, allow_landlines=True)
@@ -546,13 +570,16 @@ class SmSendRevokeReceptionOperator(_BackOfficeOperator):
                     mask_number(dest),
                     u_id,
                 )
-                return
+                return {"u_id": u_id, "sharecode": sharecode, "revoked": False}
             raise
         self.log.info("Share code %s on %s revoked for client %s.", sharecode, mask_number(dest), u_id)
+        return {"u_id": u_id, "sharecode": sharecode, "revoked": True}
 
 
 class SmSendCreditCheckOperator(_BackOfficeOperator):
-    """Read the available credit (euros) and optionally require a minimum; return it as a string.
+    """Read the available credit (euros) and optionally require a minimum.
+
+    Returns (XCom) ``{"credit": str (exact euros), "u_id": int | None, "min_credit": str | None}``.
 
     Without ``u_id`` the connection's own SMS account is read (credit.php); with ``u_id`` a
     client of the reseller (credit-get.php). Below ``min_credit``, ``mode="fail"`` fails the
@@ -587,7 +614,7 @@ class SmSendCreditCheckOperator(_BackOfficeOperator):
         self.min_credit = min_credit
         self.mode = mode
 
-    def act(self, context: Context) -> str:
+    def act(self, context: Context) -> dict[str, Any]:
         minimum: Decimal | None = None
         if self.min_credit not in (None, ""):
             if isinstance(self.min_credit, float):
@@ -614,4 +641,8 @@ class SmSendCreditCheckOperator(_BackOfficeOperator):
             if self.mode == "skip":
                 raise AirflowSkipException(message)
             raise AirflowFailException(message)
-        return str(credit)
+        return {
+            "credit": str(credit),
+            "u_id": None if self.u_id in (None, "") else u_id,
+            "min_credit": None if minimum is None else str(minimum),
+        }

@@ -32,7 +32,10 @@ def ledger_item(message: MmsMessage) -> str:
 
 
 class SmSendMmsOperator(SmSendBaseOperator):
-    """Send an MMS with a subject, a text and optional image, sound and video; return its cost.
+    """Send an MMS with a subject, a text and optional image, sound and video.
+
+    Returns (XCom) ``{"cost": str (exact euros), "cost_units": str, "recipients": int,
+    "resumed": bool}`` (``resumed``: an earlier try sent it; nothing was sent now).
 
     Everything is validated before the network is touched: subject (<= 25 characters) and text
     (<= 2400), both ISO-8859-1; the recipients; each attachment (<= 100 kB, type decided from
@@ -128,7 +131,7 @@ class SmSendMmsOperator(SmSendBaseOperator):
             region=region,
         )
 
-    def act(self, context: Context) -> str:
+    def act(self, context: Context) -> dict[str, Any]:
         soap = self.hook.soap_client
         message = self.build_message(soap.region)
         extras = self.hook.extras
@@ -171,7 +174,12 @@ class SmSendMmsOperator(SmSendBaseOperator):
             "was already sent by an earlier try" if outcome.resumed else "sent",
             cost,
         )
-        return cost
+        return {
+            "cost": cost,
+            "cost_units": outcome.value,
+            "recipients": len(message.recipients),
+            "resumed": outcome.resumed,
+        }
 
 
 def _attachment(value: AttachmentInput | None) -> AttachmentInput | None:

@@ -1,10 +1,12 @@
 """Report table layouts, with no Airflow inside.
 
-Three tables receive the gateway's reports (see :mod:`airflow_provider_smsend.transfers`):
+Four tables receive the gateway's reports and the provider's own records (see :mod:`airflow_provider_smsend.transfers`):
 
 * :data:`BATCH_STATUS_TABLE` - batch-status ``queue``/``notify``/``mnc`` rows, one per message;
 * :data:`USERLOG_TABLE` - userlog-get ``credits``/``recv_add``/``recv_del`` operations;
-* :data:`CREDIT_SNAPSHOT_TABLE` - dated credit-get balances, one per client and day.
+* :data:`CREDIT_SNAPSHOT_TABLE` - dated credit-get balances, one per client and day;
+* :data:`OUTCOMES_TABLE` - the send ledger's per-recipient outcomes of a job (one row per
+  recipient: masked number, a stable key, status, cost, error code, request id, try).
 
 Each is one table ("wide": every column on every row), except a batch-status table that the
 provider creates in PostgreSQL, which is *compact*: three objects,
@@ -120,6 +122,24 @@ CREDIT_SNAPSHOT_TABLE = TableSpec(
     ),
     key=("snapshot_date", "u_id"),
     scope=("snapshot_date", "u_id"),
+)
+
+OUTCOMES_TABLE = TableSpec(
+    name="send outcomes",
+    columns=(
+        Column("job_key", "text", 255, nullable=False),
+        Column("recipient", "text", 32, nullable=False),
+        Column("recipient_key", "text", 16, nullable=False),
+        Column("status", "text", 16, nullable=False),
+        Column("cost", "money"),
+        Column("error_code", "text", 64),
+        Column("request_id", "text", 64),
+        Column("try_number", "int"),
+        Column("updated_at", "timestamp"),
+        *_META,
+    ),
+    key=("job_key", "recipient_key"),
+    scope=("job_key",),
 )
 
 

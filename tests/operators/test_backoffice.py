@@ -68,7 +68,7 @@ def test_create_client_returns_id_plain_client(sandbox: Any, make_context: Any) 
     task = SmSendCreateClientOperator(
         task_id="create", name="ACME", username="acme", password="acme-secret-1", client_email="a@example.com"
     )
-    client_id = task.execute(make_context(task_id="create"))
+    client_id = task.execute(make_context(task_id="create"))["client_id"]
     accounts = {a["username"]: a for a in sandbox.admin.accounts()}
     assert accounts["acme"]["u_id"] == client_id
     assert accounts["acme"]["is_reseller"] is False
@@ -79,8 +79,8 @@ def test_create_client_retry_returns_stored_id(sandbox: Any, make_context: Any) 
     task = SmSendCreateClientOperator(
         task_id="create", name="ACME", username="acme2", password="acme-secret-2"
     )
-    first = task.execute(make_context(task_id="create", try_number=1))
-    second = task.execute(make_context(task_id="create", try_number=2))
+    first = task.execute(make_context(task_id="create", try_number=1))["client_id"]
+    second = task.execute(make_context(task_id="create", try_number=2))["client_id"]
     assert first == second
     assert _requests(sandbox, "/backoffice/client-add.php") == 1
 
@@ -108,7 +108,7 @@ def test_create_client_after_ambiguous_try_explains(
 
 def test_assign_credit_success(sandbox: Any, make_context: Any) -> None:
     task = SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit=Decimal("12.5"))
-    credit_id = task.execute(make_context(task_id="credit"))
+    credit_id = task.execute(make_context(task_id="credit"))["credit_id"]
     (entry,) = _credits(sandbox)
     assert entry["id"] == credit_id and entry["credit"] == "12.5000" and entry["u_id"] == DEMO
     assert sandbox.admin.credit(DEMO) == "112.5000"
@@ -134,8 +134,8 @@ def test_assign_credit_float_refused_before_any_request(sandbox: Any, make_conte
 def test_assign_credit_twice_same_job_assigns_once(sandbox: Any, make_context: Any) -> None:
     """(a) a retried task with the same job key never assigns credit twice."""
     task = SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="3,25")
-    first = task.execute(make_context(task_id="credit", try_number=1))
-    second = task.execute(make_context(task_id="credit", try_number=2))
+    first = task.execute(make_context(task_id="credit", try_number=1))["credit_id"]
+    second = task.execute(make_context(task_id="credit", try_number=2))["credit_id"]
     assert first == second
     assert len(_credits(sandbox)) == 1
     assert sandbox.admin.credit(DEMO) == "103.2500"
@@ -147,8 +147,8 @@ def test_a_rerun_with_a_date_ledger_key_assigns_credit_once(sandbox: Any, make_c
     task = SmSendAssignCreditOperator(
         task_id="credit", u_id=DEMO, bill_id=1, credit="2", ledger_key="credit/2026-01-15"
     )
-    first = task.execute(make_context(task_id="credit", run_id="scheduled__2026-01-15"))
-    second = task.execute(make_context(task_id="credit", run_id="manual__2026-01-15T09:00"))
+    first = task.execute(make_context(task_id="credit", run_id="scheduled__2026-01-15"))["credit_id"]
+    second = task.execute(make_context(task_id="credit", run_id="manual__2026-01-15T09:00"))["credit_id"]
     assert first == second and _requests(sandbox, "/backoffice/credit-add.php") == 1
 
 
@@ -161,12 +161,12 @@ def test_assign_credit_ambiguous_resolved_through_userlog(
     ledger.claim(job_key(context), ["credit_add:1001:1:7.0000"], owner="earlier try")
     credit_id = SmSendHook().client.credit_add(DEMO, 1, "7")
     task = SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="7")
-    assert task.execute(context) == credit_id
+    assert task.execute(context)["credit_id"] == credit_id
     assert len(_credits(sandbox)) == 1
     assert _requests(sandbox, "/backoffice/credit-add.php") == 1
     assert ledger.load(job_key(context))["credit_add:1001:1:7.0000"].state == ACCEPTED
     # and a third try reads the ledger only
-    assert task.execute(make_context(task_id="credit", try_number=3)) == credit_id
+    assert task.execute(make_context(task_id="credit", try_number=3))["credit_id"] == credit_id
     assert _requests(sandbox, "/backoffice/userlog-get.php") == 1
 
 
@@ -184,7 +184,7 @@ def test_assign_credit_http500_after_processing_then_retry(
     ]
     assert entry.state == UNKNOWN
     sandbox.admin.set_faults(http500_rate=0.0)
-    credit_id = task.execute(make_context(task_id="credit", try_number=2))
+    credit_id = task.execute(make_context(task_id="credit", try_number=2))["credit_id"]
     (logged,) = _credits(sandbox)
     assert logged["id"] == credit_id
     assert _requests(sandbox, "/backoffice/credit-add.php") == 1
@@ -223,15 +223,13 @@ def test_assign_credit_ambiguous_ignores_other_amounts_and_resend_unknown(
 
 
 def test_set_client_status(sandbox: Any, make_context: Any) -> None:
-    assert (
-        SmSendSetClientStatusOperator(task_id="s", u_id=DEMO, active="deactivate").execute(make_context())
-        is False
-    )
+    assert SmSendSetClientStatusOperator(task_id="s", u_id=DEMO, active="deactivate").execute(
+        make_context()
+    ) == {"u_id": DEMO, "active": False}
     assert {a["u_id"]: a["active"] for a in sandbox.admin.accounts()}[DEMO] is False
-    assert (
-        SmSendSetClientStatusOperator(task_id="s", u_id=str(DEMO), active=True).execute(make_context())
-        is True
-    )
+    assert SmSendSetClientStatusOperator(task_id="s", u_id=str(DEMO), active=True).execute(
+        make_context()
+    ) == {"u_id": DEMO, "active": True}
 
 
 def test_set_client_status_unknown_client_fails(sandbox: Any, make_context: Any) -> None:
@@ -244,9 +242,9 @@ def test_set_client_status_unknown_client_fails(sandbox: Any, make_context: Any)
 
 def test_add_reception_and_retry(sandbox: Any, make_context: Any) -> None:
     task = SmSendAddReceptionOperator(task_id="recv", u_id=DEMO, dest="333 123 4567", num=2)
-    codes = task.execute(make_context(task_id="recv"))
+    codes = task.execute(make_context(task_id="recv"))["sharecodes"]
     assert len(codes) == 2
-    assert task.execute(make_context(task_id="recv", try_number=2)) == codes
+    assert task.execute(make_context(task_id="recv", try_number=2))["sharecodes"] == codes
     assert _requests(sandbox, "/backoffice/recv-add.php") == 1
 
 
@@ -254,7 +252,10 @@ def test_add_reception_ambiguous_resolved(sandbox: Any, make_context: Any, ledge
     context = make_context(task_id="recv", try_number=2)
     ledger_for(ledger_conn_id).claim(job_key(context), [f"recv_add:1001:{DEST}:1"], owner="earlier try")
     created = SmSendHook().client.recv_add(DEMO, DEST, 1)
-    assert SmSendAddReceptionOperator(task_id="recv", u_id=DEMO, dest=DEST).execute(context) == created
+    assert (
+        SmSendAddReceptionOperator(task_id="recv", u_id=DEMO, dest=DEST).execute(context)["sharecodes"]
+        == created
+    )
     assert _requests(sandbox, "/backoffice/recv-add.php") == 1
 
 
@@ -280,9 +281,10 @@ def test_revoke_reception(sandbox: Any, make_context: Any) -> None:
 
 
 def test_credit_check_account_and_client(sandbox: Any, make_context: Any) -> None:
-    assert SmSendCreditCheckOperator(task_id="c").execute(make_context()) == "100.0000"
+    assert SmSendCreditCheckOperator(task_id="c").execute(make_context())["credit"] == "100.0000"
     assert (
-        SmSendCreditCheckOperator(task_id="c", u_id=1002, min_credit="5").execute(make_context()) == "5.0000"
+        SmSendCreditCheckOperator(task_id="c", u_id=1002, min_credit="5").execute(make_context())["credit"]
+        == "5.0000"
     )
 
 
@@ -322,7 +324,7 @@ def test_assign_credit_does_not_adopt_a_credit_another_task_recorded(
     context = make_context(task_id="credit", try_number=2)
     ledger_for(ledger_conn_id).claim(job_key(context), ["credit_add:1001:1:5.0000"], owner="earlier try")
     other = SmSendAssignCreditOperator(task_id="other_credit", u_id=DEMO, bill_id=1, credit="5")
-    other_id = other.execute(make_context(task_id="other_credit"))
+    other_id = other.execute(make_context(task_id="other_credit"))["credit_id"]
     task = SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="5")
     with pytest.raises(AirflowFailException, match="NOT done again automatically"):
         task.execute(context)
@@ -377,7 +379,7 @@ def test_assign_credit_two_tries_at_once_assign_one_credit(
         context = make_context(task_id="credit", try_number=try_number)
         barrier.wait()
         try:
-            returned.append(task.execute(context))
+            returned.append(task.execute(context)["credit_id"])
         except (AirflowFailException, SmSendError) as exc:
             failed.append(exc)
 
@@ -392,5 +394,5 @@ def test_assign_credit_two_tries_at_once_assign_one_credit(
     sandbox.admin.set_faults(latency_ms=0)
     # a later try finds the one credit in the ledger or the log, and assigns nothing
     again = SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="3")
-    assert again.execute(make_context(task_id="credit", try_number=3)) == credit["id"]
+    assert again.execute(make_context(task_id="credit", try_number=3))["credit_id"] == credit["id"]
     assert _requests(sandbox, "/backoffice/credit-add.php") == 1

@@ -47,7 +47,7 @@ def test_send_with_image_bytes_and_sound_path(sandbox: Any, make_context: Any, t
         image=PNG,
         sound=str(sound),
     )
-    assert task.execute(make_context(task_id="mms")) == "0.7400"
+    assert task.execute(make_context(task_id="mms"))["cost"] == "0.7400"
     sent = sandbox.admin.messages(kind="mms")
     assert sorted(m["rcpt"] for m in sent) == [RCPT, "+393331234568"]
     assert mms_calls(sandbox) == 1
@@ -76,7 +76,7 @@ def test_md5_ticket_auth_end_to_end(sandbox: Any, make_context: Any, add_smsend_
     task = SmSendMmsOperator(
         task_id="mms", subject="Ticket", text="MD5 auth", recipients=RCPT, smsend_conn_id=conn_id
     )
-    assert task.execute(make_context(task_id="mms")) == "0.3700"
+    assert task.execute(make_context(task_id="mms"))["cost"] == "0.3700"
     assert len(sandbox.admin.messages(kind="mms")) == 1
 
 
@@ -109,8 +109,8 @@ def test_no_credit_fails_and_carrier_problem_is_retryable(sandbox: Any, make_con
 
 def test_retry_after_success_sends_nothing(sandbox: Any, make_context: Any) -> None:
     task = SmSendMmsOperator(task_id="mms", subject="Once", text="only once", recipients=RCPT, image=PNG)
-    first = task.execute(make_context(task_id="mms", try_number=1))
-    second = task.execute(make_context(task_id="mms", try_number=2))
+    first = task.execute(make_context(task_id="mms", try_number=1))["cost"]
+    second = task.execute(make_context(task_id="mms", try_number=2))["cost"]
     assert first == second == "0.3700"
     assert mms_calls(sandbox) == 1
 
@@ -139,7 +139,7 @@ def test_left_sending_then_resend_unknown(sandbox: Any, make_context: Any, ledge
     task = SmSendMmsOperator(
         task_id="mms", subject="Killed", text="worker died", recipients=RCPT, resend_unknown=True
     )
-    assert task.execute(make_context(task_id="mms", try_number=3)) == "0.3700"
+    assert task.execute(make_context(task_id="mms", try_number=3))["cost"] == "0.3700"
     assert mms_calls(sandbox) == 1
 
 

@@ -120,6 +120,8 @@ CREDIT_SCRIPT = textwrap.dedent(
 
     class TI:
         dag_id, task_id, run_id, map_index, try_number = "onboarding", "credit", "killed_credit_run", -1, 1
+        def xcom_push(self, key, value):
+            pass
 
     print("started", flush=True)
     SmSendAssignCreditOperator(task_id="credit", u_id=1001, bill_id=1, credit="7.5000").execute({"ti": TI()})
@@ -156,9 +158,8 @@ def test_credit_assignment_killed_during_the_call_then_retried(
     sandbox.admin.set_faults(latency_ms=0)
 
     retry = SmSendAssignCreditOperator(task_id="credit", u_id=DEMO, bill_id=1, credit="7.5000")
-    credit_id = retry.execute(
-        make_context(dag_id="onboarding", task_id="credit", run_id="killed_credit_run", try_number=2)
-    )
+    context = make_context(dag_id="onboarding", task_id="credit", run_id="killed_credit_run", try_number=2)
+    credit_id = retry.execute(context)["credit_id"]
 
     credits = [e for e in sandbox.admin.userlog() if e["type"] == "credits"]
     assert len(credits) == 1, credits
