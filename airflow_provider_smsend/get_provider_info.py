@@ -95,7 +95,7 @@ def get_provider_info() -> dict[str, Any]:
                 "target-integration-name": "Common SQL",
                 "python-module": f"{_PKG}.transfers.{module}",
             }
-            for module in ("batch_status_to_sql", "userlog_to_sql", "credits_to_sql")
+            for module in ("batch_status_to_sql", "userlog_to_sql", "credits_to_sql", "outcomes_to_sql")
         ],
         "connection-types": [
             {
