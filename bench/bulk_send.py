@@ -5,7 +5,9 @@ Three measures against one sandbox process with ``--latency-ms 50``:
 * the provider path: :class:`~airflow_provider_smsend.client.bulk.BulkSender` over
   :class:`~airflow_provider_smsend.client.http.SmSendClient` with a
   :class:`~airflow_provider_smsend.client.ledger.DbApiLedger` on a SQLite file in a temp dir, at
-  ``CONCURRENCY``, rate limit off; compared with the limit ``CONCURRENCY / latency``;
+  ``CONCURRENCY``, rate limit off; compared with the limit ``CONCURRENCY / latency``. Each message
+  is a ``Session.send`` of the request the session prepared once for the run, through the
+  session's ``HTTPAdapter`` (pool sized to ``CONCURRENCY``);
 * the naive path: a loop of ``requests.post`` (a new connection per request) on a subset;
 * the rate limit: ``RATE`` msg/s over ``RATE_MESSAGES`` messages, measured rate vs the setting.
 
@@ -268,8 +270,9 @@ def run() -> dict[str, Any]:
     sandbox_cpu = f", and the sandbox process {box_ms:.2f} ms" if box_ms is not None else ""
     if core_share >= 0.8:
         why = (
-            f"The client is CPU-bound: {cpu_ms:.2f} ms of CPU per message in the sending process (urllib3 and "
-            f"http.client on the session's pool, the ledger, phonenumbers in planning) at {bulk_rate:,.0f} msg/s "
+            f"The client is CPU-bound: {cpu_ms:.2f} ms of CPU per message in the sending process (requests' "
+            f"Session.send, urllib3 and http.client on the session's pool, the ledger, phonenumbers in planning) "
+            f"at {bulk_rate:,.0f} msg/s "
             f"is {core_share:.2f} core-seconds per second, and the worker threads share one GIL; "
             f"{needed:,.0f} msg/s needs at most {1000 / needed:.2f} ms per message with a whole core free. "
             f"The SQLite ledger is not the limit (MemoryLedger row); the machine's load average is in the header."
@@ -295,7 +298,10 @@ def run() -> dict[str, Any]:
             f"run is reported; the other rows are single runs. "
             f"limit = concurrency / injected latency = {CONCURRENCY} / {LATENCY_MS / 1000:g} s. The sandbox runs in "
             "its own process with `--latency-ms 50 --delivery-delay 0`; the ledger is a `DbApiLedger` on a SQLite "
-            "file in a temp dir (WAL). Client CPU: `time.process_time()` of the bench process over `run()` "
+            "file in a temp dir (WAL). Each message is a requests `Session.send` of a copy of the request the "
+            "session prepared once for the run (its own form body and the session's cookies), through the "
+            "session's `HTTPAdapter` with a pool of `concurrency` connections. "
+            "Client CPU: `time.process_time()` of the bench process over `run()` "
             "(all threads); sandbox CPU: user + system time of the sandbox process (/proc) over the same run.",
         ],
     }
