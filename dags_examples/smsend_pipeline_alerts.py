@@ -57,7 +57,7 @@ with DAG(
     report_success = SmSendSmsOperator(
         task_id="report_success",
         recipients="{{ params.oncall }}",
-        text="ETL {{ dag.dag_id }} {{ ds }}: {{ ti.xcom_pull(task_ids='transform') }} rows loaded.",
+        text="ETL {{ dag.dag_id }} {{ dag_run.run_after | ds }}: {{ ti.xcom_pull(task_ids='transform') }} rows loaded.",
         sender="ALERTS",
         ledger_conn_id="smsend_ledger",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 from pathlib import Path
 
@@ -53,3 +54,23 @@ def test_examples_are_tagged_and_have_tasks(dagbag):
         dag = bag.dags[dag_id]
         assert "smsend" in dag.tags
         assert dag.task_dict, dag_id
+
+
+LOGICAL_DATE_ONLY = re.compile(r"\{\{[^}]*\b(ds|ds_nodash|ts|ts_nodash|logical_date|data_interval_start|data_interval_end)\b(?!\s*\()[^}]*\}\}")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*sorted(EXAMPLES.glob("smsend_*.py")), EXAMPLES.parent / "README.md"],
+    ids=lambda p: p.name,
+)
+def test_templates_work_on_a_run_without_logical_date(path):
+    """A run triggered from the REST API or `airflow dags trigger` without --logical-date has no `ds`,
+    `ts` or `logical_date` in its context (Airflow 3): the examples use `dag_run.run_after` instead."""
+    found = []
+    for match in LOGICAL_DATE_ONLY.finditer(path.read_text(encoding="utf-8")):
+        name = match.group(1)
+        if re.search(rf"\|\s*{name}\b", match.group(0)):  # used as a filter: `dag_run.run_after | ds`
+            continue
+        found.append(match.group(0))
+    assert found == [], f"{path.name}: templates that fail on a run without a logical date: {found}"

@@ -101,7 +101,7 @@ class SmSendCreateClientOperator(_LedgerOperator):
     :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
     :param ledger_key: the ledger key of this task's sends (templated); default
         ``dag_id/task_id/run_id/map_index``: a retry resumes, a new run (a manual re-run, a backfill of
-        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ ds }}"`` to make
+        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ dag_run.run_after | ds }}"`` to make
         every run of the same date one job: a second run then sends only what the first did not.
     :param ledger_table: the ledger table.
 
@@ -255,7 +255,7 @@ class SmSendAssignCreditOperator(_LedgerOperator):
     :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
     :param ledger_key: the ledger key of this task's sends (templated); default
         ``dag_id/task_id/run_id/map_index``: a retry resumes, a new run (a manual re-run, a backfill of
-        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ ds }}"`` to make
+        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ dag_run.run_after | ds }}"`` to make
         every run of the same date one job: a second run then sends only what the first did not.
     :param ledger_table: the ledger table.
 
@@ -446,7 +446,7 @@ class SmSendAddReceptionOperator(_LedgerOperator):
     :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
     :param ledger_key: the ledger key of this task's sends (templated); default
         ``dag_id/task_id/run_id/map_index``: a retry resumes, a new run (a manual re-run, a backfill of
-        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ ds }}"`` to make
+        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ dag_run.run_after | ds }}"`` to make
         every run of the same date one job: a second run then sends only what the first did not.
     :param ledger_table: the ledger table.
 

@@ -59,7 +59,7 @@ class SmSendMmsOperator(SmSendBaseOperator):
     :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
     :param ledger_key: the ledger key of this task's sends (templated); default
         ``dag_id/task_id/run_id/map_index``: a retry resumes, a new run (a manual re-run, a backfill of
-        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ ds }}"`` to make
+        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ dag_run.run_after | ds }}"`` to make
         every run of the same date one job: a second run then sends only what the first did not.
     :param ledger_table: the ledger table.
     :return: the credit charged, in euros, as a decimal string (``"0.3700"``).
@@ -68,10 +68,10 @@ class SmSendMmsOperator(SmSendBaseOperator):
 
         mms = SmSendMmsOperator(
             task_id="send_offer",
-            subject="Offer {{ ds }}",
+            subject="Offer {{ dag_run.run_after | ds }}",
             text="Show this picture at the till.",
             recipients=["+393331234567", "+393337654321"],
-            image="/data/offers/{{ ds }}.png",
+            image="/data/offers/{{ dag_run.run_after | ds }}.png",
         )
     """
 

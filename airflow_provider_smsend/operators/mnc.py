@@ -62,7 +62,7 @@ class SmSendMncOperator(SmSendBaseOperator):
     :param ledger_conn_id: SQL connection of the ledger; None disables retry safety.
     :param ledger_key: the ledger key of this task's sends (templated); default
         ``dag_id/task_id/run_id/map_index``: a retry resumes, a new run (a manual re-run, a backfill of
-        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ ds }}"`` to make
+        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ dag_run.run_after | ds }}"`` to make
         every run of the same date one job: a second run then sends only what the first did not.
     :param ledger_table: the ledger table.
 
@@ -70,7 +70,7 @@ class SmSendMncOperator(SmSendBaseOperator):
 
         check = SmSendMncOperator(
             task_id="check_numbers",
-            csv_path="/data/customers/{{ ds }}.csv",
+            csv_path="/data/customers/{{ dag_run.run_after | ds }}.csv",
             csv_column="mobile",
             on_invalid="skip",
         )

@@ -5,13 +5,22 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_smsend.client.bulk import BulkMessage, BulkResult, BulkSender
+from airflow_provider_smsend.client.bulk import (
+    BulkMessage,
+    BulkResult,
+    BulkSender,
+    Estimate,
+    estimate,
+    price_from_credit,
+)
+from airflow_provider_smsend.client.encoding import non_gsm_characters, to_gsm
 from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
 from airflow_provider_smsend.client.ledger import DEFAULT_TABLE
 from airflow_provider_smsend.client.numbers import mask_number
@@ -23,10 +32,11 @@ from airflow_provider_smsend.operators.base import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow.sdk import Context
 
     from airflow_provider_smsend.client.bulk import Plan
-    from airflow_provider_smsend.client.http import SmSendClient
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +53,27 @@ class SmSendPartialFailure(SmSendError):
 _RECIPIENT = re.compile(r"\brecipient\b")
 #: The most requests one send keeps in flight (the connection pool's size).
 MAX_CONCURRENCY = 64
+
+
+def _characters(counts: Mapping[str, int]) -> str:
+    """``'ë' 3, 'Ł' 1``: characters with their counts, for a log line (no text around them)."""
+    return ", ".join(f"{ch!r} {n}" for ch, n in counts.items()) or "none"
+
+
+def _check_max_cost(max_cost: Decimal | str | int | None) -> Decimal | None:
+    if max_cost is None:
+        return None
+    if isinstance(max_cost, bool | float) or not isinstance(max_cost, Decimal | str | int):
+        raise TypeError(
+            f"max_cost must be an amount in EUR as a Decimal, int or string like '25.00', got {max_cost!r}."
+        )
+    try:
+        value = Decimal(str(max_cost).strip())
+    except ArithmeticError:
+        value = Decimal("NaN")
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"max_cost must be a positive amount in EUR, got {max_cost!r}.")
+    return value
 
 
 def _check_fail_on(fail_on: str | float) -> str | float:
@@ -67,7 +98,7 @@ class SmSendSmsOperator(SmSendBaseOperator):
         the text, e.g. ``{"number": "+39333…", "name": "Anna"}``), or the path of a CSV file with a
         header (column ``number_field``; the other columns are fields). Templated.
     :param text: the message, a Jinja template (or the name of a ``.txt`` file in the DAG's template
-        search path) rendered when the task runs, with the task's context (``{{ ds }}``,
+        search path) rendered when the task runs, with the task's context (``{{ dag_run.run_after | ds }}``,
         ``{{ params.x }}``, the DAG's macros) and, per recipient, ``recipient`` (``{{ recipient.name }}``,
         ``{% if recipient.vip %}``). It is rendered by the operator itself, not listed among the
         template fields: so it works the same under ``.partial().expand()`` and ``.expand_kwargs()``,
@@ -89,14 +120,25 @@ class SmSendSmsOperator(SmSendBaseOperator):
     :param fail_on: ``"any"`` (default: fail if any recipient is not accepted), ``"all"`` (fail
         only if none is accepted), or a ratio: fail if the share not accepted exceeds it.
     :param max_segments: refuse (before sending anything) a message longer than this many segments.
-    :param min_credit: fail before sending if the account's credit (euros) is below this.
+    :param min_credit: fail before sending if the account's credit (euros) is below this (a floor on
+        the balance, not a cap on what the task spends: that is ``max_cost``).
     :param check_credit: fail before sending if the SMS available at ``quality`` (credit.php) are
         fewer than the segments needed.
+    :param max_cost: the most this task may spend (EUR), all its tries together (one ledger job):
+        a send whose estimate (plus what earlier tries spent) exceeds it is refused before any
+        request; a send whose spend reaches it starts no request that would pass it, and the
+        recipients left are rejected with ``error_code="max_cost"`` (not retryable: raise
+        ``max_cost`` and clear the task to send them). Counted at the price per segment of the
+        estimate, raised to what the gateway charges as answers come (docs/gateway.md, "Cost").
+    :param transliterate: replace the characters outside GSM 03.38 with GSM look-alikes before
+        sending (``Zoë`` -> ``Zoe``, ``Łukasz`` -> ``Lukasz``, ``“`` -> ``"``), so one letter in a name
+        does not make a message UCS-2 at up to twice the segments; characters without a GSM
+        look-alike (emoji) are kept. Off by default: it changes the text.
     :param ledger_conn_id: SQL connection of the ledger (default ``smsend_ledger``); None sends
         without retry safety (a retried task may send again).
     :param ledger_key: the ledger key of this task's sends (templated); default
         ``dag_id/task_id/run_id/map_index``: a retry resumes, a new run (a manual re-run, a backfill of
-        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ ds }}"`` to make
+        the same date) sends again. Give e.g. ``"{{ dag.dag_id }}/{{ task.task_id }}/{{ dag_run.run_after | ds }}"`` to make
         every run of the same date one job: a second run then sends only what the first did not.
     :param ledger_table: the ledger's table name.
     :param resend_unknown: resend recipients whose earlier outcome is unknown (may duplicate).
@@ -115,7 +157,7 @@ class SmSendSmsOperator(SmSendBaseOperator):
         SmSendSmsOperator(
             task_id="notify_customers",
             recipients=[{"number": "+393331234567", "name": "Anna"}],
-            text="Ciao {{ recipient.name }}, il tuo ordine del {{ ds }} è pronto.",
+            text="Ciao {{ recipient.name }}, il tuo ordine del {{ dag_run.run_after | ds }} è pronto.",
             sender="ACME",
             rate_limit=50,
         )
@@ -133,6 +175,15 @@ class SmSendSmsOperator(SmSendBaseOperator):
     outcomes        dict     where the per-recipient outcomes are: ``ledger_conn_id``,
                              ``ledger_table``, ``ledger_key``
     aborted         str      the fatal error that stopped the send early, or None
+    estimate        dict     made before sending (also pushed first, under the XCom key
+                             ``estimate``): ``messages``, ``segments``, ``by_encoding``
+                             (``GSM``/``UCS2``: ``messages``, ``segments``), ``ucs2_characters``
+                             (the 10 most frequent characters that forced UCS-2: messages
+                             each; characters only, never a name or a text), ``ucs2_extra``
+                             (``messages``, ``segments`` UCS-2 adds over GSM look-alikes),
+                             ``price_per_segment``, ``price_source`` (``connection``,
+                             ``gateway`` or None), ``estimated_cost`` (EUR string or None);
+                             None when there is nobody to text
     ==============  =======  =================================================================
 
     plus ``outcomes_list`` (recipients masked) with ``include_outcomes=True``. The request ids are
@@ -173,6 +224,8 @@ class SmSendSmsOperator(SmSendBaseOperator):
         max_segments: int | None = None,
         min_credit: Decimal | str | int | None = None,
         check_credit: bool = False,
+        max_cost: Decimal | str | int | None = None,
+        transliterate: bool = False,
         ledger_conn_id: str | None = DEFAULT_LEDGER_CONN_ID,
         ledger_key: str | None = None,
         ledger_table: str = DEFAULT_TABLE,
@@ -197,13 +250,17 @@ class SmSendSmsOperator(SmSendBaseOperator):
         if rate_limit is not None and (
             isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float) or not rate_limit > 0
         ):
-            raise ValueError(f"rate_limit must be a positive number of messages per second or None, got {rate_limit!r}.")
+            raise ValueError(
+                f"rate_limit must be a positive number of messages per second or None, got {rate_limit!r}."
+            )
         self.rate_limit = rate_limit
         self.chunk_size = check_int(chunk_size, name="chunk_size", low=1)
         self.fail_on = _check_fail_on(fail_on)
         self.max_segments = max_segments
         self.min_credit = Decimal(str(min_credit)) if min_credit is not None else None
         self.check_credit = check_credit
+        self.max_cost = _check_max_cost(max_cost)
+        self.transliterate = transliterate
         self.ledger_conn_id = ledger_conn_id
         self.ledger_key = ledger_key
         self.ledger_table = ledger_table
@@ -257,7 +314,7 @@ class SmSendSmsOperator(SmSendBaseOperator):
         values = dict(context or {})
         if not (isinstance(self.text, str) and _RECIPIENT.search(self._source())):
             text = template.render(**values)
-            return [BulkMessage(row[self.number_field], text) for row in rows]
+            return self._to_gsm([BulkMessage(row[self.number_field], text) for row in rows])
         messages = []
         for row in rows:
             try:
@@ -268,7 +325,28 @@ class SmSendSmsOperator(SmSendBaseOperator):
                     "Nothing was sent."
                 ) from exc
             messages.append(BulkMessage(row[self.number_field], text))
-        return messages
+        return self._to_gsm(messages)
+
+    def _to_gsm(self, messages: list[BulkMessage]) -> list[BulkMessage]:
+        """With ``transliterate=True``, the messages with GSM look-alikes (logged: characters only)."""
+        if not self.transliterate:
+            return messages
+        out, changed, replaced = [], 0, Counter[str]()
+        for message in messages:
+            text = to_gsm(message.text)
+            if text != message.text:
+                changed += 1
+                replaced.update(set(non_gsm_characters(message.text)) - set(non_gsm_characters(text)))
+            out.append(BulkMessage(message.number, text))
+        if changed:
+            self.log.info(
+                "transliterate=True: %d of %d message(s) take GSM 03.38 look-alikes (characters replaced, "
+                "messages each: %s).",
+                changed,
+                len(messages),
+                _characters(replaced),
+            )
+        return out
 
     def _template(self) -> Any:
         """The text as a Jinja template of the DAG's environment (its macros, filters and search path)."""
@@ -296,7 +374,78 @@ class SmSendSmsOperator(SmSendBaseOperator):
 
     # ----------------------------------------------------------------- guards
 
-    def _preflight(self, client: SmSendClient, sender: BulkSender, plan: Plan) -> None:
+    def _price(
+        self, quality: str, credit: Callable[[str], Decimal | int]
+    ) -> tuple[Decimal | None, str | None]:
+        """The price of one segment at ``quality`` and where it comes from (docs/gateway.md, "Cost").
+
+        The connection's ``price_per_segment`` extra if it gives one, else what credit.php implies
+        (the credit in euros over the SMS it buys at ``quality``). Without ``max_cost`` a gateway
+        that cannot say leaves the estimate without a cost; with it, nothing is sent.
+        """
+        configured = self.hook.price_per_segment(quality)
+        if configured is not None:
+            return configured, "connection"
+        try:
+            euros, sms = credit("credit"), credit(quality)
+        except SmSendError as exc:
+            reason = f"credit.php failed: {exc}"
+            price = None
+        else:
+            price = price_from_credit(Decimal(euros), int(sms))
+            reason = f"the credit ({euros} EUR) buys {sms} SMS at quality {quality!r}"
+        if price is not None:
+            return price, "gateway"
+        if self.max_cost is not None:
+            raise AirflowFailException(
+                f"max_cost={self.max_cost} EUR needs the price of a segment and the gateway does not give it "
+                f'({reason}). Set the connection extra price_per_segment (e.g. "0.0850"). Nothing was sent.'
+            )
+        self.log.warning(
+            "No price per segment (%s): the estimate has no cost. The connection extra price_per_segment "
+            "gives one.",
+            reason,
+        )
+        return None, None
+
+    def _log_estimate(self, found: Estimate) -> None:
+        gsm, ucs2 = found.by_encoding["GSM"], found.by_encoding["UCS2"]
+        cost = found.estimated_cost
+        self.log.info(
+            "Estimate before sending: %d message(s), %d segment(s): GSM %d message(s) in %d segment(s), UCS-2 "
+            "%d in %d%s; estimated cost %s.",
+            found.messages,
+            found.segments,
+            gsm["messages"],
+            gsm["segments"],
+            ucs2["messages"],
+            ucs2["segments"],
+            f" (characters outside GSM 03.38, messages each: {_characters(found.ucs2_characters)})"
+            if ucs2["messages"] and found.ucs2_characters
+            else "",
+            "unknown (no price per segment)"
+            if cost is None
+            else f"{cost} EUR at {found.price_per_segment} EUR per segment ({found.price_source})",
+        )
+        extra = found.ucs2_extra
+        if extra["messages"]:
+            more = (
+                ""
+                if found.price_per_segment is None
+                else f", about {found.price_per_segment * extra['segments']} EUR"
+            )
+            self.log.warning(
+                "UCS-2 raises the cost of %d of %d message(s): %d segment(s) more than their GSM look-alikes "
+                "would need%s (characters outside GSM 03.38, messages each: %s). transliterate=True replaces "
+                "them with GSM look-alikes.",
+                extra["messages"],
+                found.messages,
+                extra["segments"],
+                more,
+                _characters(found.ucs2_characters),
+            )
+
+    def _preflight(self, credit: Callable[[str], Decimal | int], sender: BulkSender, plan: Plan) -> None:
         """Cost guard: fail before anything is sent."""
         _, to_send = plan
         if self.max_segments is not None:
@@ -308,14 +457,14 @@ class SmSendSmsOperator(SmSendBaseOperator):
                     f"segments for {mask_number(number)}). Nothing was sent."
                 )
         if self.min_credit is not None:
-            credit = client.credit("credit")
-            if isinstance(credit, Decimal) and credit < self.min_credit:
+            euros = credit("credit")
+            if isinstance(euros, Decimal) and euros < self.min_credit:
                 raise AirflowFailException(
-                    f"Credit {credit} EUR is below min_credit={self.min_credit}. Nothing was sent: top up first."
+                    f"Credit {euros} EUR is below min_credit={self.min_credit}. Nothing was sent: top up first."
                 )
         if self.check_credit:
             needed = sum(p.segments for _, _, p in to_send)
-            available = client.credit(sender.quality)
+            available = credit(sender.quality)
             if int(available) < needed:
                 raise AirflowFailException(
                     f"The account can send {available} SMS at quality {sender.quality!r}, these messages need "
@@ -343,6 +492,16 @@ class SmSendSmsOperator(SmSendBaseOperator):
             context["ti"].xcom_push(key="request_ids", value=[])
             return BulkResult().to_dict(where=where)
         client = self.client
+        reads: dict[str, Decimal | int] = {}
+
+        def credit(kind: str) -> Decimal | int:
+            """credit.php, read once per kind for the price and the guards."""
+            if kind not in reads:
+                reads[kind] = client.credit(kind)
+            return reads[kind]
+
+        quality = self.quality or client.default_quality
+        price, price_source = self._price(quality, credit)
 
         def on_chunk(done: int, total: int, partial: BulkResult) -> None:
             now = partial.this_try()
@@ -362,7 +521,7 @@ class SmSendSmsOperator(SmSendBaseOperator):
                 ledger=ledger,
                 job_key=key,
                 sender=self.sender,
-                quality=self.quality,
+                quality=quality,
                 operation=self.operation,
                 url=self.url,
                 concurrency=self.concurrency,
@@ -373,17 +532,24 @@ class SmSendSmsOperator(SmSendBaseOperator):
                 on_chunk=on_chunk,
                 owner=self.ledger_owner(context),
                 allow_landlines=self.allow_landlines,
+                max_cost=self.max_cost,
+                price_per_segment=price,
             )
             try:
                 plan = sender.plan(messages)
             except SmSendValidationError as exc:
                 raise SmSendValidationError(f"{exc} Nothing was sent.", code=exc.code) from exc
-            self._preflight(client, sender, plan)
+            found = estimate((p for _, _, p in plan[1]), price_per_segment=price, price_source=price_source)
+            self._log_estimate(found)
+            context["ti"].xcom_push(key="estimate", value=found.to_dict())
+            self._preflight(credit, sender, plan)
             if self.log_text:
                 self.log.info("Text of the first message: %s", messages[0].text)
             result = sender.run(messages, plan=plan)
         self._log_rejections(result)
-        summary = result.to_dict(include_outcomes=self.include_outcomes, masked=self.mask_outcomes, where=where)
+        summary = result.to_dict(
+            include_outcomes=self.include_outcomes, masked=self.mask_outcomes, where=where, estimate=found
+        )
         context["ti"].xcom_push(key="request_ids", value=result.request_ids)
         if result.aborted:
             raise AirflowFailException(
@@ -398,6 +564,12 @@ class SmSendSmsOperator(SmSendBaseOperator):
                 f"in the ledger (table {self.ledger_table!r}, ledger_key {key!r}): SmSendOutcomesToSqlOperator "
                 "loads them into a table."
             )
+            capped = sum(1 for o in result.outcomes if o.error_code == "max_cost")
+            if capped:
+                message += (
+                    f" {capped} of them were not sent because max_cost={self.max_cost} EUR was reached: raise "
+                    "max_cost and clear the task to send them (the ledger sends only those)."
+                )
             if any(o.status == "rejected" and o.retryable for o in result.outcomes):
                 # Some were refused for a passing reason (queue full, no connection): let Airflow retry;
                 # the ledger makes the retry send only those.

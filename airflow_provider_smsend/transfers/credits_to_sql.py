@@ -58,7 +58,7 @@ class SmSendCreditsToSqlOperator(BaseSmSendToSqlOperator):
             task_id="snapshot_client_credit",
             u_id_table="crm.smsend_clients",
             u_id_column="smsend_u_id",
-            snapshot_date="{{ ds }}",
+            snapshot_date="{{ dag_run.run_after | ds }}",
             table="smsend_credit_snapshot",
             conn_id="warehouse",
         )

@@ -53,8 +53,8 @@ class SmSendUserlogToSqlOperator(BaseSmSendToSqlOperator):
         load_credits = SmSendUserlogToSqlOperator(
             task_id="load_credit_log",
             log_type="credits",
-            date_from="{{ macros.ds_add(ds, -1) }}",
-            date_to="{{ macros.ds_add(ds, -1) }}",
+            date_from="{{ macros.ds_add(dag_run.run_after | ds, -1) }}",
+            date_to="{{ macros.ds_add(dag_run.run_after | ds, -1) }}",
             table="smsend_credit_log",
             conn_id="warehouse",
         )
