@@ -50,6 +50,7 @@ with DAG(
         sharecode="{{ params.sharecode }}",
         sender="{{ params.customer }}",
         text_pattern=r"^\s*(?P<answer>si|sì|no)\b",
+        include_message=True,  # decide() reads the answer: the reply's text goes to XCom (opt-in)
         poke_interval=POLL_SECONDS,
         max_poll_interval=4 * POLL_SECONDS,
         timeout=24 * 3600,

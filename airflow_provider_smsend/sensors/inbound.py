@@ -31,9 +31,13 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
     Each poke lists the latest ``messages`` SMS with the SOAP receiveSms call and picks the
     earliest one received at or after ``received_after`` that matches (see
     :func:`~airflow_provider_smsend.client.inbound_rules.find_match`; the deferrable trigger uses
-    the same function). It returns (pushes to XCom) that message as a dict: ``id``, ``sender``,
-    ``text``, ``received_at`` (ISO 8601, Europe/Rome), ``rcpt``, ``sharecode``, and the regex's
-    ``match``, ``groups`` and ``named_groups`` (handy for a 2FA code).
+    the same function). It returns (pushes to XCom) the message's ``id``, ``received_at`` (ISO
+    8601, Europe/Rome), ``sender`` and ``rcpt`` masked, and ``sharecode``; with
+    ``include_message=True`` also the full ``sender`` and ``rcpt``, the ``text`` and the regex's
+    ``match``, ``groups`` and ``named_groups`` (handy for a 2FA code or a SI/NO answer): texts and
+    numbers are personal data, so they reach XCom only on that opt-in. Deferred, the trigger's
+    event carries the masked form only (the triggerer logs every event); the sensor re-reads the
+    message by its id when it resumes.
 
     ``received_after`` defaults to the moment the sensor first ran, kept across reschedules (the
     first reschedule date) and deferrals (it travels in the trigger), so replies received before
@@ -50,6 +54,8 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
     :param received_after: ignore SMS received before this datetime / ISO 8601 text (naive: UTC);
         default: when the sensor started (templated).
     :param messages: how many of the latest SMS receiveSms lists at each poke (1..1000, default 50).
+    :param include_message: return the full numbers, the text and the regex's groups (personal
+        data in XCom: an explicit opt-in).
     :param smsend_conn_id: the Airflow connection id (templated).
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param max_poll_interval: backoff cap: intervals start at ``poke_interval`` and double up to it.
@@ -91,9 +97,11 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
         ignore_case: bool = True,
         received_after: datetime | str | None = None,
         messages: int = 50,
+        include_message: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.include_message = include_message
         self.rcpt = rcpt
         self.sharecode = sharecode
         self.sender = sender
@@ -191,12 +199,44 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
         )
 
     def complete(self, context: Context, xcom: Any) -> Any:
-        """Log the matched SMS (id and masked sender, never its text) and return it."""
-        if isinstance(xcom, dict):
-            self.log.info(
-                "Matched SMS %s from %s received at %s.",
-                xcom.get("id"),
-                mask_number(str(xcom.get("sender", ""))),
-                xcom.get("received_at"),
+        """Log the matched SMS (id and masked sender, never its text) and return it: masked, or in
+        full with ``include_message=True`` (re-read by its id when the trigger's masked event is all
+        there is)."""
+        from airflow_provider_smsend.triggers.inbound import masked_message
+
+        if not isinstance(xcom, dict):
+            return xcom
+        self.log.info(
+            "Matched SMS %s from %s received at %s.",
+            xcom.get("id"),
+            mask_number(str(xcom.get("sender", ""))),
+            xcom.get("received_at"),
+        )
+        if not self.include_message:
+            return masked_message(xcom, rcpt=self.rcpt, sharecode=self.sharecode)
+        if "text" in xcom:  # poke mode: the message itself
+            return xcom
+        return self._reread(xcom)
+
+    def _reread(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The full message of a trigger's masked event, listed again and found by its id."""
+        listed = self.hook.soap_client.receive_sms(self.rcpt, self.sharecode, self.messages)
+        same = [sms for sms in listed if sms.id == event["id"]]
+        found = (
+            find_match(
+                same,
+                received_after=same[0].received_at,
+                text_pattern=self._pattern(),
+                region=self._region(),
             )
-        return xcom
+            if same
+            else None
+        )
+        if found is None:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
+                f"SMS {event['id']} matched, but receiveSms no longer lists it among the latest {self.messages}: "
+                "its text cannot be read again. Raise messages=, or use it without include_message."
+            )
+        return {**found, "rcpt": self.rcpt, "sharecode": self.sharecode}

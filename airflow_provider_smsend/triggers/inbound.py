@@ -143,4 +143,17 @@ class SmSendInboundSmsTrigger(SmSendPollingTrigger):
             mask_number(found["sender"]),
             mask_number(self.rcpt),
         )
-        return {"status": SUCCESS, "xcom": {**found, "rcpt": self.rcpt, "sharecode": self.sharecode}}
+        # The event is logged by the triggerer and stored in the metadata database: no text, no
+        # full number. The sensor re-reads the message by its id when it resumes.
+        return {"status": SUCCESS, "xcom": masked_message(found, rcpt=self.rcpt, sharecode=self.sharecode)}
+
+
+def masked_message(found: dict[str, Any], *, rcpt: str, sharecode: str) -> dict[str, Any]:
+    """What may leave the matching code without an opt-in: the message's id and time, numbers masked."""
+    return {
+        "id": found["id"],
+        "received_at": found["received_at"],
+        "sender": mask_number(str(found["sender"])),
+        "rcpt": mask_number(rcpt),
+        "sharecode": sharecode,
+    }

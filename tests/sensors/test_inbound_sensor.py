@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import (
     TaskDeferred,
 )
 
+from airflow_provider_smsend.client.numbers import mask_number
 from airflow_provider_smsend.sensors.inbound import SmSendInboundSmsSensor
 from airflow_provider_smsend.triggers.inbound import SmSendInboundSmsTrigger
 
@@ -41,7 +42,9 @@ def run_sensor(sensor: SmSendInboundSmsSensor, mode: str, helpers: Any, context:
 
 
 def make(mode: str, sharecode: str, **kwargs: Any) -> SmSendInboundSmsSensor:
-    settings: dict[str, Any] = {"poke_interval": 0.1, "timeout": 10, "deferrable": mode == "deferrable"}
+    settings: dict[str, Any] = {
+        "poke_interval": 0.1, "timeout": 10, "deferrable": mode == "deferrable", "include_message": True,
+    }  # fmt: skip
     settings.update(kwargs)
     return SmSendInboundSmsSensor(task_id=f"wait_{mode}", rcpt=RECEPTION, sharecode=sharecode, **settings)
 
@@ -170,9 +173,29 @@ def test_arguments_are_checked():
         sensor.execute({})
 
 
-def test_execute_complete_returns_the_reply():
+def test_execute_complete_returns_the_reply_masked_by_default():
     sensor = SmSendInboundSmsSensor(task_id="w", rcpt=RECEPTION, sharecode="001")
     reply = {"id": 5, "sender": CUSTOMER, "text": "SI", "received_at": "2024-05-01T11:00:00+02:00"}
-    assert sensor.execute_complete({}, {"status": "success", "xcom": reply}) == reply
+    assert sensor.execute_complete({}, {"status": "success", "xcom": reply}) == {
+        "id": 5,
+        "received_at": "2024-05-01T11:00:00+02:00",
+        "sender": mask_number(CUSTOMER),
+        "rcpt": mask_number(RECEPTION),
+        "sharecode": "001",
+    }
     with pytest.raises(AirflowSensorTimeout):
         sensor.execute_complete({}, {"status": "timeout", "message": "timed out"})
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_reply_is_masked_unless_include_message(mode, gateway, sharecode, helpers):
+    """Default: only the message's id, time and masked numbers reach XCom; the opt-in re-reads the
+    full message by its id after a deferral (the trigger's event never carries the text)."""
+    inject_later(gateway, sharecode, CUSTOMER, "SI, code 424242")
+    masked = run_sensor(make(mode, sharecode, sender=CUSTOMER, include_message=False), mode, helpers)
+    assert masked["sender"] == mask_number(CUSTOMER) and "text" not in masked
+    assert "424242" not in str(masked) and CUSTOMER not in str(masked)
+    full = run_sensor(make(mode, sharecode, sender=CUSTOMER, received_after="2000-01-01T00:00:00+00:00",
+                           text_pattern=r"code (\d+)"), mode, helpers)  # fmt: skip
+    assert (full["id"], full["text"], full["sender"], full["groups"]) == (masked["id"], "SI, code 424242", CUSTOMER,
+                                                                         ["424242"])  # fmt: skip
