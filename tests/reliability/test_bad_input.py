@@ -254,7 +254,7 @@ ITEM = (
 )
 FAULT = "<SOAP-ENV:Fault><faultcode>{code}</faultcode><faultstring>{text}</faultstring></SOAP-ENV:Fault>"
 xml_safe = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="<&"), max_size=20
+    alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="<&"), max_size=20
 )
 
 

@@ -12,7 +12,7 @@ from sandbox_helpers import RESELLER, post
 
 from airflow_provider_smsend.sandbox.testing import run_sandbox
 
-MASTER = {"smsusername": "master", "smspassword": "master-pass"}
+WHOLESALE = {"smsusername": "wholesale", "smspassword": "wholesale-pass"}
 
 
 def bo(http, sandbox, endpoint: str, auth=RESELLER, **params) -> str:
@@ -44,7 +44,7 @@ def test_client_add_ko_texts(http, sandbox, params, expected):
 
 
 def test_a_reseller_with_rights_creates_a_reseller_by_default(http, sandbox):
-    assert bo(http, sandbox, "client-add", auth=MASTER, name="R", username="sub", password="p") == "OK 1003"
+    assert bo(http, sandbox, "client-add", auth=WHOLESALE, name="R", username="sub", password="p") == "OK 1003"
     assert bo(http, sandbox, "credit-get", auth={"smsusername": "sub", "smspassword": "p"}, u_id="1001") == (
         "KO Utente non trovato.")
 
@@ -54,7 +54,7 @@ def test_backoffice_access(http, sandbox):
         "KO Username o password errati.")
     assert bo(http, sandbox, "credit-get", auth={"smsusername": "demo", "smspassword": "demo-pass"},
               u_id="1001") == "KO Accesso non consentito."
-    assert bo(http, sandbox, "credit-get", auth=MASTER, u_id="1001") == "KO Utente non trovato."
+    assert bo(http, sandbox, "credit-get", auth=WHOLESALE, u_id="1001") == "KO Utente non trovato."
 
 
 def test_credit_add_accepts_both_decimal_separators(http, sandbox):
@@ -155,7 +155,7 @@ def test_userlog_reports(http, sandbox):
     assert deleted[1].split("\t")[5] == "001"
     assert bo(http, sandbox, "userlog-get", type="credits", **{"to": "2000-01-01"}) == (
         "id\tdate\tu_id\tusername\tbill_id\tcredit\r\n")
-    assert bo(http, sandbox, "userlog-get", type="credits", auth=MASTER) == "id\tdate\tu_id\tusername\tbill_id\tcredit\r\n"
+    assert bo(http, sandbox, "userlog-get", type="credits", auth=WHOLESALE) == "id\tdate\tu_id\tusername\tbill_id\tcredit\r\n"
 
 
 def test_userlog_ko_texts(http, sandbox):
