@@ -14,21 +14,13 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import pytest
 import requests
 
 from airflow_provider_smsend.client.errors import SmSendError
 from airflow_provider_smsend.client.http import SmSendClient
 from airflow_provider_smsend.client.retry import NO_RETRY
-from airflow_provider_smsend.sandbox.testing import run_sandbox
 
 RECEPTION = "+393400000009"
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with run_sandbox(delivery_delay=0) as server:
-        yield server
 
 
 class Recorder:

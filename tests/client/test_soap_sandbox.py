@@ -1,9 +1,7 @@
-"""Contract tests: SmSendSoapClient against the local sandbox gateway over real HTTP."""
+"""Contract tests: SmSendSoapClient against the suite's sandbox gateway over real HTTP."""
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,13 +16,6 @@ from airflow_provider_smsend.client.errors import (
 from airflow_provider_smsend.client.retry import RetryPolicy
 from airflow_provider_smsend.client.soap import SmSendSoapClient
 
-if importlib.util.find_spec("airflow_provider_smsend.sandbox.testing") is None:  # pragma: no cover
-    pytest.skip(
-        "airflow_provider_smsend.sandbox.testing (run_sandbox) is not available", allow_module_level=True
-    )
-
-from airflow_provider_smsend.sandbox.testing import run_sandbox  # noqa: E402
-
 RCPT = "+393331234567"
 GIF = b"GIF89a" + b"\x00" * 64
 # Sandbox fixture accounts (sandbox/default_accounts.json).
@@ -32,22 +23,10 @@ RESELLER = {"smsusername": "reseller", "smspassword": "reseller-pass"}
 CLIENT_ID = 1001
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Any]:
-    with run_sandbox(delivery_delay=0) as server:
-        yield server
-
-
-@pytest.fixture
-def gateway(sandbox: Any) -> Any:
-    sandbox.admin.reset()
-    return sandbox
-
-
-def make_client(gateway: Any, **kwargs: Any) -> SmSendSoapClient:
+def make_client(sandbox: Any, **kwargs: Any) -> SmSendSoapClient:
     options: dict[str, Any] = {
-        "receive_url": gateway.url,
-        "mms_url": gateway.url,
+        "receive_url": sandbox.url,
+        "mms_url": sandbox.url,
         "username": "demo",
         "password": "demo-pass",
         "mms_id": "C00000_001",
@@ -59,9 +38,9 @@ def make_client(gateway: Any, **kwargs: Any) -> SmSendSoapClient:
     return SmSendSoapClient(**options)
 
 
-def share_code(gateway: Any, rcpt: str = RCPT) -> str:
+def share_code(sandbox: Any, rcpt: str = RCPT) -> str:
     answer = requests.post(
-        f"{gateway.url}/backoffice/recv-add.php",
+        f"{sandbox.url}/backoffice/recv-add.php",
         data={**RESELLER, "u_id": CLIENT_ID, "dest": rcpt, "num": 1},
         timeout=10,
     )
@@ -70,12 +49,12 @@ def share_code(gateway: Any, rcpt: str = RCPT) -> str:
 
 
 @pytest.mark.parametrize("live_wsdl", [False, True], ids=["bundled-wsdl", "live-wsdl"])
-def test_receive_sms(gateway, live_wsdl):
-    code = share_code(gateway)
+def test_receive_sms(sandbox, live_wsdl):
+    code = share_code(sandbox)
     for n, text in enumerate(["Ciao", "Perché è così", "third"]):
-        gateway.admin.inject_inbound(RCPT, code, f"+39333000000{n}", text)
-    wsdl = {"wsdl_receive": f"{gateway.url}/wsdl/?wsdl"} if live_wsdl else {}
-    client = make_client(gateway, **wsdl)
+        sandbox.admin.inject_inbound(RCPT, code, f"+39333000000{n}", text)
+    wsdl = {"wsdl_receive": f"{sandbox.url}/wsdl/?wsdl"} if live_wsdl else {}
+    client = make_client(sandbox, **wsdl)
 
     items = client.receive_sms(RCPT, code, messages=10)
 
@@ -85,54 +64,53 @@ def test_receive_sms(gateway, live_wsdl):
     assert len(client.receive_sms(RCPT, code, messages=2)) == 2
 
 
-def test_receive_sms_empty(gateway):
-    assert make_client(gateway).receive_sms(RCPT, share_code(gateway)) == []
+def test_receive_sms_empty(sandbox):
+    assert make_client(sandbox).receive_sms(RCPT, share_code(sandbox)) == []
 
 
-def test_receive_sms_wrong_password_is_an_auth_error(gateway):
+def test_receive_sms_wrong_password_is_an_auth_error(sandbox):
     with pytest.raises(SmSendAuthError):
-        make_client(gateway, password="wrong").receive_sms(RCPT, share_code(gateway))
+        make_client(sandbox, password="wrong").receive_sms(RCPT, share_code(sandbox))
 
 
 @pytest.mark.parametrize("live_wsdl", [False, True], ids=["bundled-wsdl", "live-wsdl"])
-def test_send_mms_plain(gateway, live_wsdl):
-    wsdl = {"wsdl_mms": f"{gateway.url}/sms-gw/?wsdl"} if live_wsdl else {}
-    result = make_client(gateway, **wsdl).send_mms("Oggetto", "Testo dell'MMS", [RCPT], image=GIF)
+def test_send_mms_plain(sandbox, live_wsdl):
+    wsdl = {"wsdl_mms": f"{sandbox.url}/sms-gw/?wsdl"} if live_wsdl else {}
+    result = make_client(sandbox, **wsdl).send_mms("Oggetto", "Testo dell'MMS", [RCPT], image=GIF)
 
     assert result.cost == Decimal("0.3700")
-    [recorded] = gateway.admin.messages(kind="mms")
+    [recorded] = sandbox.admin.messages(kind="mms")
     assert recorded["rcpt"] == RCPT
     assert recorded["subject"] == "Oggetto"
     assert recorded["attachments"] == ["image/gif"]
 
 
-def test_send_mms_md5_with_latin1_text(gateway):
-    client = make_client(gateway, mms_id="C00000_002", mms_password="mms-md5-pass", mms_auth="md5")
+def test_send_mms_md5_with_latin1_text(sandbox):
+    client = make_client(sandbox, mms_id="C00000_002", mms_password="mms-md5-pass", mms_auth="md5")
     result = client.send_mms("Città", "Perché è così", [RCPT, "+393331234568"])
 
     assert result.cost == Decimal("0.7400")
-    assert sorted(m["text"] for m in gateway.admin.messages(kind="mms")) == ["Perché è così"] * 2
+    assert sorted(m["text"] for m in sandbox.admin.messages(kind="mms")) == ["Perché è così"] * 2
 
 
-def test_send_mms_md5_wrong_secret_is_refused(gateway):
-    client = make_client(gateway, mms_id="C00000_002", mms_password="not-it", mms_auth="md5")
+def test_send_mms_md5_wrong_secret_is_refused(sandbox):
+    client = make_client(sandbox, mms_id="C00000_002", mms_password="not-it", mms_auth="md5")
     with pytest.raises(SmSendAuthError):
         client.send_mms("S", "T", [RCPT])
-    assert gateway.admin.messages(kind="mms") == []
+    assert sandbox.admin.messages(kind="mms") == []
 
 
-def test_send_mms_without_credit(gateway):
-    gateway.admin.set_credit(CLIENT_ID, "0")
+def test_send_mms_without_credit(sandbox):
+    sandbox.admin.set_credit(CLIENT_ID, "0")
     with pytest.raises(SmSendInsufficientCreditError) as info:
-        make_client(gateway).send_mms("S", "T", [RCPT])
+        make_client(sandbox).send_mms("S", "T", [RCPT])
     assert info.value.retryable is False
 
 
-def test_invalid_mms_never_reaches_the_sandbox(gateway):
-    gateway.admin.reset_stats()
-    client = make_client(gateway)
+def test_invalid_mms_never_reaches_the_sandbox(sandbox):
+    client = make_client(sandbox)
     with pytest.raises(SmSendValidationError):
         client.send_mms("x" * 26, "T", [RCPT])
-    assert gateway.admin.stats()["total"] == 0
+    assert sandbox.admin.stats()["total"] == 0
     client.send_mms("S", "T", [RCPT])
-    assert gateway.admin.stats()["requests"] == {"/sms-gw/index.php": 1}
+    assert sandbox.admin.stats()["requests"] == {"/sms-gw/index.php": 1}

@@ -8,41 +8,31 @@ retry may resend it), and the message says to set ``scheme=http``.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from airflow_provider_smsend.client.errors import SmSendTransportError
 from airflow_provider_smsend.client.http import SmSendClient, never_connected, tls_handshake_failure
-from airflow_provider_smsend.sandbox.testing import run_sandbox
 
 
-@pytest.fixture(scope="module")
-def plain_http() -> Iterator[Any]:
-    with run_sandbox(delivery_delay=0) as sandbox:
-        yield sandbox
-
-
-def test_a_send_over_https_to_a_plain_http_gateway_is_never_sent(plain_http: Any) -> None:
+def test_a_send_over_https_to_a_plain_http_gateway_is_never_sent(sandbox: Any) -> None:
     client = SmSendClient(
-        base_url=plain_http.url.replace("http://", "https://"), username="demo", password="demo-pass",
+        base_url=sandbox.url.replace("http://", "https://"), username="demo", password="demo-pass",
         default_sender="ACME",
     )  # fmt: skip
-    before = plain_http.admin.stats()["requests"].get("/sms/send.php", 0)
+    before = sandbox.admin.stats()["requests"].get("/sms/send.php", 0)
     with pytest.raises(SmSendTransportError) as info:
         client.send("+393471234565", "Ciao")
     error = info.value
     assert error.request_sent is False and error.retryable is False and error.code == "tls_to_plain_http"
-    assert "scheme=http" in str(error) and plain_http.url.replace("http://", "https://") in str(error)
+    assert "scheme=http" in str(error) and sandbox.url.replace("http://", "https://") in str(error)
     assert "demo-pass" not in str(error)
-    assert plain_http.admin.stats()["requests"].get("/sms/send.php", 0) == before  # nothing reached it
+    assert sandbox.admin.stats()["requests"].get("/sms/send.php", 0) == before  # nothing reached it
 
 
-def test_a_read_over_https_to_a_plain_http_gateway_fails_at_once(plain_http: Any) -> None:
-    client = SmSendClient(
-        base_url=plain_http.url.replace("http://", "https://"), username="demo", password="x"
-    )
+def test_a_read_over_https_to_a_plain_http_gateway_fails_at_once(sandbox: Any) -> None:
+    client = SmSendClient(base_url=sandbox.url.replace("http://", "https://"), username="demo", password="x")
     with pytest.raises(SmSendTransportError, match="scheme=http") as info:
         client.credit()
     assert info.value.request_sent is False
@@ -66,13 +56,13 @@ def test_only_handshake_reasons_mean_never_sent(reason: str | None, handshake: b
     assert never_connected(wrapped) is handshake
 
 
-def test_a_bulk_send_to_the_wrong_scheme_leaves_nobody_unknown(plain_http: Any) -> None:
+def test_a_bulk_send_to_the_wrong_scheme_leaves_nobody_unknown(sandbox: Any) -> None:
     """The bulk path (each request straight through the pool) classifies the handshake the same way."""
     from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender
     from airflow_provider_smsend.client.ledger import MemoryLedger
 
     client = SmSendClient(
-        base_url=plain_http.url.replace("http://", "https://"), username="demo", password="demo-pass",
+        base_url=sandbox.url.replace("http://", "https://"), username="demo", password="demo-pass",
         default_sender="ACME",
     )  # fmt: skip
     ledger = MemoryLedger()

@@ -1,7 +1,7 @@
 """The helpers of the other test directories, imported (never copied) for these tests.
 
-- ``smsend_test_support.operator_fixtures`` (importable: ``pythonpath = ["tests"]``): the sandbox
-  fixtures, ``build_context``, ``FakeTaskInstance``;
+- ``smsend_test_support.operator_fixtures`` (importable: ``pythonpath = ["tests"]``): the
+  connection and ledger fixtures, ``build_context``, ``FakeTaskInstance``;
 - ``sms_tests``: ``tests/operators/test_sms.py`` (``numbers()`` and ``KILL_SCRIPT``, the bulk send
   a worker subprocess runs until it is killed);
 - ``transfers``: ``tests/transfers/conftest.py`` (the SQLite/PostgreSQL/MariaDB ``target``

@@ -1,8 +1,9 @@
 """Fixtures of the reliability tests: the shared operator fixtures and those of tests/transfers.
 
-From ``smsend_test_support.operator_fixtures``: ``smsend_sandbox`` (one sandbox gateway for the
-session), ``sandbox`` (reset: no faults, default settings, zero counters), ``smsend_conn_id``,
-``add_smsend_connection``, ``ledger_db``, ``ledger_conn_id``, ``make_context``.
+The sandbox is the suite's (``tests/conftest.py``): ``sandbox_server`` (one gateway for the
+session) and ``sandbox`` (reset: no faults, the suite's settings, zero counters, fresh state).
+From ``smsend_test_support.operator_fixtures``: ``smsend_conn_id``, ``add_smsend_connection``,
+``ledger_db``, ``ledger_conn_id``, ``make_context``.
 From tests/transfers/conftest.py: ``target`` (SQLite, PostgreSQL, MariaDB; a missing service
 skips, or FAILS with ``SMSEND_REQUIRE_SERVICES=1``) and ``gateway`` (a requests-mock stub
 gateway serving the reports a test puts in it).
@@ -18,9 +19,7 @@ from smsend_test_support.operator_fixtures import (  # noqa: F401
     ledger_conn_id,
     ledger_db,
     make_context,
-    sandbox,
     smsend_conn_id,
-    smsend_sandbox,
 )
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -11,8 +11,6 @@ if TYPE_CHECKING:
 
 DEMO = {"user": "demo", "pass": "demo-pass"}
 RESELLER = {"smsusername": "reseller", "smspassword": "reseller-pass"}
-NO_FAULTS = {"latency_ms": 0, "jitter_ms": 0, "ko_queue_rate": 0, "http500_rate": 0, "drop_rate": 0,
-             "stall_rate": 0, "record_on_failure": True}
 
 
 def post(session: requests.Session, sandbox: SandboxServer, path: str, **params: str) -> str:

@@ -14,6 +14,7 @@ SEND = {**DEMO, "rcpt": "+393331234567", "data": "Hello", "sender": "ACME", "qty
 
 
 def test_messages_counts_and_reset(sandbox, http):
+    sandbox.admin.set_settings(delivery_delay=2.0)  # still queued when inspected
     post(http, sandbox, "/sms/send.php", **SEND)
     post(http, sandbox, "/sms/send.php", **{**SEND, "rcpt": "+393471234567"})
     post(http, sandbox, "/sms/mnc.php", **DEMO, numbers="+393331234567")

@@ -235,6 +235,7 @@ def test_credit_types(http, sandbox):
 
 
 def test_lifecycle_follows_the_advanceable_clock(http, sandbox):
+    sandbox.admin.set_settings(delivery_delay=2.0)  # queue final after 2 s, notify after 4 s
     request_id = send(http, sandbox, return_id="1").split()[2]
     assert status(http, sandbox, request_id, "queue") == [
         "id,dest,status,status_text",
@@ -270,6 +271,7 @@ def test_number_patterns(http, sandbox, rcpt, queue, notify):
 
 
 def test_mnc_report_rows_as_in_the_document(http, sandbox):
+    sandbox.admin.set_settings(delivery_delay=2.0)  # pending until the clock moves
     numbers = "+393331234567,+393400000000,+393209999999,+393510000002,+393470000001"
     assert post(http, sandbox, "/sms/mnc.php", **DEMO, numbers=numbers) == "OK"
     request_id = post(http, sandbox, "/sms/mnc.php", **DEMO, numbers=numbers, return_id="1").split()[1]

@@ -1,17 +1,13 @@
-"""Shared fixtures of the operator tests: a sandbox gateway, Airflow connections, a task Context.
+"""Shared fixtures of the operator tests: Airflow connections to the sandbox, a ledger, a task Context.
 
-Everything runs over real HTTP against the local sandbox (``run_sandbox``); connections are
-given to Airflow the way a deployment would, through ``AIRFLOW_CONN_*`` environment variables.
+Everything runs over real HTTP against the suite's sandbox (the ``sandbox`` fixture of
+``tests/conftest.py``: one gateway for the session, reset before each test; use ``sandbox.admin``
+to inspect it: ``stats()["requests"]``, ``messages(kind=...)``, ``userlog()``, ``credit(u_id)``,
+``set_faults(...)``). Connections are given to Airflow the way a deployment would, through
+``AIRFLOW_CONN_*`` environment variables.
 
 Fixtures
 --------
-``smsend_sandbox`` (session)
-    One sandbox gateway for the whole session (``delivery_delay=0``).
-``sandbox`` (function)
-    The session's sandbox, reset to its fixture (accounts, credit, messages, userlog, faults,
-    settings, request counters) before the test. Use ``sandbox.admin`` to inspect it:
-    ``stats()["requests"]``, ``messages(kind=...)``, ``userlog()``, ``credit(u_id)``,
-    ``set_faults(...)``.
 ``smsend_conn_id`` (function)
     Sets ``AIRFLOW_CONN_SMSEND_DEFAULT`` to the sandbox (client ``demo``/1001, reseller
     ``reseller``/900, plain-password MMS account ``C00000_001``) and returns ``"smsend_default"``.
@@ -38,7 +34,7 @@ Fixtures
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
@@ -47,27 +43,17 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import pytest
 from airflow.sdk import DAG
 
-from airflow_provider_smsend.sandbox.testing import SandboxServer, run_sandbox
-
 if TYPE_CHECKING:
     from pathlib import Path
 
     from airflow.sdk import Context
 
+    from airflow_provider_smsend.sandbox.testing import SandboxServer
+
 DEFAULT_DAG_ID = "smsend_test_dag"
 DEFAULT_TASK_ID = "smsend_task"
 DEFAULT_RUN_ID = "manual__2026-01-15T08:30:00+00:00"
 DEFAULT_LOGICAL_DATE = dt.datetime(2026, 1, 15, 8, 30, tzinfo=dt.UTC)
-NO_FAULTS: dict[str, Any] = {
-    "latency_ms": 0.0,
-    "jitter_ms": 0.0,
-    "ko_queue_rate": 0.0,
-    "http500_rate": 0.0,
-    "drop_rate": 0.0,
-    "stall_rate": 0.0,
-    "record_on_failure": True,
-}
-DEFAULT_SETTINGS: dict[str, Any] = {"delivery_delay": 0, "mnc_report": "spec", "allow_ips": []}
 
 
 @dataclass
@@ -125,22 +111,6 @@ def build_context(
     }
     context.update(extra)
     return cast("Context", context)
-
-
-@pytest.fixture(scope="session")
-def smsend_sandbox() -> Iterator[SandboxServer]:
-    with run_sandbox(delivery_delay=0) as server:
-        yield server
-
-
-@pytest.fixture
-def sandbox(smsend_sandbox: SandboxServer) -> SandboxServer:
-    admin = smsend_sandbox.admin
-    admin.reset()
-    admin.set_faults(**NO_FAULTS)
-    admin.set_settings(**DEFAULT_SETTINGS)
-    admin.reset_stats()
-    return smsend_sandbox
 
 
 def _with_changes(uri: str, login: str | None, password: str | None, extras: dict[str, Any]) -> str:

@@ -1,12 +1,12 @@
-"""Fixtures for the smSend sensor and trigger tests: a sandbox gateway, connections to it, helpers.
+"""Fixtures for the smSend sensor and trigger tests: connections to the suite's sandbox, helpers.
 
-Used by ``tests/sensors/conftest.py`` and ``tests/triggers/conftest.py``.
+Used by ``tests/sensors/conftest.py`` and ``tests/triggers/conftest.py``; the sandbox itself is
+the suite's ``sandbox`` fixture (``tests/conftest.py``: reset before each test).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,19 +15,16 @@ import pytest
 SECRETS = ("demo-pass", "reseller-pass", "mms-pass")
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Any]:
-    from airflow_provider_smsend.sandbox.testing import run_sandbox
-
-    with run_sandbox(delivery_delay=0.3) as server:
-        yield server
+#: Seconds until a sent message reaches its final status: long enough for a sensor or trigger to
+#: see it pending at its first poll, short enough to see it final a few polls later.
+DELIVERY_DELAY = 0.3
 
 
 @pytest.fixture
 def gateway(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The sandbox, reset, with ``smsend_default`` (valid) and ``smsend_bad`` (wrong password)."""
-    sandbox.admin.reset()
-    sandbox.admin.set_settings(delivery_delay=0.3)
+    """The sandbox (reset) delivering after :data:`DELIVERY_DELAY`, with ``smsend_default``
+    (valid) and ``smsend_bad`` (wrong password)."""
+    sandbox.admin.set_settings(delivery_delay=DELIVERY_DELAY)
     monkeypatch.setenv("AIRFLOW_CONN_SMSEND_DEFAULT", sandbox.connection_uri)
     monkeypatch.setenv(
         "AIRFLOW_CONN_SMSEND_BAD", sandbox.connection_uri.replace(":demo-pass@", ":wrong-pass@")

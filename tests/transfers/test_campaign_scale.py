@@ -1,19 +1,23 @@
 """The real shape of the work: a 1,000-recipient campaign's 1,000 one-row reports, fetched concurrently
-over HTTP from the sandbox (with latency) and loaded in one transaction, on SQLite, PostgreSQL, MariaDB."""
+over HTTP from the suite's sandbox (with latency) and loaded in one transaction, on SQLite, PostgreSQL,
+MariaDB."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from smsend_test_support.sandbox import reset_sandbox
 from transfer_helpers import SqlTarget, context
 
 from airflow_provider_smsend.client.http import SmSendClient
-from airflow_provider_smsend.sandbox.testing import SandboxServer, run_sandbox
 from airflow_provider_smsend.transfers.batch_status_to_sql import SmSendBatchStatusToSqlOperator
+
+if TYPE_CHECKING:
+    from airflow_provider_smsend.sandbox.testing import SandboxServer
 
 RECIPIENTS = 1_000
 LATENCY_MS = 40
@@ -21,9 +25,12 @@ CONCURRENCY = 32
 
 
 @pytest.fixture(scope="module")
-def campaign() -> Iterator[tuple[SandboxServer, list[str]]]:
-    """A sandbox with latency, and the request ids of a 1,000-recipient campaign sent through it."""
-    with run_sandbox(delivery_delay=0, latency_ms=LATENCY_MS) as sandbox:
+def campaign(sandbox_server: SandboxServer) -> Iterator[tuple[SandboxServer, list[str]]]:
+    """The suite's sandbox with latency, and the request ids of a 1,000-recipient campaign sent
+    through it: sent once for the module's tests (the sandbox is reset before and after them)."""
+    sandbox = reset_sandbox(sandbox_server)
+    try:
+        sandbox.admin.set_faults(latency_ms=LATENCY_MS)
         client = SmSendClient(
             base_url=sandbox.url, username="demo", password="demo-pass", default_sender="ACME"
         )
@@ -34,6 +41,8 @@ def campaign() -> Iterator[tuple[SandboxServer, list[str]]]:
         client.close()
         assert len(set(ids)) == RECIPIENTS and all(ids)
         yield sandbox, [str(i) for i in ids]
+    finally:
+        reset_sandbox(sandbox_server)
 
 
 class InFlight:

@@ -1,45 +1,46 @@
-"""End to end over real HTTP: send through the client to the local sandbox, load its reports into SQLite."""
+"""End to end over real HTTP: send through the client to the suite's sandbox, load its reports into SQLite."""
 
 from __future__ import annotations
 
 import sqlite3
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
 from transfer_helpers import context
 
 from airflow_provider_smsend.hooks.smsend import SmSendHook
 from airflow_provider_smsend.transfers.batch_status_to_sql import SmSendBatchStatusToSqlOperator
 from airflow_provider_smsend.transfers.credits_to_sql import SmSendCreditsToSqlOperator
 
-testing = pytest.importorskip("airflow_provider_smsend.sandbox.testing")
+if TYPE_CHECKING:
+    import pytest
 
 
-def test_send_then_load_the_notify_report_and_credit(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_send_then_load_the_notify_report_and_credit(
+    sandbox: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = tmp_path / "demo.db"
     monkeypatch.setenv("AIRFLOW_CONN_E2E_SQLITE", f'{{"conn_type": "sqlite", "host": "{db}"}}')
-    with testing.run_sandbox(delivery_delay=0) as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_SMSEND_SANDBOX", sandbox.connection_uri)
-        client = SmSendHook(smsend_conn_id="smsend_sandbox").client
-        sent = [client.send(rcpt, "Load test", sender="DATA") for rcpt in ("+393331234567", "+393409876543")]
-        request_ids = [str(s.request_id) for s in sent if s.request_id]
-        assert len(request_ids) == 2
+    monkeypatch.setenv("AIRFLOW_CONN_SMSEND_SANDBOX", sandbox.connection_uri)
+    client = SmSendHook(smsend_conn_id="smsend_sandbox").client
+    sent = [client.send(rcpt, "Load test", sender="DATA") for rcpt in ("+393331234567", "+393409876543")]
+    request_ids = [str(s.request_id) for s in sent if s.request_id]
+    assert len(request_ids) == 2
 
-        result = SmSendBatchStatusToSqlOperator(
-            task_id="load", request_ids=request_ids, conn_id="e2e_sqlite", smsend_conn_id="smsend_sandbox",
-            table="sms_status",
-        ).execute(context())  # fmt: skip
-        again = SmSendBatchStatusToSqlOperator(
-            task_id="load", request_ids=",".join(request_ids), conn_id="e2e_sqlite", smsend_conn_id="smsend_sandbox",
-            table="sms_status",
-        ).execute(context())  # fmt: skip
-        u_id = 1001
-        expected_credit = Decimal(sandbox.admin.credit(u_id))
-        snapshot = SmSendCreditsToSqlOperator(
-            task_id="credit", u_ids=[u_id], snapshot_date="2024-07-16", conn_id="e2e_sqlite",
-            smsend_conn_id="smsend_sandbox", table="credit_snapshot",
-        ).execute(context())  # fmt: skip
+    result = SmSendBatchStatusToSqlOperator(
+        task_id="load", request_ids=request_ids, conn_id="e2e_sqlite", smsend_conn_id="smsend_sandbox",
+        table="sms_status",
+    ).execute(context())  # fmt: skip
+    again = SmSendBatchStatusToSqlOperator(
+        task_id="load", request_ids=",".join(request_ids), conn_id="e2e_sqlite", smsend_conn_id="smsend_sandbox",
+        table="sms_status",
+    ).execute(context())  # fmt: skip
+    u_id = 1001
+    expected_credit = Decimal(sandbox.admin.credit(u_id))
+    snapshot = SmSendCreditsToSqlOperator(
+        task_id="credit", u_ids=[u_id], snapshot_date="2024-07-16", conn_id="e2e_sqlite",
+        smsend_conn_id="smsend_sandbox", table="credit_snapshot",
+    ).execute(context())  # fmt: skip
 
     assert result["rows"] == again["rows"] == 2 and again["deleted"] == 2
     with sqlite3.connect(db) as conn:

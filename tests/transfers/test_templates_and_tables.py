@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk import DAG
-from transfer_helpers import SMSEND_CONN_ID, SqlTarget, StubGateway, context, notify_report, require_service
+from transfer_helpers import SMSEND_CONN_ID, SqlTarget, StubGateway, context, notify_report
 
 from airflow_provider_smsend.client.reports import credit_snapshot_frame, read_batch_status
 from airflow_provider_smsend.sql.dialect import dialect_for
@@ -227,18 +227,6 @@ def test_logs_carry_counts_and_no_secret(
     out = caplog.text + "".join(capsys.readouterr())
     assert "Loaded 5 row(s)" in out
     assert "s3cret-pass" not in out and "res-s3cret" not in out
-
-
-def test_a_missing_service_skips_or_fails_when_required(monkeypatch: pytest.MonkeyPatch) -> None:
-    def probe() -> None:
-        raise ConnectionRefusedError("nobody listens on 127.0.0.1:1")
-
-    monkeypatch.delenv("SMSEND_REQUIRE_SERVICES", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="Fake DB is not available"):
-        require_service("Fake DB", probe)
-    monkeypatch.setenv("SMSEND_REQUIRE_SERVICES", "1")
-    with pytest.raises(pytest.fail.Exception, match="SMSEND_REQUIRE_SERVICES=1 makes this a failure"):
-        require_service("Fake DB", probe)
 
 
 def test_frames_are_pulled_lazily_in_one_transaction(tmp_path: Any) -> None:
