@@ -1,0 +1,63 @@
+"""client/inbound_rules.py: which received SMS answers an inbound sensor or trigger (no Airflow)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_provider_smsend.client.errors import SmSendValidationError
+from airflow_provider_smsend.client.inbound_rules import find_match, parse_received_after, sender_key
+from airflow_provider_smsend.client.soap import ROME, ReceivedSms
+
+START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+
+
+def sms(sms_id: int, sender: str, text: str, minutes: float) -> ReceivedSms:
+    return ReceivedSms(
+        id=sms_id, sender=sender, text=text, received_at=(START + timedelta(minutes=minutes)).astimezone(ROME)
+    )
+
+
+def test_find_match_ignores_messages_before_start_and_picks_the_earliest():
+    messages = [
+        sms(1, "+393331234567", "SI", -5),
+        sms(4, "+393331234567", "si grazie", 3),
+        sms(3, "+393331234567", "Si", 2),
+        sms(2, "+393339999999", "SI", 1),
+    ]
+    found = find_match(messages, received_after=START, sender="333 123 4567", text_pattern=r"^\s*si\b")
+    assert found is not None
+    assert found["id"] == 3
+    assert found["match"] == "Si"
+    assert found["received_at"] == "2024-05-01T11:02:00+02:00"
+
+
+def test_find_match_case_and_groups():
+    messages = [sms(7, "+393331234567", "Your code: 123456", 1)]
+    found = find_match(messages, received_after=START, text_pattern=r"code: (?P<code>\d{6})")
+    assert found is not None and found["named_groups"] == {"code": "123456"} and found["groups"] == ["123456"]
+    assert find_match(messages, received_after=START, text_pattern="YOUR", ignore_case=False) is None
+    assert find_match(messages, received_after=START, text_pattern="YOUR") is not None
+
+
+def test_find_match_without_criteria_takes_any_new_message_and_none_when_empty():
+    assert find_match([sms(1, "ACME", "hello", 0)], received_after=START)["id"] == 1
+    assert find_match([], received_after=START) is None
+    assert find_match([sms(1, "ACME", "hello", -0.01)], received_after=START) is None
+
+
+def test_sender_key_compares_numbers_and_alphanumeric_senders():
+    assert sender_key("0039 333 1234567") == sender_key("+393331234567") == "+393331234567"
+    assert sender_key(" ACME ") == "acme"
+
+
+def test_invalid_inputs_are_named():
+    with pytest.raises(SmSendValidationError, match="not a valid regular expression"):
+        find_match([], received_after=START, text_pattern="(")
+    with pytest.raises(SmSendValidationError, match="timezone-aware"):
+        find_match([], received_after=datetime(2024, 1, 1))
+    with pytest.raises(SmSendValidationError, match="ISO 8601"):
+        parse_received_after("yesterday")
+    assert parse_received_after("2024-05-01T09:00:00") == START
+    assert parse_received_after("2024-05-01T11:00:00+02:00") == START
