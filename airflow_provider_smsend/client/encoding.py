@@ -19,10 +19,14 @@ A text longer than one part is split into parts of 153 septets or 67 code units,
 order: an extension character (escape + character) never straddles two parts, nor does a
 UTF-16 surrogate pair, so a part may carry one unit less and a text may need one part more
 than its length divided by the part size.
+
+:func:`to_gsm` replaces the characters outside GSM 03.38 with GSM look-alikes (``Zoë`` ->
+``Zoe``), so that a text can go as TEXT at GSM length (docs/gateway.md, "Cost").
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 # GSM 03.38 basic character set (default alphabet), as Unicode characters.
@@ -166,3 +170,42 @@ def units_for_operation(text: str, operation: str) -> int:
     if OPERATION_ENCODING[operation] == "GSM":
         return gsm_septets(text)
     return ucs2_units(text)
+
+
+def non_gsm_characters(text: str) -> list[str]:
+    """Return the distinct characters of ``text`` outside GSM 03.38, in order of first appearance."""
+    return list(dict.fromkeys(ch for ch in text if ch not in GSM_BASIC and ch not in GSM_EXTENSION))
+
+
+def segments_if_gsm(text: str) -> int:
+    """Return the segments ``text`` would need in GSM 03.38 with one septet for each character outside it.
+
+    Beside ``segments_for(text, "UCS2")``, what UCS-2 costs over a GSM look-alike of the text.
+    """
+    return segments_for("".join(ch if is_gsm(ch) else "?" for ch in text), "GSM")
+
+
+def to_gsm(text: str) -> str:
+    """Replace the characters of ``text`` outside GSM 03.38 with GSM look-alikes (``Zoë`` -> ``Zoe``).
+
+    The text is first composed (Unicode NFC: ``e`` + combining diaeresis is ``ë``, and ``e`` + acute
+    is the GSM ``é``). A character of GSM 03.38 stays as it is (``è``, ``ñ``, ``€``, ``ß``); one
+    outside it becomes its transliteration by ``text_unidecode`` (``ë`` -> ``e``, ``Ł`` -> ``L``,
+    ``“`` -> ``"``, ``—`` -> ``--``) when every character of that is GSM 03.38; a combining mark
+    left alone is dropped; any other character (an emoji, a backtick) is kept, so the text stays
+    UCS-2 and says so rather than lose it (docs/gateway.md, "Cost").
+
+    :param text: the message text.
+    """
+    from text_unidecode import unidecode
+
+    out = []
+    for ch in unicodedata.normalize("NFC", text):
+        if ch in GSM_BASIC or ch in GSM_EXTENSION:
+            out.append(ch)
+        elif unicodedata.combining(ch):
+            continue
+        else:
+            look_alike = unidecode(ch)
+            out.append(look_alike if look_alike and is_gsm(look_alike) else ch)
+    return "".join(out)

@@ -148,3 +148,54 @@ def test_units_for_operation():
     assert encoding.units_for_operation("€€", "UCS2") == 2
     with pytest.raises(ValueError):
         encoding.units_for_operation("😀", "MULTITEXT")
+
+
+# ---------------------------------------------------------------- GSM look-alikes (issue 16, item 4)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Ciao Zoë", "Ciao Zoe"),
+        ("Łukasz", "Lukasz"),
+        ("Zoe\u0308", "Zoe"),  # e + combining diaeresis: composed, then transliterated
+        ("Jose\u0301", "José"),  # e + combining acute composes to the GSM é: kept
+        ("“Saldi” — fino al 30%…", '"Saldi" -- fino al 30%...'),
+        ("Ångström è ñ ß € Δ", "Ångström è ñ ß € Δ"),  # GSM 03.38 already: unchanged
+    ],
+)
+def test_to_gsm_replaces_characters_outside_gsm_with_look_alikes(text, expected):
+    assert encoding.to_gsm(text) == expected
+    assert is_gsm(encoding.to_gsm(text))
+
+
+def test_to_gsm_keeps_a_character_without_a_gsm_look_alike():
+    # An emoji has no transliteration, a backtick's is itself (not GSM 03.38): kept, so the text stays
+    # UCS-2 and the estimate names the character rather than lose it.
+    assert encoding.to_gsm("Zoë 😀 `x`") == "Zoe 😀 `x`"
+    assert encoding.non_gsm_characters(encoding.to_gsm("Zoë 😀 `x`")) == ["😀", "`"]
+
+
+def test_to_gsm_keeps_a_long_name_campaign_single_segment():
+    text = "Ciao Zoë, il tuo ordine è pronto: ritiralo entro venerdì in negozio. A presto!"
+    assert analyse_text(text).encoding == "UCS2" and analyse_text(text).segments == 2
+    assert analyse_text(encoding.to_gsm(text)) == encoding.TextInfo("GSM", len(text), len(text), 1)
+
+
+def test_non_gsm_characters_in_order_of_first_appearance():
+    assert encoding.non_gsm_characters("Zoë, Łukasz, Chloë") == ["ë", "Ł"]
+    assert encoding.non_gsm_characters("plain € text") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "ucs2", "gsm"),
+    [
+        ("ë" * 70, 1, 1),
+        ("ë" + "a" * 69, 1, 1),
+        ("ë" + "a" * 70, 2, 1),
+        ("ë" + "a" * 159, 3, 1),
+        ("ë" + "a" * 160, 3, 2),
+    ],
+)
+def test_segments_if_gsm_is_what_a_gsm_look_alike_needs(text, ucs2, gsm):
+    assert (segments_for(text, "UCS2"), encoding.segments_if_gsm(text)) == (ucs2, gsm)
