@@ -22,8 +22,19 @@ from urllib.parse import urlencode, urlsplit
 
 from airflow_provider_smsend.client import answers, validation
 from airflow_provider_smsend.client.batch_rules import FETCH_CONCURRENCY, validate_concurrency
+from airflow_provider_smsend.client.deadline import (
+    DEFAULT_MAX_REPORT_BYTES,
+    MAX_ANSWER_BYTES,
+    Deadline,
+    answer_too_big,
+    attempt_budget,
+    deadline,
+    deadline_adapter,
+    read_capped,
+)
 from airflow_provider_smsend.client.errors import (
     SmSendError,
+    SmSendReportError,
     SmSendTimeoutError,
     SmSendTransportError,
     SmSendValidationError,
@@ -34,8 +45,10 @@ from airflow_provider_smsend.client.numbers import (
     normalize_number,
     normalize_numbers,
 )
+from airflow_provider_smsend.client.once_only import write_budget
 from airflow_provider_smsend.client.reports import (
     BatchStatusReport,
+    LineGuard,
     UserlogEntry,
     iter_batch_status_frames,
     iter_userlog_frames,
@@ -174,9 +187,10 @@ def transport_error(exc: requests.RequestException, path: str) -> SmSendTranspor
 
     if isinstance(exc, requests.ConnectTimeout):
         return SmSendTimeoutError(f"Timed out connecting to the gateway for {path}.", request_sent=False)
-    if isinstance(exc, requests.Timeout):
+    if timed_out(exc):
         return SmSendTimeoutError(
-            f"The gateway did not answer {path} within the read timeout; the request may have been processed."
+            f"The gateway did not answer {path} within its time budget (the connect and read timeouts); "
+            "the request may have been processed."
         )
     if never_connected(exc):
         request = getattr(exc, "request", None)
@@ -198,6 +212,30 @@ def transport_error(exc: requests.RequestException, path: str) -> SmSendTranspor
         f"The connection to the gateway broke during {path} ({type(exc).__name__}); "
         "the request may have been processed."
     )
+
+
+def timed_out(exc: BaseException) -> bool:
+    """True when a read timed out or the call's deadline passed (requests reports a timeout in the
+    middle of a body as a ConnectionError)."""
+    import requests
+    from urllib3.exceptions import ReadTimeoutError
+
+    return isinstance(exc, requests.Timeout) or any(
+        isinstance(current, ReadTimeoutError | TimeoutError) for current in _causes(exc)
+    )
+
+
+def report_too_big(path: str) -> Callable[[int], Exception]:
+    """The error of a report answer longer than the client's ``max_report_bytes``."""
+
+    def build(cap: int) -> Exception:
+        return SmSendReportError(
+            f"The gateway's answer to {path} is longer than max_report_bytes ({cap} bytes): raise the "
+            "connection extra max_report_bytes if the report is genuine, or check the host.",
+            code="report_too_big",
+        )
+
+    return build
 
 
 def http_status_error(status: int, path: str) -> SmSendTransportError:
@@ -225,7 +263,12 @@ class SmSendClient:
     :param default_quality: quality used when :meth:`send` gets none.
     :param retry: retry policy of read-only calls.
     :param pool_maxsize: keep-alive connections kept for concurrent use.
-    :param session: a ``requests.Session`` to use instead of a new one.
+    :param session: a ``requests.Session`` to use instead of a new one (mount
+        :func:`~airflow_provider_smsend.client.deadline.deadline_adapter` on it for the deadlines).
+    :param max_report_bytes: the longest report answer (batch-status, userlog-get) read, in bytes.
+
+    Each attempt of a call, from connect to the answer's last byte, ends within the connect plus
+    the read timeout; a call within :attr:`budget` (docs/gateway.md, "Deadlines and size caps").
 
     Example::
 
@@ -250,6 +293,7 @@ class SmSendClient:
         retry: RetryPolicy | None = None,
         pool_maxsize: int = 32,
         session: requests.Session | None = None,
+        max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES,
     ) -> None:
         self.base_url = normalize_base_url(base_url)
         self.username = username
@@ -267,6 +311,15 @@ class SmSendClient:
         self.default_quality = validation.validate_quality(default_quality)
         self.retry = retry or RetryPolicy()
         self.pool_maxsize = pool_maxsize
+        if (
+            isinstance(max_report_bytes, bool)
+            or not isinstance(max_report_bytes, int)
+            or max_report_bytes < 1
+        ):
+            raise SmSendValidationError(
+                f"max_report_bytes must be a positive integer, got {max_report_bytes!r}."
+            )
+        self.max_report_bytes = max_report_bytes
         self._session = session
         self._session_lock = threading.Lock()
 
@@ -289,9 +342,7 @@ class SmSendClient:
             with self._session_lock:
                 if self._session is None:
                     session = requests.Session()
-                    adapter = requests.adapters.HTTPAdapter(
-                        pool_connections=2, pool_maxsize=self.pool_maxsize, max_retries=0
-                    )
+                    adapter = deadline_adapter(pool_maxsize=self.pool_maxsize)
                     session.mount("https://", adapter)
                     session.mount("http://", adapter)
                     session.headers["User-Agent"] = "airflow-provider-smsend"
@@ -308,13 +359,21 @@ class SmSendClient:
     def ensure_pool(self, size: int) -> None:
         """Make sure ``size`` threads can share the session without opening throwaway connections."""
         if size > self.pool_maxsize:
-            import requests
-
             self.pool_maxsize = size
             if self._session is not None:
-                adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=size, max_retries=0)
+                adapter = deadline_adapter(pool_maxsize=size)
                 self._session.mount("https://", adapter)
                 self._session.mount("http://", adapter)
+
+    @property
+    def budget(self) -> float:
+        """The longest a call can take, in seconds: every attempt's connect and read timeouts plus the
+        backoff waits between attempts (:func:`~airflow_provider_smsend.client.once_only.write_budget`)."""
+        return write_budget(self.timeout, self.retry)
+
+    def attempt_deadline(self) -> Deadline:
+        """A new deadline for one attempt of a call: the connect plus the read timeout from now."""
+        return Deadline(attempt_budget(self.timeout))
 
     def close(self) -> None:
         """Close the keep-alive connections."""
@@ -356,13 +415,14 @@ class SmSendClient:
         """The Content-Type header of every form POST."""
         return f"application/x-www-form-urlencoded; charset={self.charset}"
 
-    def _post_once(self, path: str, body: bytes, *, stream: bool = False) -> requests.Response:
+    def _post_once(self, path: str, body: bytes) -> requests.Response:
+        """POST ``body`` under the current deadline; the body of the 200 answer is left to read."""
         import requests
 
         headers = {"Content-Type": self.content_type}
         try:
             response = self.session.post(
-                self.base_url + path, data=body, headers=headers, timeout=self.timeout, stream=stream
+                self.base_url + path, data=body, headers=headers, timeout=self.timeout, stream=True
             )
         except requests.RequestException as exc:
             raise transport_error(exc, path) from None
@@ -371,15 +431,34 @@ class SmSendClient:
             raise http_status_error(response.status_code, path)
         return response
 
-    def _text(self, response: requests.Response) -> str:
-        return answers.decode_body(response.content, response.headers.get("Content-Type"))
+    def _read(
+        self,
+        response: requests.Response,
+        path: str,
+        max_bytes: int,
+        too_big: Callable[[int], Exception],
+        feed: Callable[[bytes], object] | None = None,
+    ) -> bytes:
+        """The answer's body, at most ``max_bytes`` (``too_big`` raises beyond), read under the deadline."""
+        import requests
+
+        try:
+            return read_capped(response, max_bytes, too_big, feed=feed)
+        except requests.RequestException as exc:
+            raise transport_error(exc, path) from None
+
+    def _answer(self, response: requests.Response, path: str) -> str:
+        """The value of an ``OK`` answer (at most :data:`~airflow_provider_smsend.client.deadline.MAX_ANSWER_BYTES`)."""
+        content = self._read(response, path, MAX_ANSWER_BYTES, answer_too_big(path))
+        return answers.parse_answer(answers.decode_body(content, response.headers.get("Content-Type")))
 
     def _call(self, path: str, fields: dict[str, Any], *, auth: str, idempotent: bool) -> str:
-        """POST ``fields`` and return the value of the ``OK`` answer."""
+        """POST ``fields`` and return the value of the ``OK`` answer; each attempt within its deadline."""
         body = self.form_body(fields, auth)
 
         def once() -> str:
-            return answers.parse_answer(self._text(self._post_once(path, body)))
+            with deadline(self.attempt_deadline()):
+                return self._answer(self._post_once(path, body), path)
 
         return call_with_retry(once, policy=self.retry, idempotent=idempotent)
 
@@ -389,8 +468,11 @@ class SmSendClient:
         body = self.form_body(fields, auth)
 
         def once() -> tuple[bytes, str | None]:
-            response = self._post_once(path, body)
-            content, content_type = response.content, response.headers.get("Content-Type")
+            with deadline(self.attempt_deadline()):
+                response = self._post_once(path, body)
+                guard = LineGuard(f"The gateway's answer to {path}")
+                content = self._read(response, path, self.max_report_bytes, report_too_big(path), guard.feed)
+            content_type = response.headers.get("Content-Type")
             head = content.lstrip()[:256]
             if not head:
                 raise SmSendTransportError(f"The gateway answered {path} with an empty body.")
@@ -408,27 +490,34 @@ class SmSendClient:
         auth: str,
         items: Callable[[requests.Response, str | None], Iterator[T]],
         head: Callable[[Iterator[T], str | None], tuple[list[T], str | None]],
+        caller_time: bool = False,
     ) -> Iterator[tuple[Iterator[T], str | None]]:
         """Stream a report answer and its Content-Type; a ``KO`` first line or an empty body raises
         before anything is yielded (retried, the call is a read).
 
+        The answer ends at :attr:`max_report_bytes` (``SmSendReportError``).
+
         :param items: what the response is read as (lines, byte chunks).
         :param head: reads the items that hold the first line: ``(items read, first line)``, the
             line None when the body is empty.
+        :param caller_time: the attempt's deadline does not count the time the caller holds an item
+            (a stream loaded into a database): only the time spent waiting for the gateway.
         """
         import requests
 
         body = self.form_body(fields, auth)
 
-        def first() -> tuple[requests.Response, Iterator[T], str | None]:
-            response = self._post_once(path, body, stream=True)
-            content_type = response.headers.get("Content-Type")
-            iterator = items(response, content_type)
-            try:
-                read, line = head(iterator, content_type)
-            except requests.RequestException as exc:
-                response.close()
-                raise transport_error(exc, path) from None
+        def first() -> tuple[requests.Response, Iterator[T], str | None, Deadline]:
+            limit = self.attempt_deadline()
+            with deadline(limit):
+                response = self._post_once(path, body)
+                content_type = response.headers.get("Content-Type")
+                iterator = items(response, content_type)
+                try:
+                    read, line = head(iterator, content_type)
+                except requests.RequestException as exc:
+                    response.close()
+                    raise transport_error(exc, path) from None
             if line is None:
                 response.close()
                 raise SmSendTransportError(f"The gateway answered {path} with an empty body.")
@@ -439,15 +528,31 @@ class SmSendClient:
                 raise
 
             def chain() -> Iterator[T]:
-                yield from read
-                try:
-                    yield from iterator
-                except requests.RequestException as exc:
-                    raise transport_error(exc, path) from None
+                size = 0
+                pending = iter(read)
+                while True:
+                    with deadline(limit):
+                        try:
+                            item = next(pending, None)
+                            if item is None:
+                                pending = iterator
+                                item = next(pending, None)
+                        except requests.RequestException as exc:
+                            raise transport_error(exc, path) from None
+                    if item is None:
+                        return
+                    size += len(item)  # type: ignore[arg-type]
+                    if size > self.max_report_bytes:
+                        raise report_too_big(path)(self.max_report_bytes)
+                    if caller_time:
+                        with limit.paused():
+                            yield item
+                    else:
+                        yield item
 
-            return response, chain(), content_type
+            return response, chain(), content_type, limit
 
-        response, chained, content_type = call_with_retry(first, policy=self.retry, idempotent=True)
+        response, chained, content_type, _ = call_with_retry(first, policy=self.retry, idempotent=True)
         try:
             yield chained, content_type
         finally:
@@ -455,26 +560,33 @@ class SmSendClient:
 
     @contextmanager
     def _report_chunks(
-        self, path: str, fields: dict[str, Any], *, auth: str
+        self, path: str, fields: dict[str, Any], *, auth: str, caller_time: bool = False
     ) -> Iterator[tuple[Iterator[bytes], str | None]]:
         """Stream a report answer as byte chunks (cut anywhere) with its Content-Type; a ``KO`` first
-        line or an empty body raises before any chunk is yielded (retried like a whole answer)."""
+        line or an empty body raises before any chunk is yielded (retried like a whole answer).
+
+        :param caller_time: the caller's time between chunks is not counted in the deadline.
+        """
 
         def chunks(response: requests.Response, content_type: str | None) -> Iterator[bytes]:
             return response.iter_content(chunk_size=1 << 20)
 
         def first_line(iterator: Iterator[bytes], content_type: str | None) -> tuple[list[bytes], str | None]:
             head = b""  # up to the first non-blank line's end (CR-only reports end lines with a CR)
+            guard = LineGuard(f"The gateway's answer to {path}")
             while not head.strip() or (b"\n" not in head.lstrip() and b"\r" not in head.lstrip()):
                 chunk = next(iterator, None)
                 if chunk is None:
                     break
+                guard.feed(chunk)
                 head += chunk
             if not head.strip():
                 return [], None
             return [head], answers.decode_body(head.lstrip().splitlines()[0], content_type)
 
-        with self._report_stream(path, fields, auth=auth, items=chunks, head=first_line) as streamed:
+        with self._report_stream(
+            path, fields, auth=auth, items=chunks, head=first_line, caller_time=caller_time
+        ) as streamed:
             yield streamed
 
     # ------------------------------------------------------------------ back-office
@@ -573,7 +685,9 @@ class SmSendClient:
         """Stream the userlog-get report as frames of a block of lines each (for loads that must not
         hold it whole)."""
         fields = self.userlog_fields(log_type, u_id, date_from, date_to)
-        with self._report_chunks("/backoffice/userlog-get.php", fields, auth="reseller") as (
+        with self._report_chunks(
+            "/backoffice/userlog-get.php", fields, auth="reseller", caller_time=True
+        ) as (
             chunks,
             content_type,
         ):
@@ -721,19 +835,21 @@ class SmSendClient:
         template.headers.pop("Cookie", None)
         template.headers.pop("Content-Length", None)
         settings = session.merge_environment_settings(template.url, {}, None, None, None)
+        settings["stream"] = True  # the body is read under the deadline, up to the answer cap
 
         def answer(body: bytes) -> str:
             request = template.copy()
             request.prepare_cookies(session.cookies)
             request.prepare_body(body, None)
-            try:
-                response = session.send(request, timeout=self.timeout, allow_redirects=True, **settings)
-            except requests.RequestException as exc:
-                raise transport_error(exc, path) from None
-            if response.status_code != 200:
-                response.close()
-                raise http_status_error(response.status_code, path)
-            return answers.parse_answer(self._text(response))
+            with deadline(self.attempt_deadline()):
+                try:
+                    response = session.send(request, timeout=self.timeout, allow_redirects=True, **settings)
+                except requests.RequestException as exc:
+                    raise transport_error(exc, path) from None
+                if response.status_code != 200:
+                    response.close()
+                    raise http_status_error(response.status_code, path)
+                return self._answer(response, path)
 
         def send(recipient: str, prepared: PreparedMessage) -> SendResult:
             fields = {
@@ -869,7 +985,10 @@ class SmSendClient:
     ) -> Iterator[Iterator[pd.DataFrame]]:
         """Stream one (big) batch-status report as frames of at most a block of lines each."""
         fields = self.batch_status_fields(request_id, report_type)
-        with self._report_chunks("/sms/batch-status.php", fields, auth="sms") as (chunks, content_type):
+        with self._report_chunks("/sms/batch-status.php", fields, auth="sms", caller_time=True) as (
+            chunks,
+            content_type,
+        ):
             yield iter_batch_status_frames(request_id, chunks, report_type, content_type=content_type)
 
     def credit(self, credit_type: str = "credit") -> Decimal | int:

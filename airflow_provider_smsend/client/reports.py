@@ -697,6 +697,37 @@ class _UserlogKind(_Kind):
         return pa.array(parsed.dt.tz_convert("UTC"), pa.timestamp("us", tz="UTC"))
 
 
+class LineGuard:
+    """Check, chunk by chunk, that no line of a body is longer than :data:`MAX_LINE_BYTES`.
+
+    :param what: the report's name in the error (``"batch-status report"``).
+    """
+
+    def __init__(self, what: str = "The gateway's report") -> None:
+        self.what = what
+        self._run = 0  # bytes since the last line end
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next chunk; raise :class:`SmSendReportError` on a line over the cap."""
+        pos, size, run = 0, len(chunk), self._run
+        while True:
+            window = pos + MAX_LINE_BYTES - run + 1  # a line end must come before this index
+            last = max(chunk.rfind(b"\n", pos, min(window, size)), chunk.rfind(b"\r", pos, min(window, size)))
+            if window > size:
+                run = run + size - pos if last < 0 else size - last - 1
+                break
+            if last < 0:
+                raise SmSendReportError(
+                    f"{self.what} has a line longer than {MAX_LINE_BYTES} bytes: not a gateway report."
+                )
+            pos, run = last + 1, 0
+        if run > MAX_LINE_BYTES:
+            raise SmSendReportError(
+                f"{self.what} has a line longer than {MAX_LINE_BYTES} bytes: not a gateway report."
+            )
+        self._run = run
+
+
 def _line_end(body: bytes, start: int) -> int:
     """The index of the line end at or after ``start`` (len(body) if none)."""
     nl, cr = body.find(b"\n", start), body.find(b"\r", start)
@@ -755,6 +786,7 @@ def _iter_groups(kind: _Kind, reports: Iterable[tuple[str, bytes, str | None]]) 
     group_header: tuple[list[str], str | None] | None = None
     size = 0
     for request_id, body, content_type in reports:
+        LineGuard(kind.what).feed(body)
         header, start = kind.header(body, content_type, request_id=request_id)
         data = body[start:]
         if data and not data.endswith((b"\n", b"\r")):
