@@ -13,6 +13,11 @@ claimed in the ledger right before its request leaves (at most ``concurrency`` a
 outcome recorded as soon as it arrives, so a retried job resumes with the recipients not yet
 accepted, and two tries running at once never both send to one recipient.
 
+Cost (docs/gateway.md, "Cost"): :func:`estimate` describes what a campaign will cost before
+anything is sent (messages, segments, encodings, the characters that forced UCS-2), at a price
+per segment given or read from credit.php (:func:`price_from_credit`); ``max_cost`` refuses a
+send whose estimate exceeds it and starts no request that would take the job's spend past it.
+
 Example::
 
     sender = BulkSender(client, ledger=MemoryLedger(), job_key="campaign-42", concurrency=16)
@@ -22,17 +27,18 @@ Example::
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import threading
 import time
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smsend.client import ledger as ledger_states
+from airflow_provider_smsend.client.encoding import non_gsm_characters, segments_if_gsm
 from airflow_provider_smsend.client.errors import (
     SmSendAuthError,
     SmSendError,
@@ -46,7 +52,7 @@ from airflow_provider_smsend.client.once_only import AMBIGUOUS, DONE, OnceOnly, 
 from airflow_provider_smsend.client.validation import validate_sender
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from airflow_provider_smsend.client.http import SendResult, SmSendClient
     from airflow_provider_smsend.client.ledger import Ledger
@@ -64,6 +70,137 @@ Plan = tuple["list[RecipientOutcome | None]", "list[tuple[int, str, PreparedMess
 ACCEPTED, REJECTED, UNKNOWN = ledger_states.ACCEPTED, ledger_states.REJECTED, ledger_states.UNKNOWN
 #: Errors after which sending more is pointless: the whole job stops.
 FATAL_ERRORS = (SmSendAuthError, SmSendInsufficientCreditError)
+#: How many of the characters that forced UCS-2 an estimate lists (the most frequent).
+TOP_UCS2_CHARACTERS = 10
+MONEY_STEP = Decimal("0.0001")  # money has 4 decimals (docs/gateway.md)
+
+
+def price_from_credit(credit: Decimal, sms: int) -> Decimal | None:
+    """Return the price of one segment implied by credit.php: ``credit`` euros buy ``sms`` SMS.
+
+    The gateway answers how many SMS of a quality the credit buys (``type=<quality>``) beside the
+    credit in euros (``type=credit``); the price is the largest amount with 4 decimals that buys
+    that many, ``credit / sms`` rounded down to 4 decimals: never below the real price, and equal
+    to it when no other 4-decimal price buys as many (``credit / (sms * (sms + 1)) < 0.0001``: 100
+    EUR buying 1,176 SMS) (docs/gateway.md, "Cost"). None when the credit buys none.
+
+    :param credit: the credit in euros (``client.credit("credit")``).
+    :param sms: the SMS it buys at a quality (``client.credit(quality)``).
+    """
+    if sms <= 0 or credit <= 0:
+        return None
+    return (Decimal(credit) / sms).quantize(MONEY_STEP, rounding=ROUND_FLOOR)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a campaign will cost, known before anything is sent (no number, name or text in it).
+
+    :param messages: the messages to send (valid ones: numbers and texts checked).
+    :param segments: the SMS segments they occupy.
+    :param by_encoding: ``{"GSM": {"messages": n, "segments": s}, "UCS2": {...}}``.
+    :param ucs2_characters: the characters outside GSM 03.38 that made messages UCS-2, each with
+        the number of messages it appears in, the :data:`TOP_UCS2_CHARACTERS` most frequent.
+    :param ucs2_extra: ``{"messages": n, "segments": s}``: the UCS-2 messages that need more
+        segments than a GSM look-alike of their text would, and the segments UCS-2 adds.
+    :param price_per_segment: the price of one segment (EUR), or None when unknown.
+    :param price_source: where the price comes from (``"connection"``, ``"gateway"``, ...), or None.
+    """
+
+    messages: int
+    segments: int
+    by_encoding: dict[str, dict[str, int]]
+    ucs2_characters: dict[str, int]
+    ucs2_extra: dict[str, int]
+    price_per_segment: Decimal | None = None
+    price_source: str | None = None
+
+    @property
+    def estimated_cost(self) -> Decimal | None:
+        """``segments`` at ``price_per_segment`` (EUR, exact), or None without a price."""
+        return None if self.price_per_segment is None else self.price_per_segment * self.segments
+
+    def to_dict(self) -> dict[str, Any]:
+        """A small JSON-able dict (for XCom and the return value); money as exact decimal strings."""
+        cost, price = self.estimated_cost, self.price_per_segment
+        return {
+            "messages": self.messages,
+            "segments": self.segments,
+            "by_encoding": self.by_encoding,
+            "ucs2_characters": self.ucs2_characters,
+            "ucs2_extra": self.ucs2_extra,
+            "price_per_segment": None if price is None else str(price),
+            "price_source": self.price_source,
+            "estimated_cost": None if cost is None else str(cost),
+        }
+
+
+def estimate(
+    prepared: Iterable[PreparedMessage],
+    *,
+    price_per_segment: Decimal | None = None,
+    price_source: str | None = None,
+) -> Estimate:
+    """Describe what sending ``prepared`` costs: messages, segments, encodings, UCS-2's share.
+
+    :param prepared: the validated messages (the third item of each :data:`Plan` entry to send).
+    :param price_per_segment: the price of one segment (EUR), if known.
+    :param price_source: where that price comes from, for the reader.
+    """
+    by_encoding = {"GSM": {"messages": 0, "segments": 0}, "UCS2": {"messages": 0, "segments": 0}}
+    characters: Counter[str] = Counter()
+    extra = {"messages": 0, "segments": 0}
+    for message in prepared:
+        counts = by_encoding[message.encoding]
+        counts["messages"] += 1
+        counts["segments"] += message.segments
+        if message.encoding == "UCS2":
+            characters.update(non_gsm_characters(message.text))
+            more = message.segments - segments_if_gsm(message.text)
+            if more > 0:
+                extra["messages"] += 1
+                extra["segments"] += more
+    top = sorted(characters.items(), key=lambda item: (-item[1], item[0]))[:TOP_UCS2_CHARACTERS]
+    return Estimate(
+        messages=sum(c["messages"] for c in by_encoding.values()),
+        segments=sum(c["segments"] for c in by_encoding.values()),
+        by_encoding=by_encoding,
+        ucs2_characters=dict(top),
+        ucs2_extra=extra,
+        price_per_segment=price_per_segment,
+        price_source=price_source,
+    )
+
+
+class _Spend:
+    """What a job has spent or may have spent, against ``max_cost`` (docs/gateway.md, "Cost").
+
+    ``settled`` is what the gateway answered for accepted messages (all tries); ``open`` counts the
+    segments whose charge is not known: messages in flight and messages whose outcome is unknown
+    (they may have been charged). Those are priced at the highest of the given price and every
+    price per segment the gateway has charged in this job, so a price set too low corrects itself
+    from the first answer on.
+    """
+
+    def __init__(self, limit: Decimal | None, price: Decimal | None) -> None:
+        self.limit = limit
+        self.price = price
+        self.settled = Decimal("0")
+        self.open = 0
+
+    def charged(self, cost: Decimal, segments: int) -> None:
+        """An accepted message's cost, as the gateway answered it."""
+        self.settled += cost
+        if self.price is not None and segments > 0:
+            self.price = max(self.price, cost / segments)
+
+    def committed(self, more: int = 0) -> Decimal:
+        """Spent, plus what the open segments and ``more`` segments may cost."""
+        return self.settled + (self.open + more) * (self.price or Decimal("0"))
+
+    def fits(self, segments: int) -> bool:
+        """True if ``segments`` more keep the job within the limit (always, without one)."""
+        return self.limit is None or self.committed(segments) <= self.limit
 
 
 @dataclass(frozen=True)
@@ -158,13 +295,19 @@ class BulkResult:
         return counts
 
     def to_dict(
-        self, *, include_outcomes: bool = False, masked: bool = True, where: dict[str, Any] | None = None
+        self,
+        *,
+        include_outcomes: bool = False,
+        masked: bool = True,
+        where: dict[str, Any] | None = None,
+        estimate: Estimate | None = None,
     ) -> dict[str, Any]:
         """A small JSON-able summary (for XCom), the same size for 1 or 100,000 recipients.
 
         :param include_outcomes: add ``outcomes_list``, one dict per recipient.
         :param masked: mask the recipients of ``outcomes_list`` (``False``: full numbers).
         :param where: where the per-recipient outcomes are kept (the ledger), under ``outcomes``.
+        :param estimate: the campaign's estimate made before sending, under ``estimate`` (None: None).
         """
         data: dict[str, Any] = {
             "totals": self.totals,
@@ -173,6 +316,7 @@ class BulkResult:
             "request_count": len(self.request_ids),
             "outcomes": where,
             "aborted": self.aborted,
+            "estimate": None if estimate is None else estimate.to_dict(),
         }
         if include_outcomes:
             data["outcomes_list"] = [o.to_dict(masked=masked) for o in self.outcomes]
@@ -235,6 +379,12 @@ class BulkSender:
     :param allow_landlines: send to landline numbers too (refused as ``invalid_number`` by default).
     :param owner: this try's owner id in the ledger (default: a new one); two senders with
         different owners on one job never both send to a recipient.
+    :param max_cost: the most this ledger job may spend, all tries together (EUR, exact), or
+        None. :meth:`run` refuses to start when what earlier tries spent plus the estimate of what
+        is left exceeds it, and starts no request that would take the job past it: the recipients
+        left are ``rejected`` with ``error_code="max_cost"``, not retryable (docs/gateway.md, "Cost").
+    :param price_per_segment: the price of one segment (EUR) the cap counts with (see
+        :func:`price_from_credit`); required with ``max_cost``.
     """
 
     def __init__(
@@ -256,9 +406,17 @@ class BulkSender:
         on_chunk: Callable[[int, int, BulkResult], None] | None = None,
         owner: str | None = None,
         allow_landlines: bool = False,
+        max_cost: Decimal | None = None,
+        price_per_segment: Decimal | None = None,
     ) -> None:
         if concurrency < 1 or chunk_size < 1:
             raise SmSendValidationError("concurrency and chunk_size must be >= 1.")
+        if max_cost is not None and price_per_segment is None:
+            raise SmSendValidationError(
+                f"max_cost={max_cost} needs a price per segment to count with: pass price_per_segment "
+                "(see price_from_credit).",
+                code="max_cost",
+            )
         self.client = client
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self.job_key = job_key
@@ -275,6 +433,8 @@ class BulkSender:
         self.queue_retries = queue_retries
         self.queue_retry_wait = queue_retry_wait
         self.on_chunk = on_chunk
+        self.max_cost = max_cost
+        self.price_per_segment = price_per_segment
         self._stop = threading.Event()
         self._fatal: SmSendError | None = None
 
@@ -346,6 +506,21 @@ class BulkSender:
 
     # ----------------------------------------------------------------- sending
 
+    def _check_cost(self, spend: _Spend, pending: Sequence[tuple[int, str, PreparedMessage]]) -> None:
+        """Refuse, before any request, a send whose estimate takes the job past ``max_cost``."""
+        needed = sum(prepared.segments for _, _, prepared in pending)
+        if spend.fits(needed):
+            return
+        before = spend.committed()
+        raise SmSendValidationError(
+            f"max_cost={self.max_cost} EUR: the {len(pending)} message(s) to send ({needed} segment(s) at "
+            f"{spend.price} EUR) are estimated at {spend.committed(needed) - before} EUR"
+            + (f", and earlier tries of this job spent or may have spent {before} EUR" if before else "")
+            + f"; together {spend.committed(needed)} EUR. Nothing was sent: raise max_cost, or send fewer "
+            "or shorter messages.",
+            code="max_cost",
+        )
+
     def _send_one(self, send: SendPrepared, number: str, prepared: PreparedMessage) -> LedgerEntry:
         """Send one message with ``send`` (the client's bulk send path); never raises, returns its ledger entry."""
         attempt = 0
@@ -387,18 +562,27 @@ class BulkSender:
         """Send ``messages``; returns one outcome per message, in order. Never raises for one recipient.
 
         :param plan: the result of :meth:`plan` for the same messages, when the caller already has it.
+        :raises SmSendValidationError: (``code="max_cost"``) before any request, when what earlier
+            tries spent plus the estimate of what is left to send exceeds ``max_cost``.
         """
         outcomes, to_send = plan if plan is not None else self.plan(messages)
         outcomes = list(outcomes)
         previous = self.once.entries if to_send else {}
         pending: list[tuple[int, str, PreparedMessage]] = []
+        spend = _Spend(self.max_cost, self.price_per_segment)
         for index, number, prepared in to_send:
             entry = previous.get(number)
             known = self._from_ledger(entry, prepared.segments) if entry is not None else None
+            step = next_step(entry)
+            if step == DONE and entry is not None and entry.cost is not None:
+                spend.charged(Decimal(entry.cost), prepared.segments)
+            elif step == AMBIGUOUS:  # an earlier try's request may have been charged
+                spend.open += prepared.segments
             if known is not None:
                 outcomes[index] = known
             else:
                 pending.append((index, number, prepared))
+        self._check_cost(spend, pending)
         result = BulkResult()
         self.client.ensure_pool(self.concurrency)
         send = self.client.bulk_send_path(
@@ -424,8 +608,15 @@ class BulkSender:
 
         def take(future: Future[LedgerEntry]) -> None:
             if future in live:
-                unrecorded.append(future.result())
+                entry = future.result()
+                unrecorded.append(entry)
                 live.discard(future)
+                if entry.state == ACCEPTED:
+                    spend.open -= segments[entry.item]
+                    spend.charged(Decimal(entry.cost or "0"), segments[entry.item])
+                elif entry.state == REJECTED:
+                    spend.open -= segments[entry.item]
+                # unknown: it may have been charged, its segments stay open
 
         def flush() -> None:
             nonlocal done
@@ -446,15 +637,26 @@ class BulkSender:
 
         batch: list[tuple[int, str, PreparedMessage]] = []
         submitted = 0
+        queued = deque(pending)
+        capped = False
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="smsend-bulk") as pool:
-            queued = iter(pending)
             try:
                 while not self._stop.is_set():
                     # Mark (one commit) only as many recipients as there are free requests: a
                     # recipient is `sending` only while its own request is about to leave or in
                     # flight, so a killed process leaves at most `concurrency` of them unknown.
-                    batch, submitted = list(itertools.islice(queued, self.concurrency - len(live))), 0
+                    # With max_cost, only as many as keep the job's spend within it.
+                    batch, submitted, more = [], 0, 0
+                    while queued and len(batch) < self.concurrency - len(live):
+                        if not spend.fits(more + queued[0][2].segments):
+                            break
+                        more += queued[0][2].segments
+                        batch.append(queued.popleft())
                     if not batch:
+                        if queued and live:  # over max_cost for now: those in flight may cost less
+                            collect()
+                            continue
+                        capped = bool(queued)
                         break
                     numbers = [number for _, number, _ in batch]
                     mine = self.once.claim(numbers, seen={n: previous[n] for n in numbers if n in previous})
@@ -475,6 +677,7 @@ class BulkSender:
                         # counted before it is submitted: interrupted in between, it stays `sending`
                         # (unknown, never resent) rather than be taken for one that did not leave
                         submitted += 1
+                        spend.open += prepared.segments
                         future = pool.submit(self._send_one, send, number, prepared)
                         live.add(future)
                         future.add_done_callback(ended.put)
@@ -500,6 +703,23 @@ class BulkSender:
                     take(future)
                 flush()
                 raise
+        if capped:
+            log.warning(
+                "max_cost=%s EUR: %d message(s) not sent, sending them would exceed it (%s EUR spent or "
+                "possibly charged by this job).",
+                self.max_cost,
+                len(queued),
+                spend.committed(),
+            )
+            for index, number, prepared in queued:
+                outcomes[index] = RecipientOutcome(
+                    number,
+                    REJECTED,
+                    segments=prepared.segments,
+                    error_code="max_cost",
+                    error=f"Not sent: it would take this job's spend ({spend.committed()} EUR spent or possibly "
+                    f"charged) past max_cost={self.max_cost} EUR.",
+                )
         for index, number, prepared in pending:
             if outcomes[index] is None:  # never submitted: the job stopped early
                 outcomes[index] = RecipientOutcome(

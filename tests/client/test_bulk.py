@@ -8,8 +8,16 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from airflow_provider_smsend.client.bulk import BulkMessage, BulkSender, RateLimiter
-from airflow_provider_smsend.client.errors import SmSendTimeoutError
+import pytest
+
+from airflow_provider_smsend.client.bulk import (
+    BulkMessage,
+    BulkSender,
+    RateLimiter,
+    estimate,
+    price_from_credit,
+)
+from airflow_provider_smsend.client.errors import SmSendTimeoutError, SmSendValidationError
 from airflow_provider_smsend.client.http import SendResult, SmSendClient
 from airflow_provider_smsend.client.ledger import SENDING, LedgerEntry, MemoryLedger
 
@@ -90,3 +98,120 @@ def test_rate_limiter_spreads_calls():
     for _ in range(4):
         limiter.acquire()
     assert slept == [0.1, 0.2, 0.3]
+
+
+# ---------------------------------------------------------------- cost: estimate and max_cost (issue 16, item 4)
+
+LONG = "Ciao {}, il tuo ordine del 28 novembre è pronto: ritiralo in negozio entro venerdì. A presto!"
+NAMES = ["Anna", "Zoë", "Bo", "Chloë", "Carla", "Noël", "Dario", "Łukasz", "Elena", "Fabio"]
+
+
+def scripted(client: SmSendClient, charge: str, sent: list[str], pause: float = 0.0) -> None:
+    """Make ``client``'s bulk path a scripted gateway charging ``charge`` EUR per segment."""
+    lock = threading.Lock()
+
+    def send(recipient: str, prepared: PreparedMessage) -> SendResult:
+        time.sleep(pause)
+        with lock:
+            sent.append(recipient)
+        cost = Decimal(charge) * prepared.segments
+        return SendResult(recipient=recipient, cost=cost, request_id=f"HTTP{len(sent)}", message=prepared)
+
+    client.bulk_send_path = lambda **_: send  # type: ignore[method-assign]
+
+
+def new_client() -> SmSendClient:
+    return SmSendClient(base_url="http://gw.test", username="u", password="p", default_sender="ACME")
+
+
+def test_estimate_counts_messages_segments_encodings_and_the_characters_that_forced_ucs2():
+    sender = BulkSender(new_client())
+    _, to_send = sender.plan(
+        [BulkMessage(n, LONG.format(name)) for n, name in zip(numbers(10), NAMES, strict=True)]
+    )
+    found = estimate((p for _, _, p in to_send), price_per_segment=Decimal("0.0850"), price_source="gateway")
+    # 6 names are GSM 03.38 (one segment each); ë (3 names) and Ł (1) make 4 messages UCS-2, and at
+    # 95 characters UCS-2 needs 2 segments where GSM needs 1.
+    assert found.to_dict() == {
+        "messages": 10,
+        "segments": 14,
+        "by_encoding": {"GSM": {"messages": 6, "segments": 6}, "UCS2": {"messages": 4, "segments": 8}},
+        "ucs2_characters": {"ë": 3, "Ł": 1},
+        "ucs2_extra": {"messages": 4, "segments": 4},
+        "price_per_segment": "0.0850",
+        "price_source": "gateway",
+        "estimated_cost": "1.1900",
+    }
+    assert estimate([]).to_dict()["estimated_cost"] is None
+
+
+def test_the_price_implied_by_credit_php_is_never_below_the_real_one():
+    assert price_from_credit(Decimal("100.0000"), 1176) == Decimal("0.0850")  # the sandbox's demo account
+    assert price_from_credit(Decimal("0.0100"), 0) is None  # buys nothing: nothing to learn from
+    for price in (Decimal("0.0450"), Decimal("0.0733"), Decimal("0.0850"), Decimal("0.1234")):
+        for credit in (Decimal("0.1300"), Decimal("1.0000"), Decimal("12.3456"), Decimal("5000.0000")):
+            sms = int(credit // price)  # what credit.php answers for the quality
+            if sms:
+                implied = price_from_credit(credit, sms)
+                assert implied is not None and implied >= price, (price, credit)
+                if credit / (sms * (sms + 1)) < Decimal("0.0001"):  # no other 4-decimal price buys as many
+                    assert implied == price, (price, credit)
+
+
+def test_max_cost_refuses_before_any_request():
+    client, sent = new_client(), []
+    scripted(client, "0.0850", sent)
+    ledger = MemoryLedger()
+    sender = BulkSender(
+        client, ledger=ledger, job_key="job", max_cost=Decimal("0.50"), price_per_segment=Decimal("0.0850")
+    )
+    with pytest.raises(
+        SmSendValidationError, match=r"max_cost=0.50 EUR.*0.8500 EUR.*Nothing was sent"
+    ) as info:
+        sender.run([BulkMessage(n, "Saldi") for n in numbers(10)])
+    assert info.value.code == "max_cost"
+    assert sent == [] and ledger.load("job") == {}
+
+
+def test_max_cost_needs_a_price():
+    with pytest.raises(SmSendValidationError, match="price_per_segment"):
+        BulkSender(new_client(), max_cost=Decimal("1"))
+
+
+def test_max_cost_stops_the_send_when_the_spend_would_pass_it_and_a_retry_does_not_pass_it_either():
+    # The price given is too low (0.04): the estimate (10 x 0.04) fits the cap, the gateway charges 0.085.
+    client, sent = new_client(), []
+    scripted(client, "0.0850", sent)
+    ledger = MemoryLedger()
+    messages = [BulkMessage(n, "Saldi") for n in numbers(10)]
+
+    def sender() -> BulkSender:
+        return BulkSender(
+            client, ledger=ledger, job_key="job", concurrency=1, max_cost=Decimal("0.50"),
+            price_per_segment=Decimal("0.0400"),
+        )  # fmt: skip
+
+    result = sender().run(messages)
+
+    assert len(sent) == 5 and result.total_cost == Decimal("0.4250")  # a sixth would make 0.51
+    stopped = [o for o in result.outcomes if o.status == "rejected"]
+    assert [o.recipient for o in stopped] == numbers(10)[5:]
+    assert {(o.error_code, o.retryable) for o in stopped} == {("max_cost", False)}
+    assert "max_cost=0.50 EUR" in stopped[0].error
+    # The retry counts what the first try spent (from the ledger), at the price the gateway charged.
+    with pytest.raises(
+        SmSendValidationError, match="earlier tries of this job spent or may have spent 0.4250 EUR"
+    ):
+        sender().run(messages)
+    assert len(sent) == 5
+
+
+def test_max_cost_counts_the_requests_in_flight():
+    client, sent = new_client(), []
+    scripted(client, "0.0850", sent, pause=0.01)
+    result = BulkSender(
+        client, concurrency=4, max_cost=Decimal("1.00"), price_per_segment=Decimal("0.0500")
+    ).run([BulkMessage(n, "Saldi") for n in numbers(20)])
+    # From the first answer on, the four in flight count at the price charged: 11 x 0.085 = 0.935.
+    assert len(sent) == 11 and result.total_cost == Decimal("0.9350") <= Decimal("1.00")
+    assert result.totals == {"accepted": 11, "rejected": 9, "unknown": 0, "total": 20}
