@@ -149,6 +149,11 @@ def get_provider_info() -> dict[str, Any]:
                         default="utf-8",
                         enum=["utf-8", "iso-8859-1"],
                     ),
+                    "price_per_segment": _string(
+                        "Price per segment (EUR)",
+                        'For cost estimates and max_cost: 0.0850, or per quality {"h": "0.0850", "l": "0.0600"}; '
+                        "default: read from the gateway",
+                    ),
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": HIDDEN_FIELDS,

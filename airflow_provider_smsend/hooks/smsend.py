@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -14,7 +16,7 @@ from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationE
 from airflow_provider_smsend.client.http import DEFAULT_BASE_URL, SmSendClient, normalize_base_url
 from airflow_provider_smsend.client.numbers import DEFAULT_REGION
 from airflow_provider_smsend.client.retry import NO_RETRY, RetryPolicy
-from airflow_provider_smsend.client.validation import parse_list_text
+from airflow_provider_smsend.client.validation import parse_credit_amount, parse_list_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -41,6 +43,8 @@ EXTRA_FIELDS: dict[str, str] = {
     "default_quality": "ll, l, a, h or n (default h)",
     "default_region": "region for national numbers (default IT)",
     "charset": "request charset: utf-8 (default) or iso-8859-1",
+    "price_per_segment": "EUR per SMS segment for cost estimates and max_cost, or a JSON object per quality "
+    '({"h": "0.0850", "l": "0.0600"}); default: read from the gateway (credit.php)',
     "wsdl_receive": "URL or path of the receiveSms WSDL instead of the bundled copy",
     "wsdl_mms": "URL or path of the sendMms WSDL instead of the bundled copy",
 }
@@ -122,6 +126,37 @@ class SmSendHook(BaseHook):
     def default_recipients(self) -> list[str]:
         """The ``default_recipients`` extra as a list (empty when unset), numbers as written."""
         return recipient_list(self.extras.get("default_recipients"), name="default_recipients")
+
+    def price_per_segment(self, quality: str) -> Decimal | None:
+        """The ``price_per_segment`` extra for ``quality`` (EUR), or None when it gives none.
+
+        The extra is one amount for every quality (``"0.0850"``) or a JSON object per quality
+        (``{"h": "0.0850", "l": "0.0600"}``); without it the SMS operator reads the price from the
+        gateway (docs/gateway.md, "Cost").
+
+        :param quality: the quality code of the send (``ll``, ``l``, ``a``, ``h``, ``n``).
+        :raises SmSendValidationError: an amount that is not a positive number with at most 4 decimals.
+        """
+        value = self.extras.get("price_per_segment")
+        if isinstance(value, str) and value.strip().startswith("{"):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise SmSendValidationError(
+                    f"Connection extra 'price_per_segment' {value!r} is not a JSON object: give an amount like "
+                    '"0.0850" or {"h": "0.0850", "l": "0.0600"}.'
+                ) from exc
+        if isinstance(value, Mapping):
+            value = value.get(quality)
+        if value in (None, ""):
+            return None
+        try:
+            return parse_credit_amount(str(value) if isinstance(value, float) else value)
+        except SmSendValidationError as exc:
+            raise SmSendValidationError(
+                f"Connection extra 'price_per_segment' for quality {quality!r} must be a positive amount in EUR "
+                f'with at most 4 decimals, like "0.0850"; got {value!r}.'
+            ) from exc
 
     def _base_url(self, host_value: str | None = None) -> str:
         conn = self.connection
