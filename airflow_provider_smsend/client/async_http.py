@@ -37,15 +37,18 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smsend.client import answers, validation
 from airflow_provider_smsend.client.batch_rules import FETCH_CONCURRENCY, validate_concurrency
+from airflow_provider_smsend.client.deadline import MAX_ANSWER_BYTES, answer_too_big, attempt_budget
 from airflow_provider_smsend.client.errors import SmSendTimeoutError, SmSendTransportError
 from airflow_provider_smsend.client.http import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT,
     SmSendClient,
     http_status_error,
+    report_too_big,
 )
 from airflow_provider_smsend.client.reports import (
     BatchStatusReport,
+    LineGuard,
     UserlogEntry,
     read_batch_status,
     read_userlog,
@@ -395,25 +398,74 @@ class SmSendAsyncClient:
 
     # ------------------------------------------------------------------ transport
 
-    async def _post(self, path: str, body: bytes) -> tuple[bytes, str | None]:
+    async def _post(
+        self,
+        path: str,
+        body: bytes,
+        max_bytes: int = MAX_ANSWER_BYTES,
+        too_big: Callable[[int], Exception] | None = None,
+        feed: Callable[[bytes], object] | None = None,
+    ) -> tuple[bytes, str | None]:
+        """POST ``body``; the answer's body (at most ``max_bytes``) and Content-Type.
+
+        The whole attempt (waiting for a pooled connection, connect, request, the answer's last
+        byte) ends within the connect plus the read timeout (``asyncio.timeout``).
+        """
+        sent = False  # until the request may have left
+
+        try:
+            async with asyncio.timeout(attempt_budget(self._spec.timeout)):
+                pool = self._pool() if self._shared_pool else None
+                if pool is None:
+                    http = self._http()
+                else:
+                    try:
+                        http = await pool.take(self._spec.timeout[1])
+                    except TimeoutError:
+                        raise SmSendTimeoutError(
+                            f"Timed out waiting for a free connection to the gateway for {path}: every "
+                            "pooled connection stayed busy for the read timeout.",
+                            request_sent=False,
+                        ) from None
+                sent = True
+                return await self._exchange(
+                    http, pool, path, body, max_bytes, too_big or answer_too_big(path), feed
+                )
+        except TimeoutError:
+            raise SmSendTimeoutError(
+                f"The gateway did not answer {path} within its time budget (the connect and read timeouts)"
+                + ("; the request may have been processed." if sent else "."),
+                request_sent=sent,
+            ) from None
+
+    async def _exchange(
+        self,
+        http: httpx.AsyncClient,
+        pool: _SharedPool | None,
+        path: str,
+        body: bytes,
+        max_bytes: int,
+        too_big: Callable[[int], Exception],
+        feed: Callable[[bytes], object] | None,
+    ) -> tuple[bytes, str | None]:
+        """One request on ``http`` (a lane of ``pool``, given back after): the capped body and Content-Type."""
         import httpx
 
         headers = {"Content-Type": self._spec.content_type}
-        pool = self._pool() if self._shared_pool else None
-        if pool is None:
-            http = self._http()
-        else:
-            try:
-                http = await pool.take(self._spec.timeout[1])
-            except TimeoutError:
-                raise SmSendTimeoutError(
-                    f"Timed out waiting for a free connection to the gateway for {path}: every pooled "
-                    "connection stayed busy for the read timeout.",
-                    request_sent=False,
-                ) from None
         healthy = False  # until the request ends cleanly: a cancelled one may leave its connection stuck
         try:
-            response = await http.post(self.base_url + path, content=body, headers=headers)
+            async with http.stream("POST", self.base_url + path, content=body, headers=headers) as response:
+                if response.status_code != 200:
+                    raise http_status_error(response.status_code, path)
+                parts: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise too_big(max_bytes)
+                    if feed is not None:
+                        feed(chunk)
+                    parts.append(chunk)
             healthy = True
         except httpx.HTTPError as exc:
             # A one-request lane never waits for its own pool: a pool timeout means a stuck connection.
@@ -422,9 +474,7 @@ class SmSendAsyncClient:
         finally:
             if pool is not None:
                 pool.give(http, healthy=healthy)
-        if response.status_code != 200:
-            raise http_status_error(response.status_code, path)
-        return response.content, response.headers.get("Content-Type")
+        return b"".join(parts), response.headers.get("Content-Type")
 
     async def _post_text(self, path: str, body: bytes) -> str:
         content, content_type = await self._post(path, body)
@@ -444,7 +494,9 @@ class SmSendAsyncClient:
         body = self._spec.form_body(fields, auth)
 
         async def once() -> tuple[bytes, str | None]:
-            content, content_type = await self._post(path, body)
+            guard = LineGuard(f"The gateway's answer to {path}")
+            cap = self._spec.max_report_bytes
+            content, content_type = await self._post(path, body, cap, report_too_big(path), guard.feed)
             head = content.lstrip()[:256]
             if not head:
                 raise SmSendTransportError(f"The gateway answered {path} with an empty body.")
