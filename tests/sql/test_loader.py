@@ -1,5 +1,6 @@
 """sql/loader.py on real databases: the MariaDB JSON_TABLE path against its executemany fallback,
-values that need escaping, chunks whose columns are constant, and one transaction per load."""
+PostgreSQL's binary COPY, values that need escaping, chunks whose columns are constant, tables that do
+not fit, and one transaction per load, its frames pulled lazily."""
 
 from __future__ import annotations
 
@@ -14,9 +15,16 @@ from smsend_test_support.services import require_service
 
 from airflow_provider_smsend.sql.dialect import dialect_for
 from airflow_provider_smsend.sql.layouts import BATCH_STATUS_TABLE, CREDIT_SNAPSHOT_TABLE
-from airflow_provider_smsend.sql.loader import SqlAlchemySession, TableLoader, constant
+from airflow_provider_smsend.sql.loader import (
+    AdbcSession,
+    SqlAlchemySession,
+    TableLayoutError,
+    TableLoader,
+    constant,
+)
 
 MARIADB_URL = "mysql+mysqldb://root@127.0.0.1:3306/test?charset=utf8mb4"
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TEXTS = ['Città "quoted", \\ back\\slash \t tab', "emoji 😀 ok", "NULL", "", "\\N", "x'y", None]
 NOW = dt.datetime(2024, 7, 16, 8, 0, 0, 123456, tzinfo=dt.UTC)
 
@@ -176,19 +184,20 @@ def test_chunk_size_below_the_json_chunk_is_honoured(
     assert sizes == [4, 4, 2] and len(_rows(engine, table)) == 10
 
 
-def test_a_postgres_table_made_by_hand_with_other_integer_widths_loads() -> None:
-    """A hand-made wide table may hold status as BIGINT and times as TIMESTAMP: the binary COPY is cast."""
+def _postgres_session() -> AdbcSession:
     import adbc_driver_postgresql.dbapi
 
-    from airflow_provider_smsend.sql.loader import AdbcSession
-
     def probe() -> None:
-        adbc_driver_postgresql.dbapi.connect("postgresql://postgres@127.0.0.1:5432/test").close()
+        adbc_driver_postgresql.dbapi.connect(POSTGRES_URL).close()
 
     require_service("PostgreSQL on 127.0.0.1:5432", probe)
+    return AdbcSession(adbc_driver_postgresql.dbapi.connect(POSTGRES_URL), dialect_for("postgres"))
+
+
+def test_a_postgres_table_made_by_hand_with_other_integer_widths_loads() -> None:
+    """A hand-made wide table may hold status as BIGINT and times as TIMESTAMP: the binary COPY is cast."""
     name = f"smsend_hand_{uuid.uuid4().hex[:8]}"
-    session = AdbcSession(adbc_driver_postgresql.dbapi.connect("postgresql://postgres@127.0.0.1:5432/test"),
-                          dialect_for("postgres"))  # fmt: skip
+    session = _postgres_session()
     try:
         session.execute(
             f"CREATE TABLE {name} (request_id TEXT, report_type TEXT, id BIGINT, dest TEXT, status BIGINT, "
@@ -203,3 +212,106 @@ def test_a_postgres_table_made_by_hand_with_other_integer_widths_loads() -> None
         session.execute(f"DROP TABLE IF EXISTS {name}")
         session.commit()
         session.close()
+
+
+def _sqlite_session(path: Any) -> AdbcSession:
+    import adbc_driver_sqlite.dbapi
+
+    return AdbcSession(adbc_driver_sqlite.dbapi.connect(str(path)), dialect_for("sqlite"))
+
+
+def _snapshot(u_ids: Any, loaded_at: Any = NOW) -> Any:
+    import pyarrow as pa
+
+    from airflow_provider_smsend.client.reports import credit_snapshot_frame
+
+    frame = credit_snapshot_frame([(u, Decimal("1.0000")) for u in u_ids], snapshot_date=dt.date(2024, 7, 16))
+    frame["loaded_at"] = constant(loaded_at, len(frame), pa.timestamp("us", tz="UTC"))
+    frame["dag_run_id"] = constant(None, len(frame), pa.string())
+    return frame
+
+
+def test_naive_timestamps_are_refused(tmp_path: Any) -> None:
+    import pandas as pd
+
+    session = _sqlite_session(tmp_path / "naive.db")
+    loader = TableLoader(session, "snap", CREDIT_SNAPSHOT_TABLE)
+    loader.ensure_table()
+    frame = _snapshot([1])
+    frame["loaded_at"] = pd.Series([dt.datetime(2024, 1, 1)], dtype="datetime64[us]")
+    with pytest.raises(ValueError, match="no time zone"):
+        loader.load([frame], mode="append")
+    assert session.query("SELECT COUNT(*) FROM snap") == [(0,)]
+
+
+def test_existing_table_without_the_columns_is_a_clear_error(tmp_path: Any) -> None:
+    session = _sqlite_session(tmp_path / "x.db")
+    session.execute("CREATE TABLE sms (id INTEGER, other TEXT)")
+    session.commit()
+    with pytest.raises(TableLayoutError, match="lacks column"):
+        TableLoader(session, "sms", BATCH_STATUS_TABLE).ensure_table()
+    with pytest.raises(TableLayoutError, match="does not exist"):
+        TableLoader(session, "missing", BATCH_STATUS_TABLE).ensure_table(create=False)
+    with pytest.raises(TableLayoutError, match=r"column\(s\) region beyond the batch status layout"):
+        TableLoader(session, "missing", BATCH_STATUS_TABLE).ensure_table(extra=["region"])
+    assert session.query("SELECT name FROM sqlite_master WHERE type = 'table'") == [("sms",)]
+
+
+def test_quotes_escapes_and_non_ascii_round_trip_on_postgres() -> None:
+    """ADBC's binary COPY: tabs, backslashes, quotes and non-ASCII text stored as the report had them."""
+    import psycopg
+    import pyarrow as pa
+
+    from airflow_provider_smsend.client.reports import read_batch_status
+
+    text = "id,dest,status,status_text\r\n" + "".join(
+        f'{i},+39333{3000000 + i:07d},100,"Wait\\N\ting, ""quoted""\u00e8"\r\n' for i in range(1, 21)
+    )
+    frame = read_batch_status([("R", text.encode(), None)], "notify")
+    wide, money = f"smsend_pgq_{uuid.uuid4().hex[:10]}", f"smsend_pgm_{uuid.uuid4().hex[:10]}"
+    session = _postgres_session()
+    try:
+        wide_loader = TableLoader(session, wide, BATCH_STATUS_TABLE)
+        wide_loader.ensure_table()
+        frame["report_type"] = constant("notify", len(frame), pa.string())
+        frame["status_class"] = constant("pending", len(frame), pa.string())
+        frame["loaded_at"] = constant(NOW, len(frame), pa.timestamp("us", tz="UTC"))
+        frame["dag_run_id"] = constant(None, len(frame), pa.string())
+        result = wide_loader.load(
+            [frame], mode="replace", scope={"request_id": ["R"], "report_type": "notify"}
+        )
+        money_loader = TableLoader(session, money, CREDIT_SNAPSHOT_TABLE)
+        money_loader.ensure_table()
+        snap = _snapshot([1, 2])
+        snap["credit"] = [Decimal("0.0001"), Decimal("123456.7891")]
+        money_loader.load([snap], mode="append")
+        with psycopg.connect(POSTGRES_URL) as conn:
+            rows = conn.execute(f"SELECT status_text, netcode, loaded_at FROM {wide} ORDER BY id").fetchall()
+            credits = conn.execute(f"SELECT credit FROM {money} ORDER BY u_id").fetchall()
+    finally:
+        session.rollback()
+        for name in (wide, money):
+            session.execute(f"DROP TABLE IF EXISTS {name}")
+        session.commit()
+        session.close()
+
+    assert result.method == "adbc" and result.rows == 20
+    assert rows[0] == ('Wait\\N\ting, "quoted"\u00e8', None, NOW) and len(set(rows)) == 1
+    assert credits == [(Decimal("0.0001"),), (Decimal("123456.7891"),)]
+
+
+def test_frames_are_pulled_lazily_in_one_transaction(tmp_path: Any) -> None:
+    session = _sqlite_session(tmp_path / "lazy.db")
+    loader = TableLoader(session, "lazy", CREDIT_SNAPSHOT_TABLE)
+    loader.ensure_table()
+    seen_in_transaction: list[int] = []
+
+    def frames() -> Any:
+        for start in (1, 11, 21, 31):
+            # the previous frames are written (open transaction) before the next is pulled
+            seen_in_transaction.append(session.query("SELECT COUNT(*) FROM lazy")[0][0])
+            yield _snapshot(range(start, min(start + 10, 36)))
+
+    result = loader.load(frames(), mode="append")
+
+    assert seen_in_transaction == [0, 10, 20, 30] and result.rows == 35
