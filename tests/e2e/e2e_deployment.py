@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 AIRFLOW = str(VENV_BIN / "airflow")
 CAMPAIGN_DAG = ROOT / "dags_examples" / "smsend_campaign.py"
+MAPPED_DAG = ROOT / "dags_examples" / "smsend_mapped_reminders.py"
 CUSTOMERS_CSV = ROOT / "dags_examples" / "data" / "customers.csv"
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
@@ -303,6 +304,7 @@ class Deployment:
         for directory in (self.home, self.dags / "data", self.logs):
             directory.mkdir(parents=True, exist_ok=True)
         shutil.copy(CAMPAIGN_DAG, self.dags / CAMPAIGN_DAG.name)
+        shutil.copy(MAPPED_DAG, self.dags / MAPPED_DAG.name)
         shutil.copy(CUSTOMERS_CSV, self.dags / "data" / CUSTOMERS_CSV.name)
         self.marker = f"smsend-e2e-{os.getpid()}-{name}"
         self.db_name = f"airflow_e2e_{os.getpid()}_{name}"
@@ -532,6 +534,28 @@ class Deployment:
                              "AND key = 'return_value'", DAG_ID, run_id)
         run.summary = summary[0]["value"] if summary else None
         return run
+
+
+    def run_dag(self, dag_id: str, timeout: float = 120) -> tuple[str, str, dict[str, list[str]]]:
+        """Trigger ``dag_id`` through the REST API without a logical date, wait for it to end;
+        returns (run id, final state, task states by task id and map index)."""
+        self.wait_for(f"the DAG {dag_id!r} to be parsed", lambda: self.query(
+            "SELECT 1 FROM serialized_dag WHERE dag_id = %s", dag_id), 120)
+        run_id = self.api(f"dags/{dag_id}/dagRuns", {"logical_date": None})["dag_run_id"]
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            state = self.query("SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", dag_id, run_id)[0]["state"]
+            if state in ("success", "failed"):
+                break
+            if time.monotonic() > deadline:
+                self.fail(f"the run {run_id!r} of {dag_id!r} did not finish in {timeout:.0f} s (state {state!r})")
+            time.sleep(0.5)
+        tasks: dict[str, list[str]] = {}
+        for row in self.query("SELECT task_id, map_index, state FROM task_instance WHERE dag_id = %s AND run_id = %s "
+                              "ORDER BY task_id, map_index", dag_id, run_id):
+            tasks.setdefault(row["task_id"], []).append(row["state"])
+        return run_id, state, tasks
 
 
 # ------------------------------------------------------------------------------------- assertions
