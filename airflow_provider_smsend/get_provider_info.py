@@ -6,6 +6,15 @@ from typing import Any
 
 INTEGRATION = "smSend"
 _PKG = "airflow_provider_smsend"
+#: The transfer modules and the gateway product each loads (its source integration); base.py is
+#: the transfers' shared base, listed with the smSend integration.
+TRANSFER_SOURCES = {
+    "base": INTEGRATION,
+    "batch_status_to_sql": "smSend batch status reports",
+    "userlog_to_sql": "smSend operation log",
+    "credits_to_sql": "smSend credit balances",
+    "outcomes_to_sql": "smSend send ledger",
+}
 
 #: The connection form (shared with SmSendHook.get_ui_field_behaviour).
 HIDDEN_FIELDS = ["schema", "extra"]
@@ -49,15 +58,32 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-smsend",
         "name": "smSend",
-        "description": "`smSend <https://www.smsend.it>`__ SMS and MMS gateway: send, check numbers, "
-        "wait for delivery, receive replies, manage reseller clients and load reports.",
+        # The UI links each URL of the description and runs the next word into it: the link goes last.
+        "description": "The SMS and MMS gateway smSend: send, check numbers, wait for delivery, receive "
+        "replies, manage reseller clients and load reports. `smSend <https://www.smsend.it>`__",
+        "state": "ready",
+        "source-date-epoch": 1795861107,  # 0.2.0, 2026-11-28 10:18:27 UTC
         "versions": ["0.2.0", "0.1.0"],
         "integrations": [
             {
                 "integration-name": INTEGRATION,
                 "external-doc-url": "https://www.smsend.it",
+                "how-to-guide": ["/docs/sandbox.md"],
+                "logo": "/docs/integration-logos/smsend.svg",
                 "tags": ["service"],
-            }
+            },
+            # One integration per gateway product a transfer loads (Airflow allows one transfer per
+            # source/target pair, as Amazon declares S3, DynamoDB, ... for its transfers).
+            *(
+                {
+                    "integration-name": name,
+                    "external-doc-url": "https://www.smsend.it",
+                    "logo": "/docs/integration-logos/smsend.svg",
+                    "tags": ["service"],
+                }
+                for name in TRANSFER_SOURCES.values()
+                if name != INTEGRATION
+            ),
         ],
         "hooks": [
             {
@@ -69,6 +95,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": INTEGRATION,
                 "python-modules": [
+                    f"{_PKG}.operators.base",
                     f"{_PKG}.operators.sms",
                     f"{_PKG}.operators.mnc",
                     f"{_PKG}.operators.mms",
@@ -80,22 +107,30 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": [f"{_PKG}.sensors.batch_status", f"{_PKG}.sensors.inbound"],
+                "python-modules": [
+                    f"{_PKG}.sensors._base",
+                    f"{_PKG}.sensors.batch_status",
+                    f"{_PKG}.sensors.inbound",
+                ],
             }
         ],
         "triggers": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": [f"{_PKG}.triggers.batch_status", f"{_PKG}.triggers.inbound"],
+                "python-modules": [
+                    f"{_PKG}.triggers._base",
+                    f"{_PKG}.triggers.batch_status",
+                    f"{_PKG}.triggers.inbound",
+                ],
             }
         ],
         "transfers": [
             {
-                "source-integration-name": INTEGRATION,
+                "source-integration-name": source,
                 "target-integration-name": "Common SQL",
                 "python-module": f"{_PKG}.transfers.{module}",
             }
-            for module in ("batch_status_to_sql", "userlog_to_sql", "credits_to_sql", "outcomes_to_sql")
+            for module, source in TRANSFER_SOURCES.items()
         ],
         "connection-types": [
             {

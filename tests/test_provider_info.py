@@ -78,6 +78,47 @@ def test_every_listed_module_is_importable():
         importlib.import_module(name)
 
 
+IMPORT_LISTED_WITH_DEPRECATIONS_AS_ERRORS = """
+import importlib, re, sys, warnings
+from airflow.exceptions import AirflowProviderDeprecationWarning, RemovedInAirflow4Warning
+from airflow.sdk.exceptions import RemovedInAirflow4Warning as SdkRemovedInAirflow4Warning
+from airflow.utils.deprecation_tools import DeprecatedImportWarning
+for category in (
+    RemovedInAirflow4Warning, SdkRemovedInAirflow4Warning, AirflowProviderDeprecationWarning, DeprecatedImportWarning
+):
+    warnings.simplefilter("error", category)
+# A DeprecationWarning that Airflow raises, or that points at our code (stacklevel=2).
+warnings.filterwarnings("error", category=DeprecationWarning, module=r"(airflow|airflow_provider_smsend)(\\.|$)")
+from airflow_provider_smsend.get_provider_info import get_provider_info
+for name in sys.argv[1:]:
+    module, _, attr = name.partition(":")
+    obj = importlib.import_module(module)
+    if attr:
+        getattr(obj, attr)
+print("imported", len(sys.argv) - 1)
+"""
+
+
+def test_listed_modules_import_without_airflow_deprecation_warnings():
+    import subprocess
+    import sys
+
+    info = get_provider_info()
+    names = _listed_modules(info)
+    names += ["{}:{}".format(*path.rsplit(".", 1)) for path in info.get("notifications", [])]
+    names += ["{}:{}".format(*c["hook-class-name"].rsplit(".", 1)) for c in info["connection-types"]]
+    # A fresh interpreter: modules this test session imported already would not warn again.
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORT_LISTED_WITH_DEPRECATIONS_AS_ERRORS, *names],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == f"imported {len(names)}"
+
+
 def test_listed_modules_belong_to_declared_integrations():
     info = get_provider_info()
     integrations = {i["integration-name"] for i in info.get("integrations", [])}

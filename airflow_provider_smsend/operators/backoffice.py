@@ -62,6 +62,8 @@ class _BackOfficeOperator(SmSendBaseOperator):
 class _LedgerOperator(_BackOfficeOperator):
     """A back-office operator whose action is done at most once per task run."""
 
+    template_fields: Sequence[str] = (*SmSendBaseOperator.template_fields, "ledger_conn_id")
+
     def __init__(
         self,
         *,

@@ -26,6 +26,8 @@ from airflow.sdk.exceptions import (
 from airflow_provider_smsend.hooks.smsend import SmSendHook
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow.sdk import Context
     from airflow.triggers.base import BaseTrigger
 
@@ -54,6 +56,7 @@ class SmSendBaseSensor(BaseSensorOperator):
         Airflow's ``exponential_backoff`` with ``max_wait``). None: a constant ``poke_interval``.
     """
 
+    template_fields: Sequence[str] = ("smsend_conn_id",)
     ui_color = "#dff5e3"
 
     def __init__(
