@@ -1,4 +1,6 @@
-"""receiveSms through SmSendSoapClient: the request zeep builds, the answer's parsing, validation."""
+"""client/soap.py: receiveSms through SmSendSoapClient: the request zeep builds, the answer's parsing,
+validation (sendMms: test_soap_mms.py; the zeep transport's edges, client/_soap_zeep.py:
+test_soap_transport.py)."""
 
 from __future__ import annotations
 

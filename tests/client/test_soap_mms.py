@@ -1,4 +1,5 @@
-"""sendMms through SmSendSoapClient: request, auth modes, cost, faults, validation, no blind retry."""
+"""sendMms through SmSendSoapClient (client/soap.py): request, auth modes, cost, faults, validation, no
+blind retry (the MMS model itself: test_mms.py)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,7 @@ from airflow_provider_smsend.client.errors import (
     SmSendTransportError,
     SmSendValidationError,
 )
-from airflow_provider_smsend.client.mms import (
-    MAX_ATTACHMENT_BYTES,
-    MmsResult,
-    detect_media_type,
-    mms_ticket,
-)
+from airflow_provider_smsend.client.mms import MAX_ATTACHMENT_BYTES, MmsResult
 from airflow_provider_smsend.client.retry import RetryPolicy
 from airflow_provider_smsend.client.soap import SmSendSoapClient
 
@@ -39,12 +35,8 @@ XML = {"Content-Type": "text/xml; charset=ISO-8859-1"}
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 GIF = b"GIF89a" + b"\x00" * 32
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 32
 MIDI = b"MThd\x00\x00\x00\x06" + b"\x00" * 32
 MP3_ID3 = b"ID3\x04\x00" + b"\x00" * 32
-MP3_FRAME = b"\xff\xfb\x90\x64" + b"\x00" * 32  # MPEG-1 layer III, 128 kbit/s, 44.1 kHz
-MOV = b"\x00\x00\x00\x14ftypqt  " + b"\x00" * 32
-MOV_ATOM = b"\x00\x00\x00\x08moov" + b"\x00" * 32
 GP3 = b"\x00\x00\x00\x18ftyp3gp4" + b"\x00" * 32
 
 
@@ -128,11 +120,6 @@ def test_md5_ticket_is_sent_and_the_password_is_not(ok):
     assert b"segreta" not in ok.last_request.body
 
 
-def test_md5_ticket_hashes_iso_8859_1_bytes():
-    expected = hashlib.md5("C1+393331234567Caffètè!pw".encode("iso-8859-1")).hexdigest()
-    assert mms_ticket("C1", "+393331234567", "Caffè", "tè!", "pw") == expected
-
-
 def test_text_goes_out_in_iso_8859_1(ok):
     make_client().send_mms("Città", "Perché no", "+393477005440")
     body = ok.last_request.body
@@ -167,30 +154,6 @@ def test_attachment_of_exactly_100_kb_is_accepted(ok):
     make_client().send_mms("S", "T", "+393477005440", image=PNG + b"\x00" * (MAX_ATTACHMENT_BYTES - len(PNG)))
     assert ok.call_count == 1
     assert MAX_ATTACHMENT_BYTES == 102400
-
-
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        (PNG, ("image", "image/png")),
-        (GIF, ("image", "image/gif")),
-        (b"GIF87a" + b"\x00" * 8, ("image", "image/gif")),
-        (JPEG, ("image", "image/jpeg")),
-        (MIDI, ("sound", "audio/midi")),
-        (MP3_ID3, ("sound", "audio/mpeg")),
-        (MP3_FRAME, ("sound", "audio/mpeg")),
-        (MOV, ("video", "video/quicktime")),
-        (MOV_ATOM, ("video", "video/quicktime")),
-        (b"\x00\x00\x00\x08mdat" + b"\x00" * 8, ("video", "video/quicktime")),
-        (GP3, ("video", "video/3gpp")),
-        (b"\x00\x00\x00\x18ftypisom" + b"\x00" * 8, None),  # MP4, not MOV/3GP
-        (b"RIFF\x00\x00\x00\x00WAVE", None),
-        (b"\xff\xff\xff\xff", None),  # not a valid MPEG frame header
-        (b"hello world", None),
-    ],
-)
-def test_media_type_from_magic_bytes(data, expected):
-    assert detect_media_type(data) == expected
 
 
 LONG = "x" * 2401
@@ -331,19 +294,3 @@ def test_string_typed_cost_is_accepted(mocker):
     body = fixture("mms_response.xml").replace(b'xsi:type="xsd:int">3700', b'xsi:type="xsd:string">3700')
     mocker.post(ENDPOINT, content=body, headers=XML)
     assert make_client().send_mms("S", "T", "+393477005440").cost == Decimal("0.3700")
-
-
-@pytest.mark.parametrize(("answer", "units"), [(3700, 3700), ("3700", 3700), (0, 0)])
-def test_cost_units_read_from_the_answer(answer, units):
-    from airflow_provider_smsend.client.mms import parse_cost_units
-
-    assert parse_cost_units(answer) == units
-
-
-@pytest.mark.parametrize("answer", [-3700, "-3700", "37.00", None, True, "x"])
-def test_a_cost_that_is_not_a_non_negative_integer_is_refused(answer):
-    from airflow_provider_smsend.client.errors import SmSendReportError
-    from airflow_provider_smsend.client.mms import parse_cost_units
-
-    with pytest.raises(SmSendReportError, match="credit charged"):
-        parse_cost_units(answer)

@@ -1,4 +1,5 @@
-"""SOAP transport edges: WSDL loading without network, timeouts, non-SOAP answers, secrets in logs."""
+"""SOAP transport edges (client/soap.py over client/_soap_zeep.py): WSDL loading without network, timeouts,
+non-SOAP answers, secrets in logs."""
 
 from __future__ import annotations
 
