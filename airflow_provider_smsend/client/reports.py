@@ -71,6 +71,9 @@ BATCH_STATUS_FRAME_COLUMNS = ("request_id", "id", "dest", "status", "status_text
 BLOCK_BYTES = 4 << 20
 #: The longest line a report may have; a longer one (or a body with no line end) is an error.
 MAX_LINE_BYTES = 64 << 10
+#: The longest text a report field may hold, in characters: the report tables' column sizes
+#: (sql/layouts.py uses these). A longer value is a malformed line, refused before any write.
+FIELD_LIMITS = {"dest": 32, "status_text": 255, "netcode": 64, "username": 255, "sharecode": 64}
 #: Digits an id may have (fits int64) and a status (fits a SQL INTEGER).
 _ID_PATTERN = r"^-?[0-9]{1,18}$"
 _STATUS_PATTERN = r"^-?[0-9]{1,9}$"
@@ -370,9 +373,37 @@ class _Kind:
         columns = {n: _text(table.column(n), strip=False) for n in names}
         if self.quoting and b'"' in buffer:  # only a quoted value can hold a line break
             self.single_line(columns, locate)
+        if b"\x00" in buffer:
+            self.no_nul(columns, locate)
         columns = {n: _strip(v) for n, v in columns.items()}
+        self.bounded(columns, locate)
         extra = self.ragged_rows(names, skipped, locate, columns)
         return self.typed(columns, locate, len(table), extra)
+
+    def no_nul(self, columns: dict[str, pa.Array], locate: _Locator) -> None:
+        """No value may hold a NUL byte (no SQL text type stores one: PostgreSQL refuses it)."""
+        import pyarrow.compute as pc
+
+        for name, values in columns.items():
+            found = pc.match_substring(values, "\x00")
+            if pc.any(found).as_py():
+                self.check(pc.invert(found), locate, f"has a NUL byte (column {name!r})", values)
+
+    def bounded(self, columns: dict[str, pa.Array], locate: _Locator) -> None:
+        """No text value may be longer than :data:`FIELD_LIMITS` allows (the tables' column sizes)."""
+        import pyarrow.compute as pc
+
+        for name, values in columns.items():
+            limit = FIELD_LIMITS.get(name)
+            if limit is not None and len(values):
+                longest = pc.max(pc.utf8_length(values)).as_py()
+                if longest is not None and longest > limit:
+                    self.check(
+                        pc.less_equal(pc.utf8_length(values), limit),
+                        locate,
+                        f"has a {name!r} longer than {limit} characters (docs/gateway.md, 'Reports')",
+                        values,
+                    )
 
     def ragged_ok(self, names: list[str], actual: int) -> bool:
         """Whether a row of ``actual`` fields is a short row this kind accepts (mnc only)."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_smsend.client.reports import FIELD_LIMITS
 from airflow_provider_smsend.sql.dialect import dialect_for
 
 _DIALECT = dialect_for("postgres")
@@ -80,11 +81,11 @@ BATCH_STATUS_TABLE = TableSpec(
         Column("request_id", "text", 64, nullable=False),
         Column("report_type", "text", 16, nullable=False),
         Column("id", "bigint", nullable=False),
-        Column("dest", "text", 32, nullable=False),
+        Column("dest", "text", FIELD_LIMITS["dest"], nullable=False),
         Column("status", "int", nullable=False),
         Column("status_class", "text", 16, nullable=False),
-        Column("status_text", "text", 255),
-        Column("netcode", "text", 64),
+        Column("status_text", "text", FIELD_LIMITS["status_text"]),
+        Column("netcode", "text", FIELD_LIMITS["netcode"]),
         *_META,
     ),
     key=("request_id", "report_type", "id"),
@@ -101,11 +102,11 @@ USERLOG_TABLE = TableSpec(
         Column("id", "bigint", nullable=False),
         Column("date", "timestamp", nullable=False),
         Column("u_id", "bigint", nullable=False),
-        Column("username", "text", 255),
+        Column("username", "text", FIELD_LIMITS["username"]),
         Column("bill_id", "bigint"),
         Column("credit", "money"),
-        Column("dest", "text", 32),
-        Column("sharecode", "text", 64),
+        Column("dest", "text", FIELD_LIMITS["dest"]),
+        Column("sharecode", "text", FIELD_LIMITS["sharecode"]),
         *_META,
     ),
     key=("report_type", "id"),
