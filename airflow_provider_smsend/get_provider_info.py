@@ -166,6 +166,11 @@ def get_provider_info() -> dict[str, Any]:
                         "Read retries", "Retries of read-only calls (money calls never retry)", 3
                     ),
                     "connect_timeout": _number("Connect timeout (s)", "Seconds to wait for a connection", 5),
+                    "max_report_bytes": _number(
+                        "Max report bytes",
+                        "Longest report answer read (batch-status, userlog), in bytes; 512 MiB by default",
+                        536870912,
+                    ),
                     "default_sender": _string("Default sender", "Up to 11 letters/digits or +number"),
                     "default_recipients": _string(
                         "Default recipients",

@@ -25,6 +25,14 @@ from lxml import etree
 from zeep.plugins import Plugin
 from zeep.transports import Transport
 
+from airflow_provider_smsend.client.deadline import (
+    MAX_SOAP_ANSWER_BYTES,
+    Deadline,
+    attempt_budget,
+    current,
+    deadline,
+    mount_deadlines,
+)
 from airflow_provider_smsend.client.errors import (
     SmSendError,
     SmSendGatewayError,
@@ -34,7 +42,7 @@ from airflow_provider_smsend.client.errors import (
     error_from_fault,
     error_from_ko,
 )
-from airflow_provider_smsend.client.http import never_connected
+from airflow_provider_smsend.client.http import never_connected, timed_out
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +144,7 @@ def requests_error(
 ) -> SmSendTransportError:
     """Translate a ``requests`` failure; ``before_call`` when no operation had been posted yet."""
     sent = not (before_call or never_connected(exc))
-    if isinstance(exc, requests.Timeout):
+    if timed_out(exc):
         phase = "connecting to" if isinstance(exc, requests.exceptions.ConnectTimeout) else "waiting for"
         return SmSendTimeoutError(
             f"Timed out {phase} {what}"
@@ -176,13 +184,21 @@ class LocalSchemaTransport(Transport):
         return self.post(address, message, headers)
 
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> requests.Response:
+        """POST an envelope under the current deadline (else one of its own: the connect plus the read
+        operation timeout, answers up to :data:`MAX_SOAP_ANSWER_BYTES`)."""
         if self.logger.isEnabledFor(logging.DEBUG):
             text = message.decode(WIRE_CHARSET) if isinstance(message, bytes) else message
             self.logger.debug("HTTP Post to %s:\n%s", address, redact_secrets(text))
+        limit = current() or Deadline(
+            attempt_budget(timeout_pair(self.operation_timeout)),
+            max_bytes=MAX_SOAP_ANSWER_BYTES,
+            what=f"the SOAP service at {address!r}",
+        )
         try:
-            response = self.session.post(
-                address, data=message, headers=headers, timeout=self.operation_timeout
-            )
+            with deadline(limit):
+                response = self.session.post(
+                    address, data=message, headers=headers, timeout=self.operation_timeout
+                )
         except requests.RequestException as exc:
             raise requests_error(exc, f"the SOAP service at {address!r}") from exc
         if self.logger.isEnabledFor(logging.DEBUG):
@@ -238,15 +254,31 @@ class EncodedTypesPlugin(Plugin):
         return root, http_headers
 
 
+def timeout_pair(timeout: float | tuple[float, float] | None) -> tuple[float, float]:
+    """A requests timeout as ``(connect, read)`` (one number is both; None: 300 s, zeep's default)."""
+    if timeout is None:
+        return (300.0, 300.0)
+    if isinstance(timeout, tuple):
+        return (float(timeout[0]), float(timeout[1]))
+    return (float(timeout), float(timeout))
+
+
 def make_transport(
     *, session: requests.Session | None, timeout: Any, operation_timeout: Any
 ) -> LocalSchemaTransport:
-    """Build the transport; installs the log redaction first."""
+    """Build the transport; installs the log redaction first.
+
+    Without a ``session``, the transport's own session gets the deadline adapter
+    (:func:`~airflow_provider_smsend.client.deadline.mount_deadlines`); a given session is used as it is.
+    """
     from importlib import resources
 
     install_log_redaction()
-    wsdl_dir = str(resources.files("airflow_provider_smsend.client").joinpath("wsdl"))
     user_agent = session.headers.get("User-Agent") if session is not None else None
+    if session is None:
+        session = requests.Session()
+        mount_deadlines(session)
+    wsdl_dir = str(resources.files("airflow_provider_smsend.client").joinpath("wsdl"))
     transport = LocalSchemaTransport(
         wsdl_dir=wsdl_dir, session=session, timeout=timeout, operation_timeout=operation_timeout
     )

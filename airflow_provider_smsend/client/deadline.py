@@ -57,15 +57,18 @@ class Deadline:
     """The end of one attempt on the monotonic clock, and the byte cap of its answer.
 
     :param seconds: how long the attempt may take from now.
-    :param max_bytes: the most bytes of answer body read (None: the caller's own cap).
+    :param max_bytes: the most bytes of answer body the sessions of this package read while the
+        deadline is current (None: the caller reads the body itself, with its own cap).
+    :param what: the call, for the error of an answer over ``max_bytes``.
     """
 
-    __slots__ = ("end", "max_bytes", "seconds")
+    __slots__ = ("end", "max_bytes", "seconds", "what")
 
-    def __init__(self, seconds: float, *, max_bytes: int | None = None) -> None:
+    def __init__(self, seconds: float, *, max_bytes: int | None = None, what: str = "the call") -> None:
         self.seconds = seconds
         self.end = time.monotonic() + seconds
         self.max_bytes = max_bytes
+        self.what = what
 
     def remaining(self) -> float:
         """Seconds left (0 or less once passed)."""
@@ -197,6 +200,33 @@ class _SocketReader(io.RawIOBase):
         return int(self._sock.fileno())
 
 
+class _CappedBody:
+    """A response's raw body that raises once more than ``max_bytes`` (decoded) were read."""
+
+    def __init__(self, raw: Any, max_bytes: int, what: str) -> None:
+        self._raw = raw
+        self._max_bytes = max_bytes
+        self._what = what
+        self._size = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def _count(self, data: bytes) -> bytes:
+        self._size += len(data)
+        if self._size > self._max_bytes:
+            self._raw.close()
+            raise answer_too_big(self._what)(self._max_bytes)
+        return data
+
+    def read(self, amt: int | None = None, **kwargs: Any) -> bytes:
+        return self._count(self._raw.read(amt, **kwargs))
+
+    def stream(self, amt: int = CHUNK_BYTES, decode_content: bool | None = None) -> Iterator[bytes]:
+        for chunk in self._raw.stream(amt, decode_content=decode_content):
+            yield self._count(chunk)
+
+
 @functools.cache
 def _adapter_class() -> type[requests.adapters.HTTPAdapter]:
     """:class:`DeadlineAdapter`'s class, built on first use (requests and urllib3 load lazily)."""
@@ -240,15 +270,23 @@ def _adapter_class() -> type[requests.adapters.HTTPAdapter]:
             manager.pool_classes_by_scheme = dict(pool_classes)
             return manager
 
+        def build_response(self, req: Any, resp: Any) -> requests.Response:
+            response = super().build_response(req, resp)
+            limit = _current.get()
+            if limit is not None and limit.max_bytes is not None:
+                response.raw = _CappedBody(response.raw, limit.max_bytes, limit.what)
+            return response
+
     return DeadlineAdapter
 
 
 def deadline_adapter(*, pool_maxsize: int = 10) -> requests.adapters.HTTPAdapter:
     """A ``requests`` ``HTTPAdapter`` whose connections honour the current :class:`Deadline`.
 
-    Its pool manager makes urllib3 pools whose connections (``ConnectionCls``) wrap their socket:
-    before each read or write the socket timeout becomes the time left, when less than the timeout
-    the call gave; past the deadline the read fails as a read timeout.
+    Its connections set the socket timeout to the time left before each read or write, when less
+    than the timeout the call gave; past the deadline the read fails as a read timeout. While a
+    deadline with ``max_bytes`` is current, a body longer than that raises
+    :class:`~airflow_provider_smsend.client.errors.SmSendTransportError` as it is read.
 
     :param pool_maxsize: keep-alive connections kept for concurrent use.
     """
@@ -298,11 +336,11 @@ def read_capped(
 
 
 def answer_too_big(what: str, *, request_sent: bool = True) -> Callable[[int], Exception]:
-    """The error of a plain answer over :data:`MAX_ANSWER_BYTES`: not a gateway answer."""
+    """The error of an answer over its cap (:data:`MAX_ANSWER_BYTES` for a plain one): not a gateway answer."""
 
     def build(cap: int) -> Exception:
         return SmSendTransportError(
-            f"The gateway's answer to {what} is longer than {cap} bytes: that is not an OK/KO answer "
+            f"The gateway's answer to {what} is longer than {cap} bytes: not an answer of the gateway "
             "(check the host); the request may have been processed.",
             retryable=False,
             request_sent=request_sent,

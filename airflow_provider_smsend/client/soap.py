@@ -18,6 +18,14 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
+from airflow_provider_smsend.client.deadline import (
+    MAX_SOAP_ANSWER_BYTES,
+    SOAP_BYTES_PER_MESSAGE,
+    SOAP_ENVELOPE_BYTES,
+    Deadline,
+    attempt_budget,
+    deadline,
+)
 from airflow_provider_smsend.client.errors import SmSendReportError, SmSendValidationError
 from airflow_provider_smsend.client.mms import (
     AttachmentInput,
@@ -92,7 +100,9 @@ def parse_received_at(value: str | None) -> datetime:
     return parsed.astimezone(ROME)
 
 
-def parse_receive_sms_response(content: bytes, *, charset: str | None = None) -> list[ReceivedSms]:
+def parse_receive_sms_response(
+    content: bytes, *, charset: str | None = None, limit: int | None = None
+) -> list[ReceivedSms]:
     """Parse a receiveSms answer envelope into :class:`ReceivedSms` items.
 
     Why raw XML rather than zeep's parsed result: the answer's ``date`` is typed ``xsd:dateTime``
@@ -104,6 +114,7 @@ def parse_receive_sms_response(content: bytes, *, charset: str | None = None) ->
 
     :param content: the HTTP body.
     :param charset: the Content-Type charset, used when the XML has no encoding declaration.
+    :param limit: the messages asked: more items than that are not read (the first ``limit`` are kept).
     :raises SmSendGatewayError: (a subclass) when the answer is a SOAP Fault.
     :raises SmSendReportError: when the envelope does not have the documented shape.
     """
@@ -124,7 +135,13 @@ def parse_receive_sms_response(content: bytes, *, charset: str | None = None) ->
         array = _first_child(wrapper)
     if array is None:
         raise SmSendReportError("receiveSms answered without its 'response' list.")
-    return [_received_sms(_dereference(item, root), n) for n, item in enumerate(_children(array))]
+    items = _children(array)
+    if limit is not None and len(items) > limit:
+        log.warning(
+            "receiveSms answered %d messages for %d asked: the first %d are kept.", len(items), limit, limit
+        )
+        items = items[:limit]
+    return [_received_sms(_dereference(item, root), n) for n, item in enumerate(items)]
 
 
 def _received_sms(item: etree._Element, index: int) -> ReceivedSms:
@@ -198,6 +215,9 @@ class SmSendSoapClient:
     :param mms_auth: ``"plain"`` (password sent) or ``"md5"`` (ticket sent, password never sent).
     :param timeout: ``(connect, read)`` seconds for loading a WSDL.
     :param operation_timeout: seconds (or ``(connect, read)``) for each SOAP call; default ``timeout``.
+        Each attempt of a call, connect to the answer's last byte, ends within its connect plus read
+        seconds (one number counts twice); receiveSms answers are capped by the messages asked,
+        sendMms answers at 1 MiB (docs/gateway.md, "Deadlines and size caps").
     :param retry: retry policy for receiveSms (and unsent sendMms connection failures).
     :param wsdl_receive: receiveSms WSDL: a URL (the live ``?wsdl``) or a path; default bundled.
     :param wsdl_mms: sendMms WSDL: a URL or a path; default bundled.
@@ -319,9 +339,10 @@ class SmSendSoapClient:
         with translate_errors("receiveSms", self._endpoint("receive")):
             client, service = self._service("receive")
             params = {"user": self.username, "pass": self._password, "rcpt": rcpt}
-            with client.settings(raw_response=True):
+            cap = SOAP_ENVELOPE_BYTES + SOAP_BYTES_PER_MESSAGE * messages
+            with client.settings(raw_response=True), deadline(self._attempt_deadline("receiveSms", cap)):
                 response = service.receiveSms(**params, sharecode=sharecode, messages=messages)
-            return parse_receive_sms_response(response.content, charset=_charset(response))
+            return parse_receive_sms_response(response.content, charset=_charset(response), limit=messages)
 
     # ------------------------------------------------------------------ sendMms
     def send_mms(
@@ -389,9 +410,17 @@ class SmSendSoapClient:
             _, service = self._service("mms")
             # A missing attachment is sent as xsi:nil, as in the documentation's example.
             values = {k: (xsd.Nil if v is None else v) for k, v in params.items()}
-            return service.sendMms(**values)
+            with deadline(self._attempt_deadline("sendMms", MAX_SOAP_ANSWER_BYTES)):
+                return service.sendMms(**values)
 
     # ------------------------------------------------------------------ zeep plumbing
+    def _attempt_deadline(self, operation: str, max_bytes: int) -> Deadline:
+        """The deadline of one attempt: the operation's connect plus read timeout, answers up to ``max_bytes``."""
+        from airflow_provider_smsend.client._soap_zeep import timeout_pair
+
+        budget = attempt_budget(timeout_pair(self.operation_timeout))
+        return Deadline(budget, max_bytes=max_bytes, what=operation)
+
     def _endpoint(self, kind: ServiceKind) -> str:
         return self.receive_url + RECEIVE_PATH if kind == "receive" else self.mms_url + MMS_PATH
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_smsend.client.deadline import DEFAULT_MAX_REPORT_BYTES
 from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
 from airflow_provider_smsend.client.http import DEFAULT_BASE_URL, SmSendClient, normalize_base_url
 from airflow_provider_smsend.client.numbers import DEFAULT_REGION
@@ -38,6 +39,7 @@ EXTRA_FIELDS: dict[str, str] = {
     "timeout": "read timeout in seconds (default 30)",
     "retries": "retries of read-only calls after a transient failure (default 3; money calls never retry)",
     "connect_timeout": "connect timeout in seconds (default 5)",
+    "max_report_bytes": "the longest report answer read, in bytes (default 536870912, 512 MiB)",
     "default_sender": "sender used when an operator gives none (<= 11 alphanumerics or +number)",
     "default_recipients": "numbers the notifier texts when it names none: comma-separated or a JSON list",
     "default_quality": "ll, l, a, h or n (default h)",
@@ -193,6 +195,18 @@ class SmSendHook(BaseHook):
             )
         return RetryPolicy(attempts=retries + 1)
 
+    def _max_report_bytes(self) -> int:
+        """The ``max_report_bytes`` extra (docs/gateway.md, "Deadlines and size caps")."""
+        value = self.extras.get("max_report_bytes")
+        if value in (None, ""):
+            return DEFAULT_MAX_REPORT_BYTES
+        text = str(int(value) if isinstance(value, float) and value.is_integer() else value).strip()
+        if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+            raise SmSendValidationError(
+                f"Connection extra 'max_report_bytes' must be a positive number of bytes, got {value!r}."
+            )
+        return int(text)
+
     @cached_property
     def client(self) -> SmSendClient:
         """The configured :class:`~airflow_provider_smsend.client.SmSendClient` (HTTP API)."""
@@ -214,6 +228,7 @@ class SmSendHook(BaseHook):
             default_sender=extras.get("default_sender") or None,
             default_quality=extras.get("default_quality") or "h",
             retry=self._retry_policy(),
+            max_report_bytes=self._max_report_bytes(),
         )
 
     @cached_property
@@ -234,7 +249,8 @@ class SmSendHook(BaseHook):
             mms_password=extras.get("mms_password") or None,
             mms_auth=extras.get("mms_auth") or "plain",
             timeout=self._timeout(),
-            operation_timeout=self._timeout()[1],
+            operation_timeout=self._timeout(),
+            retry=self._retry_policy(),
             wsdl_receive=extras.get("wsdl_receive") or None,
             wsdl_mms=extras.get("wsdl_mms") or None,
             region=extras.get("default_region") or DEFAULT_REGION,

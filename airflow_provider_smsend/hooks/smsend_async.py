@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_smsend.hooks.smsend import SECRET_EXTRAS, SmSendHook
 
@@ -15,6 +20,15 @@ if TYPE_CHECKING:
     from airflow_provider_smsend.client.async_http import SmSendAsyncClient
     from airflow_provider_smsend.client.soap import SmSendSoapClient
 
+
+T = TypeVar("T")
+
+#: Threads the blocking SOAP calls (receiveSms) of a process run on, at most: a hung SOAP gateway
+#: holds these until each call's deadline, never the event loop's default executor that other
+#: triggers' ``asyncio.to_thread`` need.
+SOAP_THREADS = 8
+_soap_executor: ThreadPoolExecutor | None = None
+_soap_executor_lock = threading.Lock()
 
 #: Seconds the hooks of one event loop (a triggerer's) reuse a connection once fetched: a thousand
 #: triggers starting together fetch it once, and triggers starting this long after an edit see the
@@ -138,9 +152,30 @@ class SmSendAsyncHook(SmSendHook):
         return SmSendAsyncClient.from_client(self.client, shared_pool=shared_pool)
 
     async def get_soap_client(self) -> SmSendSoapClient:
-        """The SOAP client (receiveSms) of this connection; its calls are blocking, run them in a thread."""
+        """The SOAP client (receiveSms) of this connection; its calls are blocking: run them with
+        :func:`run_soap_call`."""
         await self.aload_connection()
         return self.soap_client
+
+
+def soap_executor() -> ThreadPoolExecutor:
+    """The process's executor of blocking SOAP calls (:data:`SOAP_THREADS` threads), made on first use."""
+    global _soap_executor
+    with _soap_executor_lock:
+        if _soap_executor is None:
+            _soap_executor = ThreadPoolExecutor(max_workers=SOAP_THREADS, thread_name_prefix="smsend-soap")
+        return _soap_executor
+
+
+async def run_soap_call(func: Callable[..., T], *args: Any) -> T:
+    """Run a blocking SOAP call on :func:`soap_executor` (with the caller's context) and await it.
+
+    Each call ends by its own deadline (docs/gateway.md, "Deadlines and size caps"), so a hung
+    gateway holds a thread at most that long; calls beyond :data:`SOAP_THREADS` wait their turn.
+    """
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, func, *args)
+    return await asyncio.get_running_loop().run_in_executor(soap_executor(), call)
 
 
 async def _amask(secret: object) -> None:

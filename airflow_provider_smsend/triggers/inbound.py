@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smsend.client.inbound_rules import (
@@ -21,8 +20,9 @@ if TYPE_CHECKING:
 class SmSendInboundSmsTrigger(SmSendPollingTrigger):
     """Poll receiveSms until an SMS received after a moment matches a sender and/or a text regex.
 
-    The zeep call is blocking: it runs in a worker thread (``asyncio.to_thread``), so the
-    triggerer's event loop never waits on it. Matching is
+    The zeep call is blocking: it runs on the SOAP calls' own bounded executor
+    (:func:`~airflow_provider_smsend.hooks.smsend_async.run_soap_call`), so neither the triggerer's
+    event loop nor other triggers' ``asyncio.to_thread`` ever wait on it. Matching is
     :func:`~airflow_provider_smsend.client.inbound_rules.find_match`, as in the sensor's poke mode.
     Its kwargs hold no secret: the triggerer resolves the connection.
 
@@ -112,16 +112,20 @@ class SmSendInboundSmsTrigger(SmSendPollingTrigger):
         self._soap = await hook.get_soap_client()
 
     async def teardown(self) -> None:
-        """Close the SOAP client's session in a thread (it is a blocking call)."""
+        """Close the SOAP client's session on the SOAP executor (it is a blocking call)."""
+        from airflow_provider_smsend.hooks.smsend_async import run_soap_call
+
         if self._soap is not None:
             soap, self._soap = self._soap, None
-            await asyncio.to_thread(soap.close)
+            await run_soap_call(soap.close)
 
     async def poll(self) -> dict[str, Any] | None:
-        """List the latest messages (in a thread) and look for a match."""
+        """List the latest messages (on the SOAP executor) and look for a match."""
+        from airflow_provider_smsend.hooks.smsend_async import run_soap_call
+
         soap = self._soap
         assert soap is not None, "setup() builds the SOAP client"
-        listed = await asyncio.to_thread(soap.receive_sms, self.rcpt, self.sharecode, self.messages)
+        listed = await run_soap_call(soap.receive_sms, self.rcpt, self.sharecode, self.messages)
         found = find_match(
             listed,
             received_after=self._after,
