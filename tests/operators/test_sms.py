@@ -621,3 +621,118 @@ def test_the_xcom_result_is_small_whatever_the_number_of_recipients(gateway):
         assert result["totals"]["accepted"] == count and result["request_count"] == count
         sizes.append(len(json.dumps(result)))
     assert sizes[1] < 2048 and sizes[1] - sizes[0] < 40, sizes
+
+
+# ---------------------------------------------------------------- cost known before, capped, explained (issue 16, item 4)
+
+#: 95 characters: one GSM segment, two UCS-2 ones (over 70).
+ORDER_READY = (
+    "Ciao {{ recipient.name }}, il tuo ordine del 28 novembre è pronto: ritiralo in negozio entro sabato!"
+)
+CUSTOMERS = ["Anna", "Zoë", "Bruno", "Chloë", "Carla", "Noël", "Dario", "Elena", "Fabio", "Gina"]
+
+
+def customers(count: int = 10) -> list[dict[str, str]]:
+    return [{"number": n, "name": name} for n, name in zip(numbers(count), CUSTOMERS[:count], strict=True)]
+
+
+def log_lines(capfd) -> list[str]:
+    """What the task logged since the last read (the operator's logger prints through structlog)."""
+    return capfd.readouterr().out.splitlines()
+
+
+def send_requests(sandbox) -> int:
+    return sandbox.admin.stats()["requests"].get("/sms/send.php", 0)
+
+
+def test_the_estimate_of_a_mixed_campaign_is_logged_and_in_the_xcom_before_sending(gateway, capfd):
+    op = SmSendSmsOperator(task_id="send", recipients=customers(), text=ORDER_READY, sender="ACME")
+    context = make_context()
+    capfd.readouterr()
+    result = op.execute(context)
+    lines = log_lines(capfd)
+    expected = {
+        "messages": 10,
+        "segments": 13,
+        "by_encoding": {"GSM": {"messages": 7, "segments": 7}, "UCS2": {"messages": 3, "segments": 6}},
+        "ucs2_characters": {"ë": 3},
+        "ucs2_extra": {"messages": 3, "segments": 3},
+        "price_per_segment": "0.0850",  # credit.php: 100.0000 EUR buy 1176 SMS at quality h
+        "price_source": "gateway",
+        "estimated_cost": "1.1050",
+    }
+    assert result["estimate"] == pushed(context, "estimate") == expected
+    assert result["total_cost"] == "1.1050"  # what the sandbox charged: the estimate was exact
+    (line,) = [line for line in lines if "Estimate before sending" in line]
+    assert "10 message(s), 13 segment(s)" in line and "1.1050 EUR at 0.0850 EUR per segment (gateway)" in line
+    (warning,) = [line for line in lines if "UCS-2 raises the cost" in line]
+    assert "warn" in warning.lower() and "3 of 10 message(s): 3 segment(s) more" in warning
+    assert "'ë' 3" in warning and "transliterate=True" in warning
+    log = "\n".join(lines)
+    for name in CUSTOMERS:
+        assert name not in log
+    assert not any(n in log or n[-4:] in warning for n in numbers(10))
+
+
+def test_max_cost_refuses_a_send_whose_estimate_exceeds_it_before_any_request(gateway):
+    op = SmSendSmsOperator(
+        task_id="send", recipients=customers(), text=ORDER_READY, sender="ACME", max_cost="1.00"
+    )
+    context = make_context()
+    with pytest.raises(AirflowFailException, match=r"max_cost=1.00 EUR.*1.1050 EUR.*Nothing was sent"):
+        op.execute(context)
+    assert pushed(context, "estimate")["estimated_cost"] == "1.1050"  # pushed before refusing
+    assert send_requests(gateway) == 0 and sent_counts(gateway) == {}
+    assert gateway.admin.credit(1001) == "100.0000"
+
+
+def test_max_cost_stops_a_send_whose_spend_reaches_it_and_its_retry_too(gateway, add_smsend_connection):
+    # A price set too low in the connection: the estimate (10 x 0.04) fits, the gateway charges 0.085.
+    conn_id = add_smsend_connection("smsend_cheap", price_per_segment="0.0400")
+    op = SmSendSmsOperator(
+        task_id="send", recipients=numbers(10), text="Saldi", sender="ACME", max_cost="0.50", concurrency=1,
+        smsend_conn_id=conn_id,
+    )  # fmt: skip
+    with pytest.raises(
+        AirflowFailException, match=r"5 of them were not sent because max_cost=0.50 EUR was reached"
+    ):
+        op.execute(make_context(try_number=1))
+    assert sum(sent_counts(gateway).values()) == 5  # 5 x 0.085 = 0.425; a sixth would make 0.51
+    assert Decimal(gateway.admin.credit(1001)) == Decimal("100.0000") - Decimal("0.4250")
+    # The retry counts what the first try spent: the 5 left would pass the cap, nothing more is sent.
+    with pytest.raises(AirflowFailException, match=r"max_cost=0.50 EUR.*spent or may have spent 0.4250 EUR"):
+        op.execute(make_context(try_number=2))
+    assert sum(sent_counts(gateway).values()) == 5 and send_requests(gateway) == 5
+
+
+def test_transliterate_keeps_a_name_with_a_non_gsm_letter_single_segment_gsm(gateway, capfd):
+    op = SmSendSmsOperator(
+        task_id="send", recipients=customers(2), text=ORDER_READY, sender="ACME", transliterate=True,
+    )  # fmt: skip
+    capfd.readouterr()
+    result = op.execute(make_context())
+    log = "\n".join(log_lines(capfd))
+    sent = {m["rcpt"]: m for m in gateway.admin.messages(kind="sms")}
+    zoe = sent[numbers(2)[1]]
+    assert zoe["text"].startswith("Ciao Zoe, il tuo ordine") and (zoe["operation"], zoe["segments"]) == (
+        "TEXT",
+        1,
+    )
+    assert result["estimate"]["by_encoding"] == {
+        "GSM": {"messages": 2, "segments": 2},
+        "UCS2": {"messages": 0, "segments": 0},
+    }
+    assert result["total_cost"] == "0.1700"  # two single-segment messages at 0.085
+    assert "1 of 2 message(s) take GSM 03.38 look-alikes" in log and "'ë' 1" in log and "Zoë" not in log
+
+
+def test_the_price_per_segment_of_the_connection_replaces_credit_php(gateway, add_smsend_connection):
+    conn_id = add_smsend_connection("smsend_priced", price_per_segment='{"h": "0.0900", "l": "0.0600"}')
+    op = SmSendSmsOperator(
+        task_id="send", recipients=numbers(3), text="Saldi", sender="ACME", smsend_conn_id=conn_id
+    )
+    result = op.execute(make_context())
+    price = (result["estimate"]["price_per_segment"], result["estimate"]["price_source"])
+    assert price == ("0.0900", "connection")
+    assert result["estimate"]["estimated_cost"] == "0.2700"
+    assert gateway.admin.stats()["requests"].get("/sms/credit.php", 0) == 0  # no credit call needed
