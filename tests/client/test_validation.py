@@ -361,8 +361,10 @@ def test_parse_list_text_reads_rendered_lists_and_names_bad_ones():
 def test_mnc_numbers_from_a_bad_rendered_list_fail_the_task():
     from airflow.sdk.exceptions import AirflowFailException
 
+    from airflow_provider_smsend.operators.base import airflow_error
     from airflow_provider_smsend.operators.mnc import parse_numbers
 
     assert parse_numbers("['+393331234567', '+393331234568']") == ["+393331234567", "+393331234568"]
-    with pytest.raises(AirflowFailException, match="numbers"):
+    with pytest.raises(SmSendValidationError, match="numbers") as raised:
         parse_numbers("[+393331234567,")
+    assert isinstance(airflow_error(raised.value), AirflowFailException)  # the task fails, no retry
