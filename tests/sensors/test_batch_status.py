@@ -117,10 +117,9 @@ def test_partial_delivery_meets_a_ratio(mode, gateway, helpers):
 @pytest.mark.parametrize("mode", MODES)
 def test_fail_fast_on_a_3xx_row(mode, gateway, helpers):
     ids = helpers.send(gateway, GOOD[0], UNKNOWN, PENDING)
-    started = time.monotonic()
+    # The pending row never moves: failing (not timing out after 30 s) is deciding without it.
     with pytest.raises(AirflowFailException, match="all_delivered cannot hold"):
         run_sensor(mode, ids, helpers, timeout=30)
-    assert time.monotonic() - started < 10  # did not wait for the pending row nor the timeout
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -143,11 +142,10 @@ def test_soft_fail_skips_on_timeout_and_on_failure(mode, gateway, helpers):
 @pytest.mark.parametrize("mode", MODES)
 def test_non_retryable_gateway_error_fails_at_once(mode, gateway, helpers):
     ids = helpers.send(gateway, PENDING)
-    started = time.monotonic()
     with pytest.raises(AirflowFailException, match="will not succeed by retrying") as info:
         run_sensor(mode, ids, helpers, smsend_conn_id="smsend_bad", timeout=30)
     assert isinstance(info.value.__cause__, SmSendAuthError)
-    assert time.monotonic() - started < 5
+    assert gateway.admin.stats()["requests"]["/sms/batch-status.php"] == 1  # one refused poll, no other
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -97,10 +97,8 @@ async def _first(trig):
 
 def test_fail_fast_on_a_3xx_row(gateway, helpers):
     ids = helpers.send(gateway, GOOD[0], UNKNOWN)
-    started = time.monotonic()
     event = helpers.first_event(trigger(ids, end_time=time.time() + 30))
-    assert time.monotonic() - started < 10
-    assert event.payload["status"] == "failed"
+    assert event.payload["status"] == "failed"  # decided at once, not a timeout 30 s later
     assert "all_delivered cannot hold" in event.payload["message"]
     assert [row["dest"] for row in event.payload["summary"]["failed"]] == [mask_number(UNKNOWN)]
     assert not [number for number in (GOOD[0], UNKNOWN) if number in json.dumps(event.payload)]
@@ -115,11 +113,12 @@ def test_ratio_satisfied_with_a_failure(gateway, helpers):
 
 def test_end_time_yields_timeout(gateway, helpers):
     ids = helpers.send(gateway, PENDING)
-    started = time.monotonic()
-    event = helpers.first_event(trigger(ids, end_time=time.time() + 0.5))
+    end_time = time.time() + 0.5
+    event = helpers.first_event(trigger(ids, end_time=end_time))
     assert event.payload["status"] == "timeout"
-    assert "timed out" in event.payload["message"]
-    assert 0.4 < time.monotonic() - started < 5
+    by = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end_time))
+    assert f"not satisfied by the end time {by}" in event.payload["message"]
+    assert gateway.admin.stats()["requests"]["/sms/batch-status.php"] >= 1  # it polled before giving up
 
 
 def test_wrong_password_is_a_non_retryable_error_event(gateway, helpers):
