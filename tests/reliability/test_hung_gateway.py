@@ -2,9 +2,11 @@
 
 The sandbox's ``stall_rate=1`` accepts each gateway request and never answers it. Timeouts are
 short (1 s); each call must fail within its time budget plus a small margin, with an SmSend
-timeout error that says so. The budget of a call is its read timeout per attempt: money calls
+timeout error that says so. A stalled answer ends at the read timeout of each attempt (within the
+attempt's deadline, connect + read: docs/gateway.md, "Deadlines and size caps"): money calls
 (send, credit-add, sendMms) make one attempt; read-only calls are retried by their RetryPolicy
 (here 2 attempts, 0.2 s apart). Triggers end with an event by their sensor's end time.
+tests/reliability/test_hostile_gateway.py covers the gateways that answer too slowly or too much.
 """
 
 from __future__ import annotations
@@ -116,12 +118,15 @@ def test_every_client_call_gives_up_within_its_timeout(stalled: Any, name: str) 
 
 
 def test_connection_timeout_extras_bound_the_hook_clients(stalled: Any, add_smsend_connection: Any) -> None:
-    conn_id = add_smsend_connection("smsend_stalled", timeout=TIMEOUT, connect_timeout=TIMEOUT)
+    conn_id = add_smsend_connection("smsend_stalled", timeout=TIMEOUT, connect_timeout=TIMEOUT, retries=0)
     hook = SmSendHook(smsend_conn_id=conn_id)
     with within(ONE_ATTEMPT), pytest.raises(SmSendTimeoutError, match=TIMEOUT_TEXT):
         hook.client.send(NUMBER, "ciao", sender="ACME")
     with within(ONE_ATTEMPT), pytest.raises(SmSendTimeoutError, match=TIMEOUT_TEXT):
         hook.soap_client.send_mms("Promo", "Ciao", [NUMBER])
+    # retries=0: receiveSms makes one attempt too (it made four whatever the extra said)
+    with within(ONE_ATTEMPT), pytest.raises(SmSendTimeoutError, match=TIMEOUT_TEXT):
+        hook.soap_client.receive_sms("+393400000001", "001")
 
 
 def first_event_at(trigger: Any) -> tuple[dict[str, Any], float]:
