@@ -96,7 +96,14 @@ class SmSendSmsOperator(SmSendBaseOperator):
 
     :param recipients: a number, a list of numbers, a list of dicts (``number`` plus fields for
         the text, e.g. ``{"number": "+39333…", "name": "Anna"}``), or the path of a CSV file with a
-        header (column ``number_field``; the other columns are fields). Templated.
+        header (column ``number_field``; the other columns are fields). Templated — so an inline or
+        XCom-fed list is stored, as rendered, in the task's Rendered Templates (the metadata
+        database, visible to whoever may read the DAG). Keep personal data out of it with a CSV
+        path or ``recipients_sql``.
+    :param recipients_sql: instead of ``recipients``: a query run when the task runs on
+        ``recipients_conn_id`` (any common-sql database); each row is a recipient, its columns the
+        fields (``number_field`` among them). Only the query is a template field, never its rows.
+    :param recipients_conn_id: the SQL connection of ``recipients_sql`` (templated).
     :param text: the message, a Jinja template (or the name of a ``.txt`` file in the DAG's template
         search path) rendered when the task runs, with the task's context (``{{ dag_run.run_after | ds }}``,
         ``{{ params.x }}``, the DAG's macros) and, per recipient, ``recipient`` (``{{ recipient.name }}``,
@@ -194,6 +201,8 @@ class SmSendSmsOperator(SmSendBaseOperator):
 
     template_fields: Sequence[str] = (
         "recipients",
+        "recipients_sql",
+        "recipients_conn_id",
         "sender",
         "quality",
         "operation",
@@ -208,8 +217,10 @@ class SmSendSmsOperator(SmSendBaseOperator):
     def __init__(
         self,
         *,
-        recipients: Recipients,
+        recipients: Recipients | None = None,
         text: str,
+        recipients_sql: str | None = None,
+        recipients_conn_id: str | None = None,
         sender: str | None = None,
         quality: str | None = None,
         operation: str | None = None,
@@ -237,7 +248,13 @@ class SmSendSmsOperator(SmSendBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if (recipients is None) == (recipients_sql is None):
+            raise ValueError("Give recipients (numbers, dicts or a CSV path) or recipients_sql, not both.")
+        if recipients_sql is not None and not recipients_conn_id:
+            raise ValueError("recipients_sql needs recipients_conn_id, the SQL connection to run it on.")
         self.recipients = recipients
+        self.recipients_sql = recipients_sql
+        self.recipients_conn_id = recipients_conn_id
         self.text = text
         self.sender = sender
         self.quality = quality
@@ -273,6 +290,8 @@ class SmSendSmsOperator(SmSendBaseOperator):
     # ----------------------------------------------------------------- recipients
 
     def _rows(self) -> list[Mapping[str, Any]]:
+        if self.recipients_sql is not None:
+            return self._query_rows()
         value = self.recipients
         if isinstance(value, str) and value.lower().endswith(".csv"):
             try:
@@ -301,6 +320,32 @@ class SmSendSmsOperator(SmSendBaseOperator):
             else:
                 rows.append({self.number_field: item})
         return rows
+
+    def _query_rows(self) -> list[Mapping[str, Any]]:
+        """The rows of ``recipients_sql`` on ``recipients_conn_id``, as dicts by column name."""
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+        from airflow.sdk import BaseHook
+
+        hook = BaseHook.get_connection(str(self.recipients_conn_id)).get_hook()
+        if not isinstance(hook, DbApiHook):
+            raise AirflowFailException(
+                f"recipients_conn_id {self.recipients_conn_id!r} is not a SQL database (common-sql)."
+            )
+        conn = hook.get_conn()
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(self.recipients_sql)
+                names = [d[0] for d in cursor.description or ()]
+                if self.number_field not in names:
+                    raise AirflowFailException(
+                        f"recipients_sql returns no column {self.number_field!r} (columns: {names!r})."
+                    )
+                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            finally:
+                cursor.close()
+        finally:
+            conn.close()
 
     def messages(self, context: Context | None = None) -> list[BulkMessage]:
         """The recipients with their personalised texts (no request made).

@@ -736,3 +736,27 @@ def test_the_price_per_segment_of_the_connection_replaces_credit_php(gateway, ad
     assert price == ("0.0900", "connection")
     assert result["estimate"]["estimated_cost"] == "0.2700"
     assert gateway.admin.stats()["requests"].get("/sms/credit.php", 0) == 0  # no credit call needed
+
+
+def test_recipients_from_sql_stay_out_of_the_rendered_fields(gateway, tmp_path, monkeypatch):
+    """recipients_sql: the rows are read when the task runs; only the query is a template field."""
+    import sqlite3
+
+    path = tmp_path / "crm.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE customers (number TEXT, name TEXT)")
+        db.executemany("INSERT INTO customers VALUES (?, ?)", [("+393331234567", "Anna"), ("+393331234568", "Bo")])
+    monkeypatch.setenv("AIRFLOW_CONN_CRM", f"sqlite://{path}")
+    op = SmSendSmsOperator(
+        task_id="send", recipients_sql="SELECT number, name FROM customers ORDER BY name", recipients_conn_id="crm",
+        text="Ciao {{ recipient.name }}", sender="ACME",
+    )  # fmt: skip
+    context = make_context()
+    op.render_template_fields(context)
+    rendered = {name: getattr(op, name) for name in op.template_fields}
+    assert "+393331234567" not in str(rendered) and "Anna" not in str(rendered)
+    assert op.execute(context)["totals"]["accepted"] == 2
+    texts = {m["rcpt"]: m["text"] for m in gateway.admin.messages(kind="sms")}
+    assert texts == {"+393331234567": "Ciao Anna", "+393331234568": "Ciao Bo"}
+    with pytest.raises(ValueError, match="not both"):
+        SmSendSmsOperator(task_id="s", recipients=["+393331234567"], recipients_sql="SELECT 1", text="x")
