@@ -11,10 +11,14 @@ from urllib.parse import parse_qs
 import pytest
 
 from airflow_provider_smsend.client import http as http_module
-from airflow_provider_smsend.client.errors import SmSendTransportError
+from airflow_provider_smsend.client.errors import (
+    SmSendReportError,
+    SmSendTransportError,
+    SmSendValidationError,
+)
 from airflow_provider_smsend.client.http import SmSendClient, normalize_base_url
 from airflow_provider_smsend.client.reports import ROME, BatchStatusReport, BatchStatusRow
-from airflow_provider_smsend.client.retry import NO_RETRY
+from airflow_provider_smsend.client.retry import NO_RETRY, RetryPolicy
 
 BASE = "https://gw.test"
 USER, PASSWORD = "acct-user9", "pw-Secret9"
@@ -448,3 +452,56 @@ def test_send_prepared_posts_exactly_what_send_posts(requests_mock):
     first, second = requests_mock.request_history
     assert first.body == second.body
     assert via_send == via_prepared
+
+
+# ---------------------------------------------------------------------- deadlines and caps
+
+
+def test_an_answer_longer_than_an_ok_line_is_refused_and_not_retried(requests_mock):
+    requests_mock.post(BASE + "/sms/credit.php", content=b"OK " + b"9" * (64 << 10))
+    with pytest.raises(SmSendTransportError) as caught:
+        make_client().credit()
+    assert caught.value.code == "answer_too_big" and not caught.value.retryable
+    assert requests_mock.call_count == 1
+
+
+def test_a_report_longer_than_max_report_bytes_is_a_report_error(requests_mock):
+    body = b"id,dest,status,status_text,netcode\r\n" + b"1,+393331234567,1,Consegnato,22201\r\n" * 100
+    requests_mock.post(BASE + "/sms/batch-status.php", content=body)
+    assert len(make_client(max_report_bytes=len(body)).batch_status("HTTP1").rows) == 100
+    with pytest.raises(SmSendReportError, match="max_report_bytes") as caught:
+        make_client(max_report_bytes=len(body) - 1).batch_status("HTTP1")
+    assert caught.value.code == "report_too_big"
+    with (
+        pytest.raises(SmSendReportError, match="max_report_bytes"),
+        make_client(max_report_bytes=len(body) - 1).stream_batch_status("HTTP1") as frames,
+    ):
+        list(frames)
+
+
+@pytest.mark.parametrize("max_report_bytes", [0, -1, True, 1.5, "10"])
+def test_max_report_bytes_must_be_a_positive_integer(max_report_bytes):
+    with pytest.raises(SmSendValidationError, match="max_report_bytes"):
+        make_client(max_report_bytes=max_report_bytes)
+
+
+@pytest.mark.parametrize("split", [1, 1000, 65536])
+def test_line_guard_allows_lines_up_to_the_cap_across_chunks(split):
+    from airflow_provider_smsend.client.reports import MAX_LINE_BYTES, LineGuard
+
+    ok = b"a\n" + b"x" * MAX_LINE_BYTES + b"\r\nb"
+    guard = LineGuard()
+    for start in range(0, len(ok), split):
+        guard.feed(ok[start : start + split])
+    long = b"a\n" + b"x" * (MAX_LINE_BYTES + 1) + b"\n"
+    guard = LineGuard()
+    with pytest.raises(SmSendReportError, match="line longer than"):
+        for start in range(0, len(long), split):
+            guard.feed(long[start : start + split])
+
+
+def test_the_budget_is_the_once_only_write_budget():
+    from airflow_provider_smsend.client.once_only import write_budget
+
+    client = make_client(timeout=(2.0, 3.0), retry=RetryPolicy(attempts=3, initial_wait=0.5, max_wait=8.0))
+    assert client.budget == write_budget(client.timeout, client.retry) == 3 * 5.0 + 0.5 + 1.0
