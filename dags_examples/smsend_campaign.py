@@ -5,9 +5,12 @@ The whole life of an SMS campaign in one DAG:
 1. ``check_numbers`` asks the gateway's mobile number check (MNC) for every number of the CSV
    (invalid numbers are left out and reported, never sent);
 2. ``wait_number_check`` waits, deferred in the triggerer, until 90% of the checks are answered;
-3. ``select_recipients`` keeps the customers whose number the network knows (MNC 2xx);
-4. ``send_campaign`` sends each one a personalised SMS in one task (bounded concurrency, rate
-   limit, ledger: a retried task never sends a message twice);
+3. ``select_recipients`` keeps the customers whose number the network knows (MNC 2xx) and writes
+   them to the warehouse table ``campaign_recipients`` (keyed by the DAG run): customers are
+   personal data, so they travel through the warehouse, never through XCom;
+4. ``send_campaign`` reads them back with ``recipients_sql`` and sends each one a personalised SMS
+   in one task (bounded concurrency, rate limit, ledger: a retried task never sends a message
+   twice); neither the recipients nor the texts land in XCom or the Rendered Templates;
 5. ``wait_delivery`` waits, deferred, until 80% are delivered (or the rest failed);
 6. ``load_delivery_report`` loads the delivery report into the warehouse table ``sms_delivery``
    (idempotent: a re-run replaces the rows of the same request ids);
@@ -70,9 +73,12 @@ with DAG(
         deferrable=True,
     )
 
-    @task(show_return_value_in_logs=False)  # the customers (numbers, names) stay out of the task log
-    def select_recipients(customers_csv: str, number_check: dict[str, Any]) -> list[dict[str, str]]:
-        """Customers whose number the network knows (MNC 2xx), with their CSV fields."""
+    @task
+    def select_recipients(customers_csv: str, number_check: dict[str, Any], run_id: str | None = None) -> int:
+        """Customers whose number the network knows (MNC 2xx), with their CSV fields, written to the
+        warehouse table ``campaign_recipients`` for this run; returns how many (the only XCom)."""
+        from airflow.sdk import BaseHook
+
         from airflow_provider_smsend.client.errors import SmSendValidationError
         from airflow_provider_smsend.client.numbers import normalize_number
         from airflow_provider_smsend.hooks.smsend import SmSendHook
@@ -88,14 +94,23 @@ with DAG(
                 except SmSendValidationError:
                     continue  # reported by check_numbers, never sent
                 if number in known:
-                    chosen.append({**row, "number": number})
-        return chosen
+                    chosen.append((run_id, number, row["name"], row["city"]))
+        warehouse = BaseHook.get_connection("warehouse").get_hook()
+        warehouse.run(
+            "CREATE TABLE IF NOT EXISTS campaign_recipients "
+            "(run_id VARCHAR(250), number VARCHAR(32), name VARCHAR(255), city VARCHAR(255))"
+        )
+        mark = getattr(warehouse, "placeholder", "%s")  # "?" for SQLite, "%s" for most others
+        warehouse.run(f"DELETE FROM campaign_recipients WHERE run_id = {mark}", parameters=(run_id,))
+        warehouse.insert_rows("campaign_recipients", chosen, target_fields=["run_id", "number", "name", "city"])
+        return len(chosen)
 
-    recipients = select_recipients("{{ params.customers_csv }}", wait_number_check.output)
+    recipients = select_recipients("{{ params.customers_csv }}", wait_number_check.output)  # run_id: from the context
 
     send_campaign = SmSendSmsOperator(
         task_id="send_campaign",
-        recipients=recipients,
+        recipients_sql="SELECT number, name, city FROM campaign_recipients WHERE run_id = '{{ run_id }}'",
+        recipients_conn_id="warehouse",
         text="Ciao {{ recipient.name }}! Solo per i clienti di {{ recipient.city }}: -20% fino a domenica.",
         sender="{{ params.sender }}",
         concurrency=8,
@@ -137,5 +152,6 @@ with DAG(
         print(f"Campaign summary: {result}")
         return result
 
+    recipients >> send_campaign
     wait_delivery >> load_delivery_report
     summary(send_campaign.output, wait_delivery.output, load_delivery_report.output)

@@ -241,8 +241,13 @@ def test_phone_numbers_masked_in_task_logs(dag_runs: dict[str, tuple[Run, Path, 
     assert "Sent " in logs and "accepted" in logs, "the send task's log lines are there"
     assert "+****" in logs or re.search(r"\+39\d+\*{4}\d+", logs), "numbers appear masked"
     assert [n for n in numbers if n in logs] == []
-    # The numbers are still where they belong: in XCom (the recipients handed to the send task).
-    assert any(numbers[0] in value for value in _metadata_texts(home)["xcom"])
+    # Nor in the metadata database: the recipients travel through the warehouse (recipients_sql),
+    # so no XCom and no rendered template field holds a customer's number or name.
+    metadata = "\n".join(v for values in _metadata_texts(home).values() for v in values)
+    assert [n for n in numbers if n in metadata] == []
+    with CUSTOMERS_CSV.open(newline="", encoding="utf-8") as handle:
+        names = [row["name"] for row in csv.DictReader(handle)]
+    assert [n for n in names if re.search(rf"\b{re.escape(n)}\b", metadata)] == []
 
 
 def test_mms_ticket_and_password_stay_out_of_logs_and_xcom(
