@@ -187,9 +187,14 @@ def ledger_for(conn_id: str, table: str = DEFAULT_TABLE) -> DbApiLedger:
             "your warehouse); pass ledger_conn_id=... to use another one, or ledger_conn_id=None to send "
             "without retry safety."
         ) from exc
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+
     hook: Any = conn.get_hook()
-    if not hasattr(hook, "get_conn"):
-        raise AirflowFailException(f"Connection {conn_id!r} is not a SQL database; the ledger needs one.")
+    if not isinstance(hook, DbApiHook):
+        raise AirflowFailException(
+            f"Connection {conn_id!r} ({conn.conn_type}) is not a SQL database (no common-sql hook); the ledger "
+            "needs one: SQLite, PostgreSQL, MySQL/MariaDB or another common-sql connection."
+        )
     placeholder = getattr(hook, "placeholder", "%s") or "%s"
     return DbApiLedger(
         hook.get_conn, dialect=dialect_for(conn.conn_type).name, table=table, placeholder=placeholder

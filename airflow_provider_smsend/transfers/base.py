@@ -104,7 +104,10 @@ class BaseSmSendToSqlOperator(SmSendBaseOperator):
 
         connection = BaseHook.get_connection(self.conn_id)
         params = {**connection.extra_dejson, **self.hook_params}
-        hook = connection.get_hook(hook_params=params)
+        try:
+            hook = connection.get_hook(hook_params=params)
+        except TypeError:  # a hook that takes none of these extras as arguments: not a common-sql one
+            hook = connection.get_hook()
         if not isinstance(hook, DbApiHook):
             raise AirflowFailException(
                 f"Connection {self.conn_id!r} ({connection.conn_type}) is not a SQL database: "

@@ -466,6 +466,8 @@ def test_template_fields_render():
     )
     assert set(SmSendSmsOperator.template_fields) == {
         "recipients",
+        "recipients_sql",
+        "recipients_conn_id",
         "sender",
         "quality",
         "operation",
