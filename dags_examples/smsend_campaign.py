@@ -102,10 +102,14 @@ with DAG(
         )
         mark = getattr(warehouse, "placeholder", "%s")  # "?" for SQLite, "%s" for most others
         warehouse.run(f"DELETE FROM campaign_recipients WHERE run_id = {mark}", parameters=(run_id,))
-        warehouse.insert_rows("campaign_recipients", chosen, target_fields=["run_id", "number", "name", "city"])
+        warehouse.insert_rows(
+            "campaign_recipients", chosen, target_fields=["run_id", "number", "name", "city"]
+        )
         return len(chosen)
 
-    recipients = select_recipients("{{ params.customers_csv }}", wait_number_check.output)  # run_id: from the context
+    recipients = select_recipients(
+        "{{ params.customers_csv }}", wait_number_check.output
+    )  # run_id: from the context
 
     send_campaign = SmSendSmsOperator(
         task_id="send_campaign",

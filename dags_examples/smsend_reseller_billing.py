@@ -135,7 +135,9 @@ with DAG(
                     problems.append("credit grew without an assignment")
                 if row["sms_spend"] is not None and row["consumption"] < row["sms_spend"]:
                     problems.append("charged less than the SMS sent")
-            row["status"] = "; ".join(problems) or ("ok" if row["previous_balance"] is not None else "baseline")
+            row["status"] = "; ".join(problems) or (
+                "ok" if row["previous_balance"] is not None else "baseline"
+            )
             results.append(row)
 
         warehouse.run(

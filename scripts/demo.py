@@ -39,7 +39,9 @@ def free_port() -> int:
 def admin(url: str, route: str, body: dict | None = None, method: str | None = None) -> object:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        f"{url}/_sandbox/{route}", data=data, method=method or ("POST" if data else "GET"),
+        f"{url}/_sandbox/{route}",
+        data=data,
+        method=method or ("POST" if data else "GET"),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as answer:
@@ -79,9 +81,19 @@ class Demo:
         self.step(f"starting the sandbox gateway on {self.url}")
         log = open(WORK / "logs" / "sandbox.log", "wb")  # noqa: SIM115 - closed with the process
         self.sandbox = subprocess.Popen(
-            [str(VENV_BIN / "python"), "-m", "airflow_provider_smsend.sandbox", "--port", str(self.port),
-             "--delivery-delay", "2", "--seed", "7"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(VENV_BIN / "python"),
+                "-m",
+                "airflow_provider_smsend.sandbox",
+                "--port",
+                str(self.port),
+                "--delivery-delay",
+                "2",
+                "--seed",
+                "7",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while True:
@@ -104,12 +116,24 @@ class Demo:
     def airflow(self, *args: str, log_name: str) -> subprocess.CompletedProcess[str]:
         with open(WORK / "logs" / f"{log_name}.log", "w") as log:
             return subprocess.run(
-                [str(VENV_BIN / "airflow"), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                text=True, timeout=300, check=False,
+                [str(VENV_BIN / "airflow"), *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=300,
+                check=False,
             )
 
-    def dag_test(self, dag_id: str, *, date: str | None = None, conf: dict | None = None,
-                 log_name: str | None = None, expect: str = "success") -> str:
+    def dag_test(
+        self,
+        dag_id: str,
+        *,
+        date: str | None = None,
+        conf: dict | None = None,
+        log_name: str | None = None,
+        expect: str = "success",
+    ) -> str:
         name = log_name or dag_id
         args = ["dags", "test", dag_id]
         if date:
@@ -122,7 +146,9 @@ class Demo:
         finished = re.findall(r"DagRun Finished: .*?, state=(\w+)", text)
         state = finished[-1] if finished else "unknown"
         mark = "ok" if state == expect else "UNEXPECTED"
-        self.step(f"{name}: run {state} in {time.monotonic() - started:.0f} s ({mark}; log .demo/logs/{name}.log)")
+        self.step(
+            f"{name}: run {state} in {time.monotonic() - started:.0f} s ({mark}; log .demo/logs/{name}.log)"
+        )
         self.results[name] = mark
         return text
 
@@ -133,8 +159,16 @@ class Demo:
                 messages = admin(self.url, f"messages?rcpt=%2B{CUSTOMER[1:]}")["messages"]  # type: ignore[index]
                 if any("Confermi" in str(m.get("text")) for m in messages):
                     time.sleep(2)  # the customer takes a moment to answer
-                    admin(self.url, "inbound", {"rcpt": RECEPTION, "sharecode": sharecode,
-                                                "sender": CUSTOMER, "text": "Si, grazie!"})
+                    admin(
+                        self.url,
+                        "inbound",
+                        {
+                            "rcpt": RECEPTION,
+                            "sharecode": sharecode,
+                            "sender": CUSTOMER,
+                            "text": "Si, grazie!",
+                        },
+                    )
                     return
                 time.sleep(0.5)
 
@@ -145,8 +179,13 @@ class Demo:
     def sharecode(self) -> str:
         from airflow_provider_smsend.client import SmSendClient
 
-        client = SmSendClient(base_url=self.url, username="demo", password="demo-pass",
-                              reseller_username="reseller", reseller_password="reseller-pass")
+        client = SmSendClient(
+            base_url=self.url,
+            username="demo",
+            password="demo-pass",
+            reseller_username="reseller",
+            reseller_password="reseller-pass",
+        )
         entries = [e for e in client.userlog_get("recv_add", u_id=1001) if e.dest == RECEPTION]
         if not entries:
             raise RuntimeError("the onboarding DAG opened no reception number")
@@ -164,16 +203,24 @@ class Demo:
             self.dag_test("smsend_reseller_billing", date=today, log_name="billing-baseline")
             self.dag_test("smsend_reseller_onboarding")
             self.dag_test("smsend_pipeline_alerts", log_name="alerts-success")
-            self.dag_test("smsend_pipeline_alerts", conf={"fail": True}, log_name="alerts-failure",
-                          expect="failed")
+            self.dag_test(
+                "smsend_pipeline_alerts", conf={"fail": True}, log_name="alerts-failure", expect="failed"
+            )
             self.dag_test("smsend_campaign")
             sharecode = self.sharecode()
             replier = self.inject_reply_when_asked(sharecode)
-            reply_log = self.dag_test("smsend_reply_workflow", conf={
-                "customer": CUSTOMER, "reception_number": RECEPTION, "sharecode": sharecode,
-            })
+            reply_log = self.dag_test(
+                "smsend_reply_workflow",
+                conf={
+                    "customer": CUSTOMER,
+                    "reception_number": RECEPTION,
+                    "sharecode": sharecode,
+                },
+            )
             replier.join(5)
-            billing_log = self.dag_test("smsend_reseller_billing", date=tomorrow, log_name="billing-reconcile")
+            billing_log = self.dag_test(
+                "smsend_reseller_billing", date=tomorrow, log_name="billing-reconcile"
+            )
             self.summary(reply_log, billing_log, time.monotonic() - started)
         finally:
             self.stop_sandbox()
@@ -195,22 +242,34 @@ class Demo:
                 "SELECT day, u_id, consumption, assigned_log, status FROM smsend_reconciliation ORDER BY day, u_id"
             ).fetchall()
         cost = sum((Decimal(str(m.get("cost") or 0)) for m in messages), Decimal(0))
-        answer = "confirmed" if "Appointment confirmed" in reply_log else "cancelled" if "cancelled" in reply_log else "?"
+        answer = (
+            "confirmed"
+            if "Appointment confirmed" in reply_log
+            else "cancelled"
+            if "cancelled" in reply_log
+            else "?"
+        )
         print()
         print("=" * 72)
         print("smSend provider demo: summary")
         print("=" * 72)
         print(f"SMS sent through the gateway : {len(messages)} (cost {cost} EUR), by status: {by_status}")
         summaries = [a for a in alerts if "rows loaded" in str(a.get("text"))]
-        print(f"Pipeline alerts (ALERTS)     : {len(alerts) - len(summaries)} failure alert(s) (task + DAG), "
-              f"{len(summaries)} success summary")
+        print(
+            f"Pipeline alerts (ALERTS)     : {len(alerts) - len(summaries)} failure alert(s) (task + DAG), "
+            f"{len(summaries)} success summary"
+        )
         print(f"Delivery report in warehouse : {dict(delivery)} rows by status class (table sms_delivery)")
         print(f"Reseller operation log rows  : {userlog} (table smsend_userlog)")
         print(f"Balance snapshot rows        : {snapshots} (table smsend_credit_snapshot)")
         for day, u_id, consumption, assigned, status in reconciliation:
-            print(f"Reconciliation {day} client {u_id}: assigned {assigned}, consumed {consumption}, {status}")
+            print(
+                f"Reconciliation {day} client {u_id}: assigned {assigned}, consumed {consumption}, {status}"
+            )
         print(f"Reply workflow               : customer answered, appointment {answer}")
-        print(f"DAG runs as expected         : {sum(v == 'ok' for v in self.results.values())}/{len(self.results)}")
+        print(
+            f"DAG runs as expected         : {sum(v == 'ok' for v in self.results.values())}/{len(self.results)}"
+        )
         print(f"Demo time                    : {seconds:.0f} s; logs and databases in .demo/")
 
 

@@ -5,9 +5,9 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$(mktemp -d)}"
 echo "==> ruff"
-.venv/bin/ruff check airflow_provider_smsend tests dags_examples bench
-# TODO: enabled by the repo-wide format commit (issue 18, item 1: ruff format enforced)
-# .venv/bin/ruff format --check airflow_provider_smsend tests dags_examples bench scripts
+.venv/bin/ruff check airflow_provider_smsend tests dags_examples bench scripts
+echo "==> ruff format"
+.venv/bin/ruff format --check airflow_provider_smsend tests dags_examples bench scripts
 echo "==> mypy"
 .venv/bin/mypy
 echo "==> pytest"

@@ -38,7 +38,9 @@ def test_every_example_imports_without_error(dagbag):
 
 def test_no_example_raises_a_warning(dagbag):
     _, caught = dagbag
-    ours = [w for w in caught if str(EXAMPLES) in str(w.filename) or "airflow_provider_smsend" in str(w.filename)]
+    ours = [
+        w for w in caught if str(EXAMPLES) in str(w.filename) or "airflow_provider_smsend" in str(w.filename)
+    ]
     assert ours == [], [f"{w.filename}:{w.lineno}: {w.message}" for w in ours]
 
 
@@ -56,7 +58,9 @@ def test_examples_are_tagged_and_have_tasks(dagbag):
         assert dag.task_dict, dag_id
 
 
-LOGICAL_DATE_ONLY = re.compile(r"\{\{[^}]*\b(ds|ds_nodash|ts|ts_nodash|logical_date|data_interval_start|data_interval_end)\b(?!\s*\()[^}]*\}\}")
+LOGICAL_DATE_ONLY = re.compile(
+    r"\{\{[^}]*\b(ds|ds_nodash|ts|ts_nodash|logical_date|data_interval_start|data_interval_end)\b(?!\s*\()[^}]*\}\}"
+)
 
 
 @pytest.mark.parametrize(

@@ -199,7 +199,11 @@ def test_airflow_providers_manager_discovers_the_provider():
     manager = ProvidersManager()
     assert PACKAGE in manager.providers
     behaviour = manager.field_behaviours.get("smsend")
-    assert behaviour and behaviour["hidden_fields"] == get_provider_info()["connection-types"][0]["ui-field-behaviour"]["hidden-fields"]
+    assert (
+        behaviour
+        and behaviour["hidden_fields"]
+        == get_provider_info()["connection-types"][0]["ui-field-behaviour"]["hidden-fields"]
+    )
     widgets = {k: v for k, v in manager.connection_form_widgets.items() if k.startswith("extra__smsend__")}
     assert widgets
     assert widgets["extra__smsend__reseller_password"].is_sensitive

@@ -161,7 +161,9 @@ class MemoryLedger:
                 elif (row is None and expected is None) or (
                     row is not None and expected is not None and _same(row, expected)
                 ):
-                    self._rows[(job_key, item)] = LedgerEntry(job_key, item, SENDING, updated_at=now, owner=owner)
+                    self._rows[(job_key, item)] = LedgerEntry(
+                        job_key, item, SENDING, updated_at=now, owner=owner
+                    )
                     claimed.add(item)
         return claimed
 
@@ -224,7 +226,8 @@ def outcomes_frame(entries: Iterable[LedgerEntry], *, masked: bool = True) -> An
             ),
             "status": pa.array([e.state for e in rows], pa.string()),
             "cost": pa.array(
-                [Decimal(e.cost).quantize(Decimal("0.0001")) if e.cost else None for e in rows], pa.decimal128(18, 4)
+                [Decimal(e.cost).quantize(Decimal("0.0001")) if e.cost else None for e in rows],
+                pa.decimal128(18, 4),
             ),
             "error_code": pa.array([e.error_code for e in rows], pa.string()),
             "request_id": pa.array([e.request_id for e in rows], pa.string()),

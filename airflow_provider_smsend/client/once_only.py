@@ -187,7 +187,9 @@ class OnceOnly:
         :param seen: each item's entry as read (default: :attr:`entries`); an item claimed
             between that read and now by another try is not returned.
         """
-        return self.ledger.claim(self.job_key, items, owner=self.owner, seen=self.entries if seen is None else seen)
+        return self.ledger.claim(
+            self.job_key, items, owner=self.owner, seen=self.entries if seen is None else seen
+        )
 
     def record(self, entries: Iterable[LedgerEntry]) -> None:
         """Record outcomes on the items this try holds; an outcome another try overtook is logged."""
@@ -240,7 +242,11 @@ class OnceOnly:
         entry = self.previous(item)
         step = next_step(entry)
         if step == DONE and entry is not None:
-            log.info("The %s was already done by an earlier try (%s): not doing it again.", self.what, entry.request_id)
+            log.info(
+                "The %s was already done by an earlier try (%s): not doing it again.",
+                self.what,
+                entry.request_id,
+            )
             return Outcome(entry.request_id, entry.cost, resumed=True)
         if step == AMBIGUOUS and entry is not None:
             found = resolve(entry) if resolve is not None else None

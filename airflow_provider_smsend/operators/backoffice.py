@@ -163,9 +163,7 @@ class SmSendCreateClientOperator(_LedgerOperator):
         username = validation.validate_text_field(self.username, name="username").strip()
         validation.validate_text_field(self.password, name="password")
         tpl_id = (
-            None
-            if self.tpl_id in (None, "")
-            else validation.validate_positive_id(self.tpl_id, name="tpl_id")
+            None if self.tpl_id in (None, "") else validation.validate_positive_id(self.tpl_id, name="tpl_id")
         )
         client = self.client
         item = f"client_add:{username}"
@@ -200,7 +198,9 @@ class SmSendCreateClientOperator(_LedgerOperator):
                 )
             except SmSendError as exc:
                 if not (
-                    previous is not None and previous.state in (SENDING, UNKNOWN) and exc.code == "username_exists"
+                    previous is not None
+                    and previous.state in (SENDING, UNKNOWN)
+                    and exc.code == "username_exists"
                 ):
                     raise
                 once.record(
@@ -345,7 +345,6 @@ class SmSendAssignCreditOperator(_LedgerOperator):
             "credit": outcome.cost,
             "resumed": outcome.resumed,
         }
-
 
     def _resolve(
         self,
@@ -620,7 +619,9 @@ class SmSendCreditCheckOperator(_BackOfficeOperator):
         minimum: Decimal | None = None
         if self.min_credit not in (None, ""):
             if isinstance(self.min_credit, float):
-                raise TypeError(f"min_credit {self.min_credit!r} must be a Decimal, int or string, not a float.")
+                raise TypeError(
+                    f"min_credit {self.min_credit!r} must be a Decimal, int or string, not a float."
+                )
             try:
                 minimum = Decimal(str(self.min_credit).strip().replace(",", "."))
             except ArithmeticError as exc:

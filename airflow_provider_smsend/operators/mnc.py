@@ -188,7 +188,10 @@ class SmSendMncOperator(SmSendBaseOperator):
         sent = resumed = 0
         with self.open_ledger(self.ledger_conn_id, self.ledger_table) as ledger:
             once = OnceOnly(
-                ledger, job_key(context, self.ledger_key), what="MNC request", owner=self.ledger_owner(context)
+                ledger,
+                job_key(context, self.ledger_key),
+                what="MNC request",
+                owner=self.ledger_owner(context),
             )
             for index, chunk in enumerate(chunks):
                 item = f"mnc:{index}:{digest(chunk)}"

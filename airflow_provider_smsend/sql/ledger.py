@@ -116,7 +116,9 @@ class DbApiLedger:
             except Exception:
                 # Two tries creating the table at once: PostgreSQL's CREATE TABLE IF NOT EXISTS can
                 # still fail on its catalog's unique index for the loser. The table is there: go on.
-                if not sql.startswith("CREATE") or not _works(conn, f"SELECT 1 FROM {self.table} WHERE 1 = 0"):
+                if not sql.startswith("CREATE") or not _works(
+                    conn, f"SELECT 1 FROM {self.table} WHERE 1 = 0"
+                ):
                     raise
         try:
             _execute(conn, probe)
@@ -174,7 +176,9 @@ class DbApiLedger:
         """Every entry of every job (optionally of one ``state``): for audits and reconciliations."""
         if state:
             return self._query("read the entries", "state", state)
-        return self._transaction("read the entries", lambda cur: _entries(cur, f"SELECT {_COLUMNS} FROM {self.table}", ()))
+        return self._transaction(
+            "read the entries", lambda cur: _entries(cur, f"SELECT {_COLUMNS} FROM {self.table}", ())
+        )
 
     def holders(self, request_id: str) -> list[LedgerEntry]:
         return self._query("look up a request id", "request_id", request_id)
@@ -200,7 +204,9 @@ class DbApiLedger:
         seen = seen or {}
         p = self.placeholder
         key = ("job_key", "item")
-        insert = self._sql.insert_if_absent_sql(self.table, ("job_key", "item", "state", "updated_at", "owner"), key)
+        insert = self._sql.insert_if_absent_sql(
+            self.table, ("job_key", "item", "state", "updated_at", "owner"), key
+        )
         generic = self.dialect not in ("postgres", "sqlite", "mysql")
         update = (
             f"UPDATE {self.table} SET state = {p}, request_id = NULL, cost = NULL, error_code = NULL, "
@@ -218,7 +224,16 @@ class DbApiLedger:
                 else:
                     cur.execute(
                         update,
-                        (SENDING, now, owner, job_key, item, before.state, before.updated_at, before.owner or ""),
+                        (
+                            SENDING,
+                            now,
+                            owner,
+                            job_key,
+                            item,
+                            before.state,
+                            before.updated_at,
+                            before.owner or "",
+                        ),
                     )
             # What this owner holds now (also right when an earlier attempt's commit went through).
             mine: set[str] = set()

@@ -90,7 +90,10 @@ def test_a_rejected_item_is_done_again_and_an_unknown_one_is_not() -> None:
 
 def test_an_item_another_try_claimed_is_not_done() -> None:
     ledger = MemoryLedger()
-    mine, twin = OnceOnly(ledger, JOB, what="credit", owner="A"), OnceOnly(ledger, JOB, what="credit", owner="B")
+    mine, twin = (
+        OnceOnly(ledger, JOB, what="credit", owner="A"),
+        OnceOnly(ledger, JOB, what="credit", owner="B"),
+    )
     assert mine.entries == {} and twin.entries == {}  # both read "nothing yet"
     assert mine.claim(["credit_add:1"]) == {"credit_add:1"}
     called = []

@@ -42,8 +42,12 @@ def deployment(
 
     def start(executor: str, workers: int = 0) -> Deployment:
         name = executor.lower().replace("executor", "")
-        instance = Deployment(tmp_path_factory.mktemp(f"e2e-{name}"), template_db=metadata_template,
-                              executor=executor, name=name)
+        instance = Deployment(
+            tmp_path_factory.mktemp(f"e2e-{name}"),
+            template_db=metadata_template,
+            executor=executor,
+            name=name,
+        )
         started.append(instance)
         instance.start(workers=workers)
         return instance
@@ -53,8 +57,10 @@ def deployment(
         if request.node.stash.get(FAILED, False):
             print(instance.report())
         instance.stop()
-        print(f"{instance.executor} deployment timings (s): "
-              + ", ".join(f"{what} {seconds:.0f}" for what, seconds in instance.timings.items()))
+        print(
+            f"{instance.executor} deployment timings (s): "
+            + ", ".join(f"{what} {seconds:.0f}" for what, seconds in instance.timings.items())
+        )
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -98,8 +98,9 @@ def pg_connect(dbname: str) -> psycopg.Connection[Any]:
     """An autocommit connection to ``dbname`` on the local PostgreSQL."""
     import psycopg
 
-    return psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=dbname, autocommit=True,
-                           connect_timeout=5)
+    return psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=dbname, autocommit=True, connect_timeout=5
+    )
 
 
 def sqlalchemy_url(dbname: str) -> str:
@@ -125,8 +126,12 @@ def free_port() -> int:
 
 def http_json(url: str, body: object = None, method: str | None = None, timeout: float = 10) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method or ("POST" if data else "GET"),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method or ("POST" if data else "GET"),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=timeout) as answer:
         return json.loads(answer.read() or b"null")
 
@@ -147,7 +152,9 @@ def clean_environ() -> dict[str, str]:
 def json_lines(path: Path) -> list[dict[str, Any]]:
     """The records of a JSON-lines log file (Airflow's task and trigger logs)."""
     try:
-        return [json.loads(line) for line in path.read_text(errors="replace").splitlines() if line.startswith("{")]
+        return [
+            json.loads(line) for line in path.read_text(errors="replace").splitlines() if line.startswith("{")
+        ]
     except FileNotFoundError:
         raise AssertionError(f"missing log file {path}") from None
 
@@ -155,12 +162,22 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
 def migrate(airflow_home: Path, dbname: str) -> None:
     """``airflow db migrate`` into ``dbname`` (used once per session, for the template)."""
     airflow_home.mkdir(parents=True, exist_ok=True)
-    env = {**clean_environ(), "AIRFLOW_HOME": str(airflow_home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(dbname)}
+    env = {
+        **clean_environ(),
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(dbname),
+    }
     log = airflow_home / "db-migrate.log"
     with log.open("wb") as out:
-        done = subprocess.run([AIRFLOW, "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                              timeout=240, check=False)
+        done = subprocess.run(
+            [AIRFLOW, "db", "migrate"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=240,
+            check=False,
+        )
     if done.returncode != 0:
         pytest.fail(f"airflow db migrate failed (exit {done.returncode}):\n{tail(log)}", pytrace=False)
 
@@ -180,8 +197,15 @@ class Component:
 
 def start_process(name: str, argv: list[str], env: dict[str, str], log: Path) -> Component:
     with log.open("wb") as out:
-        popen = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 start_new_session=True, cwd=log.parent)
+        popen = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=log.parent,
+        )
     return Component(name, popen, log)
 
 
@@ -244,9 +268,19 @@ class Sandbox:
         env = {**os.environ, "SMSEND_E2E_MARKER": marker}
         self.component = start_process(
             "sandbox",
-            [sys.executable, "-m", "airflow_provider_smsend.sandbox", "--port", "0",
-             "--delivery-delay", str(DELIVERY_DELAY), "--seed", "7"],
-            env, self.log,
+            [
+                sys.executable,
+                "-m",
+                "airflow_provider_smsend.sandbox",
+                "--port",
+                "0",
+                "--delivery-delay",
+                str(DELIVERY_DELAY),
+                "--seed",
+                "7",
+            ],
+            env,
+            self.log,
         )
         self.url = self._wait_for_url()
 
@@ -335,43 +369,47 @@ class Deployment:
         assert self.sandbox is not None
         metadata = sqlalchemy_url(self.db_name)
         env = clean_environ()
-        env.update({
-            "SMSEND_E2E_MARKER": self.marker,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(self.workdir / "pylib"), os.environ.get("PYTHONPATH")])),
-            "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": self.executor,
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "smsend_e2e_hostname.hostname",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__CORE__FERNET_KEY": "",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
-            "AIRFLOW__API__PORT": str(self.api_port),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API__BASE_URL": self.api_url,
-            # Shared by every component (the api-server checks the tokens the scheduler signs).
-            "AIRFLOW__API__SECRET_KEY": self.secret,
-            "AIRFLOW__API_AUTH__JWT_SECRET": self.secret,
-            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
-            "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata}",
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-            "AIRFLOW_CONN_SMSEND_DEFAULT": (
-                f"smsend://demo:demo-pass@127.0.0.1:{self.sandbox.port}/?scheme=http"
-                "&reseller_username=reseller&reseller_password=reseller-pass&timeout=10"
-            ),
-            "AIRFLOW_CONN_SMSEND_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(self.ledger)}),
-            "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(self.warehouse)}),
-            "SMSEND_EXAMPLE_POLL_SECONDS": "1",
-        })
+        env.update(
+            {
+                "SMSEND_E2E_MARKER": self.marker,
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(self.workdir / "pylib"), os.environ.get("PYTHONPATH")])
+                ),
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "smsend_e2e_hostname.hostname",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__CORE__FERNET_KEY": "",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API__BASE_URL": self.api_url,
+                # Shared by every component (the api-server checks the tokens the scheduler signs).
+                "AIRFLOW__API__SECRET_KEY": self.secret,
+                "AIRFLOW__API_AUTH__JWT_SECRET": self.secret,
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
+                "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
+                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata}",
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "AIRFLOW_CONN_SMSEND_DEFAULT": (
+                    f"smsend://demo:demo-pass@127.0.0.1:{self.sandbox.port}/?scheme=http"
+                    "&reseller_username=reseller&reseller_password=reseller-pass&timeout=10"
+                ),
+                "AIRFLOW_CONN_SMSEND_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(self.ledger)}),
+                "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(self.warehouse)}),
+                "SMSEND_EXAMPLE_POLL_SECONDS": "1",
+            }
+        )
         env.update(extra)
         return env
 
@@ -381,17 +419,29 @@ class Deployment:
         self.started_at = time.monotonic()
         self.sandbox = Sandbox(self.logs, self.marker)
         self.components.append(self.sandbox.component)
-        self.launch("api-server", "api-server", "--port", str(self.api_port), "--host", "127.0.0.1",
-                    "--workers", "1")
+        self.launch(
+            "api-server", "api-server", "--port", str(self.api_port), "--host", "127.0.0.1", "--workers", "1"
+        )
         self.launch("scheduler", "scheduler", "--skip-serve-logs")
         self.launch("dag-processor", "dag-processor")
         self.launch("triggerer", "triggerer", "--skip-serve-logs")
         for number in range(1, workers + 1):
             name = f"worker{number}"
-            self.launch(name, "celery", "worker", "--celery-hostname", f"{name}@{self.marker}",
-                        "--concurrency", "2", "--queues", self.queue, "--skip-serve-logs",
-                        "--without-gossip", "--without-mingle",
-                        env=self.env(SMSEND_E2E_HOSTNAME=f"{self.marker}-{name}"))
+            self.launch(
+                name,
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{name}@{self.marker}",
+                "--concurrency",
+                "2",
+                "--queues",
+                self.queue,
+                "--skip-serve-logs",
+                "--without-gossip",
+                "--without-mingle",
+                env=self.env(SMSEND_E2E_HOSTNAME=f"{self.marker}-{name}"),
+            )
 
     def launch(self, name: str, *args: str, env: dict[str, str] | None = None) -> Component:
         component = start_process(name, [AIRFLOW, *args], env or self.env(), self.logs / f"{name}.log")
@@ -467,18 +517,31 @@ class Deployment:
         much behind a trigger that fires within a second, so the test lets the condition come true
         only after that event was handled, as it would be with any real delivery time.
         """
-        needle = (f"Received executor event with state success for task instance TaskInstanceKey("
-                  f"dag_id='{DAG_ID}', task_id='{task_id}', run_id='{run_id}'")
+        needle = (
+            f"Received executor event with state success for task instance TaskInstanceKey("
+            f"dag_id='{DAG_ID}', task_id='{task_id}', run_id='{run_id}'"
+        )
         return needle in (self.logs / "scheduler.log").read_text(errors="replace")
 
     def worker_ready(self, name: str) -> bool:
         """True once the Celery worker ``name`` logged that it consumes from the broker."""
-        return re.search(rf"\b{re.escape(name)}@\S+ ready\.", (self.logs / f"{name}.log").read_text(errors="replace")) is not None
+        return (
+            re.search(
+                rf"\b{re.escape(name)}@\S+ ready\.", (self.logs / f"{name}.log").read_text(errors="replace")
+            )
+            is not None
+        )
 
     def task_log(self, run_id: str, task_id: str, attempt: int = 1) -> Path:
         """The task's log file (Airflow's default ``log_filename_template``)."""
-        return (self.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
-                / f"attempt={attempt}.log")
+        return (
+            self.home
+            / "logs"
+            / f"dag_id={DAG_ID}"
+            / f"run_id={run_id}"
+            / f"task_id={task_id}"
+            / f"attempt={attempt}.log"
+        )
 
     def api(self, path: str, body: object = None, method: str | None = None) -> Any:
         return http_json(f"{self.api_url}/api/v2/{path}", body, method)
@@ -489,8 +552,11 @@ class Deployment:
         assert self.sandbox is not None
         self.wait_for("the api-server", lambda: self.api("monitor/health"), 120)
         self.timings["api-server up"] = time.monotonic() - self.started_at
-        self.wait_for(f"the DAG {DAG_ID!r} to be parsed", lambda: self.query(
-            "SELECT 1 FROM serialized_dag WHERE dag_id = %s", DAG_ID), 120)
+        self.wait_for(
+            f"the DAG {DAG_ID!r} to be parsed",
+            lambda: self.query("SELECT 1 FROM serialized_dag WHERE dag_id = %s", DAG_ID),
+            120,
+        )
         self.timings["DAG parsed"] = time.monotonic() - self.started_at
         run_id = self.api(f"dags/{DAG_ID}/dagRuns", {"logical_date": None})["dag_run_id"]
         run = CampaignRun(run_id=run_id, state="queued", seconds=0.0)
@@ -502,58 +568,87 @@ class Deployment:
             rows = self.query(
                 "SELECT ti.task_id, ti.state, t.classpath, t.triggerer_id "
                 "FROM task_instance ti LEFT JOIN trigger t ON t.id = ti.trigger_id "
-                "WHERE ti.dag_id = %s AND ti.run_id = %s", DAG_ID, run_id)
+                "WHERE ti.dag_id = %s AND ti.run_id = %s",
+                DAG_ID,
+                run_id,
+            )
             for row in rows:
                 seen = run.states.setdefault(row["task_id"], [])
                 if row["state"] and (not seen or seen[-1] != row["state"]):
                     seen.append(row["state"])
                 sensor = row["task_id"]
-                if (sensor in SENSORS and row["state"] == "deferred" and row["triggerer_id"] is not None
-                        and sensor not in run.deferrals):
+                if (
+                    sensor in SENSORS
+                    and row["state"] == "deferred"
+                    and row["triggerer_id"] is not None
+                    and sensor not in run.deferrals
+                ):
                     # The sensor waits in the triggerer: only now may its condition come true.
                     deferred_since.setdefault(sensor, time.monotonic())
-                    if (self.scheduler_saw_exit(run_id, sensor)
-                            or time.monotonic() - deferred_since[sensor] > EXIT_EVENT_WAIT):
+                    if (
+                        self.scheduler_saw_exit(run_id, sensor)
+                        or time.monotonic() - deferred_since[sensor] > EXIT_EVENT_WAIT
+                    ):
                         run.deferrals[sensor] = (row["classpath"], row["triggerer_id"])
                         self.sandbox.advance(CLOCK_ADVANCE[sensor])
-            run.state = self.query("SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s",
-                                   DAG_ID, run_id)[0]["state"]
+            run.state = self.query(
+                "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", DAG_ID, run_id
+            )[0]["state"]
             if run.state in ("success", "failed"):
                 break
             if time.monotonic() > deadline:
-                self.fail(f"the campaign run {run_id!r} did not finish in {timeout:.0f} s; "
-                          f"state {run.state!r}, task states seen {run.states}")
+                self.fail(
+                    f"the campaign run {run_id!r} did not finish in {timeout:.0f} s; "
+                    f"state {run.state!r}, task states seen {run.states}"
+                )
             time.sleep(0.5)
         run.seconds = time.monotonic() - started
         self.timings["campaign run"] = run.seconds
         for row in self.query(
-                "SELECT task_id, state, try_number, hostname, external_executor_id, next_method, trigger_id "
-                "FROM task_instance WHERE dag_id = %s AND run_id = %s", DAG_ID, run_id):
+            "SELECT task_id, state, try_number, hostname, external_executor_id, next_method, trigger_id "
+            "FROM task_instance WHERE dag_id = %s AND run_id = %s",
+            DAG_ID,
+            run_id,
+        ):
             run.final[row["task_id"]] = row
-        summary = self.query("SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = 'summary' "
-                             "AND key = 'return_value'", DAG_ID, run_id)
+        summary = self.query(
+            "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = 'summary' "
+            "AND key = 'return_value'",
+            DAG_ID,
+            run_id,
+        )
         run.summary = summary[0]["value"] if summary else None
         return run
-
 
     def run_dag(self, dag_id: str, timeout: float = 120) -> tuple[str, str, dict[str, list[str]]]:
         """Trigger ``dag_id`` through the REST API without a logical date, wait for it to end;
         returns (run id, final state, task states by task id and map index)."""
-        self.wait_for(f"the DAG {dag_id!r} to be parsed", lambda: self.query(
-            "SELECT 1 FROM serialized_dag WHERE dag_id = %s", dag_id), 120)
+        self.wait_for(
+            f"the DAG {dag_id!r} to be parsed",
+            lambda: self.query("SELECT 1 FROM serialized_dag WHERE dag_id = %s", dag_id),
+            120,
+        )
         run_id = self.api(f"dags/{dag_id}/dagRuns", {"logical_date": None})["dag_run_id"]
         deadline = time.monotonic() + timeout
         while True:
             self.check_alive()
-            state = self.query("SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", dag_id, run_id)[0]["state"]
+            state = self.query("SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", dag_id, run_id)[
+                0
+            ]["state"]
             if state in ("success", "failed"):
                 break
             if time.monotonic() > deadline:
-                self.fail(f"the run {run_id!r} of {dag_id!r} did not finish in {timeout:.0f} s (state {state!r})")
+                self.fail(
+                    f"the run {run_id!r} of {dag_id!r} did not finish in {timeout:.0f} s (state {state!r})"
+                )
             time.sleep(0.5)
         tasks: dict[str, list[str]] = {}
-        for row in self.query("SELECT task_id, map_index, state FROM task_instance WHERE dag_id = %s AND run_id = %s "
-                              "ORDER BY task_id, map_index", dag_id, run_id):
+        for row in self.query(
+            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = %s AND run_id = %s "
+            "ORDER BY task_id, map_index",
+            dag_id,
+            run_id,
+        ):
             tasks.setdefault(row["task_id"], []).append(row["state"])
         return run_id, state, tasks
 
@@ -580,8 +675,9 @@ def assert_campaign_succeeded(deployment: Deployment, run: CampaignRun) -> None:
     """The assertions both executors share: success, real deferral, exactly-once sends, warehouse."""
     assert deployment.sandbox is not None
     if run.state != "success":
-        deployment.fail(f"the campaign run ended {run.state!r}; task states seen {run.states}; "
-                        f"final {run.final}")
+        deployment.fail(
+            f"the campaign run ended {run.state!r}; task states seen {run.states}; final {run.final}"
+        )
     not_ok = {task: row["state"] for task, row in run.final.items() if row["state"] != "success"}
     assert not not_ok, f"tasks not successful: {not_ok}"
 
@@ -592,7 +688,9 @@ def assert_campaign_succeeded(deployment: Deployment, run: CampaignRun) -> None:
     # - the task log has the deferral before the trigger fired and the resumed run after it, and
     #   the task ended 'success' in try 1 (resumed, not retried).
     for sensor in SENSORS:
-        assert sensor in run.deferrals, f"{sensor} was never seen deferred; states seen {run.states.get(sensor)}"
+        assert sensor in run.deferrals, (
+            f"{sensor} was never seen deferred; states seen {run.states.get(sensor)}"
+        )
         classpath, triggerer_id = run.deferrals[sensor]
         assert classpath == TRIGGER_CLASSPATH, classpath
         job = deployment.query("SELECT job_type FROM job WHERE id = %s", triggerer_id)
@@ -606,20 +704,23 @@ def assert_campaign_succeeded(deployment: Deployment, run: CampaignRun) -> None:
         trigger_log = task_log.with_name(f"{task_log.name}.trigger.{triggerer_id}.log")
         fired = [e for e in json_lines(trigger_log) if e.get("event") == "Trigger fired event"]
         assert len(fired) == 1 and "'status': 'success'" in str(fired[0].get("result")), (
-            f"triggerer {triggerer_id} logged no single success event for {sensor}:\n{tail(trigger_log)}")
+            f"triggerer {triggerer_id} logged no single success event for {sensor}:\n{tail(trigger_log)}"
+        )
         task_events = json_lines(task_log)
         paused = [e for e in task_events if str(e.get("event")).startswith("Pausing task as DEFERRED")]
         resumed = [e for e in task_events if e.get("timestamp", "") > fired[0]["timestamp"]]
         assert len(paused) == 1 and paused[0]["timestamp"] < fired[0]["timestamp"] and resumed, (
             f"{sensor}: expected a deferral before the trigger fired and a resumed run after it in "
-            f"{task_log}:\n{tail(task_log)}")
+            f"{task_log}:\n{tail(task_log)}"
+        )
 
     # Exactly one SMS per valid, known recipient; nobody else.
     counts = deployment.sandbox.sms_counts()
     expected = expected_recipients()
     assert len(expected) >= 20, f"the example CSV should have at least 20 reachable customers: {expected}"
     assert set(counts) == expected, (
-        f"recipients differ: unexpected {sorted(set(counts) - expected)}, missing {sorted(expected - set(counts))}")
+        f"recipients differ: unexpected {sorted(set(counts) - expected)}, missing {sorted(expected - set(counts))}"
+    )
     duplicates = {number: count for number, count in counts.items() if count != 1}
     assert not duplicates, f"numbers sent more than once: {duplicates}"
 

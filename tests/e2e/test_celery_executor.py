@@ -39,4 +39,6 @@ def test_campaign_with_celery_executor(deployment: Callable[..., Deployment]) ->
     assert set(hostnames.values()) <= workers, hostnames
     assert all(row["external_executor_id"] for row in run.final.values()), run.final
     used = sorted({name.rsplit("-", 1)[-1] for name in hostnames.values()})
-    print(f"tasks per worker: { {w: sum(h.endswith(w) for h in hostnames.values()) for w in WORKERS} } (used {used})")
+    print(
+        f"tasks per worker: { {w: sum(h.endswith(w) for h in hostnames.values()) for w in WORKERS} } (used {used})"
+    )

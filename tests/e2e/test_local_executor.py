@@ -35,8 +35,12 @@ def test_mapped_sends_under_a_real_scheduler(deployment: Callable[..., Deploymen
     airflow.wait_for("the api-server", lambda: airflow.api("monitor/health"), 120)
     run_id, state, tasks = airflow.run_dag("smsend_mapped_reminders")
     assert state == "success", f"{run_id}: {tasks}\n{airflow.report()}"
-    assert tasks["remind"] == ["success", "success"] and tasks["remind_by_city"] == ["success", "success"], tasks
+    assert tasks["remind"] == ["success", "success"] and tasks["remind_by_city"] == ["success", "success"], (
+        tasks
+    )
     assert airflow.sandbox is not None
     texts = {m["rcpt"]: m["text"] for m in airflow.sandbox.admin("messages?kind=sms")["messages"]}
-    assert texts["+393331112341"].startswith("Ciao Anna,") and texts["+393331112342"].startswith("Ciao Bruno,")
+    assert texts["+393331112341"].startswith("Ciao Anna,") and texts["+393331112342"].startswith(
+        "Ciao Bruno,"
+    )
     assert texts["+393331112344"] == texts["+393331112345"] == "Milano: il negozio apre alle 9."

@@ -14,9 +14,7 @@ from airflow_provider_smsend.client.http import SmSendClient
 from airflow_provider_smsend.client.retry import RetryPolicy
 from airflow_provider_smsend.hooks.smsend import SmSendHook
 
-SANDBOX_URI = (
-    "smsend://demo:demo-pass@127.0.0.1:8765/?scheme=http&reseller_username=reseller&reseller_password=reseller-pass"
-)
+SANDBOX_URI = "smsend://demo:demo-pass@127.0.0.1:8765/?scheme=http&reseller_username=reseller&reseller_password=reseller-pass"
 PASSWORD = "Pw-0f-the-API"
 RESELLER_PASSWORD = "Rs-Secret-77"
 
@@ -98,7 +96,10 @@ def test_extras_reach_the_client(monkeypatch):
     client = SmSendHook().client
     assert client.timeout == (2.0, 12.5)
     assert (client.charset, client.default_region, client.default_sender, client.default_quality) == (
-        "iso-8859-1", "GB", "ACME", "n",
+        "iso-8859-1",
+        "GB",
+        "ACME",
+        "n",
     )
 
 

@@ -114,7 +114,9 @@ def test_chunk_left_sending_is_reported_not_resent(
 ) -> None:
     all_numbers = numbers(25)
     context = make_context(task_id="mnc", try_number=2)
-    ledger_for(ledger_conn_id).claim(job_key(context), [f"mnc:1:{digest(all_numbers[10:20])}"], owner="earlier try")
+    ledger_for(ledger_conn_id).claim(
+        job_key(context), [f"mnc:1:{digest(all_numbers[10:20])}"], owner="earlier try"
+    )
     result = SmSendMncOperator(task_id="mnc", numbers=all_numbers, chunk_size=10).execute(context)
     assert result["unknown_chunks"] == [1]
     assert len(result["request_ids"]) == 2

@@ -595,19 +595,27 @@ def test_a_landline_is_refused_unless_allowed(gateway):
     outcomes = {o["recipient"]: o for o in op.execute(make_context())["outcomes_list"]}
     assert outcomes[landline]["status"] == "rejected" and "allow_landlines" in outcomes[landline]["error"]
     assert sent_counts(gateway) == {"+393331234567": 1}
-    allowed = SmSendSmsOperator(task_id="send", recipients=[landline], text="x", sender="ACME", allow_landlines=True)
+    allowed = SmSendSmsOperator(
+        task_id="send", recipients=[landline], text="x", sender="ACME", allow_landlines=True
+    )
     assert allowed.execute(make_context(run_id="r2"))["totals"]["accepted"] == 1
 
 
 def test_a_cp1252_csv_needs_its_encoding(gateway, tmp_path):
     path = tmp_path / "customers.csv"
     path.write_bytes("number,name\n+393331234567,Zoë\n".encode("cp1252"))
-    op = SmSendSmsOperator(task_id="send", recipients=str(path), text="Ciao {{ recipient.name }}", sender="ACME")
+    op = SmSendSmsOperator(
+        task_id="send", recipients=str(path), text="Ciao {{ recipient.name }}", sender="ACME"
+    )
     with pytest.raises(AirflowFailException, match="not 'utf-8-sig' text.*encoding='cp1252'"):
         op.execute(make_context())
     assert sent_counts(gateway) == {}
     op = SmSendSmsOperator(
-        task_id="send", recipients=str(path), text="Ciao {{ recipient.name }}", sender="ACME", encoding="cp1252"
+        task_id="send",
+        recipients=str(path),
+        text="Ciao {{ recipient.name }}",
+        sender="ACME",
+        encoding="cp1252",
     )
     op.execute(make_context())
     (message,) = gateway.admin.messages(kind="sms")
@@ -618,7 +626,9 @@ def test_the_xcom_result_is_small_whatever_the_number_of_recipients(gateway):
     """Outcomes stay in the ledger: the return value is the same few hundred bytes for 10 or 1,000."""
     sizes = []
     for count, run_id in ((10, "small"), (1000, "big")):
-        op = SmSendSmsOperator(task_id="send", recipients=numbers(count), text="x", sender="ACME", concurrency=32)
+        op = SmSendSmsOperator(
+            task_id="send", recipients=numbers(count), text="x", sender="ACME", concurrency=32
+        )
         result = op.execute(make_context(run_id=run_id))
         assert result["totals"]["accepted"] == count and result["request_count"] == count
         sizes.append(len(json.dumps(result)))
@@ -747,7 +757,9 @@ def test_recipients_from_sql_stay_out_of_the_rendered_fields(gateway, tmp_path, 
     path = tmp_path / "crm.db"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE customers (number TEXT, name TEXT)")
-        db.executemany("INSERT INTO customers VALUES (?, ?)", [("+393331234567", "Anna"), ("+393331234568", "Bo")])
+        db.executemany(
+            "INSERT INTO customers VALUES (?, ?)", [("+393331234567", "Anna"), ("+393331234568", "Bo")]
+        )
     monkeypatch.setenv("AIRFLOW_CONN_CRM", f"sqlite://{path}")
     op = SmSendSmsOperator(
         task_id="send", recipients_sql="SELECT number, name FROM customers ORDER BY name", recipients_conn_id="crm",

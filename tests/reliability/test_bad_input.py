@@ -253,9 +253,7 @@ ITEM = (
     '</sender><text xsi:type="xsd:string">{text}</text><date xsi:type="xsd:dateTime">{date}</date></item>'
 )
 FAULT = "<SOAP-ENV:Fault><faultcode>{code}</faultcode><faultstring>{text}</faultstring></SOAP-ENV:Fault>"
-xml_safe = st.text(
-    alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="<&"), max_size=20
-)
+xml_safe = st.text(alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="<&"), max_size=20)
 
 
 @st.composite

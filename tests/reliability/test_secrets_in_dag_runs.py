@@ -227,7 +227,9 @@ def test_mapped_sends_fill_each_recipients_text(
     run, _, output = dag_runs["mapped"]
     assert _final_state(output) == "success", output[-3000:]
     texts = {m["rcpt"]: m["text"] for m in AdminClient(sandbox_url).messages(kind="sms")}
-    assert texts["+393331112341"].startswith("Ciao Anna,") and texts["+393331112342"].startswith("Ciao Bruno,")
+    assert texts["+393331112341"].startswith("Ciao Anna,") and texts["+393331112342"].startswith(
+        "Ciao Bruno,"
+    )
     assert texts["+393331112343"] == "Roma: il negozio apre alle 10."
     assert texts["+393331112344"] == texts["+393331112345"] == "Milano: il negozio apre alle 9."
 

@@ -25,8 +25,11 @@ def test_messages_counts_and_reset(sandbox, http):
     assert message["request_id"] == "HTTP00000000002" and message["username"] == "demo"
     sandbox.admin.reset()
     assert sandbox.admin.messages() == [] and sandbox.admin.credit(1001) == "100.0000"
-    assert sandbox.admin.stats() == {"requests": {}, "total": 0, "faults_injected": {
-        "stall": 0, "drop": 0, "http500": 0, "ko_queue": 0}}
+    assert sandbox.admin.stats() == {
+        "requests": {},
+        "total": 0,
+        "faults_injected": {"stall": 0, "drop": 0, "http500": 0, "ko_queue": 0},
+    }
 
 
 def test_clock_moves_message_statuses(sandbox, http):
@@ -92,7 +95,8 @@ def test_app_state_gives_direct_access(sandbox, http):
 def test_connection_uri_names_every_extra(sandbox):
     assert sandbox.connection_uri == (
         f"smsend://demo:demo-pass@127.0.0.1:{sandbox.port}/?scheme=http&reseller_username=reseller"
-        "&reseller_password=reseller-pass&mms_id=C00000_001&mms_password=mms-pass&mms_auth=plain")
+        "&reseller_password=reseller-pass&mms_id=C00000_001&mms_password=mms-pass&mms_auth=plain"
+    )
 
 
 def test_unknown_paths_are_404(sandbox, http):
@@ -101,8 +105,14 @@ def test_unknown_paths_are_404(sandbox, http):
 
 def test_run_sandbox_options_and_clean_stop(http):
     with run_sandbox(delivery_delay=0, allow_ips=["10.1.2.3"]) as sandbox:
-        assert sandbox.admin.settings() == {"delivery_delay": 0.0, "mnc_report": "spec", "allow_ips": ["10.1.2.3"]}
-        assert post(http, sandbox, "/sms/credit.php", **DEMO) == "KO Accesso non consentito (IP non abilitato)."
+        assert sandbox.admin.settings() == {
+            "delivery_delay": 0.0,
+            "mnc_report": "spec",
+            "allow_ips": ["10.1.2.3"],
+        }
+        assert (
+            post(http, sandbox, "/sms/credit.php", **DEMO) == "KO Accesso non consentito (IP non abilitato)."
+        )
         url = sandbox.url
     with pytest.raises(requests.ConnectionError):
         http.get(f"{url}/_sandbox/health", timeout=2)

@@ -20,8 +20,17 @@ def bo(http, sandbox, endpoint: str, auth=RESELLER, **params) -> str:
 
 
 def test_client_add_creates_a_client_that_can_log_in(http, sandbox):
-    answer = bo(http, sandbox, "client-add", name="New", username="new", password="pw", reseller="0", tpl_id="2",
-                email="new@example.com")
+    answer = bo(
+        http,
+        sandbox,
+        "client-add",
+        name="New",
+        username="new",
+        password="pw",
+        reseller="0",
+        tpl_id="2",
+        email="new@example.com",
+    )
     assert answer == "OK 1003"
     assert bo(http, sandbox, "credit-get", u_id="1003") == "OK 0.0000"
     assert post(http, sandbox, "/sms/credit.php", user="new", **{"pass": "pw"}) == "OK 0.0000"
@@ -35,7 +44,10 @@ def test_client_add_creates_a_client_that_can_log_in(http, sandbox):
         ({"name": "x", "username": "y", "reseller": "0"}, "KO Parametro password non impostato"),
         ({"name": "x", "username": "y", "password": "z"}, "KO Impossibile creare un rivenditore."),
         ({"name": "x", "username": "y", "password": "z", "reseller": "2"}, "KO Parametri non corretti."),
-        ({"name": "x", "username": "y", "password": "z", "reseller": "0", "tpl_id": "9"}, "KO Profilo non corretto."),
+        (
+            {"name": "x", "username": "y", "password": "z", "reseller": "0", "tpl_id": "9"},
+            "KO Profilo non corretto.",
+        ),
         ({"name": "x", "username": "demo", "password": "z", "reseller": "0"}, "KO Username già esistente."),
     ],
 )
@@ -44,16 +56,22 @@ def test_client_add_ko_texts(http, sandbox, params, expected):
 
 
 def test_a_reseller_with_rights_creates_a_reseller_by_default(http, sandbox):
-    assert bo(http, sandbox, "client-add", auth=WHOLESALE, name="R", username="sub", password="p") == "OK 1003"
+    assert (
+        bo(http, sandbox, "client-add", auth=WHOLESALE, name="R", username="sub", password="p") == "OK 1003"
+    )
     assert bo(http, sandbox, "credit-get", auth={"smsusername": "sub", "smspassword": "p"}, u_id="1001") == (
-        "KO Utente non trovato.")
+        "KO Utente non trovato."
+    )
 
 
 def test_backoffice_access(http, sandbox):
     assert bo(http, sandbox, "credit-get", auth={**RESELLER, "smspassword": "bad"}, u_id="") == (
-        "KO Username o password errati.")
-    assert bo(http, sandbox, "credit-get", auth={"smsusername": "demo", "smspassword": "demo-pass"},
-              u_id="1001") == "KO Accesso non consentito."
+        "KO Username o password errati."
+    )
+    assert (
+        bo(http, sandbox, "credit-get", auth={"smsusername": "demo", "smspassword": "demo-pass"}, u_id="1001")
+        == "KO Accesso non consentito."
+    )
     assert bo(http, sandbox, "credit-get", auth=WHOLESALE, u_id="1001") == "KO Utente non trovato."
 
 
@@ -92,7 +110,8 @@ def test_recv_add_and_recv_del(http, sandbox):
     assert bo(http, sandbox, "recv-add", u_id="1001", dest="+393399999999") == "OK 001"
     assert bo(http, sandbox, "recv-add", u_id="1002", dest="+393399999999", num="2") == "OK 002,003"
     assert bo(http, sandbox, "recv-del", u_id="1001", dest="+393399999999", sharecode="002") == (
-        "KO Sharecode non associato all’utente specificato.")
+        "KO Sharecode non associato all’utente specificato."
+    )
     assert bo(http, sandbox, "recv-del", u_id="1002", dest="+393399999999", sharecode="002") == "OK"
     assert bo(http, sandbox, "recv-add", u_id="1001", dest="+393399999999") == "OK 002"
 
@@ -116,14 +135,21 @@ def test_recv_add_ko_texts(http, sandbox, params, expected):
 def test_recv_del_ko_texts(http, sandbox):
     assert bo(http, sandbox, "recv-del", dest="+39", sharecode="001") == "KO Parametro u_id non impostato."
     assert bo(http, sandbox, "recv-del", u_id="1001", sharecode="001") == "KO Parametro dest non impostato."
-    assert bo(http, sandbox, "recv-del", u_id="1001", dest="+393399999999") == "KO Parametro sharecode non impostato."
-    assert bo(http, sandbox, "recv-del", u_id="5", dest="+393399999999", sharecode="001") == "KO Utente non trovato."
+    assert (
+        bo(http, sandbox, "recv-del", u_id="1001", dest="+393399999999")
+        == "KO Parametro sharecode non impostato."
+    )
+    assert (
+        bo(http, sandbox, "recv-del", u_id="5", dest="+393399999999", sharecode="001")
+        == "KO Utente non trovato."
+    )
 
 
 def test_client_status(http, sandbox):
     assert bo(http, sandbox, "client-status", u_id="1002", active="0") == "OK Disattivato"
     assert post(http, sandbox, "/sms/credit.php", user="demo2", **{"pass": "demo2-pass"}) == (
-        "KO Accesso non consentito (utente non abilitato).")
+        "KO Accesso non consentito (utente non abilitato)."
+    )
     assert bo(http, sandbox, "client-status", u_id="1002", active="1") == "OK Attivato"
     assert post(http, sandbox, "/sms/credit.php", user="demo2", **{"pass": "demo2-pass"}) == "OK 5.0000"
     assert bo(http, sandbox, "client-status", active="1") == "KO Parametro u_id non impostato."
@@ -150,26 +176,40 @@ def test_userlog_reports(http, sandbox):
     assert len(only) == 3 and only[1].split("\t")[3] == "demo2"
     added = bo(http, sandbox, "userlog-get", type="recv_add").split("\r\n")
     assert added[0] == "id\tdate\tu_id\tusername\tdest\tsharecode"
-    assert [line.split("\t")[4:] for line in added[1:3]] == [["+393399999999", "001"], ["+393399999999", "002"]]
+    assert [line.split("\t")[4:] for line in added[1:3]] == [
+        ["+393399999999", "001"],
+        ["+393399999999", "002"],
+    ]
     deleted = bo(http, sandbox, "userlog-get", type="recv_del", **{"from": today, "to": today}).split("\r\n")
     assert deleted[1].split("\t")[5] == "001"
     assert bo(http, sandbox, "userlog-get", type="credits", **{"to": "2000-01-01"}) == (
-        "id\tdate\tu_id\tusername\tbill_id\tcredit\r\n")
-    assert bo(http, sandbox, "userlog-get", type="credits", auth=WHOLESALE) == "id\tdate\tu_id\tusername\tbill_id\tcredit\r\n"
+        "id\tdate\tu_id\tusername\tbill_id\tcredit\r\n"
+    )
+    assert (
+        bo(http, sandbox, "userlog-get", type="credits", auth=WHOLESALE)
+        == "id\tdate\tu_id\tusername\tbill_id\tcredit\r\n"
+    )
 
 
 def test_userlog_ko_texts(http, sandbox):
     assert bo(http, sandbox, "userlog-get") == "KO Parametro type non impostato."
     assert bo(http, sandbox, "userlog-get", type="sms") == "KO Parametri non corretti."
-    assert bo(http, sandbox, "userlog-get", type="credits", **{"from": "22/11/2005"}) == "KO Parametri non corretti."
+    assert (
+        bo(http, sandbox, "userlog-get", type="credits", **{"from": "22/11/2005"})
+        == "KO Parametri non corretti."
+    )
     assert bo(http, sandbox, "userlog-get", type="credits", u_id="77") == "KO Parametri non corretti."
 
 
 def test_reception_numbers_can_be_restricted(http):
-    fixture = json.loads(resources.files("airflow_provider_smsend.sandbox").joinpath("default_accounts.json")
-                         .read_text(encoding="utf-8"))
+    fixture = json.loads(
+        resources.files("airflow_provider_smsend.sandbox")
+        .joinpath("default_accounts.json")
+        .read_text(encoding="utf-8")
+    )
     fixture["reception_numbers"] = ["+393351234567"]
     with run_sandbox(config=fixture) as sandbox:
         assert bo(http, sandbox, "recv-add", u_id="1001", dest="+393399999999") == (
-            "KO Numero di ricezione non corretto.")
+            "KO Numero di ricezione non corretto."
+        )
         assert bo(http, sandbox, "recv-add", u_id="1001", dest="+393351234567") == "OK 001"

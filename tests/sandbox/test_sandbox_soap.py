@@ -71,15 +71,28 @@ DEST = "+393399999999"
 
 
 def soap(http, url: str, body: str, action: str) -> requests.Response:
-    return http.post(url, data=body.encode("iso-8859-1"), timeout=10,
-                     headers={"Content-Type": "text/xml; charset=ISO-8859-1", "SOAPAction": f'"{action}"'})
+    return http.post(
+        url,
+        data=body.encode("iso-8859-1"),
+        timeout=10,
+        headers={"Content-Type": "text/xml; charset=ISO-8859-1", "SOAPAction": f'"{action}"'},
+    )
 
 
 def mms(http, sandbox, **fields) -> requests.Response:
-    values = {"id": "C00000_001", "password": "mms-pass", "ticket": "", "subject": "Oggetto",
-              "text": "Testo dell&apos;MMS", "rcpt": "+393477005440", "image": base64.b64encode(GIF).decode()}
+    values = {
+        "id": "C00000_001",
+        "password": "mms-pass",
+        "ticket": "",
+        "subject": "Oggetto",
+        "text": "Testo dell&apos;MMS",
+        "rcpt": "+393477005440",
+        "image": base64.b64encode(GIF).decode(),
+    }
     values.update(fields)
-    return soap(http, f"{sandbox.url}/sms-gw/index.php", SPEC_MMS_REQUEST.format(**values), "urn:sendMmswsdl#sendMms")
+    return soap(
+        http, f"{sandbox.url}/sms-gw/index.php", SPEC_MMS_REQUEST.format(**values), "urn:sendMmswsdl#sendMms"
+    )
 
 
 def fault_of(answer: requests.Response) -> tuple[str, str]:
@@ -108,7 +121,11 @@ def test_spec_receive_request_verbatim_answers_like_the_spec_example(http, sandb
     [item] = response.findall("item")
     assert item.get(f"{{{XSI}}}type") == "tns:recvSms"
     assert {child.tag: child.text for child in item} == {
-        "id": "1", "sender": "+393401112222", "text": "texte du message", "date": "2005-11-22 11:07:02"}
+        "id": "1",
+        "sender": "+393401112222",
+        "text": "texte du message",
+        "date": "2005-11-22 11:07:02",
+    }
 
 
 def test_receive_returns_the_most_recent_messages_first(http, sandbox):
@@ -121,8 +138,13 @@ def test_receive_returns_the_most_recent_messages_first(http, sandbox):
 
 
 def receive_body(password: str = "demo-pass", sharecode: str = "001", messages: str = "10") -> str:
-    return (SPEC_RECEIVE_REQUEST.replace(">username<", ">demo<").replace(">password<", f">{password}<")
-            .replace("+39XXXYYYYYYY", DEST).replace(">001<", f">{sharecode}<").replace(">10<", f">{messages}<"))
+    return (
+        SPEC_RECEIVE_REQUEST.replace(">username<", ">demo<")
+        .replace(">password<", f">{password}<")
+        .replace("+39XXXYYYYYYY", DEST)
+        .replace(">001<", f">{sharecode}<")
+        .replace(">10<", f">{messages}<")
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,7 +153,9 @@ def receive_body(password: str = "demo-pass", sharecode: str = "001", messages: 
 )
 def test_receive_faults(http, sandbox, fields, code):
     assign_sharecode(http, sandbox)
-    answer = soap(http, f"{sandbox.url}/wsdl/index.php", receive_body(**fields), "urn:receiveSmswsdl#receiveSms")
+    answer = soap(
+        http, f"{sandbox.url}/wsdl/index.php", receive_body(**fields), "urn:receiveSmswsdl#receiveSms"
+    )
     assert fault_of(answer) == (code, {"KO 101": "not allowed", "KO 102": "operation not permitted"}[code])
 
 
@@ -139,7 +163,9 @@ def test_malformed_soap_is_a_client_fault(http, sandbox):
     assert fault_of(soap(http, f"{sandbox.url}/wsdl/index.php", "<not xml", "x"))[0] == "SOAP-ENV:Client"
     doctype = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>'
     assert fault_of(soap(http, f"{sandbox.url}/wsdl/index.php", doctype, "x")) == (
-        "SOAP-ENV:Client", "DTDs are not allowed")
+        "SOAP-ENV:Client",
+        "DTDs are not allowed",
+    )
 
 
 def test_send_mms_spec_request_succeeds_and_charges(http, sandbox):
@@ -161,10 +187,22 @@ def test_send_mms_to_two_recipients_costs_twice(http, sandbox):
 def test_send_mms_md5_ticket(http, sandbox):
     rcpt, subject, text = "+393477005440", "Oggetto", "Testo"
     ticket = hashlib.md5(f"C00000_002{rcpt}{subject}{text}mms-md5-pass".encode()).hexdigest()
-    ok = mms(http, sandbox, id="C00000_002", password="", ticket=ticket, subject=subject, text=text, rcpt=rcpt)
+    ok = mms(
+        http, sandbox, id="C00000_002", password="", ticket=ticket, subject=subject, text=text, rcpt=rcpt
+    )
     assert ok.status_code == 200, ok.text
-    assert fault_of(mms(http, sandbox, id="C00000_002", password="", ticket="0" * 32, subject=subject,
-                        text=text, rcpt=rcpt)) == ("KO 105", "not allowed")
+    assert fault_of(
+        mms(
+            http,
+            sandbox,
+            id="C00000_002",
+            password="",
+            ticket="0" * 32,
+            subject=subject,
+            text=text,
+            rcpt=rcpt,
+        )
+    ) == ("KO 105", "not allowed")
     assert fault_of(mms(http, sandbox, id="C00000_002", password="mms-md5-pass"))[0] == "KO 107"
 
 
@@ -184,7 +222,10 @@ def _png(size: int) -> str:
         ({"rcpt": "3477005440"}, ("KO 103", "bad recipient")),
         ({"rcpt": "+393477000003"}, ("KO 109", "carrier problem")),
         ({"image": _png(100 * 1024 + 1)}, ("KO 215", "Image file cannot be bigger than 100kB")),
-        ({"image": base64.b64encode(b"BM" + b"\x00" * 50).decode()}, ("KO 216", "Image file type not supported")),
+        (
+            {"image": base64.b64encode(b"BM" + b"\x00" * 50).decode()},
+            ("KO 216", "Image file type not supported"),
+        ),
     ],
 )
 def test_send_mms_faults(http, sandbox, fields, fault):
@@ -200,9 +241,17 @@ def test_send_mms_sound_and_video_checks(http, sandbox):
     def with_part(name: str, data: bytes) -> requests.Response:
         body = SPEC_MMS_REQUEST.replace(
             '<sounddata xsi:nil="true" xsi:type="xsd:base64Binary"/>',
-            f'<{name} xsi:type="xsd:base64Binary">{base64.b64encode(data).decode()}</{name}>')
-        values = {"id": "C00000_001", "password": "mms-pass", "ticket": "", "subject": "S", "text": "T",
-                  "rcpt": "+393477005440", "image": ""}
+            f'<{name} xsi:type="xsd:base64Binary">{base64.b64encode(data).decode()}</{name}>',
+        )
+        values = {
+            "id": "C00000_001",
+            "password": "mms-pass",
+            "ticket": "",
+            "subject": "S",
+            "text": "T",
+            "rcpt": "+393477005440",
+            "image": "",
+        }
         return soap(http, f"{sandbox.url}/sms-gw/index.php", body.format(**values), "urn:sendMmswsdl#sendMms")
 
     assert with_part("sounddata", b"MThd" + b"\x00" * 20).status_code == 200
@@ -234,23 +283,35 @@ def test_generated_wsdl_has_the_documented_signature():
 
     receive = ET.fromstring(generate_wsdl("receiveSms", "http://h/wsdl/index.php"))
     wsdl = "{http://schemas.xmlsoap.org/wsdl/}"
-    parts = {m.get("name"): [(p.get("name"), p.get("type")) for p in m] for m in receive.iter(f"{wsdl}message")}
+    parts = {
+        m.get("name"): [(p.get("name"), p.get("type")) for p in m] for m in receive.iter(f"{wsdl}message")
+    }
     assert parts["receiveSmsResponse"] == [("response", "tns:recvList")]
-    assert [name for name, _ in parts["receiveSmsRequest"]] == ["user", "pass", "rcpt", "sharecode", "messages"]
+    assert [name for name, _ in parts["receiveSmsRequest"]] == [
+        "user",
+        "pass",
+        "rcpt",
+        "sharecode",
+        "messages",
+    ]
     send = ET.fromstring(generate_wsdl("sendMms", "http://h/sms-gw/index.php"))
     parts = {m.get("name"): [(p.get("name"), p.get("type")) for p in m] for m in send.iter(f"{wsdl}message")}
     assert parts["sendMmsResponse"] == [("response", "xsd:int")]
     assert ("videodata", "xsd:base64Binary") in parts["sendMmsRequest"]
 
 
-@pytest.mark.skipif(not (WSDL_DIR / "receiveSms.wsdl").is_file() or not (WSDL_DIR / "soap-encoding.xsd").is_file(),
-                    reason="the client's bundled WSDL/schema files (client/wsdl/) are not there yet")
+@pytest.mark.skipif(
+    not (WSDL_DIR / "receiveSms.wsdl").is_file() or not (WSDL_DIR / "soap-encoding.xsd").is_file(),
+    reason="the client's bundled WSDL/schema files (client/wsdl/) are not there yet",
+)
 def test_zeep_loads_the_served_wsdl_and_calls_both_services(http, sandbox):
     import zeep
     from zeep.transports import Transport
 
-    local = {"http://schemas.xmlsoap.org/soap/encoding/": WSDL_DIR / "soap-encoding.xsd",
-             "http://schemas.xmlsoap.org/wsdl/": WSDL_DIR / "wsdl-arraytype.xsd"}
+    local = {
+        "http://schemas.xmlsoap.org/soap/encoding/": WSDL_DIR / "soap-encoding.xsd",
+        "http://schemas.xmlsoap.org/wsdl/": WSDL_DIR / "wsdl-arraytype.xsd",
+    }
 
     class LocalSchemas(Transport):
         def load(self, url: str) -> bytes:
@@ -263,8 +324,11 @@ def test_zeep_loads_the_served_wsdl_and_calls_both_services(http, sandbox):
     assert (sms.id, sms.text, sms.date.isoformat()) == (1, "Ciao è €", "2005-11-22T11:07:02")
     send = zeep.Client(f"{sandbox.url}/sms-gw/?wsdl", transport=LocalSchemas())
     skip = zeep.xsd.SkipValue
-    assert send.service.sendMms("C00000_001", "mms-pass", "", "S", "T", "+393331234567", GIF, skip, skip) == 3700
+    assert (
+        send.service.sendMms("C00000_001", "mms-pass", "", "S", "T", "+393331234567", GIF, skip, skip) == 3700
+    )
     with pytest.raises(zeep.exceptions.Fault) as caught:
-        send.service.sendMms("C00000_001", "mms-pass", "", "S", "T", "+393331234567",
-                             b"GIF89a" + b"0" * 102400, skip, skip)
+        send.service.sendMms(
+            "C00000_001", "mms-pass", "", "S", "T", "+393331234567", b"GIF89a" + b"0" * 102400, skip, skip
+        )
     assert caught.value.code == "KO 215"
