@@ -9,10 +9,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from airflow_provider_smsend.client.errors import SmSendError, SmSendTransportError
 
@@ -56,17 +57,25 @@ def is_retryable_write(exc: BaseException) -> bool:
 
 def call_with_retry(func: Callable[[], T], *, policy: RetryPolicy, idempotent: bool) -> T:
     """Call ``func`` under ``policy``; ``idempotent`` selects the read or the write rule."""
+    return _retrying(policy, idempotent)(func)
+
+
+@functools.lru_cache(maxsize=64)
+def _retrying(policy: RetryPolicy, idempotent: bool) -> Any:
+    """The tenacity ``Retrying`` of a policy and rule, built once: a bulk send makes thousands of
+    calls, and building it cost about as much CPU as the rest of a request's preparation. Reusing it
+    across threads is safe: tenacity keeps each call's state in a ``RetryCallState`` and its
+    statistics in a thread-local."""
     import tenacity
 
     predicate = is_retryable_read if idempotent else is_retryable_write
-    retrying = tenacity.Retrying(
+    return tenacity.Retrying(
         stop=tenacity.stop_after_attempt(policy.attempts),
         wait=tenacity.wait_exponential(multiplier=policy.initial_wait, max=policy.max_wait),
         retry=tenacity.retry_if_exception(predicate),
         reraise=True,
         before_sleep=_log_retry,
     )
-    return retrying(func)
 
 
 async def async_call_with_retry(
