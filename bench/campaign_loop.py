@@ -114,7 +114,7 @@ def _child_load(args: argparse.Namespace) -> dict[str, Any]:
         concurrency=CONCURRENCY,
     )
     operator.dialect  # noqa: B018 - resolve the SQL connection before the clock starts
-    operator.smsend_hook.client  # noqa: B018 - and the smSend one (no I/O)
+    operator.hook.client  # noqa: B018 - and the smSend one (no I/O)
     before_imports = current_rss_mb()
     for module in ("pandas", "pyarrow", "pyarrow.csv", "pyarrow.compute", "adbc_driver_postgresql.dbapi"):
         importlib.import_module(module)  # what the load imports lazily, before the RSS baseline

@@ -180,7 +180,7 @@ def _child_provider(args: argparse.Namespace) -> dict[str, Any]:
         conn_id="bench_sql",
     )
     operator.dialect  # noqa: B018 - resolve the SQL connection before the clock starts
-    operator.smsend_hook.client  # noqa: B018 - and the smSend one (no I/O)
+    operator.hook.client  # noqa: B018 - and the smSend one (no I/O)
     before_imports = current_rss_mb()
     for module in LOAD_IMPORTS[args.db]:
         importlib.import_module(module)
