@@ -36,7 +36,7 @@ from airflow_provider_smsend.operators.sms import SmSendSmsOperator
 from airflow_provider_smsend.transfers.credits_to_sql import SmSendCreditsToSqlOperator
 from airflow_provider_smsend.transfers.userlog_to_sql import SmSendUserlogToSqlOperator
 
-DAY = "{{ macros.ds_add(dag_run.run_after | ds, -1) }}"
+DAY = "{{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, -1) }}"
 
 with DAG(
     dag_id="smsend_reseller_billing",
@@ -179,7 +179,7 @@ with DAG(
     alert = SmSendSmsOperator(
         task_id="alert",
         recipients="{{ params.billing_team }}",
-        text="Billing {{ macros.ds_add(dag_run.run_after | ds, -1) }}: {{ ti.xcom_pull(task_ids='reconcile')['mismatches'] | length }} "
+        text="Billing {{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, -1) }}: {{ ti.xcom_pull(task_ids='reconcile')['mismatches'] | length }} "
         "client(s) do not reconcile. See smsend_reconciliation.",
         sender="BILLING",
     )
