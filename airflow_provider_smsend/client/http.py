@@ -788,24 +788,12 @@ class SmSendClient:
         ``prepared`` from :meth:`prepare` with the same ``quality`` and ``url``, ``sender`` from
         :func:`~airflow_provider_smsend.client.validation.validate_sender`.
         """
-        fields = {
-            "rcpt": recipient,
-            "data": prepared.text,
-            "sender": sender,
-            "qty": quality,
-            "operation": prepared.operation,
-            "url": url,
-            "return_id": "1" if return_id else None,
-        }
-        log.debug(
-            "smSend send to %s (%s, %d segment(s))",
-            mask_number(recipient),
-            prepared.operation,
-            prepared.segments,
+        fields = _send_fields(
+            recipient, prepared, sender=sender, quality=quality, url=url, return_id=return_id
         )
-        value = self._call("/sms/send.php", fields, auth="sms", idempotent=False)
-        cost, request_id = answers.split_cost_and_id(value)
-        return SendResult(recipient=recipient, cost=cost, request_id=request_id, message=prepared)
+        return _send_result(
+            recipient, prepared, self._call("/sms/send.php", fields, auth="sms", idempotent=False)
+        )
 
     def bulk_send_path(
         self, *, sender: str, quality: str, url: str | None = None, return_id: bool = True
@@ -852,25 +840,15 @@ class SmSendClient:
                 return self._answer(response, path)
 
         def send(recipient: str, prepared: PreparedMessage) -> SendResult:
-            fields = {
-                "rcpt": recipient,
-                "data": prepared.text,
-                "sender": sender,
-                "qty": quality,
-                "operation": prepared.operation,
-                "url": url,
-                "return_id": "1" if return_id else None,
-            }
-            body = self.form_body(fields, "sms")
-            log.debug(
-                "smSend send to %s (%s, %d segment(s))",
-                mask_number(recipient),
-                prepared.operation,
-                prepared.segments,
+            fields = _send_fields(
+                recipient, prepared, sender=sender, quality=quality, url=url, return_id=return_id
             )
-            value = call_with_retry(lambda: answer(body), policy=self.retry, idempotent=False)
-            cost, request_id = answers.split_cost_and_id(value)
-            return SendResult(recipient=recipient, cost=cost, request_id=request_id, message=prepared)
+            body = self.form_body(fields, "sms")
+            return _send_result(
+                recipient,
+                prepared,
+                call_with_retry(lambda: answer(body), policy=self.retry, idempotent=False),
+            )
 
         return send
 
@@ -998,3 +976,27 @@ class SmSendClient:
         if credit_type == "credit":
             return answers.parse_money(value, what="credit")
         return answers.parse_int(value, what="SMS count")
+
+
+def _send_fields(
+    recipient: str, prepared: PreparedMessage, *, sender: str, quality: str, url: str | None, return_id: bool
+) -> dict[str, str | None]:
+    """The send.php form of one checked message (``send_prepared`` and the bulk path alike)."""
+    log.debug(
+        "smSend send to %s (%s, %d segment(s))", mask_number(recipient), prepared.operation, prepared.segments
+    )
+    return {
+        "rcpt": recipient,
+        "data": prepared.text,
+        "sender": sender,
+        "qty": quality,
+        "operation": prepared.operation,
+        "url": url,
+        "return_id": "1" if return_id else None,
+    }
+
+
+def _send_result(recipient: str, prepared: PreparedMessage, value: str) -> SendResult:
+    """The result of send.php's answer ``value`` (its cost and request id)."""
+    cost, request_id = answers.split_cost_and_id(value)
+    return SendResult(recipient=recipient, cost=cost, request_id=request_id, message=prepared)
