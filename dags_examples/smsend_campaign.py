@@ -54,13 +54,16 @@ with DAG(
         "sender": Param("ACME", type="string", maxLength=11),
     },
 ) as dag:
+    # [START howto_operator_smsend_mnc]
     check_numbers = SmSendMncOperator(
         task_id="check_numbers",
         csv_path="{{ params.customers_csv }}",
         csv_column="number",
         on_invalid="skip",
     )
+    # [END howto_operator_smsend_mnc]
 
+    # [START howto_sensor_smsend_batch_status_mnc]
     wait_number_check = SmSendBatchStatusSensor(
         task_id="wait_number_check",
         request_ids=check_numbers.output["request_ids"],
@@ -72,6 +75,7 @@ with DAG(
         timeout=3600,
         deferrable=True,
     )
+    # [END howto_sensor_smsend_batch_status_mnc]
 
     @task
     def select_recipients(customers_csv: str, number_check: dict[str, Any], run_id: str | None = None) -> int:
@@ -111,6 +115,7 @@ with DAG(
         "{{ params.customers_csv }}", wait_number_check.output
     )  # run_id: from the context
 
+    # [START howto_operator_smsend_sms]
     send_campaign = SmSendSmsOperator(
         task_id="send_campaign",
         recipients_sql="SELECT number, name, city FROM campaign_recipients WHERE run_id = '{{ run_id }}'",
@@ -121,7 +126,9 @@ with DAG(
         rate_limit=50,
         fail_on=0.2,
     )
+    # [END howto_operator_smsend_sms]
 
+    # [START howto_sensor_smsend_batch_status]
     wait_delivery = SmSendBatchStatusSensor(
         task_id="wait_delivery",
         request_ids=send_campaign.output["request_ids"],
@@ -132,7 +139,9 @@ with DAG(
         timeout=6 * 3600,
         deferrable=True,
     )
+    # [END howto_sensor_smsend_batch_status]
 
+    # [START howto_transfer_smsend_batch_status_to_sql]
     load_delivery_report = SmSendBatchStatusToSqlOperator(
         task_id="load_delivery_report",
         request_ids=send_campaign.output["request_ids"],
@@ -140,6 +149,7 @@ with DAG(
         conn_id="warehouse",
         table="sms_delivery",
     )
+    # [END howto_transfer_smsend_batch_status_to_sql]
 
     @task
     def summary(sent: dict[str, Any], delivery: dict[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:

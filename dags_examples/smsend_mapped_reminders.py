@@ -40,6 +40,7 @@ with DAG(
             {"number": "+393331112342", "name": "Bruno"},
         ]
 
+    # [START howto_operator_smsend_sms_mapped]
     SmSendSmsOperator.partial(
         task_id="remind",
         text="Ciao {{ recipient.name }}, ti aspettiamo domani. Rispondi STOP per non ricevere promemoria.",
@@ -55,3 +56,4 @@ with DAG(
         ]
 
     SmSendSmsOperator.partial(task_id="remind_by_city", sender="ACME").expand_kwargs(city_messages())
+    # [END howto_operator_smsend_sms_mapped]

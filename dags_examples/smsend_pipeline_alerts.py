@@ -29,6 +29,7 @@ with DAG(
     catchup=False,
     tags=["smsend", "example"],
     params={"fail": Param(False, type="boolean"), "oncall": Param(ONCALL, type="string")},
+    # [START howto_notifier_smsend]
     default_args={
         "retries": 0,
         "on_failure_callback": SmSendNotifier(recipients="{{ params.oncall }}", sender="ALERTS"),
@@ -38,6 +39,7 @@ with DAG(
         sender="ALERTS",
         text="DAG {{ dag.dag_id }} failed (run {{ run_id }}).",
     ),
+    # [END howto_notifier_smsend]
 ) as dag:
 
     @task

@@ -44,6 +44,7 @@ with DAG(
         sender="{{ params.reception_number }}",
     )
 
+    # [START howto_sensor_smsend_inbound]
     wait_reply = SmSendInboundSmsSensor(
         task_id="wait_reply",
         rcpt="{{ params.reception_number }}",
@@ -56,6 +57,7 @@ with DAG(
         timeout=24 * 3600,
         deferrable=True,
     )
+    # [END howto_sensor_smsend_inbound]
 
     @task.branch
     def decide(reply: dict) -> str:

@@ -52,6 +52,7 @@ with DAG(
         "billing_team": Param("+393331112244", type="string"),
     },
 ) as dag:
+    # [START howto_transfer_smsend_userlog_to_sql]
     load_credit_log = SmSendUserlogToSqlOperator(
         task_id="load_credit_log",
         log_type="credits",
@@ -60,7 +61,9 @@ with DAG(
         conn_id="warehouse",
         table="smsend_userlog",
     )
+    # [END howto_transfer_smsend_userlog_to_sql]
 
+    # [START howto_transfer_smsend_credits_to_sql]
     snapshot_balances = SmSendCreditsToSqlOperator(
         task_id="snapshot_balances",
         u_ids="{{ params.clients }}",
@@ -68,6 +71,7 @@ with DAG(
         conn_id="warehouse",
         table="smsend_credit_snapshot",
     )
+    # [END howto_transfer_smsend_credits_to_sql]
 
     @task
     def reconcile(day: str, clients: list[int], ledger_clients: list[int]) -> dict[str, Any]:

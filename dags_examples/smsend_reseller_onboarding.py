@@ -39,6 +39,7 @@ with DAG(
         "reception_number": Param("+393400000001", type="string"),
     },
 ) as dag:
+    # [START howto_operator_smsend_backoffice]
     create_client = SmSendCreateClientOperator(
         task_id="create_client",
         name="{{ params.client_name }}",
@@ -74,6 +75,7 @@ with DAG(
         dest="{{ params.reception_number }}",
         num=1,
     )
+    # [END howto_operator_smsend_backoffice]
 
     create_client >> initial_credit
     topup >> check_topup >> open_reception
