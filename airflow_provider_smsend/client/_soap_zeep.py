@@ -6,8 +6,11 @@
   rejects answers that are not SOAP envelopes (HTML error pages, empty bodies) with the status.
 - :class:`EncodedTypesPlugin`: adds the ``xsi:type`` of every rpc/encoded part, as the
   documentation's envelopes show; NuSOAP decodes base64Binary attachments only when typed.
-- :class:`SecretRedactingFilter`: zeep logs whole envelopes at DEBUG on ``zeep.transports``; the
-  filter blanks ``<pass>``, ``<password>`` and ``<ticket>`` contents.
+- :func:`mask_envelope`: what a logged envelope may show: ``<pass>``, ``<password>`` and ``<ticket>``
+  blanked; numbers (``rcpt``, ``sender``, any ``+`` number elsewhere) masked as the INFO logs mask them;
+  texts (``text``, ``subject``) and attachments replaced by their length. The transport logs envelopes
+  at DEBUG only through it, and :class:`EnvelopeMaskingFilter` applies it to whatever zeep itself logs
+  (README, "Reliability": personal data).
 - :func:`translate_errors`: no zeep, lxml or requests exception reaches the caller.
 """
 
@@ -43,6 +46,7 @@ from airflow_provider_smsend.client.errors import (
     error_from_ko,
 )
 from airflow_provider_smsend.client.http import never_connected, timed_out
+from airflow_provider_smsend.client.numbers import mask_number
 
 log = logging.getLogger(__name__)
 
@@ -61,38 +65,70 @@ LOCAL_SCHEMAS = {
 #: Loggers that may carry envelopes (zeep's, and ours).
 REDACTED_LOGGERS = ("zeep.transports", "zeep.wsdl.bindings.soap", "zeep.client", __name__)
 
-_SECRET_ELEMENT = re.compile(
-    r"(?P<open><(?P<tag>(?:[\w.-]+:)?(?:pass|password|ticket))(?:\s[^>]*)?>)(?P<value>.*?)(?P<close></(?P=tag)\s*>)",
+_SECRET_TAGS = ("pass", "password", "ticket")
+_NUMBER_TAGS = ("rcpt", "sender")
+_TEXT_TAGS = ("text", "subject", "imagedata", "sounddata", "videodata")
+_ELEMENT = re.compile(
+    r"(?P<open><(?P<tag>(?:[\w.-]+:)?(?P<name>"
+    + "|".join(_SECRET_TAGS + _NUMBER_TAGS + _TEXT_TAGS)
+    + r"))(?:\s[^>]*)?>)(?P<value>.*?)(?P<close></(?P=tag)\s*>)",
     re.DOTALL,
 )
+#: A number in international format anywhere else in an envelope (a fault text quoting a recipient).
+_INTERNATIONAL_NUMBER = re.compile(r"\+\d{6,15}")
 
 
-def redact_secrets(text: str) -> str:
-    """Blank the contents of ``<pass>``, ``<password>`` and ``<ticket>`` elements in ``text``."""
-    return _SECRET_ELEMENT.sub(lambda m: f"{m['open']}***{m['close']}" if m["value"] else m[0], text)
+_LEFT_OUT = re.compile(r"\[\d+ characters not logged\]")
 
 
-class SecretRedactingFilter(logging.Filter):
-    """Logging filter that redacts SOAP secrets from a record's final message."""
+def _masked_value(name: str, value: str) -> str:
+    if name in _SECRET_TAGS:
+        return "***"
+    if name in _NUMBER_TAGS:  # mask_number leaves a masked number as it is
+        return ",".join(mask_number(part.strip()) for part in value.split(","))
+    if _LEFT_OUT.fullmatch(value):  # already masked (the transport's own log line, then the filter)
+        return value
+    return f"[{len(value)} characters not logged]"
+
+
+def mask_envelope(text: str) -> str:
+    """An envelope as it may be logged: secrets blanked, numbers masked, texts and attachments left out.
+
+    ``<pass>``, ``<password>`` and ``<ticket>`` become ``***``; ``<rcpt>`` and ``<sender>`` keep the
+    masked form of each comma-separated number (``+39333****567``, as the INFO logs show it);
+    ``<text>``, ``<subject>`` and the attachments become their length; any other ``+`` number (a fault
+    text quoting a recipient) is masked too. Empty elements stay as they are.
+    """
+
+    def element(match: re.Match[str]) -> str:
+        if not match["value"]:
+            return match[0]
+        return f"{match['open']}{_masked_value(match['name'], match['value'])}{match['close']}"
+
+    masked = _ELEMENT.sub(element, text)
+    return _INTERNATIONAL_NUMBER.sub(lambda m: mask_number(m[0]), masked)
+
+
+class EnvelopeMaskingFilter(logging.Filter):
+    """Logging filter that applies :func:`mask_envelope` to a record's final message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a malformed record: leave it to the handler's own error path
             return True
-        if "<" in message:
-            redacted = redact_secrets(message)
-            if redacted != message:
-                record.msg, record.args = redacted, None
+        masked = mask_envelope(message)
+        if masked != message:
+            record.msg, record.args = masked, None
         return True
 
 
 def install_log_redaction() -> None:
-    """Attach one :class:`SecretRedactingFilter` to each logger that may log envelopes."""
+    """Attach one :class:`EnvelopeMaskingFilter` to each logger that may log envelopes."""
     for name in REDACTED_LOGGERS:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, SecretRedactingFilter) for f in logger.filters):
-            logger.addFilter(SecretRedactingFilter())
+        if not any(isinstance(f, EnvelopeMaskingFilter) for f in logger.filters):
+            logger.addFilter(EnvelopeMaskingFilter())
 
 
 def _secure_parser(charset: str | None = None) -> etree.XMLParser:
@@ -188,7 +224,7 @@ class LocalSchemaTransport(Transport):
         operation timeout, answers up to :data:`MAX_SOAP_ANSWER_BYTES`)."""
         if self.logger.isEnabledFor(logging.DEBUG):
             text = message.decode(WIRE_CHARSET) if isinstance(message, bytes) else message
-            self.logger.debug("HTTP Post to %s:\n%s", address, redact_secrets(text))
+            self.logger.debug("HTTP Post to %s:\n%s", address, mask_envelope(text))
         limit = current() or Deadline(
             attempt_budget(timeout_pair(self.operation_timeout)),
             max_bytes=MAX_SOAP_ANSWER_BYTES,
@@ -206,7 +242,7 @@ class LocalSchemaTransport(Transport):
                 "HTTP Response from %s (status: %d):\n%s",
                 address,
                 response.status_code,
-                response.content.decode(response.encoding or WIRE_CHARSET, errors="replace"),
+                mask_envelope(response.content.decode(response.encoding or WIRE_CHARSET, errors="replace")),
             )
         check_soap_answer(response, address)
         return response

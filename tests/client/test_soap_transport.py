@@ -1,5 +1,5 @@
 """SOAP transport edges (client/soap.py over client/_soap_zeep.py): WSDL loading without network, timeouts,
-non-SOAP answers, secrets in logs."""
+non-SOAP answers, secrets and personal data in the DEBUG envelope logs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from airflow_provider_smsend.client._soap_zeep import (
     LocalSchemaTransport,
     install_log_redaction,
     make_transport,
+    mask_envelope,
 )
 from airflow_provider_smsend.client.errors import SmSendError, SmSendTimeoutError, SmSendTransportError
 from airflow_provider_smsend.client.retry import RetryPolicy
@@ -211,3 +212,52 @@ def test_filter_redacts_what_zeep_itself_logs(caplog):
     )
     assert "hunter2" not in caplog.text and "abc123" not in caplog.text
     assert "<user>acme</user>" in caplog.text
+
+
+def test_mask_envelope_masks_numbers_texts_and_attachments_and_blanks_secrets():
+    envelope = (
+        '<ns0:sendMms><id xsi:type="xsd:string">C00000_001</id><password>hunter2</password>'
+        "<ticket>0cc175b9c0f1b6a831c399e269772661</ticket><subject>Saldi per Zoë</subject>"
+        "<text>Ciao Maria, a presto</text><rcpt>+393331234567,+393477005440</rcpt>"
+        '<imagedata xsi:type="xsd:base64Binary">R0lGODlhAQABAAAAACw=</imagedata>'
+        '<sounddata xsi:nil="true"/></ns0:sendMms>'
+        "<item><sender>393209999999</sender><text><![CDATA[Sì, grazie]]></text></item>"
+        "<faultstring>KO 103 recipient +393401112223 not valid</faultstring>"
+    )
+    masked = mask_envelope(envelope)
+    for personal in (
+        "3331234567",
+        "3477005440",
+        "3209999999",
+        "3401112223",
+        "Maria",
+        "Zoë",
+        "grazie",
+        "R0lG",
+    ):
+        assert personal not in masked
+    for secret in ("hunter2", "0cc175b9c0f1b6a831c399e269772661"):
+        assert secret not in masked
+    assert "<rcpt>+39333****567,+39347****440</rcpt>" in masked
+    assert "<sender>3932*****999</sender>" in masked
+    assert "<subject>[13 characters not logged]</subject>" in masked
+    assert "<password>***</password>" in masked and "<ticket>***</ticket>" in masked
+    assert "recipient +39340****223 not valid" in masked
+    assert '<id xsi:type="xsd:string">C00000_001</id>' in masked and '<sounddata xsi:nil="true"/>' in masked
+    assert mask_envelope(masked) == masked  # the transport's line, then the logger's filter
+
+
+def test_documented_envelopes_logged_at_debug_keep_no_number_or_text(mocker, caplog):
+    caplog.set_level(logging.DEBUG)
+    mocker.post(RECEIVE, content=fixture("receive_response_many.xml"), headers=XML)
+    mocker.post(MMS, content=fixture("mms_response.xml"), headers=XML)
+    client = make_client(mms_auth="md5")
+
+    listed = client.receive_sms("+393331234567", "001", messages=50)
+    client.send_mms("Offerta Maria", "Ciao Maria, guarda", "+393477005440", image=b"GIF89a" + b"\0" * 64)
+
+    assert "receiveSmsResponse" in caplog.text and "<ns0:sendMms" in caplog.text  # the envelopes were logged
+    personal = {"3331234567", "3477005440", "Maria", "R0lGODlh"}
+    personal |= {sms.sender[-7:] for sms in listed} | {sms.text for sms in listed if len(sms.text) > 3}
+    leaked = sorted(value for value in personal if value in caplog.text)
+    assert leaked == []
