@@ -35,8 +35,8 @@ KEY_LENGTH, OWNER_LENGTH = 64, 64
 class InboundCursor:
     """Read, start and move inbound cursors in a cursor table (created if missing, never dropped).
 
-    Every write is committed before the method returns. A failed call raises the driver's error
-    and closes the connection (the next call opens a new one): the trigger polls again.
+    Every call runs on a new connection and every write is committed before the method returns. A
+    failed call raises the driver's error: the trigger polls again.
 
     :param connect: returns a new DB-API connection (e.g. ``DbApiHook.get_conn``).
     :param dialect: the database's :class:`~airflow_provider_smsend.sql.dialect.Dialect` (its
@@ -60,30 +60,27 @@ class InboundCursor:
         self, connect: Callable[[], Any], *, dialect: Dialect, table: str = DEFAULT_CURSOR_TABLE
     ) -> None:
         self._connect = connect
-        self._conn: Any = None
+        self._ready = False
         self.dialect = dialect
         self.table = dialect.quote(table)  # refuses anything but a plain (schema.)name
 
-    def close(self) -> None:
-        """Close the connection (a later call opens a new one)."""
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            _quietly(conn.close)
-
     def _call(self, work: Callable[[Any], T]) -> T:
-        if self._conn is None:
-            conn = self._connect()
-            try:
-                self._create(conn)
-            except BaseException:
-                _quietly(conn.close)
-                raise
-            self._conn = conn
+        """Run ``work(cursor)`` on a new connection (the table made first, once), committed, then close it.
+
+        A connection per call: a DB-API connection may be bound to the thread that opened it (SQLite's
+        is), and the trigger's calls run on whichever thread is free.
+        """
+        conn = self._connect()
         try:
-            return _run(self._conn, work)
+            if not self._ready:
+                self._create(conn)
+                self._ready = True
+            return _run(conn, work)
         except BaseException:
-            self.close()
+            self._ready = False  # the table may be what failed: make sure of it again next time
             raise
+        finally:
+            _quietly(conn.close)
 
     def _create(self, conn: Any) -> None:
         suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4" if self.dialect.name == "mysql" else ""

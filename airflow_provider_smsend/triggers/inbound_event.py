@@ -1,0 +1,345 @@
+"""SmSendInboundSmsEventTrigger: inbound SMS as asset events (``AssetWatcher``), each message once."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Hashable
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+
+from airflow_provider_smsend.client.errors import SmSendError
+from airflow_provider_smsend.client.inbound_rules import compile_text_pattern, find_match
+from airflow_provider_smsend.client.numbers import DEFAULT_REGION, mask_number
+from airflow_provider_smsend.client.soap import MAX_RECEIVE_MESSAGES
+from airflow_provider_smsend.sql.cursor import DEFAULT_CURSOR_TABLE
+from airflow_provider_smsend.sql.ledger import _safe
+from airflow_provider_smsend.triggers.inbound import masked_message
+
+if TYPE_CHECKING:
+    from airflow_provider_smsend.client.soap import ReceivedSms
+    from airflow_provider_smsend.sql.cursor import InboundCursor
+
+log = logging.getLogger(__name__)
+
+#: What the shared poll yields: one receiveSms listing, oldest message first.
+Listing = tuple["ReceivedSms", ...]
+
+
+class SmSendInboundSmsEventTrigger(BaseEventTrigger):
+    """Fire one event per SMS received on a reception number and share code: for ``AssetWatcher``.
+
+    It lists the latest ``messages`` SMS with receiveSms every ``poll_interval`` seconds and fires
+    an event for each message newer than its cursor that matches ``sender`` / ``text_pattern``
+    (:func:`~airflow_provider_smsend.client.inbound_rules.find_match`, as the inbound sensor). How
+    each message fires once (docs/gateway.md, "Inbound SMS as events"):
+
+    * The cursor is the highest message id fired or passed, in a SQL table
+      (:class:`~airflow_provider_smsend.sql.cursor.InboundCursor` on ``cursor_conn_id``), one row
+      per ``cursor_key``. Before firing message *n* the trigger moves the row from the id it read to
+      *n* with a conditional update: a restarted triggerer starts after the last message fired, and
+      of two triggerers running the trigger at once (a failover while the old one still runs) only
+      the one whose update landed fires. A trigger stopped between its update and its event gives
+      the claim back (:meth:`~airflow_provider_smsend.sql.cursor.InboundCursor.release`), so the
+      next run fires it. Airflow's asset state store (3.3) survives restarts too, but it is keyed
+      by asset (a trigger may watch for several) and has no conditional write: two triggerers
+      could both read the same id and both fire.
+    * A new cursor starts at the highest id listed at its first poll (SMS already there do not
+      fire) unless ``fire_existing=True``. ``cursor_key`` defaults to a hash of all the trigger's
+      settings: the same trigger (Airflow runs one per distinct settings, however many assets
+      watch it) keeps its cursor; changed settings start a new one. Name it to keep a cursor across
+      changes.
+    * Message ids grow with reception (the gateway's unique id; docs/gateway.md). Only the latest
+      ``messages`` are listed: more SMS than that between two polls are missed (a warning says so).
+
+    One poll loop serves every trigger of a triggerer with the same connection, number and share
+    code (Airflow 3.3's shared streams, :meth:`shared_stream_key`); each trigger filters the
+    listings and keeps its own cursor. The poll uses the interval and ``messages`` of the trigger
+    that opened it. On an Airflow without shared streams the triggerer calls :meth:`run`: the same
+    code, one poll loop per trigger.
+
+    The event (logged by the triggerer, stored as the asset event's ``extra``) holds the message's
+    ``id``, ``received_at`` (ISO 8601, Europe/Rome), ``sender`` and ``rcpt`` masked, ``sharecode``
+    and ``cursor_key``: never the text nor a full number. A task reads the text by id
+    (:class:`~airflow_provider_smsend.transfers.inbound_to_sql.SmSendInboundToSqlOperator`).
+    A non-retryable gateway error (a wrong password) ends the poll with an error; retryable ones
+    and database errors are logged and polled again.
+
+    :param rcpt: the reception number.
+    :param sharecode: its share code, as text: ``"001"``.
+    :param cursor_conn_id: a SQL connection (any common-sql database) holding the cursor table.
+    :param cursor_table: the cursor table (default ``smsend_inbound_cursor``; created if missing).
+    :param cursor_key: the cursor's name (at most 64 characters); default: a hash of the settings.
+    :param sender: only SMS from this number, optional.
+    :param text_pattern: only SMS whose text matches this regex (``re.search``), optional.
+    :param ignore_case: match ``text_pattern`` case-insensitively (default True).
+    :param fire_existing: a new cursor fires the SMS already listed (default False: only newer ones).
+    :param messages: how many of the latest SMS each poll lists (1..1000, default 50).
+    :param region: region of national numbers, for ``sender``.
+    :param smsend_conn_id: the smSend connection id.
+    :param poll_interval: seconds between polls (default 30).
+
+    Example::
+
+        from airflow.sdk import DAG, Asset, AssetWatcher
+
+        from airflow_provider_smsend.triggers.inbound_event import SmSendInboundSmsEventTrigger
+
+        replies = Asset(
+            "smsend://inbound/+393400000001/001",
+            watchers=[
+                AssetWatcher(
+                    name="replies",
+                    trigger=SmSendInboundSmsEventTrigger(
+                        rcpt="+393400000001", sharecode="001", cursor_conn_id="warehouse"
+                    ),
+                )
+            ],
+        )
+        with DAG("on_reply", schedule=[replies]):
+            ...
+    """
+
+    def __init__(
+        self,
+        *,
+        rcpt: str,
+        sharecode: str,
+        cursor_conn_id: str,
+        cursor_table: str = DEFAULT_CURSOR_TABLE,
+        cursor_key: str | None = None,
+        sender: str | None = None,
+        text_pattern: str | None = None,
+        ignore_case: bool = True,
+        fire_existing: bool = False,
+        messages: int = 50,
+        region: str = DEFAULT_REGION,
+        smsend_conn_id: str = "smsend_default",
+        poll_interval: float = 30.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(sharecode, str) or not sharecode.strip():
+            raise ValueError(
+                f"sharecode must be text with its leading zeros (like '001'), got {sharecode!r}."
+            )
+        if (
+            isinstance(messages, bool)
+            or not isinstance(messages, int)
+            or not 1 <= messages <= MAX_RECEIVE_MESSAGES
+        ):
+            raise ValueError(
+                f"messages must be an integer from 1 to {MAX_RECEIVE_MESSAGES}, got {messages!r}."
+            )
+        if float(poll_interval) <= 0:
+            raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}.")
+        if cursor_key is not None and not 1 <= len(cursor_key) <= 64:
+            raise ValueError(f"cursor_key is 1 to 64 characters, got {cursor_key!r}.")
+        self.rcpt = rcpt
+        self.sharecode = sharecode
+        self.cursor_conn_id = cursor_conn_id
+        self.cursor_table = cursor_table
+        self.cursor_key = cursor_key
+        self.sender = sender
+        self.text_pattern = text_pattern
+        self.ignore_case = bool(ignore_case)
+        self.fire_existing = bool(fire_existing)
+        self.messages = messages
+        self.region = region
+        self.smsend_conn_id = smsend_conn_id
+        self.poll_interval = float(poll_interval)
+        self._pattern = compile_text_pattern(text_pattern, ignore_case=self.ignore_case)
+        #: Who moves the cursor: this run of the trigger in this process.
+        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._cursor: InboundCursor | None = None
+        self._last: int | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and kwargs; ``cls(**kwargs)`` serializes identically. No credentials inside."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "rcpt": self.rcpt,
+                "sharecode": self.sharecode,
+                "cursor_conn_id": self.cursor_conn_id,
+                "cursor_table": self.cursor_table,
+                "cursor_key": self.cursor_key,
+                "sender": self.sender,
+                "text_pattern": self.text_pattern,
+                "ignore_case": self.ignore_case,
+                "fire_existing": self.fire_existing,
+                "messages": self.messages,
+                "region": self.region,
+                "smsend_conn_id": self.smsend_conn_id,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    @property
+    def key(self) -> str:
+        """The cursor's key: ``cursor_key``, or 40 hex digits of SHA-256 of the other settings."""
+        if self.cursor_key:
+            return self.cursor_key
+        _, kwargs = self.serialize()
+        settings = json.dumps({k: v for k, v in kwargs.items() if k != "cursor_key"}, sort_keys=True)
+        return hashlib.sha256(settings.encode("utf-8")).hexdigest()[:40]
+
+    # ----------------------------------------------------------------- the shared poll
+
+    def shared_stream_key(self) -> Hashable | None:
+        """One receiveSms poll per connection, reception number and share code in a triggerer."""
+        return ("smsend-inbound", self.smsend_conn_id, self.rcpt, self.sharecode)
+
+    @classmethod
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        """List the latest SMS now and every ``poll_interval`` seconds; yield each listing, oldest first.
+
+        A retryable gateway error is logged and polled again; any other ends the stream (raised).
+        """
+        from airflow_provider_smsend.hooks.smsend_async import SmSendAsyncHook, run_soap_call
+
+        rcpt, sharecode = kwargs["rcpt"], kwargs["sharecode"]
+        soap = await SmSendAsyncHook(
+            smsend_conn_id=kwargs.get("smsend_conn_id", "smsend_default")
+        ).get_soap_client()
+        try:
+            while True:
+                try:
+                    listed = await run_soap_call(
+                        soap.receive_sms, rcpt, sharecode, int(kwargs.get("messages", 50))
+                    )
+                except SmSendError as exc:
+                    if not exc.retryable:
+                        raise
+                    log.warning(
+                        "receiveSms on %s (share code %s) failed, polling again: %s",
+                        mask_number(rcpt),
+                        sharecode,
+                        exc,
+                    )
+                else:
+                    yield tuple(sorted(listed, key=lambda sms: sms.id))
+                await asyncio.sleep(float(kwargs.get("poll_interval", 30.0)))
+        finally:
+            await run_soap_call(soap.close)
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        """Fire the listings' messages newer than this trigger's cursor that match, each once."""
+        async for listing in shared_stream:
+            for sms in await self._new(listing):
+                if self._matches(sms) and await self._claim(sms.id):
+                    log.info(
+                        "SMS %s from %s on %s: firing (cursor %s).",
+                        sms.id, mask_number(sms.sender), mask_number(self.rcpt), self.key,
+                    )  # fmt: skip
+                    yield TriggerEvent(self.payload(sms))
+                elif self._last is None or self._last >= sms.id:
+                    break  # another run moved the cursor, or the database failed: read it again
+            else:
+                if listing and self._last is not None and listing[-1].id > self._last:
+                    await self._claim(listing[-1].id)  # the rest did not match: pass them
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Without shared streams (Airflow before 3.3): this trigger's own poll, the same filter."""
+        _, kwargs = self.serialize()
+        async for event in self.filter_shared_stream(type(self).open_shared_stream(kwargs)):
+            yield event
+
+    def payload(self, sms: ReceivedSms) -> dict[str, Any]:
+        """The event of ``sms``: id, time, masked numbers, share code, cursor key (no text)."""
+        found = {"id": sms.id, "received_at": sms.received_at.isoformat(), "sender": sms.sender}
+        return {**masked_message(found, rcpt=self.rcpt, sharecode=self.sharecode), "cursor_key": self.key}
+
+    # ----------------------------------------------------------------- the cursor
+
+    def open_cursor(self) -> InboundCursor:
+        """The cursor table on ``cursor_conn_id`` (blocking: run it in a thread)."""
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+        from airflow.sdk import BaseHook
+
+        from airflow_provider_smsend.sql.cursor import InboundCursor
+        from airflow_provider_smsend.sql.dialect import dialect_for
+
+        conn = BaseHook.get_connection(self.cursor_conn_id)
+        hook: Any = conn.get_hook()
+        if not isinstance(hook, DbApiHook):
+            raise ValueError(
+                f"Connection {self.cursor_conn_id!r} ({conn.conn_type}) is not a SQL database: the inbound "
+                "cursor needs one (SQLite, PostgreSQL, MySQL/MariaDB or another common-sql connection)."
+            )
+        dialect = dialect_for(conn.conn_type, placeholder=getattr(hook, "placeholder", None))
+        return InboundCursor(hook.get_conn, dialect=dialect, table=self.cursor_table)
+
+    async def _db(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a cursor call in a thread; None (logged) if the database failed: the next listing retries."""
+        try:
+            if self._cursor is None:
+                self._cursor = await asyncio.to_thread(self.open_cursor)
+            return await asyncio.to_thread(getattr(self._cursor, func), *args, **kwargs)
+        except Exception as exc:
+            log.warning(
+                "The inbound cursor %s could not %s (%s); trying again at the next poll.",
+                self.key,
+                what,
+                _safe(exc),
+            )
+            self._last = None
+            return None
+
+    async def _new(self, listing: Listing) -> list[ReceivedSms]:
+        """The messages of ``listing`` newer than the cursor (started at this first listing if new)."""
+        if self._last is None:
+            start = 0 if self.fire_existing or not listing else listing[-1].id
+            self._last = await self._db("be read", "start", self.key, start, owner=self.owner)
+            if self._last is None:
+                return []
+        last = self._last
+        new = [sms for sms in listing if sms.id > last]
+        if new and len(new) == len(listing) == self.messages and last > 0:
+            log.warning(
+                "All %d SMS listed on %s are new: more may have arrived since the last poll than one listing "
+                "holds. Raise messages= or lower poll_interval.",
+                len(new), mask_number(self.rcpt),
+            )  # fmt: skip
+        return new
+
+    def _matches(self, sms: ReceivedSms) -> bool:
+        if self.sender is None and self._pattern is None:
+            return True
+        found = find_match(
+            [sms],
+            received_after=sms.received_at,
+            sender=self.sender,
+            text_pattern=self._pattern,
+            region=self.region,
+        )
+        return found is not None
+
+    async def _claim(self, sms_id: int) -> bool:
+        """Move the cursor to ``sms_id``; True if this run did (it may fire). A stop in the middle gives it back."""
+        previous = self._last
+        if previous is None:
+            return False
+        claim = asyncio.ensure_future(
+            self._db("move", "advance", self.key, previous, sms_id, owner=self.owner)
+        )
+        try:
+            moved = await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            # The triggerer is stopping this trigger: a claim that landed is handed back, so the
+            # message fires at the next run instead of never.
+            if await claim:
+                await self._db("give a claim back", "release", self.key, sms_id, previous, owner=self.owner)
+            raise
+        if moved:
+            self._last = sms_id
+            return True
+        if moved is not None:
+            log.info("The inbound cursor %s moved elsewhere (another triggerer): reading it again.", self.key)
+        self._last = None
+        return False
