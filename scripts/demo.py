@@ -178,6 +178,16 @@ class Demo:
         )
         self.results[log_name] = mark
 
+    def seed_audience(self, size: int = 40) -> None:
+        """The sharded campaign's audience in the warehouse: ``size`` customers with an integer id."""
+        with sqlite3.connect(self.warehouse) as db:
+            db.execute("DROP TABLE IF EXISTS campaign_audience")
+            db.execute("CREATE TABLE campaign_audience (id INTEGER PRIMARY KEY, number TEXT, name TEXT)")
+            db.executemany(
+                "INSERT INTO campaign_audience VALUES (?, ?, ?)",
+                [(i, f"+39347555{1000 + i:04d}", f"Cliente {i}") for i in range(1, size + 1)],
+            )
+
     def inject_reply_when_asked(self, sharecode: str) -> threading.Thread:
         def worker() -> None:
             deadline = time.monotonic() + 300
@@ -234,6 +244,8 @@ class Demo:
             )
             self.dag_test("smsend_campaign")
             self.manual_run("smsend_mapped_reminders", log_name="mapped-manual-run")
+            self.seed_audience()
+            self.dag_test("smsend_campaign_sharded")
             sharecode = self.sharecode()
             replier = self.inject_reply_when_asked(sharecode)
             reply_log = self.dag_test(

@@ -12,6 +12,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "dags_examples"
 EXPECTED = {
     "smsend_campaign",
+    "smsend_campaign_sharded",
     "smsend_mapped_reminders",
     "smsend_pipeline_alerts",
     "smsend_reply_workflow",
