@@ -27,29 +27,183 @@ PLACEHOLDERS = {
 }
 
 
+#: Bounds of the numeric extras, enforced by the form and by SmSendHook alike: (minimum, maximum).
+LIMITS: dict[str, tuple[float, float | None]] = {
+    "timeout": (0.1, 3600),
+    "connect_timeout": (0.1, 600),
+    "retries": (0, 10),
+    "max_report_bytes": (1, None),
+}
+
+#: The form's sections, in the order the UI shows them.
+SECTION_TRANSPORT = "Transport"
+SECTION_BACKOFFICE = "Back-office (reseller API)"
+SECTION_SOAP = "Web services (receiveSms, sendMms)"
+SECTION_SENDING = "Sending defaults"
+
+
+def _field(
+    label: str,
+    description: str,
+    section: str,
+    schema: dict[str, Any],
+    *,
+    choices: dict[str, str] | None = None,
+    unset: str | None = None,
+) -> dict:
+    """One conn-field: never a stored default (the hook holds the defaults), always nullable.
+
+    ``choices`` makes a drop-down of labelled values; ``unset`` labels the empty choice (the hook's
+    default). Airflow 3.3's form reads ``section`` and ``values_display`` from the field's schema.
+    """
+    schema = {**schema, "section": section}
+    if choices is not None:
+        schema["enum"] = [*choices, None]
+        schema["values_display"] = {**choices, "null": unset or "Not set"}
+    return {"label": label, "description": f"Optional. {description}", "schema": schema}
+
+
 def _string(
     label: str,
     description: str,
+    section: str,
     *,
-    default: str | None = None,
-    enum: list[str] | None = None,
     secret: bool = False,
+    choices: dict[str, str] | None = None,
+    unset: str | None = None,
 ) -> dict:
     schema: dict[str, Any] = {"type": ["string", "null"]}
     if secret:  # Airflow marks a conn-field sensitive (masked in UI/API) only with format: password
         schema["format"] = "password"
-    if default is not None:
-        schema["default"] = default
-    if enum is not None:
-        schema["enum"] = enum
-    return {"label": label, "description": description, "schema": schema}
+    return _field(label, description, section, schema, choices=choices, unset=unset)
 
 
-def _number(label: str, description: str, default: float) -> dict:
+def _bounded(label: str, description: str, section: str, key: str, *, integer: bool) -> dict:
+    minimum, maximum = LIMITS[key]
+    schema: dict[str, Any] = {"type": ["integer" if integer else "number", "null"], "minimum": minimum}
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return _field(label, description, section, schema)
+
+
+def conn_fields() -> dict[str, dict]:
+    """The smsend connection form: every extra SmSendHook reads (hooks/smsend.py ``EXTRA_FIELDS``)."""
+    transport, backoffice, soap, sending = (
+        SECTION_TRANSPORT,
+        SECTION_BACKOFFICE,
+        SECTION_SOAP,
+        SECTION_SENDING,
+    )
     return {
-        "label": label,
-        "description": description,
-        "schema": {"type": ["number", "null"], "default": default},
+        "scheme": _string(
+            "Scheme",
+            "Used when the host is a bare host name; an http:// or https:// in the host wins.",
+            transport,
+            choices={"https": "https", "http": "http (a local sandbox or gateway)"},
+            unset="Not set: https",
+        ),
+        "charset": _string(
+            "Request charset",
+            "The charset of the requests' form data.",
+            transport,
+            choices={"utf-8": "UTF-8", "iso-8859-1": "ISO-8859-1 (Latin-1)"},
+            unset="Not set: UTF-8",
+        ),
+        "connect_timeout": _bounded(
+            "Connect timeout (s)",
+            "Seconds to wait for a connection. Default: 5.",
+            transport,
+            "connect_timeout",
+            integer=False,
+        ),
+        "timeout": _bounded(
+            "Read timeout (s)",
+            "Seconds to wait for an answer. Default: 30.",
+            transport,
+            "timeout",
+            integer=False,
+        ),
+        "retries": _bounded(
+            "Read retries",
+            "Retries of read-only calls after a transient failure; calls that spend money never retry. "
+            "Default: 3.",
+            transport,
+            "retries",
+            integer=True,
+        ),
+        "max_report_bytes": _bounded(
+            "Max report bytes",
+            "The longest report answer read (batch-status, userlog-get), in bytes. Default: 536870912 (512 MiB).",
+            transport,
+            "max_report_bytes",
+            integer=True,
+        ),
+        "reseller_username": _string(
+            "Reseller user", "Back-office login (smsusername). Default: the SMS API user.", backoffice
+        ),
+        "reseller_password": _string(
+            "Reseller password",
+            "Back-office password (smspassword). Default: the SMS API password.",
+            backoffice,
+            secret=True,
+        ),
+        "receive_host": _string(
+            "receiveSms host", "The dnsservice host of the inbound SMS web service. Default: the host.", soap
+        ),
+        "wsdl_receive": _string(
+            "receiveSms WSDL", "URL or path of the receiveSms WSDL. Default: the copy in the package.", soap
+        ),
+        "mms_host": _string(
+            "sendMms host", "The dnsservice host of the MMS web service. Default: the host.", soap
+        ),
+        "wsdl_mms": _string(
+            "sendMms WSDL", "URL or path of the sendMms WSDL. Default: the copy in the package.", soap
+        ),
+        "mms_id": _string(
+            "MMS id", "The MMS account id issued by smSend, e.g. C00000_001. Needed for MMS.", soap
+        ),
+        "mms_password": _string(
+            "MMS password", "The MMS account password. Needed for MMS.", soap, secret=True
+        ),
+        "mms_auth": _string(
+            "MMS auth",
+            "How sendMms authenticates.",
+            soap,
+            choices={"plain": "Plain password", "md5": "MD5 ticket (the password never leaves)"},
+            unset="Not set: plain password",
+        ),
+        "default_sender": _string(
+            "Default sender",
+            "Sender when an operator names none: up to 11 letters/digits or a +number.",
+            sending,
+        ),
+        "default_recipients": _string(
+            "Default recipients",
+            "Numbers the notifier texts when it names none, comma-separated: +39333…, +39334…",
+            sending,
+        ),
+        "default_quality": _string(
+            "Default quality",
+            "The SMS quality when an operator names none.",
+            sending,
+            choices={
+                "ll": "ll: low",
+                "l": "l: medium",
+                "a": "a: automatic",
+                "h": "h: high",
+                "n": "n: notification",
+            },
+            unset="Not set: h (high)",
+        ),
+        "default_region": _string(
+            "Default region", "Region (ISO 3166 code) of numbers written without +. Default: IT.", sending
+        ),
+        "price_per_segment": _string(
+            "Price per segment (EUR)",
+            'For cost estimates and max_cost: 0.0850, or per quality {"h": "0.0850", "l": "0.0600"}. '
+            "Default: read from the gateway (credit.php).",
+            sending,
+        ),
     }
 
 
@@ -137,64 +291,7 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": f"{_PKG}.hooks.smsend.SmSendHook",
                 "hook-name": "smSend",
                 "connection-type": "smsend",
-                "conn-fields": {
-                    "scheme": _string(
-                        "Scheme",
-                        "https (default) or http for a local sandbox",
-                        default="https",
-                        enum=["https", "http"],
-                    ),
-                    "reseller_username": _string(
-                        "Reseller user", "Back-office login; default: the SMS API user"
-                    ),
-                    "reseller_password": _string(
-                        "Reseller password",
-                        "Back-office password; default: the SMS API password",
-                        secret=True,
-                    ),
-                    "receive_host": _string(
-                        "receiveSms host", "dnsservice host of the inbound SMS web service"
-                    ),
-                    "mms_host": _string("sendMms host", "dnsservice host of the MMS web service"),
-                    "mms_id": _string("MMS id", "MMS account id issued by smSend, e.g. C00000_001"),
-                    "mms_password": _string("MMS password", "MMS account password", secret=True),
-                    "mms_auth": _string(
-                        "MMS auth", "plain password or MD5 ticket", default="plain", enum=["plain", "md5"]
-                    ),
-                    "timeout": _number("Read timeout (s)", "Seconds to wait for an answer", 30),
-                    "retries": _number(
-                        "Read retries", "Retries of read-only calls (money calls never retry)", 3
-                    ),
-                    "connect_timeout": _number("Connect timeout (s)", "Seconds to wait for a connection", 5),
-                    "max_report_bytes": _number(
-                        "Max report bytes",
-                        "Longest report answer read (batch-status, userlog), in bytes; 512 MiB by default",
-                        536870912,
-                    ),
-                    "default_sender": _string("Default sender", "Up to 11 letters/digits or +number"),
-                    "default_recipients": _string(
-                        "Default recipients",
-                        "Numbers the notifier texts when it names none: +39333…, +39334…",
-                    ),
-                    "default_quality": _string(
-                        "Default quality",
-                        "ll low, l medium, a automatic, h high, n notification",
-                        default="h",
-                        enum=["ll", "l", "a", "h", "n"],
-                    ),
-                    "default_region": _string("Default region", "Region of national numbers", default="IT"),
-                    "charset": _string(
-                        "Request charset",
-                        "utf-8 or iso-8859-1",
-                        default="utf-8",
-                        enum=["utf-8", "iso-8859-1"],
-                    ),
-                    "price_per_segment": _string(
-                        "Price per segment (EUR)",
-                        'For cost estimates and max_cost: 0.0850, or per quality {"h": "0.0850", "l": "0.0600"}; '
-                        "default: read from the gateway",
-                    ),
-                },
+                "conn-fields": conn_fields(),
                 "ui-field-behaviour": {
                     "hidden-fields": HIDDEN_FIELDS,
                     "relabeling": RELABELING,

@@ -46,6 +46,18 @@ def test_validates_against_airflow_provider_info_schema():
     jsonschema.validate(instance=get_provider_info(), schema=schema)
 
 
+def test_validates_against_airflow_authoring_schema():
+    # provider.yaml.schema.json is the stricter one: it describes conn-fields and ui-field-behaviour.
+    import jsonschema
+
+    schema = _airflow_schema("provider.yaml.schema.json")
+    errors = [
+        f"{list(e.path)}: {e.message}"
+        for e in jsonschema.Draft7Validator(schema).iter_errors(get_provider_info())
+    ]
+    assert not errors, errors
+
+
 def test_ui_field_behaviour_validates_against_airflow_schema():
     import jsonschema
 
@@ -173,14 +185,79 @@ def test_secret_conn_fields_are_marked_as_passwords():
                 assert field["schema"].get("format") == "password", name
 
 
-def test_conn_fields_cover_the_extras_the_hook_reads():
+def _smsend_conn_fields() -> dict[str, dict]:
+    (conn,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "smsend"]
+    return conn["conn-fields"]
+
+
+def test_conn_fields_are_exactly_the_extras_the_hook_reads():
     from airflow_provider_smsend.hooks import smsend
 
-    (conn,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "smsend"]
-    fields = set(conn.get("conn-fields", {}))
-    # Every documented extra except the WSDL overrides (advanced) has a form field.
-    missing = set(smsend.EXTRA_FIELDS) - fields - {"wsdl_receive", "wsdl_mms"}
-    assert not missing, missing
+    assert set(_smsend_conn_fields()) == set(smsend.EXTRA_FIELDS)
+
+
+def test_conn_fields_store_no_defaults_and_say_they_are_optional():
+    # The hook holds the defaults: a connection made in the UI must not carry a copy of each.
+    for name, field in _smsend_conn_fields().items():
+        schema = field["schema"]
+        assert "default" not in schema, name
+        assert "null" in schema["type"], name  # an empty field is valid
+        assert field["description"].startswith("Optional. "), name
+        assert schema["section"], name
+
+
+def test_conn_fields_are_grouped_in_sections():
+    sections = {field["schema"]["section"] for field in _smsend_conn_fields().values()}
+    assert len(sections) >= 3
+    by_section = {
+        section: {n for n, f in _smsend_conn_fields().items() if f["schema"]["section"] == section}
+        for section in sections
+    }
+    assert any({"reseller_username", "reseller_password"} == names for names in by_section.values())
+    assert any({"wsdl_receive", "wsdl_mms", "mms_id"} <= names for names in by_section.values())
+
+
+def test_choices_are_labelled_and_can_be_left_unset():
+    fields = _smsend_conn_fields()
+    assert {"scheme", "default_quality", "charset", "mms_auth"} <= {
+        n for n, f in fields.items() if "enum" in f["schema"]
+    }
+    for name, field in fields.items():
+        schema = field["schema"]
+        if "enum" not in schema:
+            continue
+        assert None in schema["enum"], name
+        # The UI looks a value's label up by its text ("null" for None).
+        keys = {"null" if value is None else str(value) for value in schema["enum"]}
+        assert set(schema["values_display"]) == keys, name
+        assert all(label.strip() for label in schema["values_display"].values()), name
+    quality = fields["default_quality"]["schema"]["values_display"]
+    assert quality["h"] != "h" and "high" in quality["h"]
+
+
+def test_numeric_fields_are_bounded():
+    fields = _smsend_conn_fields()
+    assert fields["retries"]["schema"]["type"] == ["integer", "null"]
+    assert fields["max_report_bytes"]["schema"]["type"] == ["integer", "null"]
+    for name in ("timeout", "connect_timeout", "retries"):
+        schema = fields[name]["schema"]
+        assert 0 <= schema["minimum"] < schema["maximum"], name
+
+
+def test_airflow_api_serves_the_form_without_values():
+    # What Airflow 3.3's connection form receives (GET /ui/connections/hook_meta).
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    (meta,) = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "smsend"]
+    assert meta.extra_fields is not None
+    assert set(meta.extra_fields) == set(_smsend_conn_fields())
+    for name, spec in meta.extra_fields.items():
+        assert spec["value"] is None, name
+        assert spec["schema"]["title"] and spec["schema"]["section"], name
+    assert meta.extra_fields["default_quality"]["schema"]["values_display"]["n"] == "n: notification"
+    assert meta.extra_fields["retries"]["schema"]["maximum"] == 10
+    assert meta.standard_fields is not None and meta.standard_fields.host is not None
+    assert meta.standard_fields.host.title == "Gateway host or URL"
 
 
 def test_entry_point_is_registered():

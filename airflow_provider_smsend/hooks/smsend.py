@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,10 @@ from airflow_provider_smsend.client.deadline import DEFAULT_MAX_REPORT_BYTES
 from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
 from airflow_provider_smsend.client.http import DEFAULT_BASE_URL, SmSendClient, normalize_base_url
 from airflow_provider_smsend.client.numbers import DEFAULT_REGION
+from airflow_provider_smsend.client.reports import ROME
 from airflow_provider_smsend.client.retry import NO_RETRY, RetryPolicy
 from airflow_provider_smsend.client.validation import parse_credit_amount, parse_list_text
+from airflow_provider_smsend.get_provider_info import LIMITS
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -36,9 +39,9 @@ EXTRA_FIELDS: dict[str, str] = {
     "mms_id": "MMS account id given by smSend (e.g. C00000_001)",
     "mms_password": "MMS account password",
     "mms_auth": "plain (password sent) or md5 (ticket; the password never leaves)",
-    "timeout": "read timeout in seconds (default 30)",
-    "retries": "retries of read-only calls after a transient failure (default 3; money calls never retry)",
-    "connect_timeout": "connect timeout in seconds (default 5)",
+    "timeout": "read timeout in seconds, 0.1 to 3600 (default 30)",
+    "retries": "retries of read-only calls after a transient failure, 0 to 10 (default 3; money calls never retry)",
+    "connect_timeout": "connect timeout in seconds, 0.1 to 600 (default 5)",
     "max_report_bytes": "the longest report answer read, in bytes (default 536870912, 512 MiB)",
     "default_sender": "sender used when an operator gives none (<= 11 alphanumerics or +number)",
     "default_recipients": "numbers the notifier texts when it names none: comma-separated or a JSON list",
@@ -57,14 +60,19 @@ def _float(extras: dict[str, Any], key: str, default: float) -> float:
     value = extras.get(key)
     if value in (None, ""):
         return default
+    minimum, maximum = LIMITS[key]
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
         raise SmSendValidationError(
             f"Connection extra {key!r} must be a number of seconds, got {value!r}."
         ) from exc
-    if not 0 < number < float("inf"):
-        raise SmSendValidationError(f"Connection extra {key!r} must be positive and finite, got {value!r}.")
+    upper = float("inf") if maximum is None else maximum
+    if isinstance(value, bool) or not minimum <= number <= upper or number == float("inf"):
+        raise SmSendValidationError(
+            f"Connection extra {key!r} must be a finite number of seconds from {minimum:g} to {upper:g}, "
+            f"got {value!r}."
+        )
     return number
 
 
@@ -189,9 +197,10 @@ class SmSendHook(BaseHook):
             retries = int(value)
         except (TypeError, ValueError):
             retries = -1
-        if isinstance(value, bool) or retries < 0 or retries > 10 or str(retries) != str(value).strip():
+        low, high = LIMITS["retries"]
+        if isinstance(value, bool) or not low <= retries <= (high or 0) or str(retries) != str(value).strip():
             raise SmSendValidationError(
-                f"Connection extra 'retries' must be an integer from 0 to 10, got {value!r}."
+                f"Connection extra 'retries' must be an integer from {low:g} to {high:g}, got {value!r}."
             )
         return RetryPolicy(attempts=retries + 1)
 
@@ -201,7 +210,7 @@ class SmSendHook(BaseHook):
         if value in (None, ""):
             return DEFAULT_MAX_REPORT_BYTES
         text = str(int(value) if isinstance(value, float) and value.is_integer() else value).strip()
-        if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        if isinstance(value, bool) or not text.isdigit() or int(text) < LIMITS["max_report_bytes"][0]:
             raise SmSendValidationError(
                 f"Connection extra 'max_report_bytes' must be a positive number of bytes, got {value!r}."
             )
@@ -260,23 +269,47 @@ class SmSendHook(BaseHook):
         """Return the HTTP API client (Airflow's conventional accessor)."""
         return self.client
 
-    def test_connection(self) -> tuple[bool, str]:
-        """Check the credentials with the credit check only: no message is sent, nothing is charged.
+    @property
+    def backoffice_configured(self) -> bool:
+        """Whether the connection names back-office credentials (``reseller_username``/``reseller_password``)."""
+        extras = self.extras
+        return bool(extras.get("reseller_username") or extras.get("reseller_password"))
 
-        One attempt, no retries: the UI's button answers within the connection's timeouts.
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the credentials with read-only calls only: no message is sent, nothing is charged.
+
+        The SMS API user and password with the credit check (credit.php); when the connection
+        names back-office credentials, those too with one operation-log request (userlog-get.php,
+        today's credits; only its first line is read). The answer names what failed. One attempt
+        per call, no retries: the UI's button answers within the connection's timeouts.
         """
         try:
             client = self.client
             policy, client.retry = client.retry, NO_RETRY
             try:
-                credit = client.credit("credit")
+                try:
+                    credit = client.credit("credit")
+                except SmSendError as exc:
+                    return False, f"The SMS API user and password failed the credit check (credit.php): {exc}"
+                if not self.backoffice_configured:
+                    return True, f"Connection works: available credit {credit} EUR."
+                today = datetime.now(ROME).date()
+                try:
+                    with client.stream_userlog("credits", date_from=today, date_to=today):
+                        pass
+                except SmSendError as exc:
+                    return False, (
+                        f"The SMS API works (available credit {credit} EUR), but the back-office credentials "
+                        f"(reseller_username, reseller_password) failed the operation-log check "
+                        f"(userlog-get.php): {exc}"
+                    )
             finally:
                 client.retry = policy
         except SmSendError as exc:
             return False, str(exc)
         except Exception as exc:  # the UI needs an answer, never a traceback
             return False, f"{type(exc).__name__}: {exc}"
-        return True, f"Connection works: available credit {credit} EUR."
+        return True, f"Connection works: available credit {credit} EUR; the back-office credentials work."
 
 
 def recipient_list(value: object, *, name: str = "recipients") -> list[str]:

@@ -168,13 +168,66 @@ def hook(monkeypatch) -> SmSendHook:
     return hook
 
 
-def test_test_connection_success_calls_only_credit(requests_mock, hook):
+USERLOG_CREDITS = (
+    "id\tdate\tu_id\tusername\tbill_id\tcredit\r\n1\t2026-12-02 09:00:00\t7\tmario.rossi\t1\t5.0000\r\n"
+)
+
+
+def test_test_connection_checks_the_api_then_the_backoffice(requests_mock, hook):
     requests_mock.post("https://gw.test/sms/credit.php", text="OK 12.3400")
+    requests_mock.post("https://gw.test/backoffice/userlog-get.php", text=USERLOG_CREDITS)
     ok, message = hook.test_connection()
     assert ok is True
-    assert "12.3400" in message
+    assert "12.3400" in message and "back-office credentials work" in message
+    assert [r.path for r in requests_mock.request_history] == [
+        "/sms/credit.php",
+        "/backoffice/userlog-get.php",
+    ]
+    credit_body, userlog_body = (r.body.decode() for r in requests_mock.request_history)
+    assert "type=credit" in credit_body and "user=user" in credit_body
+    # read-only: the credits log of one day, with the reseller's own credentials
+    assert "type=credits" in userlog_body and "smsusername=reseller" in userlog_body
+    fields = dict(part.split("=", 1) for part in userlog_body.split("&"))
+    assert fields["from"] == fields["to"] and len(fields["from"]) == 10
+    assert "mario.rossi" not in message
+
+
+def test_test_connection_without_backoffice_credentials_calls_only_credit(monkeypatch, requests_mock):
+    set_json(monkeypatch, host="gw.test", login="user", password=PASSWORD, extra={"reseller_username": None})
+    requests_mock.post("https://gw.test/sms/credit.php", text="OK 12.3400")
+    ok, message = SmSendHook().test_connection()
+    assert ok is True and "12.3400" in message and "back-office" not in message
     assert [r.path for r in requests_mock.request_history] == ["/sms/credit.php"]
-    assert "type=credit" in requests_mock.last_request.body.decode()
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragment"),
+    [
+        ({"text": "KO Username o password errati."}, "Wrong username or password"),
+        ({"text": "KO Accesso non consentito (IP non abilitato)."}, "IP not enabled"),
+        ({"status_code": 502, "text": "<html>bad gateway</html>"}, "HTTP 502"),
+    ],
+)
+def test_test_connection_names_failing_backoffice_credentials(requests_mock, hook, answer, fragment, caplog):
+    requests_mock.post("https://gw.test/sms/credit.php", text="OK 12.3400")
+    requests_mock.post("https://gw.test/backoffice/userlog-get.php", **answer)
+    with caplog.at_level(logging.DEBUG):
+        ok, message = hook.test_connection()
+    assert ok is False
+    assert "back-office credentials (reseller_username, reseller_password) failed" in message
+    assert "SMS API works" in message and fragment.lower() in message.lower()
+    assert requests_mock.call_count == 2  # one attempt, no retry
+    for secret in (PASSWORD, RESELLER_PASSWORD):
+        assert secret not in message and secret not in caplog.text
+
+
+def test_test_connection_names_failing_api_credentials(requests_mock, hook):
+    requests_mock.post("https://gw.test/sms/credit.php", text="KO Username o password errati.")
+    ok, message = hook.test_connection()
+    assert ok is False
+    assert message.startswith("The SMS API user and password failed the credit check")
+    assert "back-office" not in message
+    assert requests_mock.call_count == 1
 
 
 @pytest.mark.parametrize(
@@ -263,3 +316,67 @@ def test_invalid_retries_extra_is_a_clear_error(monkeypatch, retries):
     set_json(monkeypatch, host="gw.test", login="user", password=PASSWORD, extra={"retries": retries})
     with pytest.raises(SmSendValidationError, match="retries"):
         _ = SmSendHook().client
+
+
+# ------------------------------------------------------------------ the UI form's extras
+
+
+def test_extras_stored_as_null_by_the_form_mean_the_hook_defaults(monkeypatch):
+    from airflow_provider_smsend.get_provider_info import conn_fields
+
+    set_json(monkeypatch, "plain", host="gw.test", login="user", password=PASSWORD)
+    set_json(
+        monkeypatch,
+        "from_form",
+        host="gw.test",
+        login="user",
+        password=PASSWORD,
+        extra=dict.fromkeys(conn_fields()),
+    )
+    plain, from_form = SmSendHook(smsend_conn_id="plain"), SmSendHook(smsend_conn_id="from_form")
+    for hook in (plain, from_form):
+        assert not hook.backoffice_configured
+        assert hook.default_recipients == []
+        assert hook.price_per_segment("h") is None
+    attributes = ("base_url", "timeout", "charset", "default_region", "default_sender", "default_quality")
+    attributes += ("reseller_username", "max_report_bytes")
+    for name in attributes:
+        assert getattr(plain.client, name) == getattr(from_form.client, name), name
+    assert plain.client.retry.attempts == from_form.client.retry.attempts == 4
+    assert from_form.soap_client.mms_auth == plain.soap_client.mms_auth
+
+
+@pytest.mark.parametrize("key", ["timeout", "connect_timeout", "retries", "max_report_bytes"])
+def test_the_form_bounds_are_the_hooks(monkeypatch, key):
+    from airflow_provider_smsend.get_provider_info import LIMITS, conn_fields
+
+    schema = conn_fields()[key]["schema"]
+    minimum, maximum = LIMITS[key]
+    assert (schema["minimum"], schema.get("maximum")) == (minimum, maximum)
+    integer = schema["type"][0] == "integer"
+    accepted = [minimum] + ([maximum] if maximum is not None else [])
+    rejected = [minimum - (1 if integer else minimum / 2)] + ([maximum + 1] if maximum is not None else [])
+    for value, ok in [(v, True) for v in accepted] + [(v, False) for v in rejected]:
+        set_json(monkeypatch, host="gw.test", login="user", password=PASSWORD, extra={key: value})
+        if ok:
+            SmSendHook().client  # noqa: B018
+        else:
+            with pytest.raises(SmSendValidationError, match=key):
+                SmSendHook().client  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("reseller_password", "ok", "fragment"),
+    [("reseller-pass", True, "back-office credentials work"), ("not-the-password", False, "back-office")],
+)
+def test_test_connection_against_the_sandbox(monkeypatch, sandbox, reseller_password, ok, fragment):
+    set_json(
+        monkeypatch,
+        host=sandbox.url,
+        login="demo",
+        password="demo-pass",
+        extra={"reseller_username": "reseller", "reseller_password": reseller_password},
+    )
+    result, message = SmSendHook().test_connection()
+    assert (result, fragment in message) == (ok, True), message
+    assert reseller_password not in message
