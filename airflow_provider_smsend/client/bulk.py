@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 Plan = tuple["list[RecipientOutcome | None]", "list[tuple[int, str, PreparedMessage]]"]
 
 ACCEPTED, REJECTED, UNKNOWN = ledger_states.ACCEPTED, ledger_states.REJECTED, ledger_states.UNKNOWN
+#: Recipients skipped before sending (on the suppression list; over the frequency cap): not failures.
+SKIPPED = (ledger_states.SUPPRESSED, ledger_states.CAPPED)
 #: Errors after which sending more is pointless: the whole job stops.
 FATAL_ERRORS = (SmSendAuthError, SmSendInsufficientCreditError)
 #: How many of the characters that forced UCS-2 an estimate lists (the most frequent).
@@ -221,7 +223,8 @@ class RecipientOutcome:
     """What happened to one recipient.
 
     :param recipient: the number in E.164 (as given, when it was invalid).
-    :param status: ``accepted``, ``rejected`` or ``unknown``.
+    :param status: ``accepted``, ``rejected``, ``unknown``, or (skipped before sending)
+        ``suppressed`` or ``capped``.
     :param cost: credit charged, as an exact decimal string (accepted only).
     :param request_id: the gateway's request id (accepted only).
     :param segments: SMS segments of the message.
@@ -262,8 +265,8 @@ class BulkResult:
 
     @property
     def totals(self) -> dict[str, int]:
-        """Counts of accepted, rejected and unknown recipients, and the total."""
-        counts = {ACCEPTED: 0, REJECTED: 0, UNKNOWN: 0}
+        """Counts of accepted, rejected, unknown, suppressed and capped recipients, and the total."""
+        counts = dict.fromkeys((ACCEPTED, REJECTED, UNKNOWN, *SKIPPED), 0)
         for outcome in self.outcomes:
             counts[outcome.status] += 1
         counts["total"] = len(self.outcomes)
@@ -280,15 +283,16 @@ class BulkResult:
         return list(dict.fromkeys(o.request_id for o in self.outcomes if o.request_id))
 
     def failure_ratio(self) -> float:
-        """Share of recipients not accepted (0.0 with no recipient)."""
-        total = len(self.outcomes)
+        """Share of recipients not accepted, of those not skipped (0.0 with none)."""
+        total = sum(1 for o in self.outcomes if o.status not in SKIPPED)
         return 0.0 if total == 0 else (total - self.totals[ACCEPTED]) / total
 
     def this_try(self) -> dict[str, Any]:
         """What this run did itself (outcomes not read from an earlier try's ledger entries):
-        counts of accepted, rejected and unknown, and the cost, as an exact decimal string."""
+        counts of accepted, rejected, unknown, suppressed and capped, and the cost, as an exact
+        decimal string."""
         now = [o for o in self.outcomes if not o.previous_try]
-        counts: dict[str, Any] = {ACCEPTED: 0, REJECTED: 0, UNKNOWN: 0}
+        counts: dict[str, Any] = dict.fromkeys((ACCEPTED, REJECTED, UNKNOWN, *SKIPPED), 0)
         for outcome in now:
             counts[outcome.status] += 1
         counts["cost"] = str(sum((Decimal(o.cost) for o in now if o.cost is not None), Decimal("0")))
@@ -385,6 +389,11 @@ class BulkSender:
         left are ``rejected`` with ``error_code="max_cost"``, not retryable (docs/gateway.md, "Cost").
     :param price_per_segment: the price of one segment (EUR) the cap counts with (see
         :func:`price_from_credit`); required with ``max_cost``.
+    :param campaign: the campaign the accepted sends are counted under in the ledger (for a
+        frequency cap across jobs, :meth:`Ledger.sent_counts`); None: the job key.
+    :param keep_going: asked before each request starts (e.g. "is the send window still
+        open?"); once it answers False no request starts, and the recipients left end
+        ``rejected`` ``aborted`` (retryable: a later try sends them).
     """
 
     def __init__(
@@ -408,6 +417,8 @@ class BulkSender:
         allow_landlines: bool = False,
         max_cost: Decimal | None = None,
         price_per_segment: Decimal | None = None,
+        campaign: str | None = None,
+        keep_going: Callable[[], bool] | None = None,
     ) -> None:
         if concurrency < 1 or chunk_size < 1:
             raise SmSendValidationError("concurrency and chunk_size must be >= 1.")
@@ -421,7 +432,8 @@ class BulkSender:
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self.job_key = job_key
         self.allow_landlines = allow_landlines
-        self.once = OnceOnly(self.ledger, job_key, what="SMS", owner=owner)
+        self.once = OnceOnly(self.ledger, job_key, what="SMS", owner=owner, campaign=campaign)
+        self.keep_going = keep_going
         self.sender = validate_sender(sender or client.default_sender, region=client.default_region)
         self.quality = quality or client.default_quality
         self.operation = operation
@@ -525,7 +537,7 @@ class BulkSender:
         """Send one message with ``send`` (the client's bulk send path); never raises, returns its ledger entry."""
         attempt = 0
         while True:
-            if self._stop.is_set():
+            if self._stop.is_set() or (self.keep_going is not None and not self.keep_going()):
                 return LedgerEntry(
                     self.job_key,
                     number,
@@ -641,7 +653,7 @@ class BulkSender:
         capped = False
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="smsend-bulk") as pool:
             try:
-                while not self._stop.is_set():
+                while not self._stop.is_set() and (self.keep_going is None or self.keep_going()):
                     # Mark (one commit) only as many recipients as there are free requests: a
                     # recipient is `sending` only while its own request is about to leave or in
                     # flight, so a killed process leaves at most `concurrency` of them unknown.

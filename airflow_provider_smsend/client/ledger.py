@@ -26,7 +26,15 @@ unknown        resolved from the gateway's logs where a call allows it; not done
                unless the user opts in (``resend_unknown``)
 rejected       the gateway did nothing (a ``KO`` answer, a connection never established):
                done again
+suppressed     not sent: the number was on the suppression list (no consent) when the try
+               checked; a later try checks the list again (README, "Consent before sending")
+capped         not sent: the number had had ``max_per_recipient`` accepted sends of the
+               campaign in the period; a later try counts again
 =============  ==========================================================================
+
+Every stored outcome carries its *campaign* (by default the job key): :meth:`Ledger.sent_counts`
+answers "how many accepted sends to each number under this campaign since then", for a
+frequency cap across runs.
 
 The ledger is a table in any SQL database reachable through DB-API (:class:`airflow_provider_smsend.sql.ledger.DbApiLedger`);
 :class:`MemoryLedger` keeps the same contract in memory, for tests and for users who opt out of
@@ -46,7 +54,9 @@ SENDING = "sending"
 ACCEPTED = "accepted"
 REJECTED = "rejected"
 UNKNOWN = "unknown"
-STATES = (SENDING, ACCEPTED, REJECTED, UNKNOWN)
+SUPPRESSED = "suppressed"
+CAPPED = "capped"
+STATES = (SENDING, ACCEPTED, REJECTED, UNKNOWN, SUPPRESSED, CAPPED)
 DEFAULT_TABLE = "smsend_send_ledger"
 
 
@@ -56,7 +66,7 @@ class LedgerEntry:
 
     :param job_key: the task run the entry belongs to (dag/task/run/map index).
     :param item: the recipient in E.164, or the name of a once-only action.
-    :param state: sending, accepted, rejected or unknown.
+    :param state: one of :data:`STATES`: sending, accepted, rejected, unknown, suppressed, capped.
     :param request_id: the gateway's request id (or credit id...) when accepted.
     :param cost: credit charged, as an exact decimal string.
     :param error_code: the error's code when rejected or unknown.
@@ -64,6 +74,8 @@ class LedgerEntry:
     :param retryable: True when a rejected entry may be sent again.
     :param updated_at: ISO timestamp (UTC) of the last change.
     :param owner: the id of the try that made the last change (see :func:`new_owner`).
+    :param campaign: the campaign the outcome counts under (:meth:`Ledger.sent_counts`); None
+        on entries made before campaigns were stored.
     """
 
     job_key: str
@@ -76,10 +88,21 @@ class LedgerEntry:
     retryable: bool = False
     updated_at: str = ""
     owner: str | None = None
+    campaign: str | None = None
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def stamp(moment: dt.datetime) -> str:
+    """An aware time as the ledger stores ``updated_at`` (ISO 8601 in UTC, microseconds: sortable as text).
+
+    :raises ValueError: a naive time.
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"A ledger time must be timezone-aware, got {moment!r}.")
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def new_owner(label: str = "") -> str:
@@ -121,6 +144,11 @@ class Ledger(Protocol):
 
     def holders(self, request_id: str) -> list[LedgerEntry]:
         """Every entry, of any job, that recorded ``request_id`` (for the ambiguity resolvers)."""
+        ...
+
+    def sent_counts(self, campaign: str, items: Iterable[str], since: dt.datetime) -> dict[str, int]:
+        """How many ``accepted`` entries each of ``items`` has under ``campaign``, of any job,
+        recorded at or after ``since`` (aware); items without one are left out."""
         ...
 
 
@@ -184,6 +212,20 @@ class MemoryLedger:
     def holders(self, request_id: str) -> list[LedgerEntry]:
         with self._lock:
             return [e for e in self._rows.values() if e.request_id == request_id]
+
+    def sent_counts(self, campaign: str, items: Iterable[str], since: dt.datetime) -> dict[str, int]:
+        wanted, start = set(items), stamp(since)
+        counts: dict[str, int] = {}
+        with self._lock:
+            for entry in self._rows.values():
+                if (
+                    entry.state == ACCEPTED
+                    and entry.campaign == campaign
+                    and entry.item in wanted
+                    and entry.updated_at >= start
+                ):
+                    counts[entry.item] = counts.get(entry.item, 0) + 1
+        return counts
 
 
 def try_number(owner: str | None) -> int | None:

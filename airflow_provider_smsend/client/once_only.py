@@ -5,7 +5,8 @@ chunk, a client, a credit, a reception share code (docs/gateway.md, "Once-only a
 
 1. The job's ledger entries are read once (:attr:`OnceOnly.entries`); :func:`next_step` decides
    per item: ``accepted`` is done (the stored outcome is reported), ``sending``/``unknown`` is
-   ambiguous, ``rejected`` or no entry is to do.
+   ambiguous, ``rejected``, ``suppressed``, ``capped`` or no entry is to do (a suppressed or capped
+   item is checked again: the caller's rules may skip it again, :meth:`OnceOnly.skip`).
 2. An item to do is **claimed** (a conditional write, committed) right before its request leaves;
    an item another try claimed first is left alone (:class:`SmSendClaimedError` for one action).
 3. The outcome is **recorded** as soon as it arrives; a failed call is classified once, by
@@ -30,7 +31,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from airflow_provider_smsend.client.errors import (
@@ -43,7 +44,9 @@ from airflow_provider_smsend.client.errors import (
 )
 from airflow_provider_smsend.client.ledger import (
     ACCEPTED,
+    CAPPED,
     REJECTED,
+    SUPPRESSED,
     UNKNOWN,
     LedgerEntry,
     MemoryLedger,
@@ -59,6 +62,10 @@ log = logging.getLogger(__name__)
 
 #: What :func:`next_step` answers.
 DO, DONE, AMBIGUOUS = "do", "done", "ambiguous"
+#: States in which provably nothing was done: a later try does the item (or skips it again).
+_NOTHING_DONE = frozenset({REJECTED, SUPPRESSED, CAPPED})
+#: The states :meth:`OnceOnly.skip` records: items skipped by a rule before any request.
+SKIP_STATES = frozenset({SUPPRESSED, CAPPED})
 
 
 @dataclass(frozen=True)
@@ -79,9 +86,10 @@ def next_step(entry: LedgerEntry | None) -> str:
     """The one rule for what a try does with an item, given what the ledger holds for it.
 
     :returns: :data:`DONE` (accepted), :data:`AMBIGUOUS` (``sending`` or ``unknown``: the request
-        may have left) or :data:`DO` (no entry, or ``rejected``: the gateway did nothing).
+        may have left) or :data:`DO` (no entry; ``rejected``: the gateway did nothing;
+        ``suppressed``/``capped``: skipped before any request, to be checked again).
     """
-    if entry is None or entry.state == REJECTED:
+    if entry is None or entry.state in _NOTHING_DONE:
         return DO
     if entry.state == ACCEPTED:
         return DONE
@@ -161,13 +169,24 @@ class OnceOnly:
     :param job_key: the job's key (by default the task run's ``dag/task/run/map_index``).
     :param what: a human name of the action for messages (``"credit assignment"``).
     :param owner: this try's owner id (:func:`~airflow_provider_smsend.client.ledger.new_owner`).
+    :param campaign: the campaign every recorded outcome counts under (default: the job key), for
+        :meth:`~airflow_provider_smsend.client.ledger.Ledger.sent_counts`.
     """
 
-    def __init__(self, ledger: Ledger | None, job_key: str, *, what: str, owner: str | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger | None,
+        job_key: str,
+        *,
+        what: str,
+        owner: str | None = None,
+        campaign: str | None = None,
+    ) -> None:
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self.job_key = job_key
         self.what = what
         self.owner = owner or new_owner()
+        self.campaign = campaign or job_key
         self._entries: dict[str, LedgerEntry] | None = None
 
     @property
@@ -193,7 +212,8 @@ class OnceOnly:
 
     def record(self, entries: Iterable[LedgerEntry]) -> None:
         """Record outcomes on the items this try holds; an outcome another try overtook is logged."""
-        for entry in self.ledger.record(entries, owner=self.owner):
+        stamped = (e if e.campaign else replace(e, campaign=self.campaign) for e in entries)
+        for entry in self.ledger.record(stamped, owner=self.owner):
             # An outcome that spent nothing (rejected) is no loss; an accepted or unknown one is worth a word.
             log.log(
                 logging.DEBUG if entry.state == REJECTED else logging.WARNING,
@@ -203,6 +223,28 @@ class OnceOnly:
                 entry.state,
                 f" (request id {entry.request_id})" if entry.request_id else "",
             )
+
+    def skip(self, items: Mapping[str, tuple[str, str, str]]) -> set[str]:
+        """Record items skipped by a rule before any request: ``{item: (state, error_code, error)}``.
+
+        ``state`` is ``suppressed`` or ``capped``. Each item is claimed as read, then recorded in
+        one write each; an item another try holds is left alone (not returned). Return the items
+        recorded as skipped by this try.
+
+        :raises ValueError: a state that is not a skip state (nothing is written).
+        """
+        wrong = {state for state, _, _ in items.values()} - SKIP_STATES
+        if wrong:
+            raise ValueError(f"Items are skipped as {sorted(SKIP_STATES)}, got {sorted(wrong)}.")
+        if not items:
+            return set()
+        mine = self.claim(items, seen={i: self.entries[i] for i in items if i in self.entries})
+        self.record(
+            LedgerEntry(self.job_key, item, state, error_code=code, error=error)
+            for item, (state, code, error) in items.items()
+            if item in mine
+        )
+        return mine
 
     def failure(self, item: str, exc: BaseException, *, marked_at: str = "") -> LedgerEntry:
         """The entry a failed call leaves (:func:`classify`); an unknown one keeps its mark's time."""

@@ -9,6 +9,7 @@ connection each time) for ``retry_for`` seconds before :class:`SmSendLedgerError
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +22,7 @@ from airflow_provider_smsend.client.ledger import (
     SENDING,
     LedgerEntry,
     _now,
+    stamp,
 )
 from airflow_provider_smsend.sql.dialect import Dialect
 
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 #: Longest job key, item and owner the table holds (VARCHAR(255) keys on MySQL).
 MAX_KEY, MAX_OWNER = 255, 64
-_COLUMNS = "job_key, item, state, request_id, cost, error_code, error, retryable, updated_at, owner"
+_COLUMNS = "job_key, item, state, request_id, cost, error_code, error, retryable, updated_at, owner, campaign"
 #: Driver errors that a new attempt (on a new connection) may get past, by class name: every
 #: DB-API driver names them so (sqlite3, psycopg, MySQLdb, ...).
 _TRANSIENT = frozenset({"OperationalError", "InterfaceError"})
@@ -40,8 +42,9 @@ class DbApiLedger:
     """A ledger table in any SQL database, through a DB-API 2 connection.
 
     The table is created if missing (never dropped); a table made by an earlier version gets its
-    ``owner`` column added. Every claim and record is committed before the method returns, so
-    it survives the worker being killed.
+    ``owner`` and ``campaign`` columns added. Every claim and record is committed before the
+    method returns, so it survives the worker being killed. An index on ``(campaign, item)``
+    serves :meth:`sent_counts` (the frequency cap).
 
     :param connect: returns a new DB-API connection (e.g. ``DbApiHook.get_conn``).
     :param dialect: ``sqlite``, ``postgres``, ``mysql`` or another name (generic SQL types).
@@ -105,11 +108,10 @@ class DbApiLedger:
             f"job_key {key} NOT NULL, item {key} NOT NULL, state VARCHAR(16) NOT NULL, "
             f"request_id {key}, cost VARCHAR(32), error_code VARCHAR(64), error {text}, "
             f"retryable INTEGER NOT NULL DEFAULT 0, updated_at VARCHAR(40) NOT NULL, "
-            f"owner VARCHAR({MAX_OWNER}), PRIMARY KEY (job_key, item))"
+            f"owner VARCHAR({MAX_OWNER}), campaign {key}, PRIMARY KEY (job_key, item))"
         ]
         if self.dialect == "sqlite":
             statements.insert(0, "PRAGMA journal_mode=WAL")
-        probe = f"SELECT owner FROM {self.table} WHERE 1 = 0"
         for sql in statements:
             try:
                 _execute(conn, sql)
@@ -120,13 +122,29 @@ class DbApiLedger:
                     conn, f"SELECT 1 FROM {self.table} WHERE 1 = 0"
                 ):
                     raise
-        try:
-            _execute(conn, probe)
-        except Exception:  # a table of version 0.2: no owner column yet
-            try:
-                _execute(conn, f"ALTER TABLE {self.table} ADD COLUMN owner VARCHAR({MAX_OWNER})")
-            except Exception:  # a twin try added it first
-                _execute(conn, probe)
+        # Tables of earlier versions: 0.2 had no owner column, 0.3 no campaign column.
+        for column, kind in (("owner", f"VARCHAR({MAX_OWNER})"), ("campaign", key)):
+            probe = f"SELECT {column} FROM {self.table} WHERE 1 = 0"
+            if not _works(conn, probe):
+                try:
+                    _execute(conn, f"ALTER TABLE {self.table} ADD COLUMN {column} {kind}")
+                except Exception:  # a twin try added it first
+                    _execute(conn, probe)
+        index = Dialect(name=self.dialect, placeholder=self.placeholder).index_name(self.table, "campaign")
+        if self.dialect == "mysql":
+            create = f"CREATE INDEX {index} ON {self.table} (campaign, item)"
+        else:
+            schema = (
+                f"{self.table.rsplit('.', 1)[0]}." if "." in self.table and self.dialect == "sqlite" else ""
+            )
+            on = self.table.rsplit(".", 1)[-1] if schema else self.table
+            create = f"CREATE INDEX IF NOT EXISTS {schema}{index} ON {on} (campaign, item)"
+        if not _works(conn, create) and self.dialect != "mysql":  # MySQL has no IF NOT EXISTS: it exists
+            log.warning(
+                "Could not create the ledger's index on (campaign, item) of %s: the frequency cap's counts "
+                "run without it.",
+                self.table,
+            )
 
     def _transaction(self, what: str, work: Callable[[Any], T]) -> T:
         """Run ``work(cursor)`` in one transaction, committed; transient failures are tried again."""
@@ -182,6 +200,25 @@ class DbApiLedger:
 
     def holders(self, request_id: str) -> list[LedgerEntry]:
         return self._query("look up a request id", "request_id", request_id)
+
+    def sent_counts(self, campaign: str, items: Iterable[str], since: dt.datetime) -> dict[str, int]:
+        items = list(dict.fromkeys(items))
+        start, p = stamp(since), self.placeholder
+
+        def work(cur: Any) -> dict[str, int]:
+            counts: dict[str, int] = {}
+            for first in range(0, len(items), 500):
+                part = items[first : first + 500]
+                marks = ", ".join([p] * len(part))
+                cur.execute(
+                    f"SELECT item, COUNT(*) FROM {self.table} WHERE campaign = {p} AND item IN ({marks}) "
+                    f"AND state = {p} AND updated_at >= {p} GROUP BY item",
+                    (campaign, *part, ACCEPTED, start),
+                )
+                counts.update((str(row[0]), int(row[1])) for row in cur.fetchall())
+            return counts
+
+        return self._transaction("count the campaign's sends", work) if items else {}
 
     def _query(self, what: str, column: str, value: str) -> list[LedgerEntry]:
         sql = f"SELECT {_COLUMNS} FROM {self.table} WHERE {column} = {self.placeholder}"
@@ -257,7 +294,8 @@ class DbApiLedger:
         p = self.placeholder
         sets = (
             f"UPDATE {self.table} SET state = {p}, request_id = {p}, cost = {p}, error_code = {p}, error = {p}, "
-            f"retryable = {p}, updated_at = {p}, owner = {p} WHERE job_key = {p} AND item = {p}"
+            f"retryable = {p}, updated_at = {p}, owner = {p}, campaign = COALESCE({p}, campaign) "
+            f"WHERE job_key = {p} AND item = {p}"
         )
         own, adopt = f"{sets} AND owner = {p}", f"{sets} AND state <> {p}"
 
@@ -273,6 +311,7 @@ class DbApiLedger:
                     1 if e.retryable else 0,
                     e.updated_at or _now(),
                     owner,
+                    e.campaign,
                     e.job_key,
                     e.item,
                 )
@@ -323,7 +362,8 @@ def _works(conn: Any, sql: str) -> bool:
 def _entries(cur: Any, sql: str, params: tuple[Any, ...]) -> list[LedgerEntry]:
     cur.execute(sql, params)
     return [
-        LedgerEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9]) for r in cur.fetchall()
+        LedgerEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9], r[10])
+        for r in cur.fetchall()
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -214,4 +215,49 @@ def test_max_cost_counts_the_requests_in_flight():
     ).run([BulkMessage(n, "Saldi") for n in numbers(20)])
     # From the first answer on, the four in flight count at the price charged: 11 x 0.085 = 0.935.
     assert len(sent) == 11 and result.total_cost == Decimal("0.9350") <= Decimal("1.00")
-    assert result.totals == {"accepted": 11, "rejected": 9, "unknown": 0, "total": 20}
+    assert result.totals == {
+        "accepted": 11,
+        "rejected": 9,
+        "unknown": 0,
+        "suppressed": 0,
+        "capped": 0,
+        "total": 20,
+    }
+
+
+def test_keep_going_false_starts_no_more_requests_and_a_later_sender_resumes_where_it_stopped():
+    client, sent = new_client(), []
+    scripted(client, "0.0850", sent)
+    ledger = MemoryLedger()
+    messages = [BulkMessage(n, "Saldi") for n in numbers(10)]
+    asked = 0
+
+    def open_for_four() -> bool:  # the fifth question on finds the window closed
+        nonlocal asked
+        asked += 1
+        return len(sent) < 4
+
+    first = BulkSender(client, ledger=ledger, job_key="job", concurrency=1, keep_going=open_for_four)
+    result = first.run(messages)
+    assert len(sent) == 4 and asked > 4
+    stopped = [o for o in result.outcomes if o.status == "rejected"]
+    assert [o.recipient for o in stopped] == numbers(10)[4:]
+    assert {(o.error_code, o.retryable) for o in stopped} == {("aborted", True)}
+    again = BulkSender(client, ledger=ledger, job_key="job", concurrency=3).run(messages)
+    assert sorted(sent) == sorted(numbers(10))  # each once: the ledger skipped the first four
+    assert again.totals["accepted"] == 10 and again.this_try()["accepted"] == 6
+
+
+def test_accepted_sends_are_counted_under_the_campaign_across_jobs():
+    client, sent = new_client(), []
+    scripted(client, "0.0850", sent)
+    ledger = MemoryLedger()
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    for job in ("run-1", "run-2"):
+        BulkSender(client, ledger=ledger, job_key=job, campaign="spring").run(
+            [BulkMessage(n, "Saldi") for n in numbers(2)]
+        )
+    BulkSender(client, ledger=ledger, job_key="other").run([BulkMessage(numbers(1)[0], "Saldi")])
+    assert ledger.sent_counts("spring", numbers(3), since) == {n: 2 for n in numbers(2)}
+    assert ledger.sent_counts("other", numbers(3), since) == {numbers(1)[0]: 1}  # default: the job key
+    assert ledger.sent_counts("spring", numbers(2), datetime.now(UTC) + timedelta(seconds=1)) == {}

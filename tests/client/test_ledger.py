@@ -3,8 +3,11 @@ owner ids and the outcomes frame."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from decimal import Decimal
+
+import pytest
 
 from airflow_provider_smsend.client.ledger import (
     ACCEPTED,
@@ -15,6 +18,7 @@ from airflow_provider_smsend.client.ledger import (
     MemoryLedger,
     new_owner,
     outcomes_frame,
+    stamp,
     try_number,
 )
 
@@ -115,3 +119,29 @@ def test_the_outcomes_frame_masks_numbers_and_keeps_exact_types() -> None:
     )  # the key never depends on masking
     assert list(outcomes_frame(entries, masked=False)["recipient"]) == [NUMBER, OTHER]
     assert str(frame["cost"].dtype) == "decimal128(18, 4)[pyarrow]"
+
+
+def test_sent_counts_are_accepted_entries_of_the_campaign_since_a_time_in_any_job() -> None:
+    ledger = MemoryLedger()
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    for job in ("spring/run-1", "spring/run-2"):
+        ledger.claim(job, [NUMBER, OTHER], owner="A")
+        ledger.record(
+            [
+                LedgerEntry(job, NUMBER, ACCEPTED, request_id="HTTP1", campaign="spring"),
+                LedgerEntry(job, OTHER, REJECTED, error_code="x", campaign="spring"),
+            ],
+            owner="A",
+        )
+    ledger.claim("autumn", [NUMBER], owner="A")
+    ledger.record([LedgerEntry("autumn", NUMBER, ACCEPTED, campaign="autumn")], owner="A")
+    assert ledger.sent_counts("spring", [NUMBER, OTHER], since) == {NUMBER: 2}
+    assert ledger.sent_counts("spring", [NUMBER], dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)) == {}
+    assert ledger.sent_counts("autumn", [NUMBER, OTHER], since) == {NUMBER: 1}
+
+
+def test_ledger_times_are_aware_utc_text() -> None:
+    rome = dt.timezone(dt.timedelta(hours=2))
+    assert stamp(dt.datetime(2026, 6, 1, 10, 0, tzinfo=rome)) == "2026-06-01T08:00:00.000000+00:00"
+    with pytest.raises(ValueError, match="timezone-aware"):
+        stamp(dt.datetime(2026, 6, 1, 10, 0))

@@ -15,8 +15,10 @@ from airflow_provider_smsend.client.errors import (
 )
 from airflow_provider_smsend.client.ledger import (
     ACCEPTED,
+    CAPPED,
     REJECTED,
     SENDING,
+    SUPPRESSED,
     UNKNOWN,
     LedgerEntry,
     MemoryLedger,
@@ -38,7 +40,15 @@ JOB = "onboarding/credit/run/-1"
 
 @pytest.mark.parametrize(
     ("state", "step"),
-    [(None, DO), (REJECTED, DO), (ACCEPTED, DONE), (SENDING, AMBIGUOUS), (UNKNOWN, AMBIGUOUS)],
+    [
+        (None, DO),
+        (REJECTED, DO),
+        (SUPPRESSED, DO),
+        (CAPPED, DO),
+        (ACCEPTED, DONE),
+        (SENDING, AMBIGUOUS),
+        (UNKNOWN, AMBIGUOUS),
+    ],
 )
 def test_next_step_is_one_table(state: str | None, step: str) -> None:
     entry = None if state is None else LedgerEntry(JOB, "item", state)
@@ -106,3 +116,28 @@ def test_write_budget_and_masked_items() -> None:
     policy = RetryPolicy(attempts=3, initial_wait=0.5, max_wait=8.0)
     assert write_budget((5.0, 30.0), policy) == 3 * 35.0 + 0.5 + 1.0
     assert shown("recv_add:1001:+393331234567:2") == "recv_add:1001:+39333****567:2"
+
+
+def test_skipped_items_are_recorded_with_their_reason_and_the_campaign_and_done_again_later() -> None:
+    ledger = MemoryLedger()
+    first = OnceOnly(ledger, JOB, what="SMS", campaign="spring")
+    skipped = {
+        "+393331234567": (SUPPRESSED, "suppressed", "On the suppression list."),
+        "+393331234568": (CAPPED, "max_per_recipient", "Texted 2 times in 7 days."),
+    }
+    assert first.skip(skipped) == set(skipped)
+    rows = ledger.load(JOB)
+    assert {i: (e.state, e.error_code, e.campaign) for i, e in rows.items()} == {
+        "+393331234567": (SUPPRESSED, "suppressed", "spring"),
+        "+393331234568": (CAPPED, "max_per_recipient", "spring"),
+    }
+    # A later try reads them as to do: the rules are checked again, and it may skip them again.
+    later = OnceOnly(ledger, JOB, what="SMS")
+    assert {next_step(e) for e in later.entries.values()} == {DO}
+    assert later.skip({"+393331234567": (SUPPRESSED, "suppressed", "Still on the list.")}) == {
+        "+393331234567"
+    }
+    assert later.claim(["+393331234568"]) == {"+393331234568"}
+    with pytest.raises(ValueError, match="skipped as"):
+        later.skip({"+393331234569": (ACCEPTED, "x", "y")})
+    assert "+393331234569" not in ledger.load(JOB)

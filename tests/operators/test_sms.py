@@ -66,7 +66,14 @@ def test_single_send(gateway):
     )
     context = make_context()
     result = op.execute(context)
-    assert result["totals"] == {"accepted": 1, "rejected": 0, "unknown": 0, "total": 1}
+    assert result["totals"] == {
+        "accepted": 1,
+        "rejected": 0,
+        "unknown": 0,
+        "suppressed": 0,
+        "capped": 0,
+        "total": 1,
+    }
     assert result["request_count"] == 1
     outcome = result["outcomes_list"][0]
     assert outcome["recipient"] == "+393331234567"
@@ -200,7 +207,14 @@ def test_partial_failure_policies(gateway, fail_on, should_fail):
         assert partial["outcomes_list"][3]["error_code"] == "unknown_operator"
     else:
         result = op.execute(context)
-        assert result["totals"] == {"accepted": 3, "rejected": 1, "unknown": 0, "total": 4}
+        assert result["totals"] == {
+            "accepted": 3,
+            "rejected": 1,
+            "unknown": 0,
+            "suppressed": 0,
+            "capped": 0,
+            "total": 4,
+        }
 
 
 def test_retryable_partial_failure_lets_airflow_retry(gateway):
@@ -312,7 +326,14 @@ def test_retried_task_sends_nothing_twice(gateway):
     assert all(o["previous_try"] for o in second["outcomes_list"])
     # each try says what it did itself: the second sent and spent nothing
     assert first["this_try"]["accepted"] == 50 and first["this_try"]["cost"] == first["total_cost"]
-    assert second["this_try"] == {"accepted": 0, "rejected": 0, "unknown": 0, "cost": "0"}
+    assert second["this_try"] == {
+        "accepted": 0,
+        "rejected": 0,
+        "unknown": 0,
+        "suppressed": 0,
+        "capped": 0,
+        "cost": "0",
+    }
     assert pushed(second_context, "request_ids") == pushed(first_context, "request_ids")
     assert set(sent_counts(gateway).values()) == {1}
     # Another run of the DAG is another job: it sends again.
@@ -570,7 +591,14 @@ def test_a_dict_is_one_recipient(gateway):
         task_id="send", recipients={"number": "+393331234567", "name": "Zoe"}, text="Ciao {{ recipient.name }}",
         sender="ACME",
     )  # fmt: skip
-    assert op.execute(make_context())["totals"] == {"accepted": 1, "rejected": 0, "unknown": 0, "total": 1}
+    assert op.execute(make_context())["totals"] == {
+        "accepted": 1,
+        "rejected": 0,
+        "unknown": 0,
+        "suppressed": 0,
+        "capped": 0,
+        "total": 1,
+    }
     (message,) = gateway.admin.messages(kind="sms")
     assert (message["rcpt"], message["text"]) == ("+393331234567", "Ciao Zoe")
 

@@ -101,6 +101,8 @@ def test_thousand_recipients_under_faults_none_missing_none_twice(
         "accepted": len(by_status["accepted"]),
         "rejected": len(by_status["rejected"]),
         "unknown": len(by_status["unknown"]),
+        "suppressed": 0,
+        "capped": 0,
         "total": 1000,
     }
 

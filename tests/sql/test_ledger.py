@@ -3,10 +3,15 @@ database errors are retried on a new connection (a locked SQLite file, here)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from smsend_test_support.services import require_service
 
 from airflow_provider_smsend.client.errors import SmSendLedgerError
 from airflow_provider_smsend.client.ledger import ACCEPTED, REJECTED, SENDING, LedgerEntry
@@ -109,3 +114,75 @@ def test_a_table_of_version_0_2_gets_its_owner_column(tmp_path: Path) -> None:
 def test_keys_longer_than_the_table_holds_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at most 255"):
         ledger(tmp_path / "l.db").claim("j" * 256, [NUMBER], owner="A")
+
+
+def _postgres() -> Any:
+    import psycopg2
+
+    return psycopg2.connect("postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _mariadb() -> Any:
+    import MySQLdb
+
+    return MySQLdb.connect(host="127.0.0.1", port=3306, user="root", database="test", charset="utf8mb4")
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Callable[[], Any], str]]:
+    """(dialect, connect, placeholder) of a fresh ledger table's database."""
+    if request.param == "sqlite":
+        yield "sqlite", lambda: sqlite3.connect(tmp_path / "l.db"), "?"
+        return
+    connect = _postgres if request.param == "postgres" else _mariadb
+    require_service(f"{request.param} on 127.0.0.1", lambda: connect().close())
+    yield request.param, connect, "%s"
+
+
+def test_sent_counts_are_one_indexed_query_per_500_numbers_of_the_campaign(
+    database: tuple[str, Callable[[], Any], str],
+) -> None:
+    dialect, connect, placeholder = database
+    table = f"smsend_ledger_{uuid.uuid4().hex[:10]}"
+    store = DbApiLedger(connect, dialect=dialect, table=table, placeholder=placeholder)
+    try:
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+        numbers = [f"+39333{i:07d}" for i in range(520)]
+        for job in ("spring/run-1", "spring/run-2"):
+            store.claim(job, numbers[::2], owner="A")
+            store.record(
+                [LedgerEntry(job, n, ACCEPTED, request_id="HTTP1", campaign="spring") for n in numbers[::4]]
+                + [LedgerEntry(job, n, REJECTED, error_code="x", campaign="spring") for n in numbers[2::4]],
+                owner="A",
+            )
+        counts = store.sent_counts("spring", numbers, since)
+        assert counts == {n: 2 for n in numbers[::4]}
+        assert store.sent_counts("autumn", numbers, since) == {}
+        assert store.sent_counts("spring", numbers, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)) == {}
+        assert store.load("spring/run-1")[numbers[0]].campaign == "spring"
+        # the index on (campaign, item) exists
+        store.close()
+        DbApiLedger(connect, dialect=dialect, table=table, placeholder=placeholder).load(
+            "x"
+        )  # a second prepare
+        index = f"{table}_campaign"
+        probe = {
+            "sqlite": f"SELECT name FROM sqlite_master WHERE type = 'index' AND name = '{index}'",
+            "postgres": f"SELECT indexname FROM pg_indexes WHERE indexname = '{index}'",
+            "mysql": f"SELECT index_name FROM information_schema.statistics WHERE index_name = '{index}'",
+        }[dialect]
+        conn = connect()
+        try:
+            cur = conn.cursor()
+            cur.execute(probe)
+            assert cur.fetchall()
+        finally:
+            conn.close()
+    finally:
+        store.close()
+        conn = connect()
+        try:
+            conn.cursor().execute(f"DROP TABLE IF EXISTS {table}")
+            conn.commit()
+        finally:
+            conn.close()
