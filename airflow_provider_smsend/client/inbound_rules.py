@@ -133,9 +133,96 @@ def find_match(
     return min(candidates, key=lambda c: (c[0], c[1]))[2]
 
 
+#: The opt-out keywords of :func:`opt_out_keyword` unless configured: English and Italian.
+DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "CANCELLAMI")
+#: Longest message text a received-SMS table keeps (a concatenated SMS of 10 segments).
+MAX_STORED_TEXT = 1600
+
+
+def keyword_form(text: str) -> str:
+    """A text compared as a keyword: accents dropped (NFKD), case folded, spaces collapsed, and
+    punctuation around it stripped (``" Cancèllami! "`` -> ``"cancellami"``)."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", str(text))
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return " ".join(plain.split()).strip(" .,;:!?¡¿'\"()[]-_*~")
+
+
+def opt_out_keyword(text: str | None, keywords: Iterable[str] = DEFAULT_OPT_OUT_KEYWORDS) -> str | None:
+    """The keyword (as configured) that the whole message is, or None.
+
+    Whole-message, case- and accent-insensitive: ``"stop"``, ``"Stop!"`` and ``" STÓP "`` are
+    ``STOP``; ``"non stop"`` and ``"STOP please"`` are not (a reply that only mentions the word is no
+    opt-out).
+
+    :param text: the message text.
+    :param keywords: the opt-out keywords (e.g. ``["STOP", "CANCELLAMI", "BASTA"]``).
+    """
+    if not text:
+        return None
+    form = keyword_form(text)
+    for keyword in keywords:
+        if form and form == keyword_form(keyword):
+            return str(keyword)
+    return None
+
+
+def inbound_frame(
+    messages: Iterable[ReceivedSms],
+    *,
+    rcpt: str,
+    sharecode: str,
+    masked: bool = True,
+    include_text: bool = False,
+    keywords: Iterable[str] = (),
+    region: str = DEFAULT_REGION,
+) -> Any:
+    """Received SMS as a pandas DataFrame with exact Arrow types, one row per message.
+
+    Columns: ``id``, ``rcpt`` and ``sender`` (masked unless ``masked=False``), ``sender_key`` (16
+    hex digits of SHA-256 of the sender in E.164, as the outcomes' ``recipient_key``: joinable),
+    ``sharecode``, ``received_at`` (UTC), ``text`` (only with ``include_text=True``, at most
+    :data:`MAX_STORED_TEXT` characters; else NULL), ``opt_out`` (the keyword the text is, or NULL).
+    """
+    import hashlib
+
+    import pandas as pd
+    import pyarrow as pa
+
+    from airflow_provider_smsend.client.numbers import mask_number
+
+    rows = list(messages)
+    keywords = tuple(keywords)
+    show = (lambda number: number) if not masked else mask_number
+    table = pa.table(
+        {
+            "id": pa.array([m.id for m in rows], pa.int64()),
+            "rcpt": pa.array([show(rcpt) for _ in rows], pa.string()),
+            "sharecode": pa.array([sharecode for _ in rows], pa.string()),
+            "sender": pa.array([show(m.sender) for m in rows], pa.string()),
+            "sender_key": pa.array(
+                [
+                    hashlib.sha256(sender_key(m.sender, region=region).encode("utf-8")).hexdigest()[:16]
+                    for m in rows
+                ],
+                pa.string(),
+            ),
+            "received_at": pa.array([m.received_at for m in rows], pa.timestamp("us", tz="UTC")),
+            "text": pa.array([m.text[:MAX_STORED_TEXT] if include_text else None for m in rows], pa.string()),
+            "opt_out": pa.array([opt_out_keyword(m.text, keywords) for m in rows], pa.string()),
+        }
+    )
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
 __all__ = [
+    "DEFAULT_OPT_OUT_KEYWORDS",
     "compile_text_pattern",
     "find_match",
+    "inbound_frame",
+    "keyword_form",
+    "opt_out_keyword",
     "parse_received_after",
     "received_sms_to_dict",
     "sender_key",

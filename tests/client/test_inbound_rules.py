@@ -7,7 +7,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from airflow_provider_smsend.client.errors import SmSendValidationError
-from airflow_provider_smsend.client.inbound_rules import find_match, parse_received_after, sender_key
+from airflow_provider_smsend.client.inbound_rules import (
+    DEFAULT_OPT_OUT_KEYWORDS,
+    MAX_STORED_TEXT,
+    find_match,
+    inbound_frame,
+    keyword_form,
+    opt_out_keyword,
+    parse_received_after,
+    sender_key,
+)
 from airflow_provider_smsend.client.soap import ROME, ReceivedSms
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -61,3 +70,48 @@ def test_invalid_inputs_are_named():
         parse_received_after("yesterday")
     assert parse_received_after("2024-05-01T09:00:00") == START
     assert parse_received_after("2024-05-01T11:00:00+02:00") == START
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("STOP", "STOP"),
+        (" stop! ", "STOP"),
+        ("Stòp.", "STOP"),
+        ("Cancèllami", "CANCELLAMI"),
+        ("  CANCELLAMI\n", "CANCELLAMI"),
+        ("non stop", None),
+        ("STOP please", None),
+        ("stopp", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_an_opt_out_is_the_whole_message_a_keyword_whatever_its_case_and_accents(text, expected):
+    assert opt_out_keyword(text) == expected
+
+
+def test_opt_out_keywords_are_configurable_and_compared_in_the_same_form():
+    assert opt_out_keyword("basta", ["BASTA", "Disiscrivimi"]) == "BASTA"
+    assert opt_out_keyword("DISISCRÌVIMI", ["BASTA", "Disiscrivimi"]) == "Disiscrivimi"
+    assert opt_out_keyword("STOP", ["BASTA"]) is None
+    assert opt_out_keyword("STOP", []) is None
+    assert keyword_form(" Cancèllami! ") == "cancellami"
+
+
+def test_inbound_frame_masks_numbers_keeps_no_text_unless_asked_and_marks_opt_outs():
+    messages = [sms(7, "+393331234567", "Stop", 1), sms(8, "333 9876543", "ciao " * 400, 2)]
+    frame = inbound_frame(messages, rcpt="+393400000001", sharecode="001", keywords=DEFAULT_OPT_OUT_KEYWORDS)
+    assert frame["id"].tolist() == [7, 8]
+    assert frame["sender"].tolist() == ["+39333****567", "333 ****543"]
+    assert frame["rcpt"].tolist() == ["+39340****001"] * 2 and frame["sharecode"].tolist() == ["001"] * 2
+    assert frame["text"].isna().all()
+    assert frame["opt_out"].tolist()[0] == "STOP" and frame["opt_out"].isna().tolist() == [False, True]
+    assert frame["received_at"].tolist()[0] == START + timedelta(minutes=1)
+    # the same number in another form has the same key (E.164): joinable with the outcomes' recipient_key
+    other = inbound_frame([sms(9, "3331234567", "x", 3)], rcpt="+393400000001", sharecode="001")
+    assert other["sender_key"][0] == frame["sender_key"][0]
+    full = inbound_frame(messages, rcpt="+393400000001", sharecode="001", masked=False, include_text=True)
+    assert full["sender"].tolist() == ["+393331234567", "333 9876543"]
+    assert full["text"][0] == "Stop" and len(full["text"][1]) == MAX_STORED_TEXT
+    assert full["opt_out"].isna().all()  # no keywords given
