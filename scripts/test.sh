@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's checks: ruff, mypy, then the whole pytest suite.
+# The project's checks: ruff, mypy, the docs build, then the whole pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -10,5 +10,7 @@ echo "==> ruff format"
 .venv/bin/ruff format --check airflow_provider_smsend tests dags_examples bench scripts
 echo "==> mypy"
 .venv/bin/mypy
+echo "==> docs"
+bash scripts/docs.sh
 echo "==> pytest"
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

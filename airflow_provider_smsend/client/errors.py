@@ -325,7 +325,7 @@ KO_RULES: tuple[KoRule, ...] = (
 
 
 def error_from_ko(text: str) -> SmSendGatewayError:
-    """Build the error for a KO answer; ``text`` is what follows ``KO `` (or the whole line).
+    """Build the error for a KO answer; ``text`` is what follows ``"KO "`` (or the whole line).
 
     An undocumented text gives a plain, non-retryable :class:`SmSendGatewayError`.
     """

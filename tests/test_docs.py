@@ -1,0 +1,121 @@
+"""The docs site (docs/, built by scripts/docs.sh) covers the package and includes what it shows.
+
+The Sphinx build itself (warnings as errors, run by ``make test`` after mypy) fails on a broken
+include or reference; these checks catch, without a build, what a build would not: a module left
+out of the API reference, a public class autodoc would skip, an example marker a page lost.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PACKAGE = ROOT / "airflow_provider_smsend"
+
+AUTOMODULE = re.compile(r"^\.\. automodule:: (\S+)", re.MULTILINE)
+LITERALINCLUDE = re.compile(
+    r"```\{literalinclude\} (?P<path>\S+)\n(?P<options>(?::[^\n]*\n)*)```", re.MULTILINE
+)
+MARKER = re.compile(r'^:(?P<kind>start-after|end-before): "(?P<text>[^"]+)"$', re.MULTILINE)
+
+
+def documented_modules() -> set[str]:
+    return {m for page in (DOCS / "api").glob("*.rst") for m in AUTOMODULE.findall(page.read_text())}
+
+
+def package_modules() -> set[str]:
+    """Every module of the package but ``__main__`` (``python -m``'s entry: importing it runs the sandbox)."""
+    modules = set()
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__main__":
+            continue
+        modules.add(".".join(p for p in parts if p != "__init__"))
+    return modules
+
+
+def is_private(module: str) -> bool:
+    return any(part.startswith("_") for part in module.split("."))
+
+
+def test_every_public_module_is_in_the_api_reference():
+    missing = sorted(m for m in package_modules() - documented_modules() if not is_private(m))
+    assert not missing, f"add an automodule for each to docs/api/<room>.rst: {missing}"
+
+
+def test_the_api_reference_names_only_existing_modules():
+    assert not sorted(documented_modules() - package_modules())
+
+
+@pytest.mark.parametrize("module", sorted(m for m in package_modules() if not is_private(m)))
+def test_every_public_class_and_function_is_documented(module):
+    """``automodule`` with ``:members:`` documents what the module defines and has a docstring."""
+    if module not in documented_modules():
+        pytest.skip("not in the API reference (the test above fails)")
+    namespace = vars(importlib.import_module(module))
+    undocumented = [
+        name
+        for name, obj in namespace.items()
+        if not name.startswith("_")
+        and (inspect.isclass(obj) or inspect.isfunction(obj))
+        and obj.__module__ == module
+        and not (obj.__doc__ or "").strip()
+    ]
+    assert not undocumented, f"{module}: no docstring, so not in the API reference: {undocumented}"
+
+
+def included_examples() -> list[tuple[Path, Path, str, str]]:
+    """(page, example file, start marker, end marker) of every marked literalinclude of the docs."""
+    found = []
+    for page in DOCS.rglob("*.md"):
+        if "_build" in page.parts:
+            continue
+        for match in LITERALINCLUDE.finditer(page.read_text()):
+            options = {m["kind"]: m["text"] for m in MARKER.finditer(match["options"])}
+            if options:
+                source = (page.parent / match["path"]).resolve()
+                found.append((page, source, options["start-after"], options["end-before"]))
+    return found
+
+
+def test_the_how_to_pages_show_code_of_the_example_dags():
+    examples = included_examples()
+    sources = {source.relative_to(ROOT).parts[0] for _, source, _, _ in examples}
+    assert sources == {"dags_examples"}
+    pages = {page.relative_to(DOCS).parts[0] for page, _, _, _ in examples}
+    assert {"operators", "sensors", "transfer", "notifications"} <= pages
+
+
+@pytest.mark.parametrize(
+    ("page", "source", "start", "end"),
+    included_examples(),
+    ids=lambda value: value if isinstance(value, str) else value.name,
+)
+def test_every_example_marker_is_in_its_dag_once_with_code_between(page, source, start, end):
+    lines = [line.strip() for line in source.read_text().splitlines()]
+    assert lines.count(start) == 1, f"{page.name}: {start!r} in {source.name}"
+    assert lines.count(end) == 1, f"{page.name}: {end!r} in {source.name}"
+    first, last = lines.index(start), lines.index(end)
+    assert last - first > 1, f"{page.name}: nothing between {start!r} and {end!r} in {source.name}"
+    assert start.replace("[START ", "[END ") == end
+
+
+def test_make_test_builds_the_docs_with_warnings_as_errors():
+    docs_sh = (ROOT / "scripts" / "docs.sh").read_text()
+    assert re.search(r"sphinx-build -W -n --keep-going .*-b html docs docs/_build/html", docs_sh)
+    assert "bash scripts/docs.sh" in (ROOT / "scripts" / "test.sh").read_text()
+    assert "docs/_build/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_every_example_dag_is_shown_whole():
+    page = (DOCS / "examples.md").read_text()
+    shown = set(
+        re.findall(r"```\{literalinclude\} \.\./dags_examples/(\S+\.py)\n:language: python\n```", page)
+    )
+    assert shown == {path.name for path in (ROOT / "dags_examples").glob("*.py")}
