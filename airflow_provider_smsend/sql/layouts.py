@@ -1,12 +1,14 @@
 """Report table layouts, with no Airflow inside.
 
-Four tables receive the gateway's reports and the provider's own records (see :mod:`airflow_provider_smsend.transfers`):
+Five tables receive the gateway's reports and the provider's own records (see :mod:`airflow_provider_smsend.transfers`):
 
 * :data:`BATCH_STATUS_TABLE` - batch-status ``queue``/``notify``/``mnc`` rows, one per message;
 * :data:`USERLOG_TABLE` - userlog-get ``credits``/``recv_add``/``recv_del`` operations;
 * :data:`CREDIT_SNAPSHOT_TABLE` - dated credit-get balances, one per client and day;
 * :data:`OUTCOMES_TABLE` - the send ledger's per-recipient outcomes of a job (one row per
-  recipient: masked number, a stable key, status, cost, error code, request id, try).
+  recipient: masked number, a stable key, status, cost, error code, request id, try);
+* :data:`INBOUND_TABLE` - received SMS (receiveSms), one row per message id: masked numbers, a
+  stable sender key, reception time, the text only on request, the opt-out keyword it is.
 
 Each is one table ("wide": every column on every row), except a batch-status table that the
 provider creates in PostgreSQL, which is *compact*: three objects,
@@ -30,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_smsend.client.inbound_rules import MAX_STORED_TEXT
 from airflow_provider_smsend.client.reports import FIELD_LIMITS
 from airflow_provider_smsend.sql.dialect import dialect_for
 
@@ -141,6 +144,24 @@ OUTCOMES_TABLE = TableSpec(
     ),
     key=("job_key", "recipient_key"),
     scope=("job_key",),
+)
+
+
+INBOUND_TABLE = TableSpec(
+    name="received SMS",
+    columns=(
+        Column("id", "bigint", nullable=False),
+        Column("rcpt", "text", 32, nullable=False),
+        Column("sharecode", "text", FIELD_LIMITS["sharecode"], nullable=False),
+        Column("sender", "text", 32, nullable=False),
+        Column("sender_key", "text", 16, nullable=False),
+        Column("received_at", "timestamp", nullable=False),
+        Column("text", "text", MAX_STORED_TEXT),
+        Column("opt_out", "text", 64),
+        *_META,
+    ),
+    key=("id",),
+    scope=("id",),
 )
 
 

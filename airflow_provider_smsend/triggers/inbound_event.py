@@ -259,20 +259,15 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
 
     def open_cursor(self) -> InboundCursor:
         """The cursor table on ``cursor_conn_id`` (blocking: run it in a thread)."""
-        from airflow.providers.common.sql.hooks.sql import DbApiHook
         from airflow.sdk import BaseHook
 
         from airflow_provider_smsend.sql.cursor import InboundCursor
         from airflow_provider_smsend.sql.dialect import dialect_for
+        from airflow_provider_smsend.transfers.base import sql_hook
 
-        conn = BaseHook.get_connection(self.cursor_conn_id)
-        hook: Any = conn.get_hook()
-        if not isinstance(hook, DbApiHook):
-            raise ValueError(
-                f"Connection {self.cursor_conn_id!r} ({conn.conn_type}) is not a SQL database: the inbound "
-                "cursor needs one (SQLite, PostgreSQL, MySQL/MariaDB or another common-sql connection)."
-            )
-        dialect = dialect_for(conn.conn_type, placeholder=getattr(hook, "placeholder", None))
+        hook: Any = sql_hook(self.cursor_conn_id)
+        conn_type = getattr(hook, "conn_type", None) or BaseHook.get_connection(self.cursor_conn_id).conn_type
+        dialect = dialect_for(conn_type, placeholder=getattr(hook, "placeholder", None))
         return InboundCursor(hook.get_conn, dialect=dialect, table=self.cursor_table)
 
     async def _db(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:

@@ -13,6 +13,7 @@ from airflow_provider_smsend.sql.dialect import dialect_for
 from airflow_provider_smsend.sql.layouts import (
     BATCH_STATUS_TABLE,
     CREDIT_SNAPSHOT_TABLE,
+    INBOUND_TABLE,
     LOAD_COLUMNS,
     OUTCOMES_TABLE,
     ROW_COLUMNS,
@@ -26,7 +27,7 @@ from airflow_provider_smsend.sql.layouts import (
 from airflow_provider_smsend.sql.loader import AdbcSession
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-LAYOUTS = (BATCH_STATUS_TABLE, USERLOG_TABLE, CREDIT_SNAPSHOT_TABLE, OUTCOMES_TABLE)
+LAYOUTS = (BATCH_STATUS_TABLE, USERLOG_TABLE, CREDIT_SNAPSHOT_TABLE, OUTCOMES_TABLE, INBOUND_TABLE)
 
 
 @pytest.mark.parametrize("spec", LAYOUTS, ids=lambda spec: spec.name)
