@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import logging
 import re
 from collections import Counter
@@ -13,30 +14,38 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_smsend.client.bulk import (
+    SKIPPED,
+    UNKNOWN,
     BulkMessage,
     BulkResult,
     BulkSender,
     Estimate,
+    RecipientOutcome,
     estimate,
     price_from_credit,
 )
 from airflow_provider_smsend.client.encoding import non_gsm_characters, to_gsm
 from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
-from airflow_provider_smsend.client.ledger import DEFAULT_TABLE
+from airflow_provider_smsend.client.ledger import CAPPED, DEFAULT_TABLE, SUPPRESSED
 from airflow_provider_smsend.client.numbers import mask_number
+from airflow_provider_smsend.client.once_only import DO, next_step
 from airflow_provider_smsend.operators.base import (
     DEFAULT_LEDGER_CONN_ID,
+    MAX_LEDGER_KEY,
     SmSendBaseOperator,
     check_int,
     job_key,
 )
+from airflow_provider_smsend.sql.suppression import DEFAULT_SUPPRESSION_TABLE, SuppressionList
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
     from airflow.sdk import Context
 
     from airflow_provider_smsend.client.bulk import Plan
+    from airflow_provider_smsend.client.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +83,25 @@ def _check_max_cost(max_cost: Decimal | str | int | None) -> Decimal | None:
     if not value.is_finite() or value <= 0:
         raise ValueError(f"max_cost must be a positive amount in EUR, got {max_cost!r}.")
     return value
+
+
+def _check_cap(cap: object) -> tuple[int, dt.timedelta] | None:
+    """``max_per_recipient`` as ``(count, period)``: a count >= 1 and a positive timedelta or seconds."""
+    if cap is None:
+        return None
+    if not isinstance(cap, tuple | list) or len(cap) != 2:
+        raise TypeError(
+            f"max_per_recipient must be (count, period), e.g. (2, timedelta(days=7)) or (1, 86400), got {cap!r}."
+        )
+    count, period = cap
+    count = check_int(count, name="max_per_recipient's count", low=1)
+    if isinstance(period, int | float) and not isinstance(period, bool):
+        period = dt.timedelta(seconds=period)
+    if not isinstance(period, dt.timedelta) or period <= dt.timedelta(0):
+        raise ValueError(
+            f"max_per_recipient's period must be a positive timedelta or number of seconds, got {cap[1]!r}."
+        )
+    return count, period
 
 
 def _check_fail_on(fail_on: str | float) -> str | float:
@@ -157,6 +185,18 @@ class SmSendSmsOperator(SmSendBaseOperator):
         them into any warehouse table.
     :param mask_outcomes: mask the recipients of ``outcomes_list`` (default); ``False`` puts full
         numbers in XCom, the metadata database (an explicit opt-in: they are personal data).
+    :param suppression_conn_id: a SQL connection (any common-sql database, templated) holding the
+        suppression list (opt-outs, README "Consent before sending"): numbers on it are skipped
+        before anything is sent, estimated or charged, and reported ``suppressed``; the table is
+        created empty if absent (:class:`~airflow_provider_smsend.sql.suppression.SuppressionList`).
+    :param suppression_table: the suppression list's table (templated; default ``smsend_suppression``).
+    :param campaign: the campaign name a frequency cap counts under (templated): every run and
+        ledger key with the same name shares its history. Default: the ledger key.
+    :param max_per_recipient: ``(count, period)`` (period a ``timedelta`` or seconds): a number that
+        had ``count`` accepted sends of the campaign in the last ``period`` (any run, counted from
+        the ledger when the task starts) is skipped and reported ``capped``. Needs ``ledger_conn_id``.
+    :param clock: the current time (aware) for the cap's period; default the system clock (tests
+        pass another).
     :param smsend_conn_id: the smSend connection.
 
     Example::
@@ -174,10 +214,12 @@ class SmSendSmsOperator(SmSendBaseOperator):
     ==============  =======  =================================================================
     key             type     meaning
     ==============  =======  =================================================================
-    totals          dict     ``accepted``, ``rejected``, ``unknown``, ``total``: every recipient,
-                             all tries of this ledger job
+    totals          dict     ``accepted``, ``rejected``, ``unknown``, ``suppressed`` (on the
+                             suppression list), ``capped`` (over ``max_per_recipient``),
+                             ``total``: every recipient, all tries of this ledger job
     total_cost      str      credit charged for the accepted messages, all tries (exact, EUR)
-    this_try        dict     ``accepted``, ``rejected``, ``unknown`` and ``cost`` of this try alone
+    this_try        dict     ``accepted``, ``rejected``, ``unknown``, ``suppressed``, ``capped``
+                             and ``cost`` of this try alone
     request_count   int      distinct request ids (one per accepted message)
     outcomes        dict     where the per-recipient outcomes are: ``ledger_conn_id``,
                              ``ledger_table``, ``ledger_key``
@@ -210,6 +252,9 @@ class SmSendSmsOperator(SmSendBaseOperator):
         "ledger_table",
         "ledger_key",
         "ledger_conn_id",
+        "suppression_conn_id",
+        "suppression_table",
+        "campaign",
         "smsend_conn_id",
     )
     ui_color = "#ffcc66"
@@ -245,6 +290,11 @@ class SmSendSmsOperator(SmSendBaseOperator):
         log_text: bool = False,
         include_outcomes: bool = False,
         mask_outcomes: bool = True,
+        suppression_conn_id: str | None = None,
+        suppression_table: str = DEFAULT_SUPPRESSION_TABLE,
+        campaign: str | None = None,
+        max_per_recipient: tuple[int, dt.timedelta | float] | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -286,6 +336,16 @@ class SmSendSmsOperator(SmSendBaseOperator):
         self.log_text = log_text
         self.include_outcomes = include_outcomes
         self.mask_outcomes = mask_outcomes
+        self.suppression_conn_id = suppression_conn_id
+        self.suppression_table = suppression_table
+        self.campaign = campaign
+        self.max_per_recipient = _check_cap(max_per_recipient)
+        if self.max_per_recipient is not None and ledger_conn_id is None:
+            raise ValueError(
+                "max_per_recipient needs the send ledger (ledger_conn_id): the cap counts the campaign's "
+                "sends there."
+            )
+        self.clock = clock
 
     # ----------------------------------------------------------------- recipients
 
@@ -321,16 +381,20 @@ class SmSendSmsOperator(SmSendBaseOperator):
                 rows.append({self.number_field: item})
         return rows
 
-    def _query_rows(self) -> list[Mapping[str, Any]]:
-        """The rows of ``recipients_sql`` on ``recipients_conn_id``, as dicts by column name."""
+    @staticmethod
+    def _sql_hook(conn_id: str, name: str) -> DbApiHook:
+        """The common-sql hook of ``conn_id`` (the argument ``name`` gave it)."""
         from airflow.providers.common.sql.hooks.sql import DbApiHook
         from airflow.sdk import BaseHook
 
-        hook = BaseHook.get_connection(str(self.recipients_conn_id)).get_hook()
+        hook = BaseHook.get_connection(conn_id).get_hook()
         if not isinstance(hook, DbApiHook):
-            raise AirflowFailException(
-                f"recipients_conn_id {self.recipients_conn_id!r} is not a SQL database (common-sql)."
-            )
+            raise AirflowFailException(f"{name} {conn_id!r} is not a SQL database (common-sql).")
+        return hook
+
+    def _query_rows(self) -> list[Mapping[str, Any]]:
+        """The rows of ``recipients_sql`` on ``recipients_conn_id``, as dicts by column name."""
+        hook = self._sql_hook(str(self.recipients_conn_id), "recipients_conn_id")
         conn = hook.get_conn()
         try:
             cursor = conn.cursor()
@@ -516,12 +580,102 @@ class SmSendSmsOperator(SmSendBaseOperator):
                     f"{needed} segments. Nothing was sent: top up first."
                 )
 
+    # ----------------------------------------------------------------- consent and frequency
+
+    def _now(self) -> dt.datetime:
+        now = self.clock() if self.clock is not None else dt.datetime.now(dt.UTC)
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError(f"clock must return a timezone-aware datetime, got {now!r}.")
+        return now
+
+    def _campaign(self, key: str) -> str:
+        """The campaign the ledger counts this task's sends under: ``campaign`` as rendered, or the job key."""
+        if self.campaign is None:
+            return key
+        name = str(self.campaign).strip()
+        if not name or len(name) > MAX_LEDGER_KEY or "{{" in name:
+            raise ValueError(
+                f"campaign must be a rendered, non-empty name of at most {MAX_LEDGER_KEY} characters, got "
+                f"{self.campaign!r}."
+            )
+        return name
+
+    def _skip(self, plan: Plan, sender: BulkSender, ledger: Ledger, campaign: str) -> Plan:
+        """Take the suppressed and capped recipients out of ``plan`` (before the estimate and any request).
+
+        Only recipients the ledger has still to do are checked (one sent by an earlier try keeps its
+        outcome); each one skipped is recorded in the ledger as ``suppressed`` or ``capped``.
+        """
+        outcomes, to_send = plan
+        if self.suppression_conn_id is None and self.max_per_recipient is None:
+            return plan
+        entries = sender.once.entries
+        todo = [number for _, number, _ in to_send if next_step(entries.get(number)) == DO]
+        skipped: dict[str, tuple[str, str, str]] = {}
+        if self.suppression_conn_id is not None and todo:
+            optouts = SuppressionList(
+                self._sql_hook(str(self.suppression_conn_id), "suppression_conn_id"),
+                self.suppression_table,
+                region=self.client.default_region,
+            )
+            optouts.ensure()
+            for number in optouts.suppressed(todo):
+                skipped[number] = (
+                    SUPPRESSED,
+                    "suppressed",
+                    f"On the suppression list (table {self.suppression_table!r}): not sent.",
+                )
+        if self.max_per_recipient is not None and todo:
+            count, period = self.max_per_recipient
+            since = self._now() - period
+            left = [n for n in todo if n not in skipped]
+            for number, sent in ledger.sent_counts(campaign, left, since).items():
+                if sent >= count:
+                    skipped[number] = (
+                        CAPPED,
+                        "max_per_recipient",
+                        f"Texted {sent} time(s) under campaign {campaign!r} since {since.isoformat()} "
+                        f"(max_per_recipient={count} per {period}): not sent.",
+                    )
+        if not skipped:
+            return plan
+        mine = sender.once.skip(skipped)
+        outcomes, kept = list(outcomes), []
+        for index, number, prepared in to_send:
+            if number not in skipped:
+                kept.append((index, number, prepared))
+                continue
+            state, code, error = skipped[number]
+            outcomes[index] = (
+                RecipientOutcome(number, state, segments=prepared.segments, error_code=code, error=error)
+                if number in mine
+                else RecipientOutcome(
+                    number,
+                    UNKNOWN,
+                    segments=prepared.segments,
+                    error_code="claimed_by_another_try",
+                    error="Another try of this task holds this recipient (two tries running at once); its "
+                    "outcome is in the ledger. Not sent by this try.",
+                )
+            )
+        states = Counter(state for state, _, _ in skipped.values())
+        self.log.info(
+            "Skipped before sending: %d recipient(s) on the suppression list, %d over max_per_recipient; "
+            "%d of %d left to send.",
+            states[SUPPRESSED],
+            states[CAPPED],
+            len(kept),
+            len(to_send),
+        )
+        return outcomes, kept
+
     def _failed(self, result: BulkResult) -> bool:
         totals = result.totals
-        if totals["total"] == 0:
+        considered = totals["total"] - sum(totals[s] for s in SKIPPED)
+        if considered == 0:
             return False
         if self.fail_on == "any":
-            return totals["accepted"] < totals["total"]
+            return totals["accepted"] < considered
         if self.fail_on == "all":
             return totals["accepted"] == 0
         return result.failure_ratio() > float(self.fail_on)
@@ -530,6 +684,7 @@ class SmSendSmsOperator(SmSendBaseOperator):
 
     def act(self, context: Context) -> dict[str, Any]:
         key = job_key(context, self.ledger_key)
+        campaign = self._campaign(key)
         where = {"ledger_conn_id": self.ledger_conn_id, "ledger_table": self.ledger_table, "ledger_key": key}
         messages = self.messages(context)
         if not messages:
@@ -579,11 +734,13 @@ class SmSendSmsOperator(SmSendBaseOperator):
                 allow_landlines=self.allow_landlines,
                 max_cost=self.max_cost,
                 price_per_segment=price,
+                campaign=campaign,
             )
             try:
                 plan = sender.plan(messages)
             except SmSendValidationError as exc:
                 raise SmSendValidationError(f"{exc} Nothing was sent.", code=exc.code) from exc
+            plan = self._skip(plan, sender, ledger, campaign)
             found = estimate((p for _, _, p in plan[1]), price_per_segment=price, price_source=price_source)
             self._log_estimate(found)
             context["ti"].xcom_push(key="estimate", value=found.to_dict())
@@ -603,8 +760,9 @@ class SmSendSmsOperator(SmSendBaseOperator):
             )
         if self._failed(result):
             context["ti"].xcom_push(key="partial_result", value=summary)
+            considered = result.totals["total"] - sum(result.totals[s] for s in SKIPPED)
             message = (
-                f"{result.totals['total'] - result.totals['accepted']} of {result.totals['total']} recipient(s) "
+                f"{considered - result.totals['accepted']} of {considered} recipient(s) to send "
                 f"not accepted (fail_on={self.fail_on!r}); totals {result.totals}. Each recipient's outcome is "
                 f"in the ledger (table {self.ledger_table!r}, ledger_key {key!r}): SmSendOutcomesToSqlOperator "
                 "loads them into a table."
@@ -632,7 +790,7 @@ class SmSendSmsOperator(SmSendBaseOperator):
     def _log_rejections(self, result: BulkResult) -> None:
         shown = 0
         for outcome in result.outcomes:
-            if outcome.status != "accepted" and shown < 20:
+            if outcome.status not in ("accepted", *SKIPPED) and shown < 20:
                 shown += 1
                 self.log.warning(
                     "%s %s: %s", mask_number(outcome.recipient), outcome.status, outcome.error_code
@@ -640,7 +798,8 @@ class SmSendSmsOperator(SmSendBaseOperator):
         t, now = result.totals, result.this_try()
         self.log.info(
             "This try: accepted %d, rejected %d, unknown %d, cost %s EUR. All tries of this ledger job: "
-            "%d recipient(s), accepted %d, rejected %d, unknown %d, cost %s EUR, %d request id(s).",
+            "%d recipient(s), accepted %d, rejected %d, unknown %d, suppressed %d, capped %d, cost %s EUR, "
+            "%d request id(s).",
             now["accepted"],
             now["rejected"],
             now["unknown"],
@@ -649,6 +808,8 @@ class SmSendSmsOperator(SmSendBaseOperator):
             t["accepted"],
             t["rejected"],
             t["unknown"],
+            t["suppressed"],
+            t["capped"],
             result.total_cost,
             len(result.request_ids),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -457,6 +458,9 @@ def test_template_fields_render():
         ledger_table="{{ params.table }}",
         ledger_key="campaign/{{ ds }}",
         ledger_conn_id="{{ params.env }}_ledger",
+        suppression_conn_id="{{ params.env }}_warehouse",
+        suppression_table="optouts_{{ params.env }}",
+        campaign="spring/{{ params.env }}",
         smsend_conn_id="smsend_{{ params.env }}",
     )
     params = {
@@ -485,6 +489,11 @@ def test_template_fields_render():
         "prod_ledger",
         "smsend_prod",
     )
+    assert (op.suppression_conn_id, op.suppression_table, op.campaign) == (
+        "prod_warehouse",
+        "optouts_prod",
+        "spring/prod",
+    )
     assert set(SmSendSmsOperator.template_fields) == {
         "recipients",
         "recipients_sql",
@@ -496,6 +505,9 @@ def test_template_fields_render():
         "ledger_table",
         "ledger_key",
         "ledger_conn_id",
+        "suppression_conn_id",
+        "suppression_table",
+        "campaign",
         "smsend_conn_id",
     }
 
@@ -802,3 +814,112 @@ def test_recipients_from_sql_stay_out_of_the_rendered_fields(gateway, tmp_path, 
     assert texts == {"+393331234567": "Ciao Anna", "+393331234568": "Ciao Bo"}
     with pytest.raises(ValueError, match="not both"):
         SmSendSmsOperator(task_id="s", recipients=["+393331234567"], recipients_sql="SELECT 1", text="x")
+
+
+# ----------------------------------------------------------------- consent and frequency (issue 19)
+
+
+@pytest.fixture
+def optouts(tmp_path, monkeypatch):
+    """A suppression list in a SQLite warehouse (connection ``warehouse``)."""
+    from airflow.providers.sqlite.hooks.sqlite import SqliteHook
+
+    from airflow_provider_smsend.sql.suppression import SuppressionList
+
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", f"sqlite://{tmp_path / 'warehouse.db'}")
+    made = SuppressionList(SqliteHook(sqlite_conn_id="warehouse"))
+    made.ensure()
+    return made
+
+
+def test_suppressed_numbers_are_skipped_before_the_estimate_the_cost_cap_and_any_request(
+    gateway, optouts, ledger_db, capfd
+):
+    import datetime as dt
+
+    everyone = numbers(10)
+    blocked = everyone[2:5]
+    # written in national form in the list: the same normalisation as the operator's
+    optouts.add([(n.removeprefix("+39"), "STOP reply") for n in blocked], since=dt.datetime.now(dt.UTC))
+
+    def send() -> SmSendSmsOperator:
+        # 10 messages would cost 0.85 EUR: over max_cost; the 7 with consent cost 0.595.
+        return SmSendSmsOperator(
+            task_id="send", recipients=everyone, text="Saldi", sender="ACME", max_cost="0.60",
+            suppression_conn_id="warehouse", include_outcomes=True,
+        )  # fmt: skip
+
+    context = make_context()
+    capfd.readouterr()
+    result = send().execute(context)
+    log = "\n".join(log_lines(capfd))
+    assert result["totals"] == {
+        "accepted": 7, "rejected": 0, "unknown": 0, "suppressed": 3, "capped": 0, "total": 10,
+    }  # fmt: skip
+    assert result["estimate"]["messages"] == 7 and result["total_cost"] == "0.5950"
+    assert set(sent_counts(gateway)) == set(everyone) - set(blocked)
+    assert "3 recipient(s) on the suppression list" in log
+    assert not any(n in log or n.removeprefix("+39") in log for n in blocked)
+    statuses = [o["status"] for o in result["outcomes_list"]]
+    assert statuses == ["accepted"] * 2 + ["suppressed"] * 3 + ["accepted"] * 5
+    assert not any(n in json.dumps(result) for n in everyone)  # masked in the XCom
+    ledger = DbApiLedger(lambda: sqlite3.connect(ledger_db), dialect="sqlite", placeholder="?")
+    assert {e.item: (e.state, e.error_code) for e in ledger.entries() if e.item in blocked} == dict.fromkeys(
+        blocked, ("suppressed", "suppressed")
+    )
+    # The retry checks the list again: still suppressed, nothing sent, the totals unchanged.
+    again = send().execute(make_context(try_number=2))
+    assert again["totals"] == result["totals"] and again["this_try"]["suppressed"] == 3
+    assert again["this_try"]["accepted"] == 0 and sum(sent_counts(gateway).values()) == 7
+
+
+def test_the_frequency_cap_counts_a_campaign_across_runs_and_ledger_keys(gateway):
+    import datetime as dt
+
+    a, b, c, d = numbers(4)
+    now = [dt.datetime.now(dt.UTC)]
+
+    def run(run_id: str, recipients: list[str], campaign: str = "spring", **kwargs: Any) -> dict[str, Any]:
+        op = SmSendSmsOperator(
+            task_id="send", recipients=recipients, text="Saldi", sender="ACME", campaign=campaign,
+            max_per_recipient=(2, dt.timedelta(days=7)), clock=lambda: now[0], **kwargs,
+        )  # fmt: skip
+        return op.execute(make_context(run_id=run_id))
+
+    run("r1", [a, b, c])
+    run("r2", [a, b, d], ledger_key="spring/manual")  # another ledger key, the same campaign
+    third = run("r3", [a, b, c, d])
+    assert third["totals"] == {
+        "accepted": 2, "rejected": 0, "unknown": 0, "suppressed": 0, "capped": 2, "total": 4,
+    }  # fmt: skip
+    assert sent_counts(gateway) == {a: 2, b: 2, c: 2, d: 2}
+    # every one has had 2 now: a fourth run sends nothing; another campaign is counted apart
+    assert run("r4", [a, b, c, d])["totals"]["capped"] == 4
+    assert run("r5", [a], campaign="autumn")["totals"]["accepted"] == 1
+    # eight days later the period holds none of them
+    now[0] += dt.timedelta(days=8)
+    assert run("r6", [a, b])["totals"]["accepted"] == 2
+    assert sent_counts(gateway) == {a: 4, b: 3, c: 2, d: 2}
+
+
+def test_the_frequency_cap_is_validated_and_needs_the_ledger():
+    import datetime as dt
+
+    for bad, error in [
+        ((0, 60), ValueError),
+        ((1, -5), ValueError),
+        ((1, "week"), ValueError),
+        (3, TypeError),
+    ]:
+        with pytest.raises(error, match="max_per_recipient"):
+            SmSendSmsOperator(task_id="s", recipients=["+393331234567"], text="x", max_per_recipient=bad)
+    with pytest.raises(ValueError, match="max_per_recipient needs the send ledger"):
+        SmSendSmsOperator(
+            task_id="s",
+            recipients=["+393331234567"],
+            text="x",
+            max_per_recipient=(1, 60),
+            ledger_conn_id=None,
+        )
+    op = SmSendSmsOperator(task_id="s", recipients=["+393331234567"], text="x", max_per_recipient=[2, 3600.0])
+    assert op.max_per_recipient == (2, dt.timedelta(hours=1))
