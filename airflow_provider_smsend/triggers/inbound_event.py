@@ -180,6 +180,14 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
             },
         )
 
+    def __repr__(self) -> str:
+        """The class and kwargs with the numbers masked (a repr may reach a log)."""
+        path, kwargs = self.serialize()
+        kwargs["rcpt"] = mask_number(self.rcpt)
+        if self.sender:
+            kwargs["sender"] = mask_number(self.sender)
+        return self.repr(path, kwargs)
+
     @property
     def key(self) -> str:
         """The cursor's key: ``cursor_key``, or 40 hex digits of SHA-256 of the other settings."""
@@ -192,8 +200,12 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
     # ----------------------------------------------------------------- the shared poll
 
     def shared_stream_key(self) -> Hashable | None:
-        """One receiveSms poll per connection, reception number and share code in a triggerer."""
-        return ("smsend-inbound", self.smsend_conn_id, self.rcpt, self.sharecode)
+        """One receiveSms poll per connection, reception number and share code in a triggerer.
+
+        The number is hashed: the triggerer logs the key.
+        """
+        number = hashlib.sha256(str(self.rcpt).encode("utf-8")).hexdigest()[:16]
+        return ("smsend-inbound", self.smsend_conn_id, number, self.sharecode)
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:

@@ -98,6 +98,10 @@ def test_serialize_round_trips_and_the_cursor_key_follows_the_settings(helpers: 
     assert not [s for s in helpers.secrets if s in json.dumps(kwargs)]
     assert original.shared_stream_key() == trigger("001", text_pattern="x").shared_stream_key()
     assert original.shared_stream_key() != trigger("002").shared_stream_key()
+    assert original.shared_stream_key() != trigger("001", rcpt="+393400000002").shared_stream_key()
+    assert RECEPTION not in str(original.shared_stream_key())  # the triggerer logs the key
+    assert CUSTOMER not in repr(original) and RECEPTION not in repr(original)
+    assert "+39333****567" in repr(original)
 
 
 @pytest.mark.parametrize(
