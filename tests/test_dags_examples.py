@@ -14,6 +14,7 @@ EXPECTED = {
     "smsend_campaign",
     "smsend_campaign_sharded",
     "smsend_mapped_reminders",
+    "smsend_opt_out",
     "smsend_pipeline_alerts",
     "smsend_reply_workflow",
     "smsend_reseller_billing",
@@ -79,3 +80,24 @@ def test_templates_work_on_a_run_without_logical_date(path):
             continue
         found.append(match.group(0))
     assert found == [], f"{path.name}: templates that fail on a run without a logical date: {found}"
+
+
+def test_the_opt_out_example_is_scheduled_by_an_inbound_sms_watcher(dagbag):
+    """Its asset is watched by the inbound event trigger (kwargs without a secret or the customer's
+    number), and its task records opt-outs in the warehouse's suppression list."""
+    from airflow_provider_smsend.transfers.inbound_to_sql import SmSendInboundToSqlOperator
+    from airflow_provider_smsend.triggers.inbound_event import SmSendInboundSmsEventTrigger
+
+    module = {}
+    exec(
+        compile((EXAMPLES / "smsend_opt_out.py").read_text(encoding="utf-8"), "smsend_opt_out.py", "exec"),
+        module,
+    )
+    (watcher,) = module["replies"].watchers
+    assert isinstance(watcher.trigger, SmSendInboundSmsEventTrigger)
+    _, kwargs = watcher.trigger.serialize()
+    assert kwargs["cursor_conn_id"] == "warehouse" and kwargs["sharecode"] == "001"
+    bag, _ = dagbag
+    task = bag.dags["smsend_opt_out"].task_dict["record_replies"]
+    assert isinstance(task, SmSendInboundToSqlOperator)
+    assert task.opt_out_keywords == ["STOP", "CANCELLAMI"] and task.conn_id == "warehouse"
