@@ -7,7 +7,7 @@ import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException
@@ -28,7 +28,8 @@ from airflow_provider_smsend.sql.loader import (
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.providers.common.sql.hooks.sql import DbApiHook
-    from airflow.sdk import Context
+    from airflow.providers.openlineage.extractors import OperatorLineage
+    from airflow.sdk import Connection, Context
 
     from airflow_provider_smsend.sql.layouts import TableSpec
 
@@ -61,6 +62,14 @@ class BaseSmSendToSqlOperator(SmSendBaseOperator):
         ``"my_dags.etl.only_failures"``) applied to every frame of the report before the load: to
         filter rows, rewrite values, or fill columns a table you made has beyond the provider's. The
         report's columns (see each operator) must stay; a column it adds must exist in the table.
+
+    Lineage and assets: with the ``apache-airflow-providers-openlineage`` package installed, each
+    load reports its input (the gateway report, namespace ``smsend://<gateway host>``, named for
+    the report, e.g. ``batch-status/notify``) and its output (the table, named as the database's
+    hook names it, e.g. ``postgres://db.example:5432`` ``warehouse.public.sms_delivery``) through
+    :meth:`get_openlineage_facets_on_complete`; no number, text or credential is in a name. Give
+    ``outlets=[Asset(...)]`` to have a successful load emit an asset event; its ``extra`` holds
+    ``{"table", "rows", "load_mode"}`` (see ``dags_examples/smsend_warehouse_assets.py``).
     """
 
     template_fields: Sequence[str] = ("table", "conn_id", "smsend_conn_id", "load_mode", "hook_params")
@@ -68,6 +77,8 @@ class BaseSmSendToSqlOperator(SmSendBaseOperator):
 
     #: The table layout the subclass loads.
     spec: TableSpec
+    #: The row count of the last load (set by :meth:`execute`; reported in the lineage).
+    loaded_rows: int | None = None
 
     def __init__(
         self,
@@ -195,6 +206,78 @@ class BaseSmSendToSqlOperator(SmSendBaseOperator):
             close_source(source)
             session.close()
 
+    def execute(self, context: Context) -> Any:
+        """Run the load; then note its row count for lineage and in the outlets' asset events."""
+        result = super().execute(context)
+        rows = result.get("rows") if isinstance(result, dict) else None
+        self.loaded_rows = rows if isinstance(rows, int) else None
+        self._annotate_asset_events(context, result if isinstance(result, dict) else {})
+        return result
+
+    def _annotate_asset_events(self, context: Context, result: Mapping[str, Any]) -> None:
+        """Give each outlet asset's event the load's table, row count and mode (no row data)."""
+        from airflow.sdk import Asset
+
+        assets = [outlet for outlet in self.outlets if isinstance(outlet, Asset)]
+        events = context.get("outlet_events") if assets else None
+        if events is None:
+            return
+        extra = {"table": self.table, "rows": self.loaded_rows, "load_mode": result.get("load_mode")}
+        for asset in assets:
+            events[asset].extra.update(extra)
+
+    def openlineage_inputs(self) -> list[tuple[str, str]]:
+        """What the load reads, as OpenLineage ``(namespace, name)`` pairs: each transfer names its
+        report (:meth:`gateway_dataset`) or table (:meth:`sql_dataset`); none by default."""
+        return []
+
+    def gateway_dataset(self, report: str) -> tuple[str, str]:
+        """The OpenLineage id of a gateway report: ``("smsend://<host[:port]>", report)``.
+
+        :param report: the report, e.g. ``batch-status/notify`` or ``userlog-get/credits``.
+        """
+        parts = urlsplit(self.client.base_url)  # host and port only: never credentials, never a path
+        host = parts.hostname or ""
+        return (f"smsend://{host}:{parts.port}" if parts.port else f"smsend://{host}"), report
+
+    def sql_dataset(self, conn_id: str, table: str) -> tuple[str, str]:
+        """The OpenLineage id of a table on a SQL connection (:func:`openlineage_table`)."""
+        connection = BaseHook.get_connection(conn_id)
+        hook = self.db_hook if conn_id == self.conn_id else connection.get_hook()
+        return openlineage_table(hook, connection, table)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+        """The load's OpenLineage inputs (the gateway report) and output (the table, with its
+        columns and the rows loaded); None when the openlineage provider is not installed.
+
+        Called by the openlineage provider after a successful run.
+
+        :param task_instance: the finished task instance (unused: the operator holds what it loaded).
+        """
+        try:
+            from airflow.providers.common.compat.openlineage.facet import (
+                Dataset,
+                OutputDataset,
+                OutputStatisticsOutputDatasetFacet,
+                SchemaDatasetFacet,
+                SchemaDatasetFacetFields,
+            )
+            from airflow.providers.openlineage.extractors import OperatorLineage
+        except ImportError:
+            return None
+        namespace, name = self.sql_dataset(self.conn_id, self.table)
+        schema = SchemaDatasetFacet(
+            fields=[SchemaDatasetFacetFields(name=c.name, type=c.kind) for c in self.spec.columns]
+        )
+        statistics: dict[str, Any] = {}
+        if self.loaded_rows is not None:
+            statistics["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=self.loaded_rows)
+        output = OutputDataset(
+            namespace=namespace, name=name, facets={"schema": schema}, outputFacets=statistics
+        )
+        inputs = [Dataset(namespace=ns, name=report) for ns, report in self.openlineage_inputs()]
+        return OperatorLineage(inputs=inputs, outputs=[output])
+
     @staticmethod
     def run_id(context: Context) -> str | None:
         """The DAG run id of ``context`` (stored in each row's ``dag_run_id``)."""
@@ -226,6 +309,40 @@ def sql_hook(conn_id: str, hook_params: Mapping[str, Any] | None = None) -> DbAp
             f"{type(hook).__name__} is no common-sql DbApiHook. Use a SQLite, PostgreSQL or MySQL connection."
         )
     return hook
+
+
+def openlineage_table(hook: DbApiHook, connection: Connection, table: str) -> tuple[str, str]:
+    """The OpenLineage ``(namespace, name)`` of ``table`` (``name`` or ``schema.name``) on ``hook``'s database.
+
+    The hook's own ``get_openlineage_database_info`` and ``get_openlineage_default_schema`` give the
+    namespace and the name's parts where it has them (PostgreSQL: ``postgres://host:5432``,
+    ``database.schema.table``; MySQL: ``mysql://host:3306``, ``database.table``); a hook without them
+    (SQLite) gives ``<conn type>://<host>`` (SQLite: the file's path) and the table as written.
+    Never the connection's login or password.
+    """
+    schema, _, name = table.rpartition(".")
+    try:
+        info = hook.get_openlineage_database_info(connection)
+    except Exception:  # lineage must never fail a load: a hook that cannot tell falls back
+        info = None
+    if info is None:
+        if connection.conn_type == "sqlite":
+            return f"sqlite://{connection.host or ''}", table
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+        return f"{connection.conn_type}://{DbApiHook.get_openlineage_authority_part(connection)}", table
+    from airflow.providers.openlineage.sqlparser import SQLParser  # installed: the hook's info comes from it
+
+    namespace = SQLParser.create_namespace(info)
+    database = info.database
+    if not schema:
+        try:
+            schema = hook.get_openlineage_default_schema() or ""
+        except Exception:
+            schema = ""
+        if not schema and not database:  # MySQL: no schemas, the connection's database holds the table
+            schema = connection.schema or ""
+    return namespace, ".".join(part for part in (database, schema, name) if part)
 
 
 def peek(frames: Iterable[pd.DataFrame]) -> tuple[pd.DataFrame | None, Iterator[pd.DataFrame]]:

@@ -173,6 +173,10 @@ class SmSendBatchStatusToSqlOperator(BaseSmSendToSqlOperator):
             close_source(frames)
             session.close()
 
+    def openlineage_inputs(self) -> list[tuple[str, str]]:
+        """The batch-status report of the type loaded (``batch-status/notify``...): request ids are not named."""
+        return [self.gateway_dataset(f"batch-status/{str(self.report_type).strip().lower()}")]
+
     def act(self, context: Context) -> dict[str, Any]:
         request_ids = as_list(self.request_ids)
         if not request_ids:

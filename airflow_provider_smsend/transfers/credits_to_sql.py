@@ -121,6 +121,13 @@ class SmSendCreditsToSqlOperator(BaseSmSendToSqlOperator):
         moment = logical if isinstance(logical, dt.datetime) else dt.datetime.now(dt.UTC)
         return moment.astimezone(ROME).date()
 
+    def openlineage_inputs(self) -> list[tuple[str, str]]:
+        """The clients' balances (``credit-get``), and the table of client ids when one is read."""
+        inputs = [self.gateway_dataset("credit-get")]
+        if self.u_id_table:
+            inputs.append(self.sql_dataset(self.conn_id, self.u_id_table))
+        return inputs
+
     def act(self, context: Context) -> dict[str, Any]:
         ids = self._client_ids()
         snapshot_date = self._snapshot_date(context)

@@ -87,6 +87,12 @@ class SmSendOutcomesToSqlOperator(BaseSmSendToSqlOperator):
         ti = context["ti"]
         return f"{ti.dag_id}/{self.send_task_id}/{ti.run_id}/{self.send_map_index}"
 
+    def openlineage_inputs(self) -> list[tuple[str, str]]:
+        """The send ledger's table on ``ledger_conn_id`` (none for a memory ledger)."""
+        if self.ledger_conn_id is None:
+            return []
+        return [self.sql_dataset(self.ledger_conn_id, self.ledger_table)]
+
     def act(self, context: Context) -> dict[str, Any]:
         import pyarrow as pa
 

@@ -106,6 +106,10 @@ class SmSendUserlogToSqlOperator(BaseSmSendToSqlOperator):
                                              pa.int64() if name == "bill_id" else pa.string())  # fmt: skip
                 yield out
 
+    def openlineage_inputs(self) -> list[tuple[str, str]]:
+        """The back-office operation log of the type loaded (``userlog-get/credits``...)."""
+        return [self.gateway_dataset(f"userlog-get/{str(self.log_type).strip().lower()}")]
+
     def act(self, context: Context) -> dict[str, Any]:
         log_type = str(self.log_type).strip().lower()
         if log_type not in USERLOG_COLUMNS:

@@ -161,3 +161,159 @@ def test_templated_lists_and_dates() -> None:
     assert as_date("", what="d") is None and as_date(None, what="d") is None
     with pytest.raises(AirflowFailException, match="date_from must be a date YYYY-MM-DD, got 'yesterday'"):
         as_date("yesterday", what="date_from")
+
+
+# ---------------------------------------------------------------------------------- lineage and assets
+
+
+def _expected_table_dataset(target: SqlTarget, table: str, path: str | None) -> tuple[str, str]:
+    """The OpenLineage naming of each target database (openlineage.io's naming spec)."""
+    if target.kind == "sqlite":
+        return f"sqlite://{path}", table
+    if target.kind == "postgres":
+        return "postgres://127.0.0.1:5432", f"test.public.{table}"
+    return "mysql://127.0.0.1:3306", f"test.{table}"
+
+
+def test_lineage_names_the_gateway_report_and_the_table(target: SqlTarget, gateway: StubGateway) -> None:
+    from airflow.sdk import BaseHook
+
+    gateway.batch[("HTTP1", "notify")] = notify_report(5)
+    table = target.table("lineage")
+    op = SmSendBatchStatusToSqlOperator(
+        task_id="load",
+        request_ids="HTTP1",
+        table=table,
+        conn_id=target.conn_id,
+        smsend_conn_id=SMSEND_CONN_ID,
+    )
+    result = op.execute(context())
+    lineage = op.get_openlineage_facets_on_complete(None)
+
+    assert lineage is not None
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        ("smsend://gateway.test", "batch-status/notify")
+    ]
+    (output,) = lineage.outputs
+    path = BaseHook.get_connection(target.conn_id).host
+    assert (output.namespace, output.name) == _expected_table_dataset(target, table, path)
+    assert [f.name for f in output.facets["schema"].fields] == list(op.spec.column_names)
+    assert output.outputFacets["outputStatistics"].rowCount == result["rows"] == 5
+    text = repr(lineage)
+    for private in ("s3cret-pass", "res-s3cret", "+39333", "HTTP1"):  # no secret, number or request id
+        assert private not in text
+
+
+def test_lineage_of_each_transfer_names_what_it_reads(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_WH", f'{{"conn_type": "sqlite", "host": "{tmp_path}/wh.db"}}')
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER", f'{{"conn_type": "sqlite", "host": "{tmp_path}/ledger.db"}}')
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GW", '{"conn_type": "smsend", "host": "https://sms.reseller.example:8443/api", '
+        '"login": "u", "password": "pw-s3cret"}'
+    )  # fmt: skip
+    common: dict[str, Any] = {"conn_id": "wh", "smsend_conn_id": "gw"}
+    gateway = "smsend://sms.reseller.example:8443"
+    cases: list[tuple[BaseSmSendToSqlOperator, list[tuple[str, str]]]] = [
+        (
+            SmSendUserlogToSqlOperator(task_id="a", log_type=" RECV_ADD ", **common),
+            [(gateway, "userlog-get/recv_add")],
+        ),
+        (SmSendCreditsToSqlOperator(task_id="b", u_ids=[1], **common), [(gateway, "credit-get")]),
+        (
+            SmSendCreditsToSqlOperator(task_id="c", u_id_table="crm.clients", **common),
+            [(gateway, "credit-get"), (f"sqlite://{tmp_path}/wh.db", "crm.clients")],
+        ),
+        (
+            SmSendOutcomesToSqlOperator(task_id="d", send_task_id="send", ledger_conn_id="ledger", **common),
+            [(f"sqlite://{tmp_path}/ledger.db", "smsend_send_ledger")],
+        ),
+        (SmSendOutcomesToSqlOperator(task_id="e", send_task_id="send", ledger_conn_id=None, **common), []),
+    ]
+    for op, inputs in cases:
+        lineage = op.get_openlineage_facets_on_complete(None)
+        assert lineage is not None
+        assert [(d.namespace, d.name) for d in lineage.inputs] == inputs, op.task_id
+        assert [(d.namespace, d.name) for d in lineage.outputs] == [(f"sqlite://{tmp_path}/wh.db", op.table)]
+        assert "outputStatistics" not in lineage.outputs[0].outputFacets  # nothing loaded yet
+        assert "pw-s3cret" not in repr(lineage)
+
+
+def test_the_openlineage_provider_extracts_the_transfers_lineage(
+    target: SqlTarget, gateway: StubGateway
+) -> None:
+    from types import SimpleNamespace
+
+    from airflow.providers.openlineage.extractors.manager import ExtractorManager
+    from airflow.utils.state import TaskInstanceState
+
+    gateway.userlog["credits"] = "id\tdate\tu_id\tusername\tbill_id\tcredit\r\n"
+    table = target.table("ol")
+    with DAG("lineage_dag", schedule=None):
+        op = SmSendUserlogToSqlOperator(
+            task_id="load", table=table, conn_id=target.conn_id, smsend_conn_id=SMSEND_CONN_ID
+        )
+    op.execute(context())
+    metadata = ExtractorManager().extract_metadata(
+        SimpleNamespace(run_id="manual__1"), op, TaskInstanceState.SUCCESS, SimpleNamespace(task=op)
+    )
+    assert [(d.namespace, d.name) for d in metadata.inputs] == [
+        ("smsend://gateway.test", "userlog-get/credits")
+    ]
+    assert [d.name for d in metadata.outputs] == [_expected_table_dataset(target, table, None)[1]]
+    assert metadata.outputs[0].outputFacets["outputStatistics"].rowCount == 0
+
+
+#: A fresh interpreter in which the openlineage provider's code cannot be imported (its metadata,
+#: read by Airflow's provider discovery, still can): as if only the provider's code were missing.
+WITHOUT_OPENLINEAGE = """
+import importlib.abc, sys
+ALLOWED = ("airflow.providers.openlineage", "airflow.providers.openlineage.get_provider_info")
+class NoOpenLineage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        blocked = name.startswith(("airflow.providers.openlineage.", "airflow.providers.common.compat.openlineage"))
+        if blocked and name not in ALLOWED or name.startswith("openlineage"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NoOpenLineage())
+import pkgutil, airflow_provider_smsend.transfers as transfers
+for module in pkgutil.iter_modules(transfers.__path__):
+    importlib.import_module(f"airflow_provider_smsend.transfers.{module.name}")
+from airflow_provider_smsend.transfers.userlog_to_sql import SmSendUserlogToSqlOperator
+op = SmSendUserlogToSqlOperator(task_id="t", conn_id="wh")
+print("lineage:", op.get_openlineage_facets_on_complete(None))
+loaded = [m for m in sys.modules if m.startswith(("openlineage", "airflow.providers.openlineage."))]
+assert set(loaded) <= set(ALLOWED), loaded
+"""
+
+
+def test_the_transfers_import_and_load_without_the_openlineage_provider() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_OPENLINEAGE], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("lineage: None")
+
+
+def test_a_load_with_an_asset_outlet_describes_the_load_in_the_event(
+    target: SqlTarget, gateway: StubGateway
+) -> None:
+    from airflow.sdk import Asset
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    gateway.batch[("HTTP7", "queue")] = "id,dest,status,status_text\r\n1,+393331234567,200,Sent\r\n"
+    table = target.table("asset")
+    asset = Asset(name="delivery_report", uri=f"warehouse://{table}")
+    op = SmSendBatchStatusToSqlOperator(
+        task_id="load",
+        request_ids="HTTP7",
+        report_type="queue",
+        table=table,
+        conn_id=target.conn_id,
+        smsend_conn_id=SMSEND_CONN_ID,
+        outlets=[asset],
+    )
+    events = OutletEventAccessors()
+    op.execute(context(outlet_events=events))
+    assert events[asset].extra == {"table": table, "rows": 1, "load_mode": "replace"}
