@@ -29,6 +29,7 @@ from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationE
 from airflow_provider_smsend.client.ledger import CAPPED, DEFAULT_TABLE, SUPPRESSED
 from airflow_provider_smsend.client.numbers import mask_number
 from airflow_provider_smsend.client.once_only import DO, next_step
+from airflow_provider_smsend.client.window import SendWindow
 from airflow_provider_smsend.operators.base import (
     DEFAULT_LEDGER_CONN_ID,
     MAX_LEDGER_KEY,
@@ -195,8 +196,14 @@ class SmSendSmsOperator(SmSendBaseOperator):
     :param max_per_recipient: ``(count, period)`` (period a ``timedelta`` or seconds): a number that
         had ``count`` accepted sends of the campaign in the last ``period`` (any run, counted from
         the ledger when the task starts) is skipped and reported ``capped``. Needs ``ledger_conn_id``.
-    :param clock: the current time (aware) for the cap's period; default the system clock (tests
-        pass another).
+    :param send_window: quiet hours: a :class:`~airflow_provider_smsend.client.window.SendWindow`
+        (or its settings as a dict, ``{"start": "09:00", "end": "20:00", "days": "mon-sat", "tz":
+        "Europe/Rome"}``). A send started outside it defers (the worker is freed, Airflow's
+        triggerer waits) to the next opening; a send that reaches the window's end starts no more
+        requests, keeps its progress in the ledger and defers to the next opening, then resumes
+        with the recipients not yet sent. Needs ``ledger_conn_id``.
+    :param clock: the current time (aware) for the send window and the cap's period; default the
+        system clock (tests pass another).
     :param smsend_conn_id: the smSend connection.
 
     Example::
@@ -294,6 +301,7 @@ class SmSendSmsOperator(SmSendBaseOperator):
         suppression_table: str = DEFAULT_SUPPRESSION_TABLE,
         campaign: str | None = None,
         max_per_recipient: tuple[int, dt.timedelta | float] | None = None,
+        send_window: SendWindow | Mapping[str, str] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -345,6 +353,17 @@ class SmSendSmsOperator(SmSendBaseOperator):
                 "max_per_recipient needs the send ledger (ledger_conn_id): the cap counts the campaign's "
                 "sends there."
             )
+        if isinstance(send_window, Mapping):
+            send_window = SendWindow(**send_window)
+        if send_window is not None and not isinstance(send_window, SendWindow):
+            raise TypeError(
+                f"send_window must be a SendWindow or a dict of its settings, got {send_window!r}."
+            )
+        if send_window is not None and ledger_conn_id is None:
+            raise ValueError(
+                "send_window needs the send ledger (ledger_conn_id): a send that defers resumes from it."
+            )
+        self.send_window = send_window
         self.clock = clock
 
     # ----------------------------------------------------------------- recipients
@@ -680,9 +699,42 @@ class SmSendSmsOperator(SmSendBaseOperator):
             return totals["accepted"] == 0
         return result.failure_ratio() > float(self.fail_on)
 
+    # ----------------------------------------------------------------- quiet hours
+
+    def _defer_to_opening(self, now: dt.datetime, reason: str) -> None:
+        """Defer (freeing the worker) until the send window opens next; :meth:`execute_complete` resumes."""
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        assert self.send_window is not None
+        opening = self.send_window.next_opening(now)
+        self.log.info(
+            "%s the send window (%s): deferring until it opens at %s (%s).",
+            reason,
+            self.send_window.to_dict(),
+            opening.isoformat(),
+            opening.astimezone(self.send_window.zone).isoformat(),
+        )
+        self.defer(trigger=DateTimeTrigger(moment=opening), method_name="execute_complete")
+
+    def _keep_going(self) -> Callable[[], bool] | None:
+        """What the bulk sender asks before each request: is the send window still open (None: no window)."""
+        if self.send_window is None:
+            return None
+        closes = self.send_window.closes_at(self._now())
+        return lambda: self._now() < closes
+
+    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Resume after the send window opened: send what the ledger has still to do."""
+        self.log.info("The send window opened (%s): resuming.", event)
+        return self.execute(context)
+
     # ----------------------------------------------------------------- execute
 
     def act(self, context: Context) -> dict[str, Any]:
+        if self.send_window is not None:
+            now = self._now()
+            if not self.send_window.is_open(now):
+                self._defer_to_opening(now, "Started outside")
         key = job_key(context, self.ledger_key)
         campaign = self._campaign(key)
         where = {"ledger_conn_id": self.ledger_conn_id, "ledger_table": self.ledger_table, "ledger_key": key}
@@ -735,6 +787,7 @@ class SmSendSmsOperator(SmSendBaseOperator):
                 max_cost=self.max_cost,
                 price_per_segment=price,
                 campaign=campaign,
+                keep_going=self._keep_going(),
             )
             try:
                 plan = sender.plan(messages)
@@ -749,6 +802,15 @@ class SmSendSmsOperator(SmSendBaseOperator):
                 self.log.info("Text of the first message: %s", messages[0].text)
             result = sender.run(messages, plan=plan)
         self._log_rejections(result)
+        if self.send_window is not None and result.aborted is None:
+            now = self._now()
+            stopped = [o for o in result.outcomes if o.error_code == "aborted" and not o.previous_try]
+            if stopped and not self.send_window.is_open(now):
+                self.log.info(
+                    "The send window closed with %d recipient(s) not sent yet; the ledger keeps the progress.",
+                    len(stopped),
+                )
+                self._defer_to_opening(now, "Reached the end of")
         summary = result.to_dict(
             include_outcomes=self.include_outcomes, masked=self.mask_outcomes, where=where, estimate=found
         )

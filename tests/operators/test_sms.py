@@ -13,6 +13,7 @@ import time
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -923,3 +924,115 @@ def test_the_frequency_cap_is_validated_and_needs_the_ledger():
         )
     op = SmSendSmsOperator(task_id="s", recipients=["+393331234567"], text="x", max_per_recipient=[2, 3600.0])
     assert op.max_per_recipient == (2, dt.timedelta(hours=1))
+
+
+# ----------------------------------------------------------------- quiet hours (issue 19)
+
+
+def sandbox_now(sandbox, step: float = 0.0):
+    """A clock reading the sandbox's own (which records each message's time); ``step`` seconds pass per read."""
+    import datetime as dt
+
+    def now() -> dt.datetime:
+        answer = sandbox.admin.advance(step) if step else sandbox.admin.clock()
+        return dt.datetime.fromtimestamp(answer["epoch"], dt.UTC)
+
+    return now
+
+
+def move_sandbox_to(sandbox, hour: int, minute: int, second: int) -> Any:
+    """Advance the sandbox clock to the next HH:MM:SS.5 in Rome; return that instant (UTC)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    now = sandbox_now(sandbox)()
+    local = now.astimezone(ZoneInfo("Europe/Rome"))
+    target = dt.datetime.combine(local.date(), dt.time(hour, minute, second, 500000), tzinfo=local.tzinfo)
+    target = target.replace(tzinfo=ZoneInfo("Europe/Rome"))
+    if target <= now:
+        target = dt.datetime.combine(
+            local.date() + dt.timedelta(days=1),
+            dt.time(hour, minute, second, 500000),
+            tzinfo=ZoneInfo("Europe/Rome"),
+        )
+    sandbox.admin.advance((target - now).total_seconds())
+    return target.astimezone(dt.UTC)
+
+
+def rome_times(sandbox) -> list[Any]:
+    """The local (Rome) times the sandbox recorded for its SMS."""
+    import datetime as dt
+
+    return [dt.datetime.fromisoformat(m["created_at"]) for m in sandbox.admin.messages(kind="sms")]
+
+
+def test_a_send_started_outside_the_window_defers_to_the_opening_and_then_sends(gateway):
+    import datetime as dt
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_provider_smsend.client.window import SendWindow
+
+    start = move_sandbox_to(gateway, 8, 59, 30)
+    op = SmSendSmsOperator(
+        task_id="send", recipients=numbers(5), text="Saldi", sender="ACME", clock=sandbox_now(gateway),
+        send_window=SendWindow(start="09:00", end="20:00", days="mon-sun", tz="Europe/Rome"),
+    )  # fmt: skip
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    assert deferred.value.method_name == "execute_complete"
+    opening = deferred.value.trigger.moment
+    assert opening == start + dt.timedelta(seconds=29.5)  # 09:00:00 Rome
+    assert send_requests(gateway) == 0 and gateway.admin.stats()["requests"].get("/sms/credit.php") is None
+    gateway.admin.advance((opening - sandbox_now(gateway)()).total_seconds() + 0.1)
+    result = op.execute_complete(context, {"status": "success"})
+    assert result["totals"]["accepted"] == 5
+    assert all(t.time() >= dt.time(9) for t in rome_times(gateway))
+
+
+def test_a_campaign_that_reaches_the_windows_end_defers_and_resumes_where_it_stopped(gateway):
+    """Verified on the sandbox's clock: two seconds pass per clock read; no request leaves at or after
+    20:00 Rome; the rest leave after 09:00 the next day, each recipient once."""
+    import datetime as dt
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+
+    everyone = numbers(12)
+    move_sandbox_to(gateway, 19, 59, 40)
+    op = SmSendSmsOperator(
+        task_id="send", recipients=everyone, text="Saldi", sender="ACME", concurrency=1,
+        clock=sandbox_now(gateway, step=2.0), send_window={"start": "09:00", "end": "20:00", "tz": "Europe/Rome"},
+    )  # fmt: skip
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    before = rome_times(gateway)
+    assert 0 < len(before) < len(everyone)
+    assert all(t.time() < dt.time(20) for t in before)  # none outside the window
+    opening = deferred.value.trigger.moment
+    assert opening.astimezone(ZoneInfo("Europe/Rome")).time() == dt.time(9)
+    assert opening - sandbox_now(gateway)() < dt.timedelta(hours=14)  # the next morning
+    gateway.admin.advance((opening - sandbox_now(gateway)()).total_seconds() + 0.1)
+    result = op.execute_complete(context, {"status": "success"})
+    assert result["totals"]["accepted"] == len(everyone)
+    assert result["this_try"]["accepted"] == len(everyone) - len(before)
+    assert sent_counts(gateway) == dict.fromkeys(everyone, 1)  # each once: resumed where it stopped
+    after = rome_times(gateway)[len(before) :]
+    assert all(dt.time(9) <= t.time() < dt.time(20) for t in after)
+
+
+def test_the_send_window_is_validated_and_needs_the_ledger():
+    with pytest.raises(ValueError, match="send_window needs the send ledger"):
+        SmSendSmsOperator(
+            task_id="s",
+            recipients=["+393331234567"],
+            text="x",
+            send_window={"start": "09:00"},
+            ledger_conn_id=None,
+        )
+    with pytest.raises(TypeError, match="send_window must be a SendWindow"):
+        SmSendSmsOperator(task_id="s", recipients=["+393331234567"], text="x", send_window="09:00-20:00")
+    with pytest.raises(ValueError, match="Unknown days"):
+        SmSendSmsOperator(task_id="s", recipients=["+393331234567"], text="x", send_window={"days": "lun"})
