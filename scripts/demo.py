@@ -28,6 +28,7 @@ VENV_BIN = Path(sys.executable).parent
 CUSTOMER = "+393471239876"
 RECEPTION = "+393400000001"
 ONCALL = "+393331112233"
+OPT_OUT = "+393489990001"
 
 
 def free_port() -> int:
@@ -212,6 +213,27 @@ class Demo:
         thread.start()
         return thread
 
+    def opt_out(self, sharecode: str) -> None:
+        """The opt-out DAG's task on two replies, STOP and a question (a run without asset events:
+        it loads every SMS listed); the STOP sender must end up in the suppression list, alone."""
+        self.env["SMSEND_OPT_OUT_RECEPTION"] = RECEPTION
+        self.env["SMSEND_OPT_OUT_SHARECODE"] = sharecode
+        for sender, text in ((OPT_OUT, "Stop"), (ONCALL, "A che ora aprite?")):
+            admin(
+                self.url,
+                "inbound",
+                {"rcpt": RECEPTION, "sharecode": sharecode, "sender": sender, "text": text},
+            )
+        self.dag_test("smsend_opt_out")
+        with sqlite3.connect(self.warehouse) as db:
+            suppressed = [row[0] for row in db.execute("SELECT number FROM smsend_suppression")]
+            loaded = db.execute("SELECT COUNT(*) FROM smsend_inbound").fetchone()[0]
+        if suppressed != [OPT_OUT]:
+            self.results["smsend_opt_out"] = "UNEXPECTED"
+        self.step(
+            f"opt-outs: {len(suppressed)} number(s) in smsend_suppression, {loaded} received SMS in smsend_inbound"
+        )
+
     def sharecode(self) -> str:
         from airflow_provider_smsend.client import SmSendClient
 
@@ -257,6 +279,7 @@ class Demo:
                 },
             )
             replier.join(5)
+            self.opt_out(sharecode)
             billing_log = self.dag_test(
                 "smsend_reseller_billing", date=tomorrow, log_name="billing-reconcile"
             )
