@@ -8,5 +8,6 @@ bash scripts/bootstrap.sh
 AIRFLOW_HOME="$(mktemp -d)"
 export AIRFLOW_HOME
 trap 'rm -rf "$AIRFLOW_HOME"' EXIT
-.venv/bin/sphinx-build -W -n --keep-going -q -b html docs docs/_build/html "$@"
+# -E: a fresh environment every time, so a warning of a page not re-read is never lost.
+.venv/bin/sphinx-build -W -n --keep-going -E -q -b html docs docs/_build/html "$@"
 echo "==> docs built: docs/_build/html/index.html"
