@@ -283,9 +283,10 @@ class BulkResult:
         return list(dict.fromkeys(o.request_id for o in self.outcomes if o.request_id))
 
     def failure_ratio(self) -> float:
-        """Share of recipients not accepted, of those not skipped (0.0 with none)."""
-        total = sum(1 for o in self.outcomes if o.status not in SKIPPED)
-        return 0.0 if total == 0 else (total - self.totals[ACCEPTED]) / total
+        """Share of recipients neither accepted nor skipped (suppressed, capped) (0.0 with none)."""
+        total = len(self.outcomes)
+        failed = sum(1 for o in self.outcomes if o.status != ACCEPTED and o.status not in SKIPPED)
+        return 0.0 if total == 0 else failed / total
 
     def this_try(self) -> dict[str, Any]:
         """What this run did itself (outcomes not read from an earlier try's ledger entries):

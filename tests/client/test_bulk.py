@@ -261,3 +261,17 @@ def test_accepted_sends_are_counted_under_the_campaign_across_jobs():
     assert ledger.sent_counts("spring", numbers(3), since) == {n: 2 for n in numbers(2)}
     assert ledger.sent_counts("other", numbers(3), since) == {numbers(1)[0]: 1}  # default: the job key
     assert ledger.sent_counts("spring", numbers(2), datetime.now(UTC) + timedelta(seconds=1)) == {}
+
+
+def test_skipped_recipients_are_counted_apart_and_are_not_failures():
+    from airflow_provider_smsend.client.bulk import BulkResult, RecipientOutcome
+
+    result = BulkResult(
+        outcomes=[RecipientOutcome("+393330000001", "rejected", error_code="invalid_number")]
+        + [RecipientOutcome(n, "capped") for n in numbers(27)]
+        + [RecipientOutcome("+393339999998", "suppressed"), RecipientOutcome("+393339999999", "accepted")]
+    )
+    assert result.totals == {
+        "accepted": 1, "rejected": 1, "unknown": 0, "suppressed": 1, "capped": 27, "total": 30,
+    }  # fmt: skip
+    assert result.failure_ratio() == 1 / 30
