@@ -141,3 +141,33 @@ def test_make_test_builds_the_docs_with_warnings_as_errors():
 
 def test_the_examples_page_shows_every_example_dag():
     assert ".. smsend-examples::" in (DOCS / "examples.rst").read_text().splitlines()
+
+
+CITATION = re.compile(r'(?P<file>(?:docs/)?[\w-]+\.md)\b(?:, "(?P<section>[^"]+)")?')
+
+
+def cited_pages() -> list[tuple[str, str, str | None]]:
+    """(where, page, section) of every ``*.md`` the code, examples, tests, scripts and benches cite."""
+    found = []
+    for folder in ("airflow_provider_smsend", "dags_examples", "tests", "scripts", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                for match in CITATION.finditer(line):
+                    where = f"{path.relative_to(ROOT)}:{number}"
+                    found.append((where, match["file"], match["section"]))
+    return found
+
+
+def test_the_code_cites_only_pages_of_the_repository_and_their_sections():
+    """Docstrings and comments point at docs/gateway.md and friends, never at a file outside."""
+    problems = []
+    for where, name, section in cited_pages():
+        page = next((p for p in (ROOT / name, DOCS / name) if p.is_file()), None)
+        if page is None:
+            problems.append(f"{where}: {name} is not in the repository")
+            continue
+        lines = [line.lstrip("#").strip() for line in page.read_text().splitlines()]
+        if section and not any(line.startswith(section) for line in lines):
+            problems.append(f"{where}: {name} has no section {section!r}")
+    assert not problems, "\n".join(problems)
+    assert any(name == "docs/gateway.md" for _, name, _ in cited_pages())

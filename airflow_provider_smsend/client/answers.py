@@ -18,7 +18,7 @@ _KO = re.compile(r"^KO(?:\s+(.*))?$", re.DOTALL)
 
 
 def decode_body(content: bytes, content_type: str | None) -> str:
-    """Decode an answer body: the Content-Type charset if valid, else UTF-8, else ISO-8859-1 (NOTES.md)."""
+    """Decode an answer body: the Content-Type charset if valid, else UTF-8, else ISO-8859-1 (docs/gateway.md, "Hosts and transport")."""
     match = CHARSET.search(content_type or "")
     if match:
         try:
@@ -93,7 +93,7 @@ def parse_int(value: str, *, what: str = "id") -> int:
 
 
 def split_cost_and_id(value: str) -> tuple[Decimal, str | None]:
-    """Parse ``<cost> [<id>]`` of a send answer; the id is the token that is not a number (NOTES.md)."""
+    """Parse ``<cost> [<id>]`` of a send answer; the id is the token that is not a number (docs/gateway.md, "Answers")."""
     cost: Decimal | None = None
     request_id: str | None = None
     for token in value.split():

@@ -52,7 +52,7 @@ OPERATION_LIMITS = {
     "WAPPUSH": SINGLE_GSM,
     "UCS2": SINGLE_UCS2,
     "MULTITEXT": MAX_PARTS * MULTI_GSM_PART,  # 918, the spec's figure
-    "MULTIUCS2": MAX_PARTS * MULTI_UCS2_PART,  # 402, NOTES.md decision
+    "MULTIUCS2": MAX_PARTS * MULTI_UCS2_PART,  # 402, docs/gateway.md, "Messages"
 }
 OPERATION_ENCODING = {
     "TEXT": "GSM",

@@ -181,7 +181,7 @@ def _rule(
     explanation: str,
     retryable: bool | None = None,
 ) -> KoRule:
-    # Texts may or may not end with a period (NOTES.md): match on content, ignore case and the dot.
+    # Texts may or may not end with a period (docs/gateway.md, "Answers"): match on content, ignore case and the dot.
     return KoRule(re.compile(rf"^{pattern}\.?$", re.IGNORECASE), error, code, explanation, retryable)
 
 
@@ -368,7 +368,7 @@ def _fault(
 _NOT_ALLOWED = _fault(SmSendAuthError, "not_allowed", "Not allowed: check the MMS id, password or ticket.")
 _INTERNAL = _fault(SmSendInternalError, "internal", "The MMS gateway reported an internal error.", True)
 
-#: sendMms fault codes (``KO nnn``), with the retry decisions of NOTES.md.
+#: sendMms fault codes (``KO nnn``), with the retry decisions of docs/gateway.md, "SOAP web services".
 SOAP_FAULTS: dict[int, FaultRule] = {
     101: _NOT_ALLOWED,
     102: _fault(

@@ -71,7 +71,7 @@ T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://app.smsend.it"
 DEFAULT_TIMEOUT = (5.0, 30.0)
-#: NOTES.md decision: the sandbox allows 500 numbers per mnc call; the provider chunks.
+#: Numbers per mnc call (docs/gateway.md, "Number checks"): the sandbox allows 500; the provider chunks.
 DEFAULT_MNC_CHUNK = 500
 
 
@@ -257,7 +257,7 @@ class SmSendClient:
     :param reseller_username: back-office login (``smsusername``); defaults to ``username``.
     :param reseller_password: back-office password (``smspassword``); defaults to ``password``.
     :param timeout: ``(connect, read)`` seconds, or one number for both. Always finite.
-    :param charset: request charset (NOTES.md): ``utf-8`` or ``iso-8859-1``.
+    :param charset: request charset (docs/gateway.md, "Hosts and transport"): ``utf-8`` or ``iso-8859-1``.
     :param default_region: region for national numbers (``IT``).
     :param default_sender: sender used when :meth:`send` gets none.
     :param default_quality: quality used when :meth:`send` gets none.
@@ -606,7 +606,7 @@ class SmSendClient:
     ) -> int:
         """Create a client of this reseller; returns the new client id.
 
-        ``reseller`` is always sent and defaults to False (NOTES.md): creating a reseller by
+        ``reseller`` is always sent and defaults to False (docs/gateway.md, "Back-office"): creating a reseller by
         accident is the costly mistake. Never retried once the request may have left.
         """
         fields = {

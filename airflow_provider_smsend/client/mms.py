@@ -1,7 +1,7 @@
 """MMS content for the sendMms SOAP service: validation, attachments, MD5 ticket, result.
 
 Everything here runs before a request is made, so a rejected MMS costs nothing. The limits are
-the gateway's documentation's (NOTES.md, "SOAP web services"):
+the gateway's documentation's (docs/gateway.md, "SOAP web services"):
 
 - ``subject`` and ``text`` are both required ("parametro obbligatorio"): non-empty, at most 25
   and 2400 characters;

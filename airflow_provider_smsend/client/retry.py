@@ -1,4 +1,4 @@
-"""Retry policy (NOTES.md, "Retry and money"), built on tenacity.
+"""Retry policy (docs/gateway.md, "Retry and money"), built on tenacity.
 
 - Read-only calls (credit, credit-get, batch-status, userlog-get, receiveSms) are retried with
   exponential backoff on transport errors, 5xx answers and transient KO texts.

@@ -1,6 +1,6 @@
 """The gateway's SOAP web services, receiveSms and sendMms, through zeep (no Airflow here).
 
-Both services are NuSOAP-style rpc/encoded, ISO-8859-1 (NOTES.md, "SOAP web services"). The
+Both services are NuSOAP-style rpc/encoded, ISO-8859-1 (docs/gateway.md, "SOAP web services"). The
 WSDLs are bundled (``client/wsdl/``) with local copies of the schemas they refer to; the zeep
 transport built here serves those copies, so loading a WSDL never touches the network. zeep is
 imported inside functions only, to keep DAG parsing fast: the zeep-bound pieces (transport,

@@ -199,7 +199,7 @@ def validate_choice(value: str, choices: tuple[str, ...], *, name: str) -> str:
 
 
 def format_date(value: object, *, name: str) -> str:
-    """Format a userlog date as ``YYYY-MM-DD`` (NOTES.md decision) from a date, datetime or string."""
+    """Format a userlog date as ``YYYY-MM-DD`` (docs/gateway.md, "userlog-get TSV") from a date, datetime or string."""
     if isinstance(value, dt.datetime):
         return value.date().isoformat()
     if isinstance(value, dt.date):

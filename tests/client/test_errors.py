@@ -311,7 +311,7 @@ SPEC_FAULT_TEXTS = {
     502: "(Internal Error)",
     555: "Relay Error",
 }
-# NOTES.md: 109, 301, 303, 555 and the 3xx/4xx/5xx internal errors are transient.
+# docs/gateway.md, "SOAP web services": 109, 301, 303, 555 and the 3xx/4xx/5xx internal errors are transient.
 TRANSIENT_FAULTS = {109, 300, 301, 302, 303, 311, 400, 401, 402, 500, 501, 502, 555}
 FAULT_CLASSES = {
     101: AUTH,

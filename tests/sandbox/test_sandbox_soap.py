@@ -20,7 +20,7 @@ SOAP_ENC = "http://schemas.xmlsoap.org/soap/encoding/"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 WSDL_DIR = Path(client_package.__file__).parent / "wsdl"
 
-# The document's receiveSms request, with its typographic quotes made plain (NOTES.md) and
+# The document's receiveSms request, with its typographic quotes made plain (docs/gateway.md, "SOAP web services") and
 # nothing else changed: several attribute values stay unquoted, as printed.
 SPEC_RECEIVE_REQUEST = """<?xml version="1.0" encoding="ISO-8859-1"?>
 <SOAP-ENV:Envelope
