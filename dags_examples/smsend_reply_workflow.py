@@ -5,11 +5,15 @@
 2. ``wait_reply`` waits (deferred in the triggerer, no worker slot held) for an inbound SMS from
    that customer on the reception number and share code, whose text starts with SI or NO;
    messages received before the question are ignored;
-3. ``decide`` branches: ``confirm`` or ``cancel``.
+3. ``decide`` branches on the answer alone (the sensor's ``include_groups``: the regex's named
+   groups, never the text): ``confirm`` or ``cancel``.
 
-Params: the customer's number, and the reception number + share code of the account (created
-once with ``SmSendAddReceptionOperator``). Connection: ``smsend_default`` (the receiveSms
-service answers on the ``receive_host`` extra, default the same host).
+Params: the customer's ``customer_id`` in the warehouse table ``customers`` (``id``, ``number``,
+``name``), and the reception number + share code of the account (created once with
+``SmSendAddReceptionOperator``). The customer's number is read from the warehouse when the tasks
+run (``recipients_sql``, ``sender_sql``): it never becomes a DAG-run conf, a rendered template
+field, an XCom or a log line. Connections: ``smsend_default`` (the receiveSms service answers on
+the ``receive_host`` extra, default the same host) and ``warehouse`` (any SQL database).
 """
 
 from __future__ import annotations
@@ -32,14 +36,16 @@ with DAG(
     catchup=False,
     tags=["smsend", "example"],
     params={
-        "customer": Param("+393471234567", type="string"),
+        "customer_id": Param(1, type="integer", description="the customer's id in the table customers"),
         "reception_number": Param("+393400000001", type="string"),
         "sharecode": Param("001", type="string"),
     },
 ) as dag:
+    customer_number = "SELECT number FROM customers WHERE id = {{ params.customer_id | int }}"
     ask = SmSendSmsOperator(
         task_id="ask",
-        recipients="{{ params.customer }}",
+        recipients_sql=customer_number,
+        recipients_conn_id="warehouse",
         text="Confermi l'appuntamento di domani? Rispondi SI o NO",
         sender="{{ params.reception_number }}",
     )
@@ -49,9 +55,10 @@ with DAG(
         task_id="wait_reply",
         rcpt="{{ params.reception_number }}",
         sharecode="{{ params.sharecode }}",
-        sender="{{ params.customer }}",
+        sender_sql=customer_number,
+        sender_conn_id="warehouse",
         text_pattern=r"^\s*(?P<answer>si|sì|no)\b",
-        include_message=True,  # decide() reads the answer: the reply's text goes to XCom (opt-in)
+        include_groups=True,  # decide() reads the answer, the one named group; the text stays out of XCom
         poke_interval=POLL_SECONDS,
         max_poll_interval=4 * POLL_SECONDS,
         timeout=24 * 3600,

@@ -189,6 +189,15 @@ class Demo:
                 [(i, f"+39347555{1000 + i:04d}", f"Cliente {i}") for i in range(1, size + 1)],
             )
 
+    def seed_customer(self) -> int:
+        """The reply workflow's customer in the warehouse table ``customers``; returns its id."""
+        with sqlite3.connect(self.warehouse) as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS customers (id INTEGER PRIMARY KEY, number TEXT, name TEXT)"
+            )
+            db.execute("INSERT OR REPLACE INTO customers VALUES (1, ?, 'Cliente demo')", (CUSTOMER,))
+        return 1
+
     def inject_reply_when_asked(self, sharecode: str) -> threading.Thread:
         def worker() -> None:
             deadline = time.monotonic() + 300
@@ -276,7 +285,7 @@ class Demo:
             reply_log = self.dag_test(
                 "smsend_reply_workflow",
                 conf={
-                    "customer": CUSTOMER,
+                    "customer_id": self.seed_customer(),
                     "reception_number": RECEPTION,
                     "sharecode": sharecode,
                 },

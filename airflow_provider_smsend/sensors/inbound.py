@@ -34,10 +34,16 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
     the same function). It returns (pushes to XCom) the message's ``id``, ``received_at`` (ISO
     8601, Europe/Rome), ``sender`` and ``rcpt`` masked, and ``sharecode``; with
     ``include_message=True`` also the full ``sender`` and ``rcpt``, the ``text`` and the regex's
-    ``match``, ``groups`` and ``named_groups`` (handy for a 2FA code or a SI/NO answer): texts and
-    numbers are personal data, so they reach XCom only on that opt-in. Deferred, the trigger's
-    event carries the masked form only (the triggerer logs every event); the sensor re-reads the
-    message by its id when it resumes.
+    ``match``, ``groups`` and ``named_groups`` (handy for a 2FA code): texts and numbers are
+    personal data, so they reach XCom only on that opt-in. ``include_groups=True`` adds only the
+    regex's ``named_groups`` to the masked form (a SI/NO answer to branch on, without the text).
+    Deferred, the trigger's event carries the masked form only (the triggerer logs every event);
+    the sensor re-reads the message by its id when it resumes.
+
+    ``sender_sql`` (on ``sender_conn_id``, any common-sql database) reads the sender's number when
+    the sensor starts, so a DAG run can name its customer by a key and the number never becomes a
+    DAG-run conf, a rendered template field or a log line (the trigger's kwargs carry it, encrypted
+    at rest with Airflow's Fernet key).
 
     ``received_after`` defaults to the moment the sensor first ran, kept across reschedules (the
     first reschedule date) and deferrals (it travels in the trigger), so replies received before
@@ -49,6 +55,9 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
     :param rcpt: the reception number (templated).
     :param sharecode: its share code, as text: ``"001"`` (templated).
     :param sender: only SMS from this number, optional (templated).
+    :param sender_sql: instead of ``sender``: a query whose first row's first column is the sender's
+        number, run on ``sender_conn_id`` when the sensor starts (templated).
+    :param sender_conn_id: the SQL connection of ``sender_sql`` (templated).
     :param text_pattern: only SMS whose text matches this regex (``re.search``), optional (templated).
     :param ignore_case: match ``text_pattern`` case-insensitively (default True).
     :param received_after: ignore SMS received before this datetime / ISO 8601 text (naive: UTC);
@@ -56,6 +65,8 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
     :param messages: how many of the latest SMS receiveSms lists at each poke (1..1000, default 50).
     :param include_message: return the full numbers, the text and the regex's groups (personal
         data in XCom: an explicit opt-in).
+    :param include_groups: return the masked form plus the regex's ``named_groups`` only (what
+        they capture reaches XCom: keep them to the answer).
     :param smsend_conn_id: the Airflow connection id (templated).
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param max_poll_interval: backoff cap: intervals start at ``poke_interval`` and double up to it.
@@ -81,6 +92,8 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
         "rcpt",
         "sharecode",
         "sender",
+        "sender_sql",
+        "sender_conn_id",
         "text_pattern",
         "received_after",
         "smsend_conn_id",
@@ -98,13 +111,23 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
         received_after: datetime | str | None = None,
         messages: int = 50,
         include_message: bool = False,
+        include_groups: bool = False,
+        sender_sql: str | None = None,
+        sender_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if sender is not None and sender_sql is not None:
+            raise ValueError("Give sender or sender_sql, not both.")
+        if sender_sql is not None and not sender_conn_id:
+            raise ValueError("sender_sql needs sender_conn_id, the SQL connection to run it on.")
         self.include_message = include_message
+        self.include_groups = include_groups
         self.rcpt = rcpt
         self.sharecode = sharecode
         self.sender = sender
+        self.sender_sql = sender_sql
+        self.sender_conn_id = sender_conn_id
         self.text_pattern = text_pattern
         self.ignore_case = ignore_case
         self.received_after = received_after
@@ -116,6 +139,7 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
         if isinstance(text_pattern, str) and not is_templated(text_pattern):
             compile_text_pattern(text_pattern, ignore_case=ignore_case)
         self._after: datetime | None = None
+        self._sender: str | None = None
 
     @property
     def started_after(self) -> datetime | None:
@@ -143,6 +167,8 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
                 # Keep the start across reschedules, as BaseSensorOperator does for its timeout.
                 first = context["ti"].get_first_reschedule_date(context)
             after = first or datetime.now(UTC)
+        # Kept off the template field: the rendered fields never hold a number read from SQL.
+        self._sender = self._sender_from_sql() if self.sender_sql else (self.sender or None)
         # The gateway's dates have whole seconds: an SMS in the sensor's first second still counts.
         self._after = after.replace(microsecond=0)
         self.log.info(
@@ -151,6 +177,21 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
             self.sharecode,
             self._after.isoformat(),
         )
+
+    def _sender_from_sql(self) -> str:
+        """The first column of ``sender_sql``'s first row on ``sender_conn_id``."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_provider_smsend.transfers.base import sql_hook
+
+        row = sql_hook(str(self.sender_conn_id)).get_first(str(self.sender_sql))
+        if not row or row[0] in (None, ""):
+            raise AirflowFailException(
+                f"{self.task_id}: sender_sql found no sender on {self.sender_conn_id!r}: check the query "
+                "and the key it selects."
+            )
+        self.log.info("Waiting for the sender %s (from sender_sql).", mask_number(str(row[0])))
+        return str(row[0])
 
     def _region(self) -> str:
         return str(self.hook.extras.get("default_region") or DEFAULT_REGION)
@@ -168,7 +209,7 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
         found = find_match(
             listed,
             received_after=self._after,
-            sender=self.sender or None,
+            sender=self._sender,
             text_pattern=self._pattern(),
             region=self._region(),
         )
@@ -187,7 +228,7 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
             rcpt=self.rcpt,
             sharecode=self.sharecode,
             received_after=self._after.isoformat(),
-            sender=self.sender or None,
+            sender=self._sender,
             text_pattern=self.text_pattern or None,
             ignore_case=self.ignore_case,
             messages=self.messages,
@@ -212,11 +253,15 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
             mask_number(str(xcom.get("sender", ""))),
             xcom.get("received_at"),
         )
-        if not self.include_message:
+        if not self.include_message and not self.include_groups:
             return masked_message(xcom, rcpt=self.rcpt, sharecode=self.sharecode)
-        if "text" in xcom:  # poke mode: the message itself
-            return xcom
-        return self._reread(xcom)
+        full = xcom if "text" in xcom else self._reread(xcom)  # poke mode: the message itself
+        if self.include_message:
+            return full
+        return {
+            **masked_message(full, rcpt=self.rcpt, sharecode=self.sharecode),
+            "named_groups": full["named_groups"],
+        }
 
     def _reread(self, event: dict[str, Any]) -> dict[str, Any]:
         """The full message of a trigger's masked event, listed again and found by its id."""
@@ -237,6 +282,6 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
 
             raise AirflowFailException(
                 f"SMS {event['id']} matched, but receiveSms no longer lists it among the latest {self.messages}: "
-                "its text cannot be read again. Raise messages=, or use it without include_message."
+                "its text cannot be read again. Raise messages=, or use it without include_message and include_groups."
             )
         return {**found, "rcpt": self.rcpt, "sharecode": self.sharecode}

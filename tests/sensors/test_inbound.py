@@ -160,7 +160,21 @@ def test_template_fields_are_rendered():
         "text_pattern": "^si$",
         "received_after": "2024-05-01T09:00:00+00:00",
         "smsend_conn_id": "smsend_other",
+        "sender_sql": None,
+        "sender_conn_id": None,
     }
+    by_sql = SmSendInboundSmsSensor(
+        task_id="wait_sql",
+        rcpt=RECEPTION,
+        sharecode="001",
+        sender_sql="SELECT number FROM customers WHERE id = {{ params.id }}",
+        sender_conn_id="{{ params.conn }}",
+    )
+    by_sql.render_template_fields({"params": {"id": 7, "conn": "warehouse"}}, jinja_env=jinja2.Environment())
+    assert (by_sql.sender_sql, by_sql.sender_conn_id) == (
+        "SELECT number FROM customers WHERE id = 7",
+        "warehouse",
+    )
 
 
 def test_arguments_are_checked():
@@ -200,3 +214,82 @@ def test_the_reply_is_masked_unless_include_message(mode, gateway, sharecode, he
                            text_pattern=r"code (\d+)"), mode, helpers)  # fmt: skip
     assert (full["id"], full["text"], full["sender"], full["groups"]) == (masked["id"], "SI, code 424242", CUSTOMER,
                                                                          ["424242"])  # fmt: skip
+
+
+@pytest.fixture
+def customers_conn(tmp_path, monkeypatch) -> str:
+    """A SQLite warehouse with the customers table the reply example reads its sender from."""
+    import sqlite3
+
+    db = tmp_path / "warehouse.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, number TEXT, name TEXT)")
+        conn.executemany(
+            "INSERT INTO customers VALUES (?, ?, ?)", [(1, CUSTOMER, "Anna"), (2, OTHER, "Bruno")]
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_CUSTOMERS", f"sqlite://{db}")
+    return "customers"
+
+
+OTHER = "+393477005440"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sender_sql_reads_the_sender_when_the_sensor_starts(
+    mode, gateway, sharecode, helpers, customers_conn
+):
+    """The number comes from the query, never from a template: the rendered fields hold the query,
+    the trigger's kwargs (encrypted at rest by Airflow) the number; the other sender's SI is ignored."""
+    sensor = make(
+        mode,
+        sharecode,
+        include_message=False,
+        sender_sql="SELECT number FROM customers WHERE id = {{ params.customer_id }}",
+        sender_conn_id=customers_conn,
+        text_pattern=r"^\s*si\b",
+    )
+    sensor.render_template_fields({"params": {"customer_id": 1}}, jinja_env=jinja2.Environment())
+    rendered = str({name: getattr(sensor, name) for name in sensor.template_fields})
+    assert CUSTOMER not in rendered and "WHERE id = 1" in rendered
+    gateway.admin.inject_inbound(RECEPTION, sharecode, OTHER, "SI")  # not the customer: ignored
+    inject_later(gateway, sharecode, CUSTOMER, "SI")
+    if mode == "deferrable":
+        with pytest.raises(TaskDeferred) as deferred:
+            sensor.execute({})
+        assert deferred.value.trigger.serialize()[1]["sender"] == CUSTOMER
+        sensor = make(
+            mode, sharecode, include_message=False, sender_sql="unused", sender_conn_id=customers_conn
+        )
+        event = helpers.first_event(helpers.reinstantiate(deferred.value.trigger))
+        reply = sensor.resume_execution(deferred.value.method_name, {"event": event.payload}, {})
+    else:
+        reply = run_sensor(sensor, mode, helpers)
+    assert reply["sender"] == mask_number(CUSTOMER), reply
+
+
+def test_sender_sql_without_a_row_fails_the_task(customers_conn):
+    sensor = SmSendInboundSmsSensor(
+        task_id="w", rcpt=RECEPTION, sharecode="001", sender_sql="SELECT number FROM customers WHERE id = 9",
+        sender_conn_id=customers_conn,
+    )  # fmt: skip
+    with pytest.raises(AirflowFailException, match="sender_sql found no sender"):
+        sensor.prepare({})
+    with pytest.raises(ValueError, match="not both"):
+        SmSendInboundSmsSensor(
+            task_id="a", rcpt=RECEPTION, sharecode="001", sender=CUSTOMER, sender_sql="SELECT 1"
+        )
+    with pytest.raises(ValueError, match="sender_conn_id"):
+        SmSendInboundSmsSensor(task_id="b", rcpt=RECEPTION, sharecode="001", sender_sql="SELECT 1")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_include_groups_adds_the_named_groups_and_no_text(mode, gateway, sharecode, helpers):
+    inject_later(gateway, sharecode, CUSTOMER, "Si grazie, a domani Giulia")
+    sensor = make(
+        mode, sharecode, sender=CUSTOMER, include_message=False, include_groups=True,
+        text_pattern=r"^\s*(?P<answer>si|no)\b",
+    )  # fmt: skip
+    reply = run_sensor(sensor, mode, helpers)
+    assert reply["named_groups"] == {"answer": "Si"}, reply
+    assert reply["sender"] == mask_number(CUSTOMER) and "text" not in reply
+    assert "Giulia" not in str(reply) and CUSTOMER not in str(reply)
