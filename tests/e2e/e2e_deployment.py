@@ -44,10 +44,13 @@ VENV_BIN = Path(sys.executable).parent
 AIRFLOW = str(VENV_BIN / "airflow")
 CAMPAIGN_DAG = ROOT / "dags_examples" / "smsend_campaign.py"
 MAPPED_DAG = ROOT / "dags_examples" / "smsend_mapped_reminders.py"
+SHARDED_DAG = ROOT / "dags_examples" / "smsend_campaign_sharded.py"
 CUSTOMERS_CSV = ROOT / "dags_examples" / "data" / "customers.csv"
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+#: The Celery workers of the shared CeleryExecutor deployment (tests/e2e/conftest.py).
+CELERY_WORKERS = ("worker1", "worker2")
 #: Redis database of the Celery broker; each deployment also has its own queue name in it.
 REDIS_DB = int(os.environ.get("SMSEND_E2E_REDIS_DB", "7"))
 
@@ -245,6 +248,39 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (children, their children...), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _zombie(pid: int) -> bool:
+    """True when ``pid`` is gone or a zombie (dead, not reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def _pids_with_marker(marker: str) -> list[int]:
     needle = marker.encode()
     found = []
@@ -339,9 +375,13 @@ class Deployment:
             directory.mkdir(parents=True, exist_ok=True)
         shutil.copy(CAMPAIGN_DAG, self.dags / CAMPAIGN_DAG.name)
         shutil.copy(MAPPED_DAG, self.dags / MAPPED_DAG.name)
+        shutil.copy(SHARDED_DAG, self.dags / SHARDED_DAG.name)
         shutil.copy(CUSTOMERS_CSV, self.dags / "data" / CUSTOMERS_CSV.name)
         self.marker = f"smsend-e2e-{os.getpid()}-{name}"
         self.db_name = f"airflow_e2e_{os.getpid()}_{name}"
+        #: A PostgreSQL database for a test's own tables (connection ``campaign_db``), created by
+        #: the test that uses it (:meth:`create_campaign_db`), dropped with the deployment.
+        self.campaign_db = f"{self.db_name}_campaign"
         self.queue = f"smsend-e2e-{os.getpid()}-{name}"
         self.warehouse = workdir / "warehouse.db"
         self.ledger = workdir / "ledger.db"
@@ -349,6 +389,10 @@ class Deployment:
         self.api_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.components: list[Component] = []
+        #: Settings added to every component's environment (set before :meth:`start`).
+        self.extra_env: dict[str, str] = {}
+        #: Celery workers killed by :meth:`kill_worker` (their components, for the report).
+        self.killed: list[Component] = []
         self.sandbox: Sandbox | None = None
         self.started_at = time.monotonic()
         #: seconds from the start of the deployment to each milestone, for the test's report
@@ -407,9 +451,19 @@ class Deployment:
                 ),
                 "AIRFLOW_CONN_SMSEND_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(self.ledger)}),
                 "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(self.warehouse)}),
+                "AIRFLOW_CONN_CAMPAIGN_DB": json.dumps(
+                    {
+                        "conn_type": "postgres",
+                        "host": PG_HOST,
+                        "port": PG_PORT,
+                        "login": PG_USER,
+                        "schema": self.campaign_db,
+                    }
+                ),
                 "SMSEND_EXAMPLE_POLL_SECONDS": "1",
             }
         )
+        env.update(self.extra_env)
         env.update(extra)
         return env
 
@@ -426,22 +480,73 @@ class Deployment:
         self.launch("dag-processor", "dag-processor")
         self.launch("triggerer", "triggerer", "--skip-serve-logs")
         for number in range(1, workers + 1):
-            name = f"worker{number}"
-            self.launch(
-                name,
-                "celery",
-                "worker",
-                "--celery-hostname",
-                f"{name}@{self.marker}",
-                "--concurrency",
-                "2",
-                "--queues",
-                self.queue,
-                "--skip-serve-logs",
-                "--without-gossip",
-                "--without-mingle",
-                env=self.env(SMSEND_E2E_HOSTNAME=f"{self.marker}-{name}"),
+            self.launch_worker(f"worker{number}")
+
+    def launch_worker(self, name: str) -> Component:
+        """Start the Celery worker ``name`` (concurrency 2); every process it starts carries
+        ``SMSEND_E2E_HOSTNAME=<marker>-<name>`` in its environment and names itself so."""
+        return self.launch(
+            name,
+            "celery",
+            "worker",
+            "--celery-hostname",
+            f"{name}@{self.marker}",
+            "--concurrency",
+            "2",
+            "--queues",
+            self.queue,
+            "--skip-serve-logs",
+            "--without-gossip",
+            "--without-mingle",
+            env=self.env(SMSEND_E2E_HOSTNAME=f"{self.marker}-{name}"),
+        )
+
+    def kill_worker(self, name: str) -> list[int]:
+        """SIGKILL the Celery worker ``name`` and every process it started, task processes
+        included (they lead process groups of their own): a lost host. Returns the pids killed."""
+        (component,) = [c for c in self.components if c.name == name]
+        pids = [component.popen.pid, *_descendants(component.popen.pid)]
+        for pid in pids:  # stopped first, so that none starts another process while the others die
+            _signal(pid, signal.SIGSTOP)
+        pids = [component.popen.pid, *_descendants(component.popen.pid)]
+        for pid in pids:
+            _signal(pid, signal.SIGKILL)
+        component.popen.wait(10)
+        deadline = time.monotonic() + 10
+        while any(not _zombie(pid) for pid in pids):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"processes of {name} outlived SIGKILL: {pids}")
+            time.sleep(0.05)
+        self.components.remove(component)
+        self.killed.append(component)
+        return pids
+
+    def restart_worker(self, name: str) -> Component:
+        """Start the killed worker ``name`` again (its old log kept as ``<name>-killed.log``)."""
+        log = self.logs / f"{name}.log"
+        if log.exists():
+            log.rename(self.logs / f"{name}-killed.log")
+        self.killed = [c for c in self.killed if c.name != name]
+        return self.launch_worker(name)
+
+    def create_campaign_db(self) -> None:
+        """Create (empty) the database of the ``campaign_db`` connection."""
+        create_database(self.campaign_db)
+
+    def seed_audience(self, rows: Iterable[tuple[int, str, str]]) -> None:
+        """The ``campaign_db`` database, new, with the sharded example's audience table
+        ``campaign_audience`` of ``rows`` (id, number, name)."""
+        self.create_campaign_db()
+        with pg_connect(self.campaign_db) as conn:
+            conn.execute(
+                "CREATE TABLE campaign_audience (id INTEGER PRIMARY KEY, number TEXT NOT NULL, name TEXT)"
             )
+            with (
+                conn.cursor() as cursor,
+                cursor.copy("COPY campaign_audience (id, number, name) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
 
     def launch(self, name: str, *args: str, env: dict[str, str] | None = None) -> Component:
         component = start_process(name, [AIRFLOW, *args], env or self.env(), self.logs / f"{name}.log")
@@ -455,6 +560,7 @@ class Deployment:
             self.timings["stop"] = time.monotonic() - stopping
         finally:
             drop_database(self.db_name)
+            drop_database(self.campaign_db)
             if self.executor == "CeleryExecutor":
                 self._clean_broker()
 
@@ -620,15 +726,18 @@ class Deployment:
         run.summary = summary[0]["value"] if summary else None
         return run
 
-    def run_dag(self, dag_id: str, timeout: float = 120) -> tuple[str, str, dict[str, list[str]]]:
-        """Trigger ``dag_id`` through the REST API without a logical date, wait for it to end;
-        returns (run id, final state, task states by task id and map index)."""
+    def run_dag(
+        self, dag_id: str, timeout: float = 120, conf: dict[str, Any] | None = None
+    ) -> tuple[str, str, dict[str, list[str]]]:
+        """Trigger ``dag_id`` through the REST API without a logical date (with ``conf``), wait for
+        it to end; returns (run id, final state, task states by task id and map index)."""
         self.wait_for(
             f"the DAG {dag_id!r} to be parsed",
             lambda: self.query("SELECT 1 FROM serialized_dag WHERE dag_id = %s", dag_id),
             120,
         )
-        run_id = self.api(f"dags/{dag_id}/dagRuns", {"logical_date": None})["dag_run_id"]
+        body: dict[str, Any] = {"logical_date": None, **({"conf": conf} if conf is not None else {})}
+        run_id = self.api(f"dags/{dag_id}/dagRuns", body)["dag_run_id"]
         deadline = time.monotonic() + timeout
         while True:
             self.check_alive()

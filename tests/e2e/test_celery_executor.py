@@ -2,7 +2,8 @@
 
 Redis as the broker, the PostgreSQL metadata database as the Celery result backend; the same
 components as the LocalExecutor test plus two ``airflow celery worker`` processes (concurrency 2
-each), which name themselves in ``task_instance.hostname``.
+each), which name themselves in ``task_instance.hostname``. The deployment is the one
+tests/e2e/test_campaign_workers.py also uses (fixture ``celery_deployment``).
 """
 
 from __future__ import annotations
@@ -10,24 +11,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from e2e_deployment import assert_campaign_succeeded, require_services
+from e2e_deployment import CELERY_WORKERS as WORKERS
+from e2e_deployment import assert_campaign_succeeded
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from e2e_deployment import Deployment
-
-WORKERS = ("worker1", "worker2")
 
 
 @pytest.mark.e2e
 @pytest.mark.timeout(300)
-def test_campaign_with_celery_executor(deployment: Callable[..., Deployment]) -> None:
-    require_services("redis")
-    airflow = deployment("CeleryExecutor", workers=len(WORKERS))
-    for worker in WORKERS:  # each worker connected to the broker and consumes the deployment's queue
-        airflow.wait_for(f"{worker} to be ready", lambda w=worker: airflow.worker_ready(w), 120)
-
+def test_campaign_with_celery_executor(celery_deployment: Deployment) -> None:
+    airflow = celery_deployment  # shared (tests/e2e/conftest.py): both workers ready
     run = airflow.run_campaign()
     print(f"campaign run {run.run_id}: {run.state} in {run.seconds:.0f} s; states {run.states}")
     assert_campaign_succeeded(airflow, run)
