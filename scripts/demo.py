@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +29,7 @@ VENV_BIN = Path(sys.executable).parent
 CUSTOMER = "+393471239876"
 RECEPTION = "+393400000001"
 ONCALL = "+393331112233"
+CONSENT_OPT_OUT = "+393336433012"  # Anna, of dags_examples/data/customers.csv: opted out earlier
 OPT_OUT = "+393489990001"
 
 
@@ -243,6 +245,58 @@ class Demo:
             f"opt-outs: {len(suppressed)} number(s) in smsend_suppression, {loaded} received SMS in smsend_inbound"
         )
 
+    def consent_campaign(self) -> None:
+        """The consent campaign twice (issue 19): one customer already opted out (suppressed); the
+        window opens 2 minutes after the step starts (the first run defers, then sends); the second run finds
+        everyone texted this week (capped) and sends nothing. No SMS may leave before the window."""
+        import ast
+        from types import SimpleNamespace
+        from zoneinfo import ZoneInfo
+
+        from airflow_provider_smsend.sql.suppression import SuppressionList
+
+        rome = ZoneInfo("Europe/Rome")
+        optouts = SuppressionList(
+            SimpleNamespace(
+                get_conn=lambda: sqlite3.connect(self.warehouse),
+                placeholder="?",
+                connection=SimpleNamespace(conn_type="sqlite"),
+            )
+        )
+        optouts.ensure()
+        optouts.add([(CONSENT_OPT_OUT, "STOP reply")], since=datetime.now(UTC))
+        opens = datetime.now(rome) + timedelta(seconds=120)  # airflow dags test takes a while to start
+        self.env["SMSEND_WINDOW_START"] = opens.strftime("%H:%M:%S")
+        self.env["SMSEND_WINDOW_END"] = (opens + timedelta(hours=3)).strftime("%H:%M:%S")
+        self.env["SMSEND_WINDOW_DAYS"] = "mon-sun"
+        found, deferred = [], False
+        for name in ("consent-first-run", "consent-second-run"):
+            text = self.dag_test("smsend_consent_campaign", log_name=name)
+            summary = re.findall(r"Consent campaign summary: (\{.*?\})", text)
+            found.append(ast.literal_eval(summary[-1]) if summary else {})
+            if name == "consent-first-run":
+                deferred = "deferring until it opens" in text
+        early = [
+            m
+            for m in admin(self.url, "messages?kind=sms")["messages"]  # type: ignore[index]
+            if "questa settimana" in str(m.get("text"))
+            and datetime.fromisoformat(str(m["created_at"])) < opens.replace(microsecond=0)
+        ]
+        first, second = found
+        ok = (
+            first.get("accepted", 0) > 0
+            and first.get("suppressed") == 1
+            and second.get("accepted") == 0
+            and second.get("capped") == first.get("accepted")
+            and not early
+        )
+        if not ok:
+            self.results["consent-campaign"] = "UNEXPECTED"
+        self.step(
+            f"consent campaign: first run {first} ({'deferred to the window' if deferred else 'window already open'}), "
+            f"second run {second}; {len(early)} SMS before the window opened ({'ok' if ok else 'UNEXPECTED'})"
+        )
+
     def sharecode(self) -> str:
         from airflow_provider_smsend.client import SmSendClient
 
@@ -280,6 +334,7 @@ class Demo:
             self.manual_run("smsend_mapped_reminders", log_name="mapped-manual-run")
             self.seed_audience()
             self.dag_test("smsend_campaign_sharded")
+            self.consent_campaign()
             sharecode = self.sharecode()
             replier = self.inject_reply_when_asked(sharecode)
             reply_log = self.dag_test(

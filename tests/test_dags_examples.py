@@ -13,6 +13,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "dags_examples"
 EXPECTED = {
     "smsend_campaign",
     "smsend_campaign_sharded",
+    "smsend_consent_campaign",
     "smsend_mapped_reminders",
     "smsend_opt_out",
     "smsend_pipeline_alerts",
@@ -103,3 +104,12 @@ def test_the_opt_out_example_is_scheduled_by_an_inbound_sms_watcher(dagbag):
     task = bag.dags["smsend_opt_out"].task_dict["record_replies"]
     assert isinstance(task, SmSendInboundToSqlOperator)
     assert task.opt_out_keywords == ["STOP", "CANCELLAMI"] and task.conn_id == "warehouse"
+
+
+def test_the_consent_campaign_skips_opt_outs_caps_per_campaign_and_keeps_quiet_hours(dagbag):
+    bag, _ = dagbag
+    task = bag.dags["smsend_consent_campaign"].task_dict["send_offer"]
+    assert (task.suppression_conn_id, task.suppression_table) == ("warehouse", "smsend_suppression")
+    assert task.campaign == "weekly-offer" and task.max_per_recipient[0] == 1
+    assert task.send_window is not None and task.send_window.tz == "Europe/Rome"
+    assert task.recipients_sql is None and "{{" in str(task.recipients)  # a CSV path, no customer inline

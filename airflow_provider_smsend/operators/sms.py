@@ -36,6 +36,7 @@ from airflow_provider_smsend.operators.base import (
     SmSendBaseOperator,
     check_int,
     job_key,
+    smsend_errors,
 )
 from airflow_provider_smsend.sql.suppression import DEFAULT_SUPPRESSION_TABLE, SuppressionList
 
@@ -727,7 +728,8 @@ class SmSendSmsOperator(SmSendBaseOperator):
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume after the send window opened: send what the ledger has still to do."""
         self.log.info("The send window opened (%s): resuming.", event)
-        return self.execute(context)
+        with smsend_errors():  # the one error policy, as execute applies it
+            return self.act(context)
 
     # ----------------------------------------------------------------- execute
 
