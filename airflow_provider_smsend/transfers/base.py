@@ -231,12 +231,17 @@ class BaseSmSendToSqlOperator(SmSendBaseOperator):
         report (:meth:`gateway_dataset`) or table (:meth:`sql_dataset`); none by default."""
         return []
 
-    def gateway_dataset(self, report: str) -> tuple[str, str]:
+    def openlineage_extra_outputs(self) -> list[tuple[str, str]]:
+        """Tables the load writes besides ``table``, as OpenLineage ``(namespace, name)`` pairs; none by default."""
+        return []
+
+    def gateway_dataset(self, report: str, base_url: str | None = None) -> tuple[str, str]:
         """The OpenLineage id of a gateway report: ``("smsend://<host[:port]>", report)``.
 
         :param report: the report, e.g. ``batch-status/notify`` or ``userlog-get/credits``.
+        :param base_url: the service's base URL (default: the HTTP API's, the connection's host).
         """
-        parts = urlsplit(self.client.base_url)  # host and port only: never credentials, never a path
+        parts = urlsplit(base_url or self.client.base_url)  # host and port only: no credentials, no path
         host = parts.hostname or ""
         return (f"smsend://{host}:{parts.port}" if parts.port else f"smsend://{host}"), report
 
@@ -275,8 +280,9 @@ class BaseSmSendToSqlOperator(SmSendBaseOperator):
         output = OutputDataset(
             namespace=namespace, name=name, facets={"schema": schema}, outputFacets=statistics
         )
+        outputs = [output, *(Dataset(namespace=ns, name=n) for ns, n in self.openlineage_extra_outputs())]
         inputs = [Dataset(namespace=ns, name=report) for ns, report in self.openlineage_inputs()]
-        return OperatorLineage(inputs=inputs, outputs=[output])
+        return OperatorLineage(inputs=inputs, outputs=outputs)
 
     @staticmethod
     def run_id(context: Context) -> str | None:

@@ -152,6 +152,16 @@ class SmSendInboundToSqlOperator(BaseSmSendToSqlOperator):
                     ids.add(int(payload["id"]))
         return ids
 
+    def openlineage_inputs(self) -> list[tuple[str, str]]:
+        """The receiveSms service of the connection (its ``receive_host``); the number is not named."""
+        return [self.gateway_dataset("receiveSms", self.hook.soap_client.receive_url)]
+
+    def openlineage_extra_outputs(self) -> list[tuple[str, str]]:
+        """The suppression table, when opt-out keywords are recorded."""
+        if not as_list(self.opt_out_keywords):
+            return []
+        return [self.sql_dataset(self.suppression_conn_id or self.conn_id, self.suppression_table)]
+
     def act(self, context: Context) -> dict[str, Any]:
         import pyarrow as pa
 

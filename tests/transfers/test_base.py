@@ -21,6 +21,7 @@ from airflow_provider_smsend.transfers.base import (
 )
 from airflow_provider_smsend.transfers.batch_status_to_sql import SmSendBatchStatusToSqlOperator
 from airflow_provider_smsend.transfers.credits_to_sql import SmSendCreditsToSqlOperator
+from airflow_provider_smsend.transfers.inbound_to_sql import SmSendInboundToSqlOperator
 from airflow_provider_smsend.transfers.outcomes_to_sql import SmSendOutcomesToSqlOperator
 from airflow_provider_smsend.transfers.userlog_to_sql import SmSendUserlogToSqlOperator
 
@@ -228,12 +229,21 @@ def test_lineage_of_each_transfer_names_what_it_reads(tmp_path: Any, monkeypatch
             [(f"sqlite://{tmp_path}/ledger.db", "smsend_send_ledger")],
         ),
         (SmSendOutcomesToSqlOperator(task_id="e", send_task_id="send", ledger_conn_id=None, **common), []),
+        (
+            SmSendInboundToSqlOperator(task_id="f", rcpt="+393400000001", sharecode="ABC", **common),
+            [(gateway, "receiveSms")],
+        ),
     ]
     for op, inputs in cases:
         lineage = op.get_openlineage_facets_on_complete(None)
         assert lineage is not None
         assert [(d.namespace, d.name) for d in lineage.inputs] == inputs, op.task_id
-        assert [(d.namespace, d.name) for d in lineage.outputs] == [(f"sqlite://{tmp_path}/wh.db", op.table)]
+        extra = [(f"sqlite://{tmp_path}/wh.db", "smsend_suppression")] if op.task_id == "f" else []
+        assert [(d.namespace, d.name) for d in lineage.outputs] == [
+            (f"sqlite://{tmp_path}/wh.db", op.table),
+            *extra,
+        ]
+        assert "+39340" not in repr(lineage)
         assert "outputStatistics" not in lineage.outputs[0].outputFacets  # nothing loaded yet
         assert "pw-s3cret" not in repr(lineage)
 
