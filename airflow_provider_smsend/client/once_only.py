@@ -229,7 +229,8 @@ class OnceOnly:
 
         ``state`` is ``suppressed`` or ``capped``. Each item is claimed as read, then recorded in
         one write each; an item another try holds is left alone (not returned). Return the items
-        recorded as skipped by this try.
+        recorded as skipped by this try. (A try killed between the claim and the record leaves
+        the item ``sending``: a later try reports it unknown and does not send it.)
 
         :raises ValueError: a state that is not a skip state (nothing is written).
         """

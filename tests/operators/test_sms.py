@@ -998,7 +998,6 @@ def test_a_campaign_that_reaches_the_windows_end_defers_and_resumes_where_it_sto
 
     from airflow.sdk.exceptions import TaskDeferred
 
-
     everyone = numbers(12)
     move_sandbox_to(gateway, 19, 59, 40)
     op = SmSendSmsOperator(
@@ -1036,3 +1035,24 @@ def test_the_send_window_is_validated_and_needs_the_ledger():
         SmSendSmsOperator(task_id="s", recipients=["+393331234567"], text="x", send_window="09:00-20:00")
     with pytest.raises(ValueError, match="Unknown days"):
         SmSendSmsOperator(task_id="s", recipients=["+393331234567"], text="x", send_window={"days": "lun"})
+
+
+def test_an_opt_out_that_arrives_while_the_send_waits_for_the_window_is_honoured(gateway, optouts):
+    import datetime as dt
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    everyone = numbers(4)
+    move_sandbox_to(gateway, 20, 30, 0)
+    op = SmSendSmsOperator(
+        task_id="send", recipients=everyone, text="Saldi", sender="ACME", clock=sandbox_now(gateway),
+        suppression_conn_id="warehouse", send_window={"start": "09:00", "end": "20:00"},
+    )  # fmt: skip
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    optouts.add([(everyone[1], "STOP reply")], since=dt.datetime.now(dt.UTC))  # a reply in the night
+    gateway.admin.advance((deferred.value.trigger.moment - sandbox_now(gateway)()).total_seconds() + 0.1)
+    result = op.execute_complete(context, {"status": "success"})
+    assert (result["totals"]["accepted"], result["totals"]["suppressed"]) == (3, 1)
+    assert set(sent_counts(gateway)) == set(everyone) - {everyone[1]}
