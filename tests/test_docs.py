@@ -171,3 +171,38 @@ def test_the_code_cites_only_pages_of_the_repository_and_their_sections():
             problems.append(f"{where}: {name} has no section {section!r}")
     assert not problems, "\n".join(problems)
     assert any(name == "docs/gateway.md" for _, name, _ in cited_pages())
+
+
+def test_the_nitpicky_build_links_reexported_names_and_fails_on_names_that_do_not_exist(tmp_path):
+    """The docs' extension (docs/_ext/smsend_api.py) in a small Sphinx project of its own."""
+    from io import StringIO
+
+    from sphinx.application import Sphinx
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "conf.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(DOCS / '_ext')!r})\n"
+        "extensions = ['sphinx.ext.autodoc', 'smsend_api']\n"
+        "nitpicky = True\n"
+    )
+    (source / "index.rst").write_text(
+        "Index\n=====\n\n"
+        ".. automodule:: airflow_provider_smsend.client.http\n   :members: SmSendClient\n\n"
+        "Re-exported: :class:`airflow_provider_smsend.client.SmSendClient`.\n"
+        "Private: :func:`airflow_provider_smsend.client.http._send_fields`.\n"
+        "Nothing: :class:`airflow_provider_smsend.client.SmSendNoSuchClient`.\n"
+    )
+    warnings = StringIO()
+    app = Sphinx(
+        str(source), str(source), str(tmp_path / "html"), str(tmp_path / "doctrees"), "html",
+        status=None, warning=warnings, freshenv=True,
+    )  # fmt: skip
+    app.build()
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert 'href="#airflow_provider_smsend.client.http.SmSendClient"' in page
+    assert "_send_fields" in page
+    assert "SmSendNoSuchClient" in warnings.getvalue()
+    assert "SmSendClient [ref" not in warnings.getvalue()
+    assert "_send_fields" not in warnings.getvalue()
