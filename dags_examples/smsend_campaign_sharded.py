@@ -86,6 +86,7 @@ with DAG(
 
     plan = plan_shards()
 
+    # [START howto_operator_smsend_sms_sharded]
     send_shard = SmSendSmsOperator.partial(
         task_id="send_shard",
         recipients_conn_id="{{ params.warehouse_conn_id }}",
@@ -96,6 +97,7 @@ with DAG(
         retries=3,
         retry_delay=dt.timedelta(seconds=RETRY_SECONDS),
     ).expand_kwargs(plan)
+    # [END howto_operator_smsend_sms_sharded]
 
     @task(multiple_outputs=False)  # one XCom: the summary dict
     def add_up(results: Any, planned: list[int]) -> dict[str, Any]:
