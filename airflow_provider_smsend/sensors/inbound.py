@@ -42,8 +42,9 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
 
     ``sender_sql`` (on ``sender_conn_id``, any common-sql database) reads the sender's number when
     the sensor starts, so a DAG run can name its customer by a key and the number never becomes a
-    DAG-run conf, a rendered template field or a log line (the trigger's kwargs carry it, encrypted
-    at rest with Airflow's Fernet key).
+    DAG-run conf, a rendered template field or a log line; deferred, the trigger runs the query
+    again in the triggerer, so its kwargs (stored in the metadata database while it waits) hold the
+    query, not the number.
 
     ``received_after`` defaults to the moment the sensor first ran, kept across reschedules (the
     first reschedule date) and deferrals (it travels in the trigger), so replies received before
@@ -179,19 +180,12 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
         )
 
     def _sender_from_sql(self) -> str:
-        """The first column of ``sender_sql``'s first row on ``sender_conn_id``."""
-        from airflow.sdk.exceptions import AirflowFailException
+        """The sender ``sender_sql`` selects (checked here, in the worker, before any wait)."""
+        from airflow_provider_smsend.triggers.inbound import sender_from_sql
 
-        from airflow_provider_smsend.transfers.base import sql_hook
-
-        row = sql_hook(str(self.sender_conn_id)).get_first(str(self.sender_sql))
-        if not row or row[0] in (None, ""):
-            raise AirflowFailException(
-                f"{self.task_id}: sender_sql found no sender on {self.sender_conn_id!r}: check the query "
-                "and the key it selects."
-            )
-        self.log.info("Waiting for the sender %s (from sender_sql).", mask_number(str(row[0])))
-        return str(row[0])
+        sender = sender_from_sql(str(self.sender_conn_id), str(self.sender_sql))
+        self.log.info("Waiting for the sender %s (from sender_sql).", mask_number(sender))
+        return sender
 
     def _region(self) -> str:
         return str(self.hook.extras.get("default_region") or DEFAULT_REGION)
@@ -228,7 +222,9 @@ class SmSendInboundSmsSensor(SmSendBaseSensor):
             rcpt=self.rcpt,
             sharecode=self.sharecode,
             received_after=self._after.isoformat(),
-            sender=self._sender,
+            sender=self.sender or None,  # the trigger reads sender_sql itself: no number in its kwargs
+            sender_sql=self.sender_sql or None,
+            sender_conn_id=self.sender_conn_id if self.sender_sql else None,
             text_pattern=self.text_pattern or None,
             ignore_case=self.ignore_case,
             messages=self.messages,

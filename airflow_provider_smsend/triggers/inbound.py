@@ -30,6 +30,10 @@ class SmSendInboundSmsTrigger(SmSendPollingTrigger):
     :param sharecode: the share code assigned with the number (text: ``"001"``).
     :param received_after: ISO 8601 moment; older messages are ignored.
     :param sender: only messages from this number, optional.
+    :param sender_sql: instead of ``sender``: the query whose first row's first column is the sender,
+        run on ``sender_conn_id`` when the trigger starts in the triggerer (:func:`sender_from_sql`):
+        the trigger's kwargs, stored in the metadata database while it waits, hold no number.
+    :param sender_conn_id: the SQL connection of ``sender_sql``.
     :param text_pattern: only messages whose text matches this regex (``re.search``), optional.
     :param ignore_case: match ``text_pattern`` case-insensitively.
     :param messages: how many of the latest messages receiveSms lists at each poll.
@@ -66,6 +70,8 @@ class SmSendInboundSmsTrigger(SmSendPollingTrigger):
         ignore_case: bool = True,
         messages: int = 50,
         region: str = DEFAULT_REGION,
+        sender_sql: str | None = None,
+        sender_conn_id: str | None = None,
         smsend_conn_id: str = "smsend_default",
         poll_interval: float = 60.0,
         max_poll_interval: float | None = None,
@@ -81,6 +87,9 @@ class SmSendInboundSmsTrigger(SmSendPollingTrigger):
         self.sharecode = sharecode
         self.received_after = received_after
         self.sender = sender
+        self.sender_sql = sender_sql
+        self.sender_conn_id = sender_conn_id
+        self._sender = sender  # with sender_sql: read in setup(), never serialized
         self.text_pattern = text_pattern
         self.ignore_case = bool(ignore_case)
         self.messages = int(messages)
@@ -103,6 +112,8 @@ class SmSendInboundSmsTrigger(SmSendPollingTrigger):
                 "ignore_case": self.ignore_case,
                 "messages": self.messages,
                 "region": self.region,
+                "sender_sql": self.sender_sql,
+                "sender_conn_id": self.sender_conn_id,
                 **self._base_kwargs(),
             },
         )
@@ -110,6 +121,10 @@ class SmSendInboundSmsTrigger(SmSendPollingTrigger):
     async def setup(self, hook: SmSendAsyncHook) -> None:
         """Resolve the connection in the triggerer and build the SOAP client (no I/O yet)."""
         self._soap = await hook.get_soap_client()
+        if self.sender_sql:
+            import asyncio
+
+            self._sender = await asyncio.to_thread(sender_from_sql, str(self.sender_conn_id), self.sender_sql)
 
     async def teardown(self) -> None:
         """Close the SOAP client's session on the SOAP executor (it is a blocking call)."""
@@ -129,7 +144,7 @@ class SmSendInboundSmsTrigger(SmSendPollingTrigger):
         found = find_match(
             listed,
             received_after=self._after,
-            sender=self.sender,
+            sender=self._sender,
             text_pattern=self._pattern,
             region=self.region,
         )
@@ -150,6 +165,23 @@ class SmSendInboundSmsTrigger(SmSendPollingTrigger):
         # The event is logged by the triggerer and stored in the metadata database: no text, no
         # full number. The sensor re-reads the message by its id when it resumes.
         return {"status": SUCCESS, "xcom": masked_message(found, rcpt=self.rcpt, sharecode=self.sharecode)}
+
+
+def sender_from_sql(conn_id: str, sql: str) -> str:
+    """The first column of ``sql``'s first row on the common-sql connection ``conn_id`` (blocking).
+
+    :raises AirflowFailException: if the query finds no sender, or the connection is no SQL database.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_provider_smsend.transfers.base import sql_hook
+
+    row = sql_hook(conn_id).get_first(sql)
+    if not row or row[0] in (None, ""):
+        raise AirflowFailException(
+            f"sender_sql found no sender on {conn_id!r}: check the query and the key it selects."
+        )
+    return str(row[0])
 
 
 def masked_message(found: dict[str, Any], *, rcpt: str, sharecode: str) -> dict[str, Any]:

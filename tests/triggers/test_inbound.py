@@ -140,3 +140,37 @@ def test_bad_pattern_or_date_fail_when_the_trigger_is_built():
         trigger("001", text_pattern="(")
     with pytest.raises(ValueError, match="ISO 8601"):
         trigger("001", received_after="soon")
+
+
+@pytest.fixture
+def customers_conn(tmp_path, monkeypatch) -> str:
+    import sqlite3
+
+    db = tmp_path / "warehouse.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, number TEXT)")
+        conn.execute("INSERT INTO customers VALUES (1, ?)", (CUSTOMER,))
+    monkeypatch.setenv("AIRFLOW_CONN_CUSTOMERS", f"sqlite://{db}")
+    return "customers"
+
+
+def test_sender_sql_is_read_in_the_triggerer_and_never_serialized(gateway, sharecode, customers_conn):
+    sql = "SELECT number FROM customers WHERE id = 1"
+    waiting = trigger(sharecode, sender_sql=sql, sender_conn_id=customers_conn, text_pattern=r"^\s*si\b")
+    kwargs = waiting.serialize()[1]
+    assert (kwargs["sender"], kwargs["sender_sql"], kwargs["sender_conn_id"]) == (None, sql, customers_conn)
+    assert CUSTOMER.removeprefix("+39") not in json.dumps(kwargs)
+    gateway.admin.inject_inbound(RECEPTION, sharecode, "+393479999999", "SI")  # not the customer
+    threading.Timer(0.4, gateway.admin.inject_inbound, args=(RECEPTION, sharecode, CUSTOMER, "si")).start()
+    event = asyncio.run(_first(waiting))
+    assert event.payload["status"] == "success", event.payload
+    assert event.payload["xcom"]["sender"] == mask_number(CUSTOMER)
+    assert waiting.serialize()[1] == kwargs  # the number read stays out of the kwargs
+
+
+def test_sender_sql_without_a_row_ends_the_trigger_with_an_error(gateway, sharecode, customers_conn):
+    missing = trigger(
+        sharecode, sender_sql="SELECT number FROM customers WHERE id = 9", sender_conn_id=customers_conn
+    )
+    event = asyncio.run(_first(missing))
+    assert event.payload["status"] == "error" and "found no sender" in event.payload["message"], event.payload
