@@ -436,9 +436,16 @@ class SqlAlchemySession(Session):
         size = min(self._chunk, len(frame) - self._offset)
         chunk = frame.iloc[self._offset : self._offset + size]
         self._offset += size
-        dates = [k for k in keys if self._types.get(k, "").upper() == "DATE"]
-        if dates:
-            chunk = chunk.astype({k: "string[pyarrow]" for k in dates})
+        import pandas as pd
+        import pyarrow as pa
+
+        def money(dtype: Any) -> bool:
+            return isinstance(dtype, pd.ArrowDtype) and pa.types.is_decimal(dtype.pyarrow_dtype)
+
+        # Dates, and money as its exact text: before pandas 3.0, to_json writes a decimal as a float.
+        texts = [k for k in keys if self._types.get(k, "").upper() == "DATE" or money(chunk[k].dtype)]
+        if texts:
+            chunk = chunk.astype({k: "string[pyarrow]" for k in texts})
         # A column with one value in the whole chunk (request id, load time, run id...) goes once, in
         # a one-row document joined to every row: the server parses far less JSON.
         same = [k for k in keys if chunk[k].nunique(dropna=False) <= 1][: len(keys) - 1]
