@@ -130,7 +130,8 @@ class SmSendInboundToSqlOperator(BaseSmSendToSqlOperator):
         """The message ids to load: ``message_ids``, else this run's inbound events' ids; None: all listed."""
         if self.message_ids not in (None, "", []):
             try:
-                return {int(v) for v in as_list(self.message_ids)}
+                # A list rendered to text ("[12, 13]") reads too.
+                return {int(v.strip("[]'\" ")) for v in as_list(self.message_ids) if v.strip("[]'\" ")}
             except ValueError:
                 raise AirflowFailException(
                     f"message_ids must be receiveSms message ids (integers), got {self.message_ids!r}."

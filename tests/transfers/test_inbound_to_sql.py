@@ -121,6 +121,11 @@ def test_a_run_scheduled_by_inbound_events_loads_their_messages_only(
     assert (other["rows"], other["messages"]) == (0, 0)
     # Explicit ids win over the events.
     assert operator(target, sharecode, message_ids=f"{first}").execute(context())["rows"] == 1
+    assert operator(target, sharecode).wanted_ids(context()) is None  # a manual run: every SMS listed
+    assert operator(target, sharecode, message_ids=f"[{first}, {stop}]").wanted_ids(context()) == {
+        first,
+        stop,
+    }
 
 
 def test_an_id_no_longer_listed_fails_before_anything_is_written(
