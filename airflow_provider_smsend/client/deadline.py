@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from airflow_provider_smsend.client.errors import SmSendTransportError
 
@@ -41,6 +42,8 @@ SOAP_ENVELOPE_BYTES = 64 << 10
 SOAP_BYTES_PER_MESSAGE = 16 << 10
 #: Bytes read from a body at a time.
 CHUNK_BYTES = 64 << 10
+#: Connection pool keys a deadline adapter keeps (one per gateway origin in practice).
+_POOL_KEYS_KEPT = 64
 
 
 def attempt_budget(timeout: tuple[float, float]) -> float:
@@ -122,11 +125,16 @@ class _DeadlineSocket:
 
     Everything else (``fileno``, TLS details) is the wrapped socket's. Like a socket, it stays open
     while a file made by :meth:`makefile` is: ``close()`` then takes effect when the last one closes.
+
+    A timeout set with :meth:`settimeout` reaches the socket on the next read or write, and only
+    when it differs from the one the socket has (each change is a system call): the deadline's
+    time left is applied instead while it is shorter than the timeout set.
     """
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
-        self._timeout: float | None = sock.gettimeout()
+        self._timeout: float | None = sock.gettimeout()  # what the caller set
+        self._applied: float | None = self._timeout  # what the socket has
         self._readers = 0
         self._closing = False
 
@@ -135,14 +143,15 @@ class _DeadlineSocket:
 
     def settimeout(self, value: float | None) -> None:
         self._timeout = value
-        self._sock.settimeout(value)
 
     def gettimeout(self) -> float | None:
         return self._timeout
 
     def _arm(self) -> None:
-        if _current.get() is not None:
-            self._sock.settimeout(_bounded(self._timeout))
+        wanted = _bounded(self._timeout)
+        if wanted != self._applied:
+            self._sock.settimeout(wanted)
+            self._applied = wanted
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         self._arm()
@@ -227,6 +236,25 @@ class _CappedBody:
             yield self._count(chunk)
 
 
+def _connect_by_deadline(connection: Any, connect: Callable[[], None]) -> None:
+    """Run urllib3's ``connect`` within the current deadline's time left.
+
+    A timeout before the request's first byte (the deadline already passed, the TLS handshake or a
+    proxy's answer too slow) is a connect timeout: the request provably did not leave.
+    """
+    from urllib3.exceptions import ConnectTimeoutError
+
+    try:
+        connection.timeout = _bounded(connection.timeout)
+        connect()
+    except TimeoutError as exc:
+        raise ConnectTimeoutError(
+            connection,
+            f"Connecting to {connection.host} (TCP and TLS) did not end within the connect timeout or "
+            f"the call's deadline: {exc}",
+        ) from exc
+
+
 @functools.cache
 def _adapter_class() -> type[requests.adapters.HTTPAdapter]:
     """:class:`DeadlineAdapter`'s class, built on first use (requests and urllib3 load lazily)."""
@@ -238,16 +266,25 @@ def _adapter_class() -> type[requests.adapters.HTTPAdapter]:
         """urllib3's connection whose connect, sends and reads end by the current deadline."""
 
         def connect(self) -> None:
-            self.timeout = _bounded(self.timeout)
-            super().connect()
+            _connect_by_deadline(self, super().connect)
             self.sock = _DeadlineSocket(self.sock)
 
     class DeadlineHTTPSConnection(HTTPSConnection):
-        """The TLS twin (the handshake itself is bounded by the connect timeout and the time left)."""
+        """The TLS twin: the TCP connect and the TLS handshake together end by the deadline."""
+
+        def _new_conn(self) -> Any:
+            sock = super()._new_conn()
+            # The handshake that follows gets what is left (a whole handshake is bounded by the
+            # socket's timeout), not a second connect timeout of its own.
+            try:
+                sock.settimeout(_bounded(self.timeout))
+            except TimeoutError:
+                sock.close()
+                raise
+            return sock
 
         def connect(self) -> None:
-            self.timeout = _bounded(self.timeout)
-            super().connect()
+            _connect_by_deadline(self, super().connect)
             self.sock = _DeadlineSocket(self.sock)
 
     class DeadlineHTTPConnectionPool(HTTPConnectionPool):
@@ -269,6 +306,24 @@ def _adapter_class() -> type[requests.adapters.HTTPAdapter]:
             manager = super().proxy_manager_for(proxy, **proxy_kwargs)
             manager.pool_classes_by_scheme = dict(pool_classes)
             return manager
+
+        def build_connection_pool_key_attributes(self, request: Any, verify: Any, cert: Any = None) -> Any:
+            # Found once per origin, CA bundle and client certificate, not on every request
+            # (requests asks the file system whether a CA bundle path is a directory).
+            kept: dict[Any, Any] = self.__dict__.setdefault("_pool_keys", {})
+            try:
+                key: Any = (urlsplit(request.url)[:2], verify, cert)
+                found = kept.get(key)
+            except TypeError:  # an unhashable cert: nothing kept
+                key, found = None, None
+            if found is None:
+                found = super().build_connection_pool_key_attributes(request, verify, cert)
+                if key is not None:
+                    if len(kept) >= _POOL_KEYS_KEPT:
+                        kept.clear()
+                    kept[key] = found
+            host, pool = found
+            return dict(host), dict(pool)
 
         def build_response(self, req: Any, resp: Any) -> requests.Response:
             response = super().build_response(req, resp)

@@ -1,8 +1,10 @@
 """client/deadline.py: an attempt's deadline (counted on a fake clock, current per thread), the
-deadline adapter ending a read the socket timeout would let wait, and the byte caps."""
+deadline adapter ending a read the socket timeout would let wait, a TLS handshake that drips, the
+socket timeout set only when it changes, the pool keys found once per origin, and the byte caps."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,9 @@ from airflow_provider_smsend.client.deadline import (
     mount_deadlines,
     read_capped,
 )
-from airflow_provider_smsend.client.errors import SmSendTransportError
+from airflow_provider_smsend.client.errors import SmSendTimeoutError, SmSendTransportError
+from airflow_provider_smsend.client.http import SmSendClient
+from airflow_provider_smsend.client.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -115,3 +119,180 @@ def test_read_capped_reads_a_streamed_body_up_to_its_cap(
     with pytest.raises(SmSendTransportError):
         read_capped(built, 9, too_big)
     assert read_capped(built, 10, too_big) == b"x" * 10
+
+
+class TlsDrip:
+    """A TCP server on 127.0.0.1 that answers a TLS ClientHello one byte every ``interval`` seconds.
+
+    Each connection gets a TLS record header announcing a 16 KiB handshake record, then one byte of
+    it per interval: every read of the client's handshake is answered well within any socket
+    timeout, so only a bound on the whole handshake ends it. The drip stops after ``limit`` seconds
+    (the connection is then closed: a client that waited that long fails on a closed connection,
+    not on a timeout). ``connections`` counts the connections; :meth:`given_up` those the client
+    closed while the drip went on.
+    """
+
+    def __init__(self, *, interval: float = 0.05, limit: float = 20.0) -> None:
+        self.interval, self.limit = interval, limit
+        self.connections = 0
+        self._given_up = 0
+        self._changed = threading.Condition()
+        self.stopping = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(interval)
+        self.port = self._listener.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> TlsDrip:
+        accept = threading.Thread(target=self._accept, daemon=True)
+        accept.start()
+        self._threads.append(accept)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        for thread in self._threads:
+            thread.join(10)
+        self._listener.close()
+
+    def given_up(self, expected: int) -> int:
+        """The connections the client closed mid-drip, once ``expected`` are (or after 10 s)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._given_up >= expected, timeout=10)
+            return self._given_up
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            thread = threading.Thread(target=self._drip, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.settimeout(30)
+                conn.recv(65536)  # the ClientHello
+                conn.sendall(b"\x16\x03\x03\x40\x00")  # handshake record, TLS 1.2, 16 KiB
+                conn.settimeout(self.interval)
+                for _ in range(int(self.limit / self.interval)):
+                    if self.stopping.is_set():
+                        return
+                    try:
+                        if not conn.recv(1):  # the client closed the connection
+                            break
+                    except TimeoutError:  # nothing from the client: the next byte
+                        conn.sendall(b"\x02")
+                        continue
+                else:
+                    return  # the drip ran out first
+            except OSError:
+                pass
+            with self._changed:
+                self._given_up += 1
+                self._changed.notify_all()
+
+
+def test_a_tls_handshake_that_drips_ends_by_the_deadline_as_a_connect_timeout(
+    session: requests.Session,
+) -> None:
+    with TlsDrip() as server:
+        # The socket timeouts (30 s) would let each dripped byte through, for ever.
+        with deadline(Deadline(0.5)), pytest.raises(requests.ConnectTimeout) as info:
+            session.post(f"https://127.0.0.1:{server.port}/sms/send.php", data=DEMO, timeout=(30, 30))
+        assert "TCP and TLS" in str(info.value)  # nothing was sent: the request follows the handshake
+        assert (server.connections, server.given_up(1)) == (1, 1)
+
+
+def test_a_money_call_whose_tls_handshake_drips_was_never_sent() -> None:
+    with TlsDrip() as server:
+        client = SmSendClient(
+            base_url=f"https://127.0.0.1:{server.port}",
+            username="u",
+            password="p",
+            default_sender="ACME",
+            timeout=(20.0, 20.0),
+            retry=RetryPolicy(attempts=2, initial_wait=0, max_wait=0),
+        )
+        # An attempt's deadline is 40 s; a shorter one for the whole call shows the bound is the
+        # deadline's, not the 20 s connect timeout's.
+        client.attempt_deadline = lambda: Deadline(0.5)  # type: ignore[method-assign]
+        with pytest.raises(SmSendTimeoutError, match="Timed out connecting") as info:
+            client.send("+393331234567", "ciao")
+        assert info.value.request_sent is False
+        assert (server.connections, server.given_up(2)) == (2, 2)  # never sent: tried again
+
+
+class FakeSocket:
+    """What _DeadlineSocket wraps: the timeouts given to it and the reads made."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self.set: list[float | None] = []
+
+    def gettimeout(self) -> float | None:
+        return self.timeout
+
+    def settimeout(self, value: float | None) -> None:
+        self.timeout = value
+        self.set.append(value)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        return 0
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        return None
+
+
+def test_a_socket_timeout_reaches_the_socket_when_it_changes_and_the_deadline_shortens_it() -> None:
+    raw = FakeSocket(30.0)
+    sock = deadlines._DeadlineSocket(raw)
+    sock.settimeout(5.0)  # urllib3 before sending: the connect timeout
+    assert (sock.gettimeout(), raw.set) == (5.0, [])  # applied at the next read or write
+    sock.sendall(b"request")
+    sock.sendall(b"body")
+    sock.settimeout(30.0)  # before the answer: the read timeout
+    sock.recv_into(bytearray(8))
+    sock.recv_into(bytearray(8))
+    assert raw.set == [5.0, 30.0]  # one system call per change, not per read
+    with deadline(Deadline(60)):  # more time left than the timeout: the timeout stays
+        sock.recv_into(bytearray(8))
+    assert raw.set == [5.0, 30.0]
+    with deadline(Deadline(2)):  # less left: each read waits at most what is left
+        sock.recv_into(bytearray(8))
+        sock.recv_into(bytearray(8))
+    assert len(raw.set) == 4 and all(0 < left <= 2 for left in raw.set[2:])
+    sock.recv_into(bytearray(8))  # the deadline's block over: the timeout comes back
+    assert raw.set[-1] == 30.0
+    with deadline(Deadline(-1)), pytest.raises(TimeoutError):
+        sock.recv_into(bytearray(8))
+
+
+def test_the_deadline_adapter_finds_the_pool_key_of_an_origin_once_and_hands_out_copies(
+    tmp_path: Any,
+) -> None:
+    adapter = deadlines.deadline_adapter()
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+
+    def key(url: str, verify: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        request = requests.Request("POST", url).prepare()
+        return adapter.build_connection_pool_key_attributes(request, verify, None)  # type: ignore[return-value]
+
+    host, pool = key("https://gw.example/sms/send.php", str(bundle))
+    assert host == {"scheme": "https", "host": "gw.example", "port": None}
+    assert pool == {"ca_certs": str(bundle), "cert_reqs": "CERT_REQUIRED"}
+    host["host"], pool["ca_certs"] = "changed", "changed"  # a caller's change stays its own
+    assert key("https://gw.example/sms/credit.php", str(bundle)) == (
+        {"scheme": "https", "host": "gw.example", "port": None},
+        {"ca_certs": str(bundle), "cert_reqs": "CERT_REQUIRED"},
+    )
+    assert key("https://gw.example/x", str(tmp_path))[1]["ca_cert_dir"] == str(tmp_path)  # a directory
+    assert key("http://127.0.0.1:8765/x", False) == (
+        {"scheme": "http", "host": "127.0.0.1", "port": 8765},
+        {"cert_reqs": "CERT_NONE"},
+    )

@@ -200,3 +200,29 @@ def test_normalize_numbers_keeps_order():
 )
 def test_mask_number(number, masked):
     assert mask_number(number) == masked
+
+
+def test_a_number_is_valid_exactly_when_phonenumbers_says_so():
+    """normalize_number reads validity from phonenumbers.number_type (UNKNOWN for an invalid number)
+    rather than asking is_valid_number too: the two agree on numbers of many kinds and countries."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(15)
+    prefixes = ["+39", "+39 3", "+39 0", "+39 06 698", "+1", "+44", "+33", "+49", "+379", "+800", "+882", ""]
+    checked = 0
+    for _ in range(3000):
+        raw = rng.choice(prefixes) + "".join(rng.choice("0123456789") for _ in range(rng.randint(4, 12)))
+        try:
+            parsed = phonenumbers.parse(raw, "IT")
+        except phonenumbers.NumberParseException:
+            continue
+        checked += 1
+        try:
+            normalize_number(raw, allow_landlines=True)
+            accepted = True
+        except SmSendValidationError:
+            accepted = False
+        assert accepted == phonenumbers.is_valid_number(parsed), raw
+    assert checked > 2000
