@@ -14,7 +14,27 @@ TRANSFER_SOURCES = {
     "userlog_to_sql": "smSend operation log",
     "credits_to_sql": "smSend credit balances",
     "outcomes_to_sql": "smSend send ledger",
+    "inbound_to_sql": "smSend received SMS",
 }
+
+#: The docs site's how-to page of each transfer module (docs/transfer/).
+TRANSFER_HOWTOS = {
+    "base": "/docs/transfer/index.md",
+    **{module: f"/docs/transfer/{module}.md" for module in TRANSFER_SOURCES if module != "base"},
+}
+
+#: The how-to pages of the smSend integration (the docs site, docs/).
+HOWTO_GUIDES = [
+    "/docs/operators/sms.md",
+    "/docs/operators/mms.md",
+    "/docs/operators/mnc.md",
+    "/docs/operators/backoffice.md",
+    "/docs/sensors/batch_status.md",
+    "/docs/sensors/inbound.md",
+    "/docs/triggers/inbound_event.md",
+    "/docs/notifications/smsend_notifier.md",
+    "/docs/sandbox.md",
+]
 
 #: The connection form (shared with SmSendHook.get_ui_field_behaviour).
 HIDDEN_FIELDS = ["schema", "extra"]
@@ -222,7 +242,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": INTEGRATION,
                 "external-doc-url": "https://www.smsend.it",
-                "how-to-guide": ["/docs/sandbox.md"],
+                "how-to-guide": HOWTO_GUIDES,
                 "logo": "/docs/integration-logos/smsend.svg",
                 "tags": ["service"],
             },
@@ -275,6 +295,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PKG}.triggers._base",
                     f"{_PKG}.triggers.batch_status",
                     f"{_PKG}.triggers.inbound",
+                    f"{_PKG}.triggers.inbound_event",
                 ],
             }
         ],
@@ -283,6 +304,7 @@ def get_provider_info() -> dict[str, Any]:
                 "source-integration-name": source,
                 "target-integration-name": "Common SQL",
                 "python-module": f"{_PKG}.transfers.{module}",
+                "how-to-guide": TRANSFER_HOWTOS[module],
             }
             for module, source in TRANSFER_SOURCES.items()
         ],
