@@ -44,6 +44,7 @@ VENV_BIN = Path(sys.executable).parent
 AIRFLOW = str(VENV_BIN / "airflow")
 CAMPAIGN_DAG = ROOT / "dags_examples" / "smsend_campaign.py"
 MAPPED_DAG = ROOT / "dags_examples" / "smsend_mapped_reminders.py"
+REPLY_DAG = ROOT / "dags_examples" / "smsend_reply_workflow.py"
 SHARDED_DAG = ROOT / "dags_examples" / "smsend_campaign_sharded.py"
 CUSTOMERS_CSV = ROOT / "dags_examples" / "data" / "customers.csv"
 
@@ -375,6 +376,7 @@ class Deployment:
             directory.mkdir(parents=True, exist_ok=True)
         shutil.copy(CAMPAIGN_DAG, self.dags / CAMPAIGN_DAG.name)
         shutil.copy(MAPPED_DAG, self.dags / MAPPED_DAG.name)
+        shutil.copy(REPLY_DAG, self.dags / REPLY_DAG.name)
         shutil.copy(SHARDED_DAG, self.dags / SHARDED_DAG.name)
         shutil.copy(CUSTOMERS_CSV, self.dags / "data" / CUSTOMERS_CSV.name)
         self.marker = f"smsend-e2e-{os.getpid()}-{name}"

@@ -1,7 +1,9 @@
-"""The campaign DAG in a real Airflow 3 deployment with the LocalExecutor.
+"""Example DAGs in a real Airflow 3 deployment with the LocalExecutor.
 
 PostgreSQL metadata database, api-server (with the Execution API), scheduler, dag-processor and
-triggerer as separate processes; the smSend sandbox as the gateway.
+triggerer as separate processes; the smSend sandbox as the gateway. The campaign DAG's run under
+the LocalExecutor (:func:`e2e_deployment.assert_campaign_succeeded`) is in tests/e2e/test_privacy.py,
+which searches that deployment for personal data afterwards: one deployment for both.
 """
 
 from __future__ import annotations
@@ -9,21 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from e2e_deployment import assert_campaign_succeeded
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from e2e_deployment import Deployment
-
-
-@pytest.mark.e2e
-@pytest.mark.timeout(300)
-def test_campaign_with_local_executor(deployment: Callable[..., Deployment]) -> None:
-    airflow = deployment("LocalExecutor")
-    run = airflow.run_campaign()
-    print(f"campaign run {run.run_id}: {run.state} in {run.seconds:.0f} s; states {run.states}")
-    assert_campaign_succeeded(airflow, run)
 
 
 @pytest.mark.e2e
