@@ -343,10 +343,14 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
             if await claim:
                 await self._db("give a claim back", "release", self.key, sms_id, previous, owner=self.owner)
             raise
+        failed = moved is None
+        if failed:
+            # The database failed: maybe after committing (the answer lost). The row says whose it is.
+            moved = await self._db("be read", "read", self.key) == (sms_id, self.owner)
         if moved:
             self._last = sms_id
             return True
-        if moved is not None:
+        if not failed:
             log.info("The inbound cursor %s moved elsewhere (another triggerer): reading it again.", self.key)
         self._last = None
         return False

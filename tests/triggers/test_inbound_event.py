@@ -307,3 +307,51 @@ def test_a_database_failure_fires_nothing_and_the_next_listing_does(cursor_db: P
 
     assert asyncio.run(go()) == [1]
     assert calls["n"] == 3  # the failed one, then the start and the claim at the second listing
+
+
+class LostCommitAnswer:
+    """A SQLite connection whose first commit after an UPDATE lands, then raises (the answer lost)."""
+
+    def __init__(self, path: Path, lost: list[bool]) -> None:
+        self._conn = sqlite3.connect(path)
+        self._lost = lost
+        self._updated = False
+
+    def cursor(self) -> Any:
+        outer = self
+
+        class Cursor:
+            def __init__(self) -> None:
+                self._cur = outer._conn.cursor()
+
+            def execute(self, sql: str, params: Any = ()) -> Any:
+                outer._updated = outer._updated or sql.startswith("UPDATE")
+                return self._cur.execute(sql, params)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._cur, name)
+
+        return Cursor()
+
+    def commit(self) -> None:
+        self._conn.commit()
+        if self._updated and not self._lost:
+            self._lost.append(True)
+            raise sqlite3.OperationalError("server closed the connection unexpectedly")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def test_a_claim_whose_commit_answer_was_lost_still_fires_once(cursor_db: Path) -> None:
+    """The UPDATE committed but the answer never came: the row names this run, so it fires (once)."""
+    lost: list[bool] = []
+    trig = trigger("001", fire_existing=True)
+    trig._cursor = InboundCursor(lambda: LostCommitAnswer(cursor_db, lost), dialect=dialect_for("sqlite"))
+    same = listing((1, CUSTOMER, "STOP"))
+
+    async def go() -> list[int]:
+        return [e.payload["id"] async for e in trig.filter_shared_stream(stream(same, same))]
+
+    assert asyncio.run(go()) == [1]
+    assert lost == [True] and cursor_row(cursor_db, trig.key) == (1, trig.owner)
