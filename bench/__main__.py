@@ -20,7 +20,15 @@ from bench import report
 from bench._common import ROOT, row, say
 
 #: In run order: the sandbox's capacity first, so the other figures are known not to be sandbox-bound.
-BENCHMARKS = ("sandbox_capacity", "bulk_send", "report_load", "parse_cost", "trigger_scale", "campaign_loop")
+BENCHMARKS = (
+    "sandbox_capacity",
+    "bulk_send",
+    "report_load",
+    "parse_cost",
+    "trigger_scale",
+    "campaign_loop",
+    "campaign_workers",
+)
 DOC = ROOT / "docs" / "benchmarks.md"
 
 
