@@ -355,3 +355,18 @@ def test_a_claim_whose_commit_answer_was_lost_still_fires_once(cursor_db: Path) 
 
     assert asyncio.run(go()) == [1]
     assert lost == [True] and cursor_row(cursor_db, trig.key) == (1, trig.owner)
+
+
+def test_a_wrong_password_ends_the_poll_with_the_gateway_error(
+    gateway: Any, sharecode: str, cursor_db: Path
+) -> None:
+    """Waiting cannot fix it: the stream raises (the triggerer reports the trigger failed), nothing fired."""
+    from airflow_provider_smsend.client.errors import SmSendError
+
+    with pytest.raises(SmSendError) as raised:
+        asyncio.run(collect(trigger(sharecode, smsend_conn_id="smsend_bad"), 1))
+    assert not raised.value.retryable
+    assert (
+        not cursor_db.exists()
+        or cursor_row(cursor_db, trigger(sharecode, smsend_conn_id="smsend_bad").key) is None
+    )
