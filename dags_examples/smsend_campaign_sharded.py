@@ -18,7 +18,8 @@ The pattern for a campaign too big for one task, or for one worker:
    (``fail_on=0.01``): with only the interrupted recipients unknown, the retry succeeds and says
    how many there are;
 3. ``add_up`` sums the totals of every map index (their XCom return values) and checks that each
-   shard accounted for every recipient planned for it (accepted + rejected + unknown = planned):
+   shard accounted for every recipient planned for it (its outcomes: accepted + rejected +
+   unknown, and any other the operator reports, = its total = planned):
    the campaign's one line a human reads, with the unknown ones to check by hand.
 
 The audience is a warehouse table with an integer ``id``, a ``number`` and a ``name`` column
@@ -107,22 +108,22 @@ with DAG(
         shards = list(results)  # the XCom return values of send_shard, by map index
         if len(shards) != len(planned):
             raise AirflowFailException(f"{len(shards)} shard results for {len(planned)} shards planned.")
-        sums = {"accepted": 0, "rejected": 0, "unknown": 0, "total": 0}
+        sums: dict[str, int] = {}
         cost = Decimal(0)
         for index, (result, expected) in enumerate(zip(shards, planned, strict=True)):
-            totals = result["totals"]
-            outcomes = totals["accepted"] + totals["rejected"] + totals["unknown"]
+            totals = result["totals"]  # accepted, rejected, unknown (and any other outcome), total
+            outcomes = sum(count for key, count in totals.items() if key != "total")
             if not outcomes == totals["total"] == expected:
                 raise AirflowFailException(
                     f"Shard {index}: {outcomes} outcomes, totals {totals}, {expected} recipients planned: "
                     "they do not add up."
                 )
-            for key in sums:
-                sums[key] += totals[key]
+            for key, count in totals.items():
+                sums[key] = sums.get(key, 0) + count
             cost += Decimal(result["total_cost"])
         summary = {**sums, "shards": len(shards), "cost_eur": str(cost)}
         print(f"Campaign totals over {len(shards)} shards: {summary}")
-        if sums["unknown"]:
+        if sums.get("unknown"):
             print(
                 f"{sums['unknown']} recipient(s) unknown: a worker stopped while their SMS was being sent; "
                 "they may have received it and were not resent. Their ledger entries are in state 'sending'."
