@@ -322,6 +322,7 @@ class SmSendClient:
         self.max_report_bytes = max_report_bytes
         self._session = session
         self._session_lock = threading.Lock()
+        self._posts: dict[str, _PreparedPost] = {}
 
     @staticmethod
     def _check_timeout(timeout: float | tuple[float, float]) -> tuple[float, float]:
@@ -416,14 +417,19 @@ class SmSendClient:
         return f"application/x-www-form-urlencoded; charset={self.charset}"
 
     def _post_once(self, path: str, body: bytes) -> requests.Response:
-        """POST ``body`` under the current deadline; the body of the 200 answer is left to read."""
+        """POST ``body`` under the current deadline; the body of the 200 answer is left to read.
+
+        The request is the one ``Session.post`` would send, by ``Session.send`` through the adapter
+        mounted for the gateway (or a test's mock); the session prepares it once per endpoint
+        (:class:`_PreparedPost`) while its headers, auth, hooks, params and proxies stay the same.
+        """
         import requests
 
-        headers = {"Content-Type": self.content_type}
+        post = self._posts.get(path)
+        if post is None or not post.current(self.session):
+            post = self._posts[path] = _PreparedPost(self.session, self.base_url + path, self.content_type)
         try:
-            response = self.session.post(
-                self.base_url + path, data=body, headers=headers, timeout=self.timeout, stream=True
-            )
+            response = post.send(body, self.timeout)
         except requests.RequestException as exc:
             raise transport_error(exc, path) from None
         if response.status_code != 200:
@@ -798,56 +804,24 @@ class SmSendClient:
     def bulk_send_path(
         self, *, sender: str, quality: str, url: str | None = None, return_id: bool = True
     ) -> Callable[[str, PreparedMessage], SendResult]:
-        """Return :meth:`send_prepared` for the many messages of a bulk send, prepared once per run.
+        """Return :meth:`send_prepared` for the many messages of a bulk send, with these options.
 
         Returns ``send(recipient, prepared) -> SendResult``, safe to call from many threads, with the
-        answers, errors, retries and requests of :meth:`send_prepared`. The session prepares the
-        ``send.php`` request once (its headers, auth and hooks); each message sends a copy with its own
-        form body (:meth:`form_body`) and the session's cookies by ``Session.send``, through the
-        adapter mounted for the gateway (the pool :meth:`ensure_pool` sized, or a test's mock). Call
-        this once per run: the session's headers, auth, hooks and environment are read now.
+        answers, errors, retries and requests of :meth:`send_prepared`: each message's form body
+        (:meth:`form_body`) is sent by ``Session.send`` of the request the session prepared for
+        ``send.php`` (its headers, auth and hooks, prepared again only when they change), with the
+        session's cookies, through the adapter mounted for the gateway (the pool :meth:`ensure_pool`
+        sized, or a test's mock).
 
         :param sender: a sender from :func:`~airflow_provider_smsend.client.validation.validate_sender`.
         :param quality: the quality code the messages were prepared with.
         :param url: the WAPPUSH link the messages were prepared with.
         :param return_id: ask for the request id.
         """
-        import requests
-
-        path = "/sms/send.php"
-        session = self.session
-        template = session.prepare_request(
-            requests.Request("POST", self.base_url + path, headers={"Content-Type": self.content_type})
-        )
-        # Set per message, in the order Session.prepare_request sets them: cookies, then the body.
-        template.headers.pop("Cookie", None)
-        template.headers.pop("Content-Length", None)
-        settings = session.merge_environment_settings(template.url, {}, None, None, None)
-        settings["stream"] = True  # the body is read under the deadline, up to the answer cap
-
-        def answer(body: bytes) -> str:
-            request = template.copy()
-            request.prepare_cookies(session.cookies)
-            request.prepare_body(body, None)
-            with deadline(self.attempt_deadline()):
-                try:
-                    response = session.send(request, timeout=self.timeout, allow_redirects=True, **settings)
-                except requests.RequestException as exc:
-                    raise transport_error(exc, path) from None
-                if response.status_code != 200:
-                    response.close()
-                    raise http_status_error(response.status_code, path)
-                return self._answer(response, path)
 
         def send(recipient: str, prepared: PreparedMessage) -> SendResult:
-            fields = _send_fields(
+            return self.send_prepared(
                 recipient, prepared, sender=sender, quality=quality, url=url, return_id=return_id
-            )
-            body = self.form_body(fields, "sms")
-            return _send_result(
-                recipient,
-                prepared,
-                call_with_retry(lambda: answer(body), policy=self.retry, idempotent=False),
             )
 
         return send
@@ -976,6 +950,61 @@ class SmSendClient:
         if credit_type == "credit":
             return answers.parse_money(value, what="credit")
         return answers.parse_int(value, what="SMS count")
+
+
+class _PreparedPost:
+    """A form POST to one URL that the session prepared once, sent with a new body each time.
+
+    ``Session.post`` prepares every request again (the session's headers, auth, hooks and params
+    merged in, the environment read); here the session prepares it once and each body is sent by
+    ``Session.send`` of a copy, with the session's cookies of the moment, as ``Session.post`` would
+    send it. :meth:`current` tells when the session's settings changed since (then it is prepared
+    again); a session that reads the environment (``trust_env``) is prepared on every call.
+    """
+
+    __slots__ = ("_settings", "_snapshot", "_template", "session")
+
+    def __init__(self, session: requests.Session, url: str, content_type: str) -> None:
+        import requests
+
+        self.session = session
+        self._snapshot = self._settings_of(session)
+        template = session.prepare_request(
+            requests.Request("POST", url, headers={"Content-Type": content_type})
+        )
+        # Set per request, in the order Session.prepare_request sets them: cookies, then the body.
+        template.headers.pop("Cookie", None)
+        template.headers.pop("Content-Length", None)
+        self._template = template
+        settings = session.merge_environment_settings(url, {}, None, None, None)
+        settings["stream"] = True  # the body is read under the deadline, up to its cap
+        self._settings = settings
+
+    @staticmethod
+    def _settings_of(session: requests.Session) -> tuple[Any, ...]:
+        return (
+            dict(session.headers),
+            session.auth,
+            dict(session.params) if isinstance(session.params, dict) else session.params,
+            {event: list(hooks) for event, hooks in session.hooks.items()},
+            dict(session.proxies),
+            session.verify,
+            session.cert,
+            session.max_redirects,
+        )
+
+    def current(self, session: requests.Session) -> bool:
+        """True while ``session`` is this request's and its settings are those it was prepared with."""
+        return (
+            session is self.session and not session.trust_env and self._settings_of(session) == self._snapshot
+        )
+
+    def send(self, body: bytes, timeout: tuple[float, float]) -> requests.Response:
+        """Send the request with ``body``; the answer's body is left to read (``stream=True``)."""
+        request = self._template.copy()
+        request.prepare_cookies(self.session.cookies)
+        request.prepare_body(body, None)
+        return self.session.send(request, timeout=timeout, allow_redirects=True, **self._settings)
 
 
 def _send_fields(

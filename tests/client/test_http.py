@@ -505,3 +505,56 @@ def test_the_budget_is_the_once_only_write_budget():
 
     client = make_client(timeout=(2.0, 3.0), retry=RetryPolicy(attempts=3, initial_wait=0.5, max_wait=8.0))
     assert client.budget == write_budget(client.timeout, client.retry) == 3 * 5.0 + 0.5 + 1.0
+
+
+class CountingSession:
+    """A requests session (the ``session=`` seam) that counts the requests it prepares."""
+
+    @staticmethod
+    def make():
+        import requests
+
+        class Counting(requests.Session):
+            prepared = 0
+
+            def prepare_request(self, request):
+                type(self).prepared += 1
+                return super().prepare_request(request)
+
+        session = Counting()
+        session.trust_env = False  # as the client's own session: the environment is read once
+        return session
+
+
+def test_each_endpoint_s_request_is_prepared_once_while_the_session_stays_the_same(requests_mock):
+    requests_mock.post(f"{BASE}/sms/credit.php", text="OK 1.0000")
+    requests_mock.post(f"{BASE}/backoffice/credit-get.php", text="OK 2.0000")
+    session = CountingSession.make()
+    client = make_client(session=session, reseller_username=RESELLER, reseller_password=RESELLER_PASSWORD)
+    for _ in range(3):
+        assert client.credit() == Decimal("1.0000")
+        assert client.credit_get(7) == Decimal("2.0000")
+    assert type(session).prepared == 2  # one per endpoint
+    assert [form(r)["user" if "sms" in r.path else "smsusername"] for r in requests_mock.request_history] == [
+        USER,
+        RESELLER,
+    ] * 3
+    session.headers["X-Trace"] = "on"  # a change to the session: prepared again, and on the wire
+    seen: list[int] = []
+    session.hooks["response"].append(lambda response, **_: seen.append(response.status_code))
+    client.credit()
+    assert type(session).prepared == 3
+    assert requests_mock.last_request.headers["X-Trace"] == "on" and seen == [200]
+    session.cookies.set("sid", "abc", domain="gw.test", path="/")  # cookies: read at every request
+    client.credit()
+    assert type(session).prepared == 3 and requests_mock.last_request.headers["Cookie"] == "sid=abc"
+
+
+def test_a_session_that_reads_the_environment_prepares_every_request(requests_mock):
+    requests_mock.post(f"{BASE}/sms/credit.php", text="OK 1.0000")
+    session = CountingSession.make()
+    session.trust_env = True  # requests reads proxies and CA bundles from the environment per request
+    client = make_client(session=session)
+    client.credit()
+    client.credit()
+    assert type(session).prepared == 2
