@@ -128,6 +128,14 @@ def test_each_inbound_sms_starts_one_run_across_triggerer_restarts(
     logs = "".join(p.read_text(errors="replace") for p in airflow.logs.glob("triggerer*.log"))
     assert logs.count("Trigger fired event") >= 3, "the triggerer logs each event it fires"
     assert not [s for s in SENDERS if s in logs], "a sender's full number is in a triggerer log"
+    every_log = logs + "".join(
+        p.read_text(errors="replace")
+        for p in [*airflow.logs.glob("*.log"), *(airflow.home / "logs").rglob("*.log")]
+        if p.is_file()
+    )
+    assert not [n for n in (*SENDERS, RECEPTION) if n in every_log], (
+        "a full number in a component's or task's log"
+    )
     assert not [t for t in TEXTS if f"'{t}'" in logs or f'"{t}"' in logs], (
         "a message text is in a triggerer log"
     )
