@@ -6,8 +6,8 @@ Three measures against one sandbox process with ``--latency-ms 50``:
   :class:`~airflow_provider_smsend.client.http.SmSendClient` with a
   :class:`~airflow_provider_smsend.client.ledger.DbApiLedger` on a SQLite file in a temp dir, at
   ``CONCURRENCY``, rate limit off; compared with the limit ``CONCURRENCY / latency``. Each message
-  is a ``Session.send`` of the request the session prepared once for the run, through the
-  session's ``HTTPAdapter`` (pool sized to ``CONCURRENCY``);
+  is a ``Session.send`` of the ``send.php`` request the session prepared once (per endpoint),
+  through the session's ``HTTPAdapter`` (pool sized to ``CONCURRENCY``);
 * the naive path: a loop of ``requests.post`` (a new connection per request) on a subset;
 * the rate limit: ``RATE`` msg/s over ``RATE_MESSAGES`` messages, measured rate vs the setting.
 
@@ -50,6 +50,32 @@ def _messages(prefix: str, count: int) -> list[BulkMessage]:
     return [BulkMessage(n, "Benchmark message, hello") for n in numbers(count, prefix=prefix)]
 
 
+class _TimedLedger:
+    """A ledger (the ``ledger=`` seam) that adds up the wall time of its claims and records: the
+    sending loop waits for each of them (a claim commits before its requests leave)."""
+
+    def __init__(self, ledger: Any) -> None:
+        self._ledger = ledger
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
+
+    def claim(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._ledger.claim(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def record(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._ledger.record(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
 def _bulk(
     url: str,
     messages: list[BulkMessage],
@@ -59,10 +85,11 @@ def _bulk(
     rate: float | None = None,
     trust_env: bool = True,
     sandbox_pid: int | None = None,
-) -> tuple[float, dict[str, int], float, float | None]:
+) -> tuple[float, dict[str, int], float, float | None, dict[str, float]]:
     """Send ``messages`` with BulkSender: wall seconds of run() (planning included), totals, the
-    CPU milliseconds this process spent per message (all threads), and those the sandbox process
-    spent per message (None when not measured).
+    CPU milliseconds this process spent per message (all threads), those the sandbox process
+    spent per message (None when not measured), and the wall seconds of planning and of the
+    ledger's claims and records within the run.
 
     :param trust_env: False only for the what-if diagnostic (no per-request proxy lookup in requests).
     :param sandbox_pid: the sandbox's process id, to measure its CPU too.
@@ -70,14 +97,18 @@ def _bulk(
     with _client(url) as client:
         if not trust_env:
             client.session.trust_env = False
-        sender = BulkSender(client, ledger=ledger, job_key=job_key, concurrency=CONCURRENCY, rate_limit=rate)
+        timed = _TimedLedger(ledger)
+        sender = BulkSender(client, ledger=timed, job_key=job_key, concurrency=CONCURRENCY, rate_limit=rate)
         box_cpu = process_cpu_seconds(sandbox_pid)
         cpu, started = time.process_time(), time.perf_counter()
-        result = sender.run(messages)
+        plan = sender.plan(messages)  # what run(messages) does first, timed apart
+        planned = time.perf_counter()
+        result = sender.run(messages, plan=plan)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         box_after = process_cpu_seconds(sandbox_pid)
     box_ms = None if box_cpu is None or box_after is None else (box_after - box_cpu) / len(messages) * 1000
-    return seconds, result.totals, cpu / len(messages) * 1000, box_ms
+    parts = {"planning": planned - started, "ledger": timed.seconds}
+    return seconds, result.totals, cpu / len(messages) * 1000, box_ms, parts
 
 
 def _naive(url: str, count: int) -> tuple[float, int]:
@@ -126,7 +157,7 @@ def run() -> dict[str, Any]:
         for attempt, prefix in enumerate(("+39333", "+39338")):
             box.admin.reset_stats()
             ledger = sqlite_ledger()
-            seconds, totals, cpu_ms, box_ms = _bulk(
+            seconds, totals, cpu_ms, box_ms, parts = _bulk(
                 box.url,
                 _messages(prefix, MESSAGES),
                 ledger=ledger,
@@ -135,9 +166,17 @@ def run() -> dict[str, Any]:
             )
             ledger.close()
             attempts.append(
-                (totals["accepted"] / seconds, seconds, totals, cpu_ms, box.requests("/sms/send.php"), box_ms)
+                (
+                    totals["accepted"] / seconds,
+                    seconds,
+                    totals,
+                    cpu_ms,
+                    box.requests("/sms/send.php"),
+                    box_ms,
+                    parts,
+                )
             )
-        bulk_rate, seconds, totals, cpu_ms, received, box_ms = max(attempts, key=lambda a: a[0])
+        bulk_rate, seconds, totals, cpu_ms, received, box_ms, parts = max(attempts, key=lambda a: a[0])
         figures["bulk"] = {
             "seconds": seconds,
             "totals": totals,
@@ -145,6 +184,8 @@ def run() -> dict[str, Any]:
             "sandbox_requests": received,
             "cpu_ms_per_message": cpu_ms,
             "sandbox_cpu_ms_per_message": box_ms,
+            "planning_seconds": parts["planning"],
+            "ledger_seconds": parts["ledger"],
             "attempt_rates": [a[0] for a in attempts],
         }
         say(
@@ -153,10 +194,11 @@ def run() -> dict[str, Any]:
             f"{limit:,.0f} msg/s -> {bulk_rate / limit:.0%} of the limit; sandbox got {received} sends; "
             f"client CPU {cpu_ms:.2f} ms/msg"
             + (f", sandbox CPU {box_ms:.2f} ms/msg" if box_ms is not None else "")
+            + f"; planning {parts['planning']:.2f} s, ledger claims and records {parts['ledger']:.2f} s of the run"
             + f" (best of {', '.join(f'{a[0]:,.0f}' for a in attempts)} msg/s)"
         )
 
-        seconds_mem, totals_mem, cpu_mem, _ = _bulk(
+        seconds_mem, totals_mem, cpu_mem, _, parts_mem = _bulk(
             box.url, _messages("+39334", MESSAGES), ledger=MemoryLedger(), job_key="bulk-memory"
         )
         mem_rate = totals_mem["accepted"] / seconds_mem
@@ -165,10 +207,11 @@ def run() -> dict[str, Any]:
             "totals": totals_mem,
             "rate": mem_rate,
             "cpu_ms_per_message": cpu_mem,
+            "planning_seconds": parts_mem["planning"],
         }
         say(
             f"  BulkSender + MemoryLedger (diagnostic): {mem_rate:,.0f} msg/s = {mem_rate / limit:.0%} of the limit; "
-            f"client CPU {cpu_mem:.2f} ms/msg"
+            f"client CPU {cpu_mem:.2f} ms/msg; planning {parts_mem['planning']:.2f} s"
         )
 
         with _client(box.url) as probe:
@@ -177,7 +220,7 @@ def run() -> dict[str, Any]:
         env_rate = cpu_env = None
         if env_per_request:
             ledger = sqlite_ledger()
-            seconds_env, totals_env, cpu_env, _ = _bulk(
+            seconds_env, totals_env, cpu_env, _, _ = _bulk(
                 box.url, _messages("+39336", MESSAGES), ledger=ledger, job_key="bulk-no-env", trust_env=False
             )
             ledger.close()
@@ -207,7 +250,7 @@ def run() -> dict[str, Any]:
         )
 
         ledger = sqlite_ledger()
-        rate_seconds, rate_totals, _, _ = _bulk(
+        rate_seconds, rate_totals, _, _, _ = _bulk(
             box.url, _messages("+39335", RATE_MESSAGES), ledger=ledger, job_key="bulk-rate", rate=RATE
         )
         ledger.close()
@@ -268,6 +311,12 @@ def run() -> dict[str, Any]:
     needed = TARGET_OF_LIMIT * limit
     round_trip_ms = CONCURRENCY / bulk_rate * 1000  # what each worker's request took, on average
     sandbox_cpu = f", and the sandbox process {box_ms:.2f} ms" if box_ms is not None else ""
+    time_shares = (
+        f"Of the run's {seconds:.2f} s, planning (numbers and texts checked, before the first request) took "
+        f"{parts['planning']:.2f} s and the SQLite ledger's claims and records {parts['ledger']:.2f} s, during "
+        f"which the sending loop starts no request (a recipient's claim commits before its request leaves; "
+        f"MemoryLedger row: {mem_rate:,.0f} msg/s). "
+    )
     if core_share >= 0.8:
         why = (
             f"The client is CPU-bound: {cpu_ms:.2f} ms of CPU per message in the sending process (requests' "
@@ -275,7 +324,7 @@ def run() -> dict[str, Any]:
             f"at {bulk_rate:,.0f} msg/s "
             f"is {core_share:.2f} core-seconds per second, and the worker threads share one GIL; "
             f"{needed:,.0f} msg/s needs at most {1000 / needed:.2f} ms per message with a whole core free. "
-            f"The SQLite ledger is not the limit (MemoryLedger row); the machine's load average is in the header."
+            f"{time_shares}The machine's load average is in the header."
         )
     else:
         why = (
@@ -285,7 +334,7 @@ def run() -> dict[str, Any]:
             f"({core_share:.2f} of a core; its threads queue for one GIL){sandbox_cpu}; the {CONCURRENCY} "
             f"requests of a wave are answered one after another by the sandbox's single event loop and parsed "
             f"one after another under the client's GIL, and both processes share 2 cores with whatever else "
-            f"ran (load average in the header)."
+            f"ran (load average in the header). {time_shares}"
         )
     return {
         "name": NAME,
@@ -298,8 +347,8 @@ def run() -> dict[str, Any]:
             f"run is reported; the other rows are single runs. "
             f"limit = concurrency / injected latency = {CONCURRENCY} / {LATENCY_MS / 1000:g} s. The sandbox runs in "
             "its own process with `--latency-ms 50 --delivery-delay 0`; the ledger is a `DbApiLedger` on a SQLite "
-            "file in a temp dir (WAL). Each message is a requests `Session.send` of a copy of the request the "
-            "session prepared once for the run (its own form body and the session's cookies), through the "
+            "file in a temp dir (WAL). Each message is a requests `Session.send` of a copy of the `send.php` "
+            "request the session prepared once (its own form body and the session's cookies), through the "
             "session's `HTTPAdapter` with a pool of `concurrency` connections. "
             "Client CPU: `time.process_time()` of the bench process over `run()` "
             "(all threads); sandbox CPU: user + system time of the sandbox process (/proc) over the same run.",
