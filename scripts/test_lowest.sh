@@ -20,10 +20,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 echo "==> resolving the lower bounds (uv pip compile --resolution lowest-direct)"
 echo '-e .[test]' >"$VENV/requirements.in"
-# One constraint on a dependency of Airflow, as Airflow's own constraints files for 3.2 hold it:
-# apache-airflow-core 3.2.x allows any fastapi >= 0.129, and with fastapi 0.137+ its execution API
-# fails to build (pydantic: "Model 'TITerminalStatePayload' needs a discriminator field"), so no task
-# runs; Airflow 3.3 declares fastapi<0.137 itself.
+# One constraint on a dependency of Airflow (a deployment of 3.2 needs it too; Airflow's install
+# docs use a constraints file): apache-airflow-core 3.2.x allows any fastapi >= 0.129, and with
+# fastapi 0.137+ its execution API fails to build (pydantic: "Model 'TITerminalStatePayload' needs
+# a discriminator field"), so no task runs; Airflow 3.3 declares fastapi<0.137 itself.
 echo 'fastapi<0.137' >"$VENV/constraints.txt"
 "$UV" pip compile --quiet --python "$VENV/bin/python" --resolution lowest-direct \
   -c "$VENV/constraints.txt" "$VENV/requirements.in" -o "$VENV/requirements.txt"
