@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's checks: ruff, mypy, the docs build, then the whole pytest suite.
+# The project's checks: ruff, mypy, the docs build, the whole pytest suite (newest versions), then
+# the suite on the lowest supported versions (scripts/test_lowest.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -14,3 +15,5 @@ echo "==> docs"
 bash scripts/docs.sh
 echo "==> pytest"
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
+echo "==> pytest on the lowest supported versions (Airflow 3.2.0, every dependency at its lower bound)"
+bash scripts/test_lowest.sh "$@"

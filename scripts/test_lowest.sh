@@ -34,7 +34,7 @@ echo "==> installing them into $VENV (uv pip sync: exactly these, nothing left o
 AIRFLOW_HOME="$(mktemp -d)"
 export AIRFLOW_HOME SMSEND_LOWEST=1
 # Left out here, besides tests/e2e: the once-only engine's kill-and-retry tests
-# (test_inflight_ambiguity.py, test_crash_retry.py, test_twin_tries.py: about 7 minutes of processes
+# (test_inflight_ambiguity.py, test_crash_retry.py, test_twin_tries.py: about 8 minutes of processes
 # killed at chosen moments and retried, the slowest of the suite after the e2e). They drive the
 # provider's own code the same way on every version; the ledger's SQL under them is tested here by
 # tests/sql and tests/client/test_once_only.py on the lowest drivers, and they all run on the newest.
