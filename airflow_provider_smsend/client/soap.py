@@ -48,6 +48,25 @@ DEFAULT_BASE_URL = "https://app.smsend.it"
 #: to a size a task can hold, and 0 or negatives are certainly mistakes.
 MAX_RECEIVE_MESSAGES = 1000
 
+
+def check_messages(messages: object) -> int:
+    """The number of SMS one receiveSms call asks for: an integer from 1 to ``MAX_RECEIVE_MESSAGES``.
+
+    The one check for the client, the inbound event trigger and ``SmSendInboundToSqlOperator``.
+
+    :raises SmSendValidationError: (a ``ValueError``) anything else; nothing was sent.
+    """
+    if (
+        isinstance(messages, bool)
+        or not isinstance(messages, int)
+        or not 1 <= messages <= MAX_RECEIVE_MESSAGES
+    ):
+        raise SmSendValidationError(
+            f"messages must be an integer from 1 to {MAX_RECEIVE_MESSAGES}, got {messages!r}."
+        )
+    return messages
+
+
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 RECEIVE_NAMESPACE = "urn:receiveSmswsdl"
 RECEIVE_BINDING = "{urn:receiveSmswsdl}receiveSmswsdlBinding"
@@ -317,14 +336,7 @@ class SmSendSoapClient:
             raise SmSendValidationError(
                 f"sharecode must be the non-empty share code text (like '001'), got {sharecode!r}."
             )
-        if (
-            isinstance(messages, bool)
-            or not isinstance(messages, int)
-            or not 1 <= messages <= MAX_RECEIVE_MESSAGES
-        ):
-            raise SmSendValidationError(
-                f"messages must be an integer from 1 to {MAX_RECEIVE_MESSAGES}, got {messages!r}."
-            )
+        check_messages(messages)
         if not self.username or not self._password:
             raise SmSendValidationError("receiveSms needs username and password (the SMS API login).")
         code = sharecode.strip()
@@ -466,6 +478,7 @@ def _charset(response: requests.Response) -> str | None:
 __all__ = [
     "DEFAULT_BASE_URL",
     "MAX_RECEIVE_MESSAGES",
+    "check_messages",
     "MmsResult",
     "ReceivedSms",
     "SmSendSoapClient",

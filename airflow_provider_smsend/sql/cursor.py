@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_provider_smsend.sql.ledger import _quietly, _run
+from airflow_provider_smsend.sql.ledger import quietly, run_in_transaction
 
 if TYPE_CHECKING:
     from airflow_provider_smsend.sql.dialect import Dialect
@@ -75,12 +75,12 @@ class InboundCursor:
             if not self._ready:
                 self._create(conn)
                 self._ready = True
-            return _run(conn, work)
+            return run_in_transaction(conn, work)
         except BaseException:
             self._ready = False  # the table may be what failed: make sure of it again next time
             raise
         finally:
-            _quietly(conn.close)
+            quietly(conn.close)
 
     def _create(self, conn: Any) -> None:
         suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4" if self.dialect.name == "mysql" else ""
@@ -89,11 +89,11 @@ class InboundCursor:
             f"last_id BIGINT NOT NULL, updated_at VARCHAR(40) NOT NULL, owner VARCHAR({OWNER_LENGTH})){suffix}"
         )
         try:
-            _run(conn, lambda cur: cur.execute(create))
+            run_in_transaction(conn, lambda cur: cur.execute(create))
         except Exception:
             # Two triggerers creating it at once: PostgreSQL's IF NOT EXISTS can still fail for the
             # loser on its catalog's unique index. The table is there: go on.
-            _run(conn, lambda cur: cur.execute(f"SELECT 1 FROM {self.table} WHERE 1 = 0"))
+            run_in_transaction(conn, lambda cur: cur.execute(f"SELECT 1 FROM {self.table} WHERE 1 = 0"))
 
     def read(self, key: str) -> tuple[int, str | None] | None:
         """The cursor's ``(last_id, owner)``, or None if it has not been started."""

@@ -89,7 +89,7 @@ class DbApiLedger:
             try:
                 self._prepare(conn)
             except BaseException:
-                _quietly(conn.close)
+                quietly(conn.close)
                 raise
             self._conn = conn
         return self._conn
@@ -98,7 +98,7 @@ class DbApiLedger:
         """Close the connection."""
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            _quietly(conn.close)
+            quietly(conn.close)
 
     def _prepare(self, conn: Any) -> None:
         text = "TEXT" if self.dialect in ("sqlite", "postgres") else "VARCHAR(1000)"
@@ -173,7 +173,7 @@ class DbApiLedger:
             reraise=True,
         )
         try:
-            return retrying(lambda: _run(self.connection, work))
+            return retrying(lambda: run_in_transaction(self.connection, work))
         except SmSendLedgerError:
             raise
         except Exception as exc:
@@ -328,17 +328,22 @@ class DbApiLedger:
         return self._transaction("record outcomes", work)
 
 
-def _run(conn: Any, work: Callable[[Any], T]) -> T:
+def run_in_transaction(conn: Any, work: Callable[[Any], T]) -> T:
+    """Run ``work(cursor)`` on ``conn`` in one transaction: committed, or rolled back and re-raised.
+
+    The one transaction helper of the ``sql`` room (the ledger, the inbound cursor, the suppression
+    list); the caller owns the connection.
+    """
     cur = conn.cursor()
     try:
         result = work(cur)
         conn.commit()
         return result
     except BaseException:
-        _quietly(conn.rollback)
+        quietly(conn.rollback)
         raise
     finally:
-        _quietly(cur.close)
+        quietly(cur.close)
 
 
 def _execute(conn: Any, sql: str) -> None:
@@ -347,7 +352,7 @@ def _execute(conn: Any, sql: str) -> None:
     def work(cur: Any) -> None:
         cur.execute(sql)
 
-    _run(conn, work)
+    run_in_transaction(conn, work)
 
 
 def _works(conn: Any, sql: str) -> bool:
@@ -382,7 +387,8 @@ def _safe(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}: {_DIGITS.sub('***', first)}"
 
 
-def _quietly(func: Callable[[], object]) -> None:
+def quietly(func: Callable[[], object]) -> None:
+    """Call ``func`` (a close or a rollback), ignoring its error: it must not hide the real one."""
     try:
         func()
     except Exception:  # closing or rolling back a broken connection must not hide the real error

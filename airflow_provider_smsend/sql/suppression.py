@@ -26,6 +26,7 @@ from airflow_provider_smsend.client.errors import SmSendValidationError
 from airflow_provider_smsend.client.numbers import DEFAULT_REGION, mask_number, normalize_number
 from airflow_provider_smsend.sql.dialect import Dialect, dialect_for
 from airflow_provider_smsend.sql.layouts import Column
+from airflow_provider_smsend.sql.ledger import quietly, run_in_transaction
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -194,21 +195,9 @@ class SuppressionList:
         """Run ``work(cursor)`` on a new connection in one transaction, committed, then close it."""
         conn = self.hook.get_conn()
         try:
-            cur = conn.cursor()
-            try:
-                result = work(cur)
-                conn.commit()
-                return result
-            except BaseException:
-                try:
-                    conn.rollback()
-                except Exception:  # a broken connection: the original error matters
-                    log.debug("Rollback failed", exc_info=True)
-                raise
-            finally:
-                cur.close()
+            return run_in_transaction(conn, work)
         finally:
-            conn.close()
+            quietly(conn.close)
 
 
 def _dialect(hook: Any) -> Dialect:

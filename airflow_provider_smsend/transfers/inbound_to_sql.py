@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_smsend.client.errors import SmSendValidationError
 from airflow_provider_smsend.client.inbound_rules import DEFAULT_OPT_OUT_KEYWORDS, inbound_frame
 from airflow_provider_smsend.client.numbers import DEFAULT_REGION, mask_number, normalize_number
-from airflow_provider_smsend.client.soap import MAX_RECEIVE_MESSAGES
+from airflow_provider_smsend.client.soap import check_messages
 from airflow_provider_smsend.sql.layouts import INBOUND_TABLE
 from airflow_provider_smsend.sql.loader import constant
 from airflow_provider_smsend.transfers.base import BaseSmSendToSqlOperator, as_list, sql_hook
@@ -103,14 +103,7 @@ class SmSendInboundToSqlOperator(BaseSmSendToSqlOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(table=table, conn_id=conn_id, **kwargs)
-        if (
-            isinstance(messages, bool)
-            or not isinstance(messages, int)
-            or not 1 <= messages <= MAX_RECEIVE_MESSAGES
-        ):
-            raise ValueError(
-                f"messages must be an integer from 1 to {MAX_RECEIVE_MESSAGES}, got {messages!r}."
-            )
+        check_messages(messages)
         self.rcpt = rcpt
         self.sharecode = sharecode
         self.message_ids = message_ids

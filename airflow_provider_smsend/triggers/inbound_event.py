@@ -17,7 +17,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow_provider_smsend.client.errors import SmSendError
 from airflow_provider_smsend.client.inbound_rules import compile_text_pattern, find_match
 from airflow_provider_smsend.client.numbers import DEFAULT_REGION, mask_number
-from airflow_provider_smsend.client.soap import MAX_RECEIVE_MESSAGES
+from airflow_provider_smsend.client.soap import check_messages
 from airflow_provider_smsend.sql.cursor import DEFAULT_CURSOR_TABLE
 from airflow_provider_smsend.sql.ledger import _safe
 from airflow_provider_smsend.triggers.inbound import masked_message
@@ -128,14 +128,7 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
             raise ValueError(
                 f"sharecode must be text with its leading zeros (like '001'), got {sharecode!r}."
             )
-        if (
-            isinstance(messages, bool)
-            or not isinstance(messages, int)
-            or not 1 <= messages <= MAX_RECEIVE_MESSAGES
-        ):
-            raise ValueError(
-                f"messages must be an integer from 1 to {MAX_RECEIVE_MESSAGES}, got {messages!r}."
-            )
+        check_messages(messages)
         if float(poll_interval) <= 0:
             raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}.")
         if cursor_key is not None and not 1 <= len(cursor_key) <= 64:
