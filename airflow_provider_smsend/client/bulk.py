@@ -393,7 +393,8 @@ class BulkSender:
     :param campaign: the campaign the accepted sends are counted under in the ledger (for a
         frequency cap across jobs, :meth:`Ledger.sent_counts`); None: the job key.
     :param keep_going: asked before each request starts (e.g. "is the send window still
-        open?"); once it answers False no request starts, and the recipients left end
+        open?"), and again after the ``rate_limit`` wait for its slot; once it answers False no
+        request starts, and the recipients left end
         ``rejected`` ``aborted`` (retryable: a later try sends them).
     """
 
@@ -534,21 +535,33 @@ class BulkSender:
             code="max_cost",
         )
 
+    def _stopped(self) -> bool:
+        """True once the job stopped (a fatal error) or ``keep_going`` says no (the send window closed)."""
+        return self._stop.is_set() or (self.keep_going is not None and not self.keep_going())
+
+    def _aborted(self, number: str) -> LedgerEntry:
+        """The entry of a request that never left because the job stopped: safe to send later."""
+        return LedgerEntry(
+            self.job_key,
+            number,
+            REJECTED,
+            error_code="aborted",
+            error="Not sent: the job stopped early.",
+            retryable=True,
+        )
+
     def _send_one(self, send: SendPrepared, number: str, prepared: PreparedMessage) -> LedgerEntry:
         """Send one message with ``send`` (the client's bulk send path); never raises, returns its ledger entry."""
         attempt = 0
         while True:
-            if self._stop.is_set() or (self.keep_going is not None and not self.keep_going()):
-                return LedgerEntry(
-                    self.job_key,
-                    number,
-                    REJECTED,
-                    error_code="aborted",
-                    error="Not sent: the job stopped early.",
-                    retryable=True,
-                )
+            if self._stopped():
+                return self._aborted(number)
             if self.rate is not None:
                 self.rate.acquire()
+                # The wait for a slot can be long at a low rate_limit: ask again, so that no request
+                # leaves after the send window closed (or the job stopped) while it waited.
+                if self._stopped():
+                    return self._aborted(number)
             try:
                 # Number, text and sender were validated once, in plan() and the constructor.
                 result = send(number, prepared)

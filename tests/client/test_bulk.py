@@ -248,6 +248,27 @@ def test_keep_going_false_starts_no_more_requests_and_a_later_sender_resumes_whe
     assert again.totals["accepted"] == 10 and again.this_try()["accepted"] == 6
 
 
+def test_keep_going_is_asked_again_after_the_rate_limit_wait():
+    """At a low rate_limit the wait for a slot outlasts the send window: nothing leaves after it."""
+    client, sent = new_client(), []
+    scripted(client, "0.0850", sent)
+    now = [0.0]
+    closes_at = 2.5  # on the fake clock: slots at 0, 1, 2 s are inside; the fourth waits until 3 s
+
+    def wait(seconds: float) -> None:
+        now[0] += seconds
+
+    sender = BulkSender(
+        client, job_key="job", concurrency=1, rate_limit=1, keep_going=lambda: now[0] < closes_at
+    )
+    sender.rate = RateLimiter(1, clock=lambda: now[0], sleep=wait)  # the seam: a fake clock
+    result = sender.run([BulkMessage(n, "Saldi") for n in numbers(5)])
+    assert sorted(sent) == sorted(numbers(5)[:3])
+    stopped = [o for o in result.outcomes if o.status == "rejected"]
+    assert [o.recipient for o in stopped] == numbers(5)[3:]
+    assert {(o.error_code, o.retryable) for o in stopped} == {("aborted", True)}
+
+
 def test_accepted_sends_are_counted_under_the_campaign_across_jobs():
     client, sent = new_client(), []
     scripted(client, "0.0850", sent)
