@@ -28,7 +28,7 @@ from airflow_provider_smsend.client.encoding import non_gsm_characters, to_gsm
 from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
 from airflow_provider_smsend.client.ledger import CAPPED, DEFAULT_TABLE, SUPPRESSED
 from airflow_provider_smsend.client.numbers import mask_number
-from airflow_provider_smsend.client.once_only import DO, next_step
+from airflow_provider_smsend.client.once_only import AMBIGUOUS, DO, next_step
 from airflow_provider_smsend.client.window import SendWindow
 from airflow_provider_smsend.operators.base import (
     DEFAULT_LEDGER_CONN_ID,
@@ -625,14 +625,17 @@ class SmSendSmsOperator(SmSendBaseOperator):
     def _skip(self, plan: Plan, sender: BulkSender, ledger: Ledger, campaign: str) -> Plan:
         """Take the suppressed and capped recipients out of ``plan`` (before the estimate and any request).
 
-        Only recipients the ledger has still to do are checked (one sent by an earlier try keeps its
-        outcome); each one skipped is recorded in the ledger as ``suppressed`` or ``capped``.
+        Every recipient this try would send is checked: those the ledger has still to do, and with
+        ``resend_unknown`` those an earlier try left ``sending``/``unknown`` (one accepted by an
+        earlier try keeps its outcome, one left ambiguous without ``resend_unknown`` is not sent
+        anyway). Each one skipped is recorded in the ledger as ``suppressed`` or ``capped``.
         """
         outcomes, to_send = plan
         if self.suppression_conn_id is None and self.max_per_recipient is None:
             return plan
         entries = sender.once.entries
-        todo = [number for _, number, _ in to_send if next_step(entries.get(number)) == DO]
+        sendable = {DO, AMBIGUOUS} if sender.resend_unknown else {DO}
+        todo = [number for _, number, _ in to_send if next_step(entries.get(number)) in sendable]
         skipped: dict[str, tuple[str, str, str]] = {}
         if self.suppression_conn_id is not None and todo:
             optouts = SuppressionList(

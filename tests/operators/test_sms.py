@@ -893,6 +893,33 @@ def test_fail_on_a_ratio_counts_only_the_recipients_meant_to_be_sent(gateway, op
     assert sent_counts(gateway) == {}
 
 
+def test_an_ambiguous_recipient_resent_with_resend_unknown_is_checked_against_the_suppression_list(
+    gateway, optouts
+):
+    import datetime as dt
+
+    x, other = numbers(2)
+
+    def send(**kwargs: Any) -> SmSendSmsOperator:
+        return SmSendSmsOperator(
+            task_id="send", recipients=[x, other], text="Saldi", sender="ACME",
+            suppression_conn_id="warehouse", **kwargs,
+        )  # fmt: skip
+
+    gateway.admin.set_faults(http500_rate=1.0)  # the sandbox records the messages, then answers 500
+    with pytest.raises(AirflowFailException):
+        send().execute(make_context())
+    gateway.admin.set_faults(http500_rate=0.0)
+    assert sent_counts(gateway) == {x: 1, other: 1}  # both left unknown in the ledger
+    optouts.add([(x, "STOP reply")], since=dt.datetime.now(dt.UTC))  # x opts out meanwhile
+    result = send(resend_unknown=True, include_outcomes=True, mask_outcomes=False).execute(
+        make_context(try_number=2)
+    )
+    assert sent_counts(gateway) == {x: 1, other: 2}  # the opted-out x is not texted again
+    by_number = {o["recipient"]: o["status"] for o in result["outcomes_list"]}
+    assert by_number == {x: "suppressed", other: "accepted"}
+
+
 def test_the_frequency_cap_counts_a_campaign_across_runs_and_ledger_keys(gateway):
     import datetime as dt
 
