@@ -218,6 +218,13 @@ def conn_fields() -> dict[str, dict]:
         "default_region": _string(
             "Default region", "Region (ISO 3166 code) of numbers written without +. Default: IT.", sending
         ),
+        "pseudonym_key": _string(
+            "Pseudonym key",
+            "Secret key of the numbers' pseudonyms (recipient_key, sender_key) in warehouse tables. "
+            "Default: the SMS API password; set it to keep them stable when the password changes.",
+            sending,
+            secret=True,
+        ),
         "price_per_segment": _string(
             "Price per segment (EUR)",
             'For cost estimates and max_cost: 0.0850, or per quality {"h": "0.0850", "l": "0.0600"}. '

@@ -173,6 +173,7 @@ def inbound_frame(
     *,
     rcpt: str,
     sharecode: str,
+    key: str,
     masked: bool = True,
     include_text: bool = False,
     keywords: Iterable[str] = (),
@@ -181,16 +182,15 @@ def inbound_frame(
     """Received SMS as a pandas DataFrame with exact Arrow types, one row per message.
 
     Columns: ``id``, ``rcpt`` and ``sender`` (masked unless ``masked=False``), ``sender_key`` (16
-    hex digits of SHA-256 of the sender in E.164, as the outcomes' ``recipient_key``: joinable),
+    the sender's :func:`~airflow_provider_smsend.client.numbers.pseudonym` in E.164 under the secret
+    ``key``, as the outcomes' ``recipient_key``: joinable, not computable without the key),
     ``sharecode``, ``received_at`` (UTC), ``text`` (only with ``include_text=True``, at most
     :data:`MAX_STORED_TEXT` characters; else NULL), ``opt_out`` (the keyword the text is, or NULL).
     """
-    import hashlib
-
     import pandas as pd
     import pyarrow as pa
 
-    from airflow_provider_smsend.client.numbers import mask_number
+    from airflow_provider_smsend.client.numbers import mask_number, pseudonym
 
     rows = list(messages)
     keywords = tuple(keywords)
@@ -202,10 +202,7 @@ def inbound_frame(
             "sharecode": pa.array([sharecode for _ in rows], pa.string()),
             "sender": pa.array([show(m.sender) for m in rows], pa.string()),
             "sender_key": pa.array(
-                [
-                    hashlib.sha256(sender_key(m.sender, region=region).encode("utf-8")).hexdigest()[:16]
-                    for m in rows
-                ],
+                [pseudonym(sender_key(m.sender, region=region), key) for m in rows],
                 pa.string(),
             ),
             "received_at": pa.array([m.received_at for m in rows], pa.timestamp("us", tz="UTC")),

@@ -236,21 +236,20 @@ def try_number(owner: str | None) -> int | None:
     return None
 
 
-def outcomes_frame(entries: Iterable[LedgerEntry], *, masked: bool = True) -> Any:
+def outcomes_frame(entries: Iterable[LedgerEntry], *, key: str, masked: bool = True) -> Any:
     """A job's ledger entries as a pandas DataFrame with exact Arrow types, one row per item.
 
-    Columns: ``recipient`` (masked unless ``masked=False``), ``recipient_key`` (16 hex digits of
-    SHA-256 of the item: stable, for joins and upserts, not reversible in practice for a given
-    number without trying candidates), ``status``, ``cost`` (``decimal128(18, 4)``), ``error_code``,
+    Columns: ``recipient`` (masked unless ``masked=False``), ``recipient_key`` (the number's
+    :func:`~airflow_provider_smsend.client.numbers.pseudonym` under the secret ``key``: stable, for
+    joins and upserts, not computable without the key), ``status``, ``cost`` (``decimal128(18, 4)``), ``error_code``,
     ``request_id``, ``try_number`` (from the owner id), ``updated_at`` (UTC).
     """
-    import hashlib
     from decimal import Decimal
 
     import pandas as pd
     import pyarrow as pa
 
-    from airflow_provider_smsend.client.numbers import mask_number
+    from airflow_provider_smsend.client.numbers import mask_number, pseudonym
 
     rows = list(entries)
 
@@ -263,9 +262,7 @@ def outcomes_frame(entries: Iterable[LedgerEntry], *, masked: bool = True) -> An
     table = pa.table(
         {
             "recipient": pa.array([mask_number(e.item) if masked else e.item for e in rows], pa.string()),
-            "recipient_key": pa.array(
-                [hashlib.sha256(e.item.encode("utf-8")).hexdigest()[:16] for e in rows], pa.string()
-            ),
+            "recipient_key": pa.array([pseudonym(e.item, key) for e in rows], pa.string()),
             "status": pa.array([e.state for e in rows], pa.string()),
             "cost": pa.array(
                 [Decimal(e.cost).quantize(Decimal("0.0001")) if e.cost else None for e in rows],

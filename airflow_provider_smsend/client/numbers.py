@@ -174,6 +174,24 @@ def _some(masked: list[str]) -> str:
     )
 
 
+def pseudonym(number: str, key: str) -> str:
+    """A number's pseudonym for warehouse tables: 16 hex digits of HMAC-SHA256 keyed with ``key``.
+
+    Stable for a number and a key (joins and upserts: the outcomes' ``recipient_key``, the received
+    SMS's ``sender_key``), and not computable without the key. An unkeyed hash would not do: beside
+    a masked number (``+39333****567``) only 10,000 candidates remain, and even a whole national
+    numbering plan is tried in minutes. ``key`` is secret (docs/gateway.md, "Pseudonyms").
+
+    :raises SmSendValidationError: an empty key.
+    """
+    import hashlib
+    import hmac
+
+    if not isinstance(key, str) or not key:
+        raise SmSendValidationError("A pseudonym needs a non-empty secret key.")
+    return hmac.new(key.encode("utf-8"), number.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
 def mask_number(number: str) -> str:
     """Mask the middle digits of a number for logs: ``+393331234567`` -> ``+39333****567``.
 

@@ -52,8 +52,10 @@ EXTRA_FIELDS: dict[str, str] = {
     '({"h": "0.0850", "l": "0.0600"}); default: read from the gateway (credit.php)',
     "wsdl_receive": "URL or path of the receiveSms WSDL instead of the bundled copy",
     "wsdl_mms": "URL or path of the sendMms WSDL instead of the bundled copy",
+    "pseudonym_key": "secret key of the numbers' pseudonyms in warehouse tables (recipient_key, sender_key); "
+    "default: the connection password",
 }
-SECRET_EXTRAS = ("reseller_password", "mms_password")
+SECRET_EXTRAS = ("reseller_password", "mms_password", "pseudonym_key")
 
 
 def _float(extras: dict[str, Any], key: str, default: float) -> float:
@@ -131,6 +133,24 @@ class SmSendHook(BaseHook):
     def extras(self) -> dict[str, Any]:
         """The connection's extras as a dict."""
         return dict(self.connection.extra_dejson)
+
+    @property
+    def pseudonym_key(self) -> str:
+        """The secret key of the numbers' pseudonyms in warehouse tables (docs/gateway.md, "Pseudonyms").
+
+        The ``pseudonym_key`` extra, else the connection's password: a secret that readers of the
+        warehouse do not have. Changing it (a new password) changes every pseudonym: set the extra
+        to keep them stable across password changes.
+
+        :raises SmSendValidationError: neither is set.
+        """
+        key = self.extras.get("pseudonym_key") or self.connection.password
+        if not key:
+            raise SmSendValidationError(
+                f"Connection {self.smsend_conn_id!r} has no password and no pseudonym_key extra: the "
+                "numbers' pseudonyms in warehouse tables need a secret key."
+            )
+        return str(key)
 
     @property
     def default_recipients(self) -> list[str]:

@@ -38,9 +38,11 @@ class SmSendInboundToSqlOperator(BaseSmSendToSqlOperator):
 
     Which messages: ``message_ids`` if given; else, in a run scheduled by assets, the ids in the
     events of :class:`~airflow_provider_smsend.triggers.inbound_event.SmSendInboundSmsEventTrigger`
-    for this number and share code (the event carries the id, not the text: the text is read
-    here); else (a manual or timetable run) every SMS listed. An id no longer among the latest
-    ``messages`` fails the task before anything is written (raise ``messages``).
+    for this number and share code (matched on the event's ``reception``, a hash of the number in
+    E.164 and the share code: ``3400000001`` and ``+393400000001`` match, two numbers that mask
+    alike do not; a warning when the run has inbound events but none of this number. The event
+    carries the id, not the text: the text is read here); else (a manual or timetable run) every
+    SMS listed. An id no longer among the latest ``messages`` fails the task before anything is written (raise ``messages``).
 
     Opt-outs: a message whose whole text is one of ``opt_out_keywords`` (case- and
     accent-insensitive: ``Stop!``, ``cancèllami``;
@@ -132,18 +134,31 @@ class SmSendInboundToSqlOperator(BaseSmSendToSqlOperator):
         events: Mapping[Any, Iterable[Any]] | None = context.get("triggering_asset_events")
         if not events:
             return None
+        from airflow_provider_smsend.triggers.inbound_event import reception_key
+
         ids: set[int] = set()
-        masked = mask_number(self.rcpt)
+        inbound = 0
+        wanted = reception_key(self.rcpt, self.sharecode, region=self._region())
         for asset_events in events.values():
             for event in asset_events:
                 payload = (getattr(event, "extra", None) or {}).get("payload")
-                if (
-                    isinstance(payload, dict)
-                    and "cursor_key" in payload
-                    and payload.get("sharecode") == self.sharecode
-                    and payload.get("rcpt") == masked
-                ):
+                if not isinstance(payload, dict) or "cursor_key" not in payload:
+                    continue  # not an inbound SMS event
+                inbound += 1
+                if "reception" in payload:
+                    ours = payload["reception"] == wanted
+                else:  # an event fired before events named their reception: the masked number
+                    ours = payload.get("sharecode") == self.sharecode and payload.get("rcpt") == mask_number(
+                        self.rcpt
+                    )
+                if ours:
                     ids.add(int(payload["id"]))
+        if inbound and not ids:
+            self.log.warning(
+                "%d inbound SMS event(s) in this run, none of %s (share code %s): nothing loaded from them. "
+                "Check that the trigger's rcpt and sharecode are this task's.",
+                inbound, mask_number(self.rcpt), self.sharecode,
+            )  # fmt: skip
         return ids
 
     def openlineage_inputs(self) -> list[tuple[str, str]]:
@@ -179,7 +194,7 @@ class SmSendInboundToSqlOperator(BaseSmSendToSqlOperator):
             )
         region = self._region()
         frame = inbound_frame(
-            chosen, rcpt=self.rcpt, sharecode=self.sharecode, masked=not self.unmask_numbers,
+            chosen, rcpt=self.rcpt, sharecode=self.sharecode, key=self.hook.pseudonym_key, masked=not self.unmask_numbers,
             include_text=self.include_text, keywords=keywords, region=region,
         )  # fmt: skip
         opt_outs = [

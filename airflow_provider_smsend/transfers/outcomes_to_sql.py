@@ -100,7 +100,7 @@ class SmSendOutcomesToSqlOperator(BaseSmSendToSqlOperator):
         with self.open_ledger(self.ledger_conn_id, self.ledger_table) as ledger:
             entries = list(ledger.load(key).values())
         self.log.info("Loading %d outcome(s) of ledger job %r into %s", len(entries), key, self.table)
-        frame = outcomes_frame(entries, masked=not self.unmask_recipients)
+        frame = outcomes_frame(entries, key=self.hook.pseudonym_key, masked=not self.unmask_recipients)
         frame.insert(0, "job_key", constant(key, len(frame), pa.string()))
         frame["loaded_at"] = constant(self.now(), len(frame), pa.timestamp("us", tz="UTC"))
         frame["dag_run_id"] = constant(self.run_id(context), len(frame), pa.string())

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_smsend.client.errors import SmSendError
+from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
 from airflow_provider_smsend.client.inbound_rules import compile_text_pattern, find_match
-from airflow_provider_smsend.client.numbers import DEFAULT_REGION, mask_number
+from airflow_provider_smsend.client.numbers import DEFAULT_REGION, mask_number, normalize_number
 from airflow_provider_smsend.client.soap import check_messages
 from airflow_provider_smsend.sql.cursor import DEFAULT_CURSOR_TABLE
 from airflow_provider_smsend.sql.ledger import _safe
@@ -30,6 +30,27 @@ log = logging.getLogger(__name__)
 
 #: What the shared poll yields: one receiveSms listing, oldest message first.
 Listing = tuple["ReceivedSms", ...]
+
+
+def comparable_number(number: str, *, region: str = DEFAULT_REGION) -> str:
+    """A number in E.164 when it is a valid one (``3400000001`` -> ``+393400000001``), else stripped lowercase text."""
+    text = str(number).strip()
+    try:
+        return normalize_number(text, region=region, allow_landlines=True)
+    except SmSendValidationError:
+        return text.lower()
+
+
+def reception_key(rcpt: str, sharecode: str, *, region: str = DEFAULT_REGION) -> str:
+    """Which reception number and share code an event comes from: 16 hex digits of SHA-256.
+
+    Of the number in E.164 (:func:`comparable_number`: ``+393400000001`` and ``3400000001`` give
+    one key) and the share code. Exact where the masked number is not (two numbers may mask
+    alike), and no number in the event: the event's ``reception``, which
+    :class:`~airflow_provider_smsend.transfers.inbound_to_sql.SmSendInboundToSqlOperator` matches.
+    """
+    text = f"{comparable_number(rcpt, region=region)}\x1f{str(sharecode).strip()}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 class SmSendInboundSmsEventTrigger(BaseEventTrigger):
@@ -65,8 +86,9 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
     code, one poll loop per trigger.
 
     The event (logged by the triggerer, stored as the asset event's ``extra``) holds the message's
-    ``id``, ``received_at`` (ISO 8601, Europe/Rome), ``sender`` and ``rcpt`` masked, ``sharecode``
-    and ``cursor_key``: never the text nor a full number. A task reads the text by id
+    ``id``, ``received_at`` (ISO 8601, Europe/Rome), ``sender`` and ``rcpt`` masked, ``sharecode``,
+    ``reception`` (:func:`reception_key`: which number and share code, exactly) and ``cursor_key``:
+    never the text nor a full number. A task reads the text by id
     (:class:`~airflow_provider_smsend.transfers.inbound_to_sql.SmSendInboundToSqlOperator`).
     A non-retryable gateway error (a wrong password) ends the poll with an error; retryable ones
     and database errors are logged and polled again.
@@ -258,7 +280,11 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
     def payload(self, sms: ReceivedSms) -> dict[str, Any]:
         """The event of ``sms``: id, time, masked numbers, share code, cursor key (no text)."""
         found = {"id": sms.id, "received_at": sms.received_at.isoformat(), "sender": sms.sender}
-        return {**masked_message(found, rcpt=self.rcpt, sharecode=self.sharecode), "cursor_key": self.key}
+        return {
+            **masked_message(found, rcpt=self.rcpt, sharecode=self.sharecode),
+            "reception": reception_key(self.rcpt, self.sharecode, region=self.region),
+            "cursor_key": self.key,
+        }
 
     # ----------------------------------------------------------------- the cursor
 

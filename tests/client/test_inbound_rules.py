@@ -101,7 +101,9 @@ def test_opt_out_keywords_are_configurable_and_compared_in_the_same_form():
 
 def test_inbound_frame_masks_numbers_keeps_no_text_unless_asked_and_marks_opt_outs():
     messages = [sms(7, "+393331234567", "Stop", 1), sms(8, "333 9876543", "ciao " * 400, 2)]
-    frame = inbound_frame(messages, rcpt="+393400000001", sharecode="001", keywords=DEFAULT_OPT_OUT_KEYWORDS)
+    frame = inbound_frame(
+        messages, rcpt="+393400000001", sharecode="001", key="k", keywords=DEFAULT_OPT_OUT_KEYWORDS
+    )
     assert frame["id"].tolist() == [7, 8]
     assert frame["sender"].tolist() == ["+39333****567", "333 ****543"]
     assert frame["rcpt"].tolist() == ["+39340****001"] * 2 and frame["sharecode"].tolist() == ["001"] * 2
@@ -109,9 +111,15 @@ def test_inbound_frame_masks_numbers_keeps_no_text_unless_asked_and_marks_opt_ou
     assert frame["opt_out"].tolist()[0] == "STOP" and frame["opt_out"].isna().tolist() == [False, True]
     assert frame["received_at"].tolist()[0] == START + timedelta(minutes=1)
     # the same number in another form has the same key (E.164): joinable with the outcomes' recipient_key
-    other = inbound_frame([sms(9, "3331234567", "x", 3)], rcpt="+393400000001", sharecode="001")
+    other = inbound_frame([sms(9, "3331234567", "x", 3)], rcpt="+393400000001", sharecode="001", key="k")
     assert other["sender_key"][0] == frame["sender_key"][0]
-    full = inbound_frame(messages, rcpt="+393400000001", sharecode="001", masked=False, include_text=True)
+    from airflow_provider_smsend.client.ledger import LedgerEntry, outcomes_frame
+
+    texted = outcomes_frame([LedgerEntry("job", "+393331234567", "accepted")], key="k")
+    assert texted["recipient_key"][0] == frame["sender_key"][0]  # one pseudonym under one key
+    full = inbound_frame(
+        messages, rcpt="+393400000001", sharecode="001", key="k", masked=False, include_text=True
+    )
     assert full["sender"].tolist() == ["+393331234567", "333 9876543"]
     assert full["text"][0] == "Stop" and len(full["text"][1]) == MAX_STORED_TEXT
     assert full["opt_out"].isna().all()  # no keywords given

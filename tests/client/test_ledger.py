@@ -105,7 +105,7 @@ def test_the_outcomes_frame_masks_numbers_and_keeps_exact_types() -> None:
                     updated_at="2026-01-15T08:30:00+01:00"),
         LedgerEntry(JOB, OTHER, REJECTED, error_code="invalid_number"),
     ]  # fmt: skip
-    frame = outcomes_frame(entries)
+    frame = outcomes_frame(entries, key="k1")
     assert list(frame["recipient"]) == ["+39333****567", "+39333****568"]
     assert list(frame["status"]) == [ACCEPTED, REJECTED] and frame["cost"].iloc[0] == Decimal("0.0850")
     assert (
@@ -115,9 +115,16 @@ def test_the_outcomes_frame_masks_numbers_and_keeps_exact_types() -> None:
     keys = list(frame["recipient_key"])
     assert len(set(keys)) == 2 and all(len(key) == 16 for key in keys)
     assert (
-        list(outcomes_frame(entries, masked=False)["recipient_key"]) == keys
+        list(outcomes_frame(entries, key="k1", masked=False)["recipient_key"]) == keys
     )  # the key never depends on masking
-    assert list(outcomes_frame(entries, masked=False)["recipient"]) == [NUMBER, OTHER]
+    assert list(outcomes_frame(entries, key="k1", masked=False)["recipient"]) == [NUMBER, OTHER]
+    # keyed: another secret gives other pseudonyms, and the masked number plus an unkeyed hash of
+    # each of its 10,000 candidates finds nothing
+    assert set(outcomes_frame(entries, key="k2")["recipient_key"]).isdisjoint(keys)
+    import hashlib
+
+    candidates = {hashlib.sha256(f"+39333{n:04d}567".encode()).hexdigest()[:16] for n in range(10_000)}
+    assert candidates.isdisjoint(keys)
     assert str(frame["cost"].dtype) == "decimal128(18, 4)[pyarrow]"
 
 

@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from airflow_provider_smsend.client.errors import SmSendValidationError
-from airflow_provider_smsend.client.numbers import LANDLINE, mask_number, normalize_number, normalize_numbers
+from airflow_provider_smsend.client.numbers import (
+    LANDLINE,
+    mask_number,
+    normalize_number,
+    normalize_numbers,
+    pseudonym,
+)
 
 
 @pytest.mark.parametrize(
@@ -226,3 +232,18 @@ def test_a_number_is_valid_exactly_when_phonenumbers_says_so():
             accepted = False
         assert accepted == phonenumbers.is_valid_number(parsed), raw
     assert checked > 2000
+
+
+def test_a_pseudonym_is_keyed_stable_and_needs_a_key():
+    import hashlib
+    import hmac
+
+    number = "+393331234567"
+    assert pseudonym(number, "secret") == pseudonym(number, "secret")
+    assert len(pseudonym(number, "secret")) == 16
+    assert pseudonym(number, "secret") != pseudonym(number, "other")
+    assert pseudonym(number, "secret") != hashlib.sha256(number.encode()).hexdigest()[:16]
+    assert pseudonym(number, "secret") == hmac.new(b"secret", number.encode(), "sha256").hexdigest()[:16]
+    for bad in ("", None):
+        with pytest.raises(SmSendValidationError, match="secret key"):
+            pseudonym(number, bad)  # type: ignore[arg-type]

@@ -380,3 +380,15 @@ def test_test_connection_against_the_sandbox(monkeypatch, sandbox, reseller_pass
     result, message = SmSendHook().test_connection()
     assert (result, fragment in message) == (ok, True), message
     assert reseller_password not in message
+
+
+def test_the_pseudonym_key_is_the_extra_else_the_password(monkeypatch):
+    set_json(monkeypatch, host="app.smsend.it", login="user", password=PASSWORD)
+    assert SmSendHook().pseudonym_key == PASSWORD
+    set_json(
+        monkeypatch, host="app.smsend.it", login="user", password=PASSWORD, extra={"pseudonym_key": "pk"}
+    )
+    assert SmSendHook().pseudonym_key == "pk"
+    set_json(monkeypatch, host="app.smsend.it", login="user")
+    with pytest.raises(SmSendValidationError, match="pseudonym_key"):
+        SmSendHook().pseudonym_key  # noqa: B018

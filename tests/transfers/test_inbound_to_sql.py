@@ -5,6 +5,7 @@ list once, the ids of this run's inbound events, a rerun without duplicates, mis
 from __future__ import annotations
 
 import time
+from datetime import UTC
 from types import SimpleNamespace
 from typing import Any
 
@@ -126,6 +127,47 @@ def test_a_run_scheduled_by_inbound_events_loads_their_messages_only(
         first,
         stop,
     }
+
+
+def trigger_event(sms_id: int, rcpt: str, sharecode: str) -> SimpleNamespace:
+    """The asset event the inbound event trigger really fires for ``sms_id`` on ``rcpt``."""
+    from datetime import datetime
+
+    from airflow_provider_smsend.client.soap import ReceivedSms
+    from airflow_provider_smsend.triggers.inbound_event import SmSendInboundSmsEventTrigger
+
+    trig = SmSendInboundSmsEventTrigger(rcpt=rcpt, sharecode=sharecode, cursor_conn_id="unused")
+    sms = ReceivedSms(id=sms_id, sender=CUSTOMER, text="STOP", received_at=datetime.now(UTC))
+    return SimpleNamespace(extra={"from_trigger": True, "payload": trig.payload(sms)})
+
+
+def test_events_match_on_the_number_not_its_mask(
+    sandbox: Any,
+    sharecode: str,
+    target: Any,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A trigger written '3400000001' feeds an operator written '+393400000001'; a number that masks
+    alike ('+393401230001' -> '+39340****001') does not, and events of no number here warn."""
+    stop = inject(sandbox, sharecode, CUSTOMER, "STOP")
+    alike = "+393401230001"
+    assert trigger_event(1, alike, sharecode).extra["payload"]["rcpt"] == "+39340****001"
+    national = {
+        "a": [trigger_event(stop, "3400000001", sharecode), trigger_event(stop + 1, alike, sharecode)]
+    }
+    task = operator(target, sharecode)
+    assert task.wanted_ids(context(triggering_asset_events=national)) == {stop}
+    result = task.execute(context(triggering_asset_events=national))
+    assert (result["rows"], result["opt_outs"]) == (1, 1)
+    caplog.clear()
+    capsys.readouterr()
+    others = {"a": [trigger_event(stop, alike, sharecode), trigger_event(stop, RECEPTION, "999")]}
+    with caplog.at_level("WARNING"):
+        assert operator(target, sharecode).execute(context(triggering_asset_events=others))["rows"] == 0
+    out = caplog.text + "".join(capsys.readouterr())
+    assert "2 inbound SMS event(s) in this run, none of +39340****001" in out
+    assert RECEPTION not in out and alike not in out
 
 
 def test_an_id_no_longer_listed_fails_before_anything_is_written(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from smsend_test_support.operator_fixtures import build_context
 
 from airflow_provider_smsend.client.ledger import ACCEPTED, REJECTED, UNKNOWN, LedgerEntry, new_owner
+from airflow_provider_smsend.client.numbers import pseudonym
 from airflow_provider_smsend.sql.ledger import DbApiLedger
 from airflow_provider_smsend.transfers.outcomes_to_sql import SmSendOutcomesToSqlOperator
 
@@ -23,6 +25,13 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DbApiLedger:
     """A SQLite ledger (connection ``smsend_ledger``) holding one send's outcomes, from two tries."""
     path = tmp_path / "ledger.db"
     monkeypatch.setenv("AIRFLOW_CONN_SMSEND_LEDGER", f"sqlite://{path}")
+    # the gateway connection: its password keys the recipients' pseudonyms (recipient_key)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMSEND_DEFAULT",
+        json.dumps(
+            {"conn_type": "smsend", "host": "127.0.0.1", "login": "u", "password": "pseudonym-secret"}
+        ),
+    )
     store = DbApiLedger(lambda: sqlite3.connect(path), dialect="sqlite", placeholder="?")
     first, second = new_owner("try 1"), new_owner("try 2")
     store.claim(JOB, NUMBERS[:2], owner=first)
@@ -56,6 +65,8 @@ def test_outcomes_load_masked_with_their_try(target: Any, ledger: DbApiLedger) -
     assert by_status["accepted"][4] == "HTTP00000000001" and by_status["accepted"][5] == 1
     assert by_status["rejected"][3] == "invalid_number" and by_status["rejected"][5] == 2
     assert not any(n in str(rows) for n in NUMBERS)  # no full number unless asked
+    keys = {r[0] for r in target.rows(table, "recipient_key", order="recipient_key")}
+    assert keys == {pseudonym(n, "pseudonym-secret") for n in NUMBERS}  # keyed by the connection's secret
     # replace mode: a second load of the same job replaces its rows
     assert task.execute(context)["rows"] == 3 and target.count(table) == 3
 
