@@ -195,7 +195,8 @@ class SmSendSmsOperator(SmSendBaseOperator):
         created empty if absent (:class:`~airflow_provider_smsend.sql.suppression.SuppressionList`).
     :param suppression_table: the suppression list's table (templated; default ``smsend_suppression``).
     :param campaign: the campaign name a frequency cap counts under (templated): every run and
-        ledger key with the same name shares its history. Default: the ledger key.
+        ledger key with the same name shares its history. Required with ``max_per_recipient``;
+        otherwise the default is the ledger key.
     :param max_per_recipient: ``(count, period)`` (period a ``timedelta`` or seconds): a number that
         had ``count`` accepted sends of the campaign in the last ``period`` (any run, counted from
         the ledger when the task starts) is skipped and reported ``capped``. Needs ``ledger_conn_id``.
@@ -355,6 +356,11 @@ class SmSendSmsOperator(SmSendBaseOperator):
             raise ValueError(
                 "max_per_recipient needs the send ledger (ledger_conn_id): the cap counts the campaign's "
                 "sends there."
+            )
+        if self.max_per_recipient is not None and (campaign is None or not str(campaign).strip()):
+            raise ValueError(
+                "max_per_recipient needs a campaign name (campaign=...): without one the sends are counted "
+                "under this run's ledger key, so the cap would never limit a number across runs."
             )
         if isinstance(send_window, Mapping):
             send_window = SendWindow(**send_window)

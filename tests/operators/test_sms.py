@@ -968,8 +968,28 @@ def test_the_frequency_cap_is_validated_and_needs_the_ledger():
             max_per_recipient=(1, 60),
             ledger_conn_id=None,
         )
-    op = SmSendSmsOperator(task_id="s", recipients=["+393331234567"], text="x", max_per_recipient=[2, 3600.0])
+    for campaign in (None, "  "):  # counted under the run's ledger key, the cap would never bite
+        with pytest.raises(ValueError, match="max_per_recipient needs a campaign name"):
+            SmSendSmsOperator(
+                task_id="s",
+                recipients=["+393331234567"],
+                text="x",
+                max_per_recipient=(1, 60),
+                campaign=campaign,
+            )
+    op = SmSendSmsOperator(
+        task_id="s", recipients=["+393331234567"], text="x", max_per_recipient=[2, 3600.0], campaign="spring"
+    )
     assert op.max_per_recipient == (2, dt.timedelta(hours=1))
+    templated = SmSendSmsOperator(  # a templated name is checked once rendered (_campaign)
+        task_id="s",
+        recipients=["+393331234567"],
+        text="x",
+        max_per_recipient=(1, 60),
+        campaign="{{ params.c }}",
+    )
+    with pytest.raises(ValueError, match="campaign must be a rendered"):
+        templated._campaign("dag/task/run/-1")
 
 
 # ----------------------------------------------------------------- quiet hours (issue 19)
