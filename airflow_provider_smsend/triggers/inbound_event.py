@@ -72,17 +72,16 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
       by asset (a trigger may watch for several) and has no conditional write: two triggerers
       could both read the same id and both fire.
     * A new cursor starts at the highest id listed at its first poll (SMS already there do not
-      fire) unless ``fire_existing=True``. ``cursor_key`` defaults to a hash of all the trigger's
-      settings: the same trigger (Airflow runs one per distinct settings, however many assets
-      watch it) keeps its cursor; changed settings start a new one. Name it to keep a cursor across
-      changes.
+      fire) unless ``fire_existing=True``. ``cursor_key`` defaults to a hash of what selects the
+      messages (connection, reception number and ``sender`` in E.164, share code,
+      ``text_pattern``, ``ignore_case``): a new ``poll_interval`` or ``messages`` keeps the cursor;
+      a new filter starts a new one. Name it to keep a cursor across any change.
     * Message ids grow with reception (the gateway's unique id; docs/gateway.md). Only the latest
       ``messages`` are listed: more SMS than that between two polls are missed (a warning says so).
 
-    One poll loop serves every trigger of a triggerer with the same connection, number and share
-    code (Airflow 3.3's shared streams, :meth:`shared_stream_key`); each trigger filters the
-    listings and keeps its own cursor. The poll uses the interval and ``messages`` of the trigger
-    that opened it. On an Airflow without shared streams the triggerer calls :meth:`run`: the same
+    One poll loop serves every trigger of a triggerer with the same connection, number, share
+    code, ``messages`` and ``poll_interval`` (Airflow 3.3's shared streams,
+    :meth:`shared_stream_key`); each trigger filters the listings and keeps its own cursor. On an Airflow without shared streams the triggerer calls :meth:`run`: the same
     code, one poll loop per trigger.
 
     The event (logged by the triggerer, stored as the asset event's ``extra``) holds the message's
@@ -205,22 +204,36 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
 
     @property
     def key(self) -> str:
-        """The cursor's key: ``cursor_key``, or 40 hex digits of SHA-256 of the other settings."""
+        """The cursor's key: ``cursor_key``, or 40 hex digits of SHA-256 of what selects the messages.
+
+        That is the connection, the reception number (E.164), the share code, ``sender`` (E.164),
+        ``text_pattern`` and ``ignore_case``: a new ``poll_interval``, ``messages``, region or
+        cursor table keeps the cursor (a new cursor would start at the latest id and skip what
+        arrived in between).
+        """
         if self.cursor_key:
             return self.cursor_key
-        _, kwargs = self.serialize()
-        settings = json.dumps({k: v for k, v in kwargs.items() if k != "cursor_key"}, sort_keys=True)
+        selects = {
+            "smsend_conn_id": self.smsend_conn_id,
+            "rcpt": comparable_number(self.rcpt, region=self.region),
+            "sharecode": self.sharecode.strip(),
+            "sender": None if self.sender is None else comparable_number(self.sender, region=self.region),
+            "text_pattern": self.text_pattern or None,
+            "ignore_case": self.ignore_case,
+        }
+        settings = json.dumps(selects, sort_keys=True)
         return hashlib.sha256(settings.encode("utf-8")).hexdigest()[:40]
 
     # ----------------------------------------------------------------- the shared poll
 
     def shared_stream_key(self) -> Hashable | None:
-        """One receiveSms poll per connection, reception number and share code in a triggerer.
+        """One receiveSms poll per connection, reception number, share code, ``messages`` and
+        ``poll_interval`` in a triggerer: a trigger never polls with another's settings.
 
-        The number is hashed: the triggerer logs the key.
+        The number is hashed (:func:`reception_key`): the triggerer logs the key.
         """
-        number = hashlib.sha256(str(self.rcpt).encode("utf-8")).hexdigest()[:16]
-        return ("smsend-inbound", self.smsend_conn_id, number, self.sharecode)
+        reception = reception_key(self.rcpt, self.sharecode, region=self.region)
+        return ("smsend-inbound", self.smsend_conn_id, reception, self.messages, self.poll_interval)
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:

@@ -93,15 +93,54 @@ def test_serialize_round_trips_and_the_cursor_key_follows_the_settings(helpers: 
     again = helpers.reinstantiate(original)
     assert again.serialize() == (path, kwargs)
     assert again.key == original.key and len(original.key) == 40
-    assert trigger("001", sender=CUSTOMER, text_pattern=r"^\s*stop\b", messages=20).key != original.key
+    assert trigger("001", sender=CUSTOMER, text_pattern=r"^\s*stop\b", messages=20).key == original.key
     assert trigger("001", cursor_key="opt-outs").key == "opt-outs"
     assert not [s for s in helpers.secrets if s in json.dumps(kwargs)]
-    assert original.shared_stream_key() == trigger("001", text_pattern="x").shared_stream_key()
-    assert original.shared_stream_key() != trigger("002").shared_stream_key()
-    assert original.shared_stream_key() != trigger("001", rcpt="+393400000002").shared_stream_key()
+    same = {"messages": 20, "poll_interval": 10}
+    assert original.shared_stream_key() == trigger("001", text_pattern="x", **same).shared_stream_key()
+    assert original.shared_stream_key() != trigger("002", **same).shared_stream_key()
+    assert original.shared_stream_key() != trigger("001", rcpt="+393400000002", **same).shared_stream_key()
     assert RECEPTION not in str(original.shared_stream_key())  # the triggerer logs the key
     assert CUSTOMER not in repr(original) and RECEPTION not in repr(original)
     assert "+39333****567" in repr(original)
+
+
+def test_the_cursor_key_hashes_only_what_selects_the_messages() -> None:
+    """A new poll_interval, messages, region, cursor table or fire_existing keeps the cursor (a new one
+    would skip what arrived in between); the number written nationally is the same number; a new
+    filter, number, share code or connection is a new cursor."""
+    base = trigger("001", sender=CUSTOMER, text_pattern="stop", poll_interval=30, messages=50)
+    kept = [
+        trigger("001", sender=CUSTOMER, text_pattern="stop", poll_interval=5, messages=200),
+        trigger("001", sender="3331234567", text_pattern="stop", rcpt="3400000001"),
+        trigger("001", sender=CUSTOMER, text_pattern="stop", cursor_table="other", fire_existing=True),
+        trigger("001", sender=CUSTOMER, text_pattern="stop", region="SM"),
+    ]
+    assert {t.key for t in kept} == {base.key}
+    changed = [
+        trigger("001", sender=CUSTOMER, text_pattern="STOP"),
+        trigger("001", sender=CUSTOMER, text_pattern="stop", ignore_case=False),
+        trigger("001", sender="+393479999999", text_pattern="stop"),
+        trigger("001", text_pattern="stop"),
+        trigger("002", sender=CUSTOMER, text_pattern="stop"),
+        trigger("001", sender=CUSTOMER, text_pattern="stop", rcpt="+393400000002"),
+        trigger("001", sender=CUSTOMER, text_pattern="stop", smsend_conn_id="other"),
+    ]
+    assert len({t.key for t in changed} | {base.key}) == len(changed) + 1
+
+
+def test_subscribers_with_other_messages_or_poll_interval_do_not_share_a_poll() -> None:
+    """The shared poll lists ``messages`` every ``poll_interval``: a trigger asking for more, or more
+    often, gets its own poll instead of silently the first subscriber's settings."""
+    base = trigger("001", messages=50, poll_interval=30)
+    assert trigger("001", text_pattern="x", messages=50, poll_interval=30).shared_stream_key() == (
+        base.shared_stream_key()
+    )
+    assert trigger("001", messages=200, poll_interval=30).shared_stream_key() != base.shared_stream_key()
+    assert trigger("001", messages=50, poll_interval=5).shared_stream_key() != base.shared_stream_key()
+    assert trigger("001", rcpt="3400000001", messages=50, poll_interval=30).shared_stream_key() == (
+        base.shared_stream_key()
+    )
 
 
 @pytest.mark.parametrize(
