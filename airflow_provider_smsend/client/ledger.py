@@ -28,13 +28,13 @@ rejected       the gateway did nothing (a ``KO`` answer, a connection never esta
                done again
 suppressed     not sent: the number was on the suppression list (no consent) when the try
                checked; a later try checks the list again (README, "Consent before sending")
-capped         not sent: the number had had ``max_per_recipient`` accepted sends of the
-               campaign in the period; a later try counts again
+capped         not sent: the number had had ``max_per_recipient`` sends of the campaign
+               (accepted, sending or unknown) in the period; a later try counts again
 =============  ==========================================================================
 
 Every stored outcome carries its *campaign* (by default the job key): :meth:`Ledger.sent_counts`
-answers "how many accepted sends to each number under this campaign since then", for a
-frequency cap across runs.
+answers "how many sends to each number under this campaign since then (accepted, sending or
+unknown: those that reached or may have reached the phone)", for a frequency cap across runs.
 
 The ledger is a table in any SQL database reachable through DB-API (:class:`airflow_provider_smsend.sql.ledger.DbApiLedger`);
 :class:`MemoryLedger` keeps the same contract in memory, for tests and for users who opt out of
@@ -57,6 +57,10 @@ UNKNOWN = "unknown"
 SUPPRESSED = "suppressed"
 CAPPED = "capped"
 STATES = (SENDING, ACCEPTED, REJECTED, UNKNOWN, SUPPRESSED, CAPPED)
+#: The states :meth:`Ledger.sent_counts` counts: the message reached the phone (``accepted``) or
+#: may have (``sending``, ``unknown``: the request may have left), so a frequency cap errs on the
+#: side of texting less.
+COUNTED = (ACCEPTED, SENDING, UNKNOWN)
 DEFAULT_TABLE = "smsend_send_ledger"
 
 
@@ -147,8 +151,13 @@ class Ledger(Protocol):
         ...
 
     def sent_counts(self, campaign: str, items: Iterable[str], since: dt.datetime) -> dict[str, int]:
-        """How many ``accepted`` entries each of ``items`` has under ``campaign``, of any job,
-        recorded at or after ``since`` (aware); items without one are left out."""
+        """How many entries each of ``items`` has under ``campaign`` in a :data:`COUNTED` state
+        (``accepted``, ``sending``, ``unknown``), of any job, recorded at or after ``since``
+        (aware); items without one are left out.
+
+        A count, not a reservation: two jobs of one campaign running at once can both read a
+        number under its cap and both text it (the cap is not atomic across concurrent jobs).
+        """
         ...
 
 
@@ -189,8 +198,14 @@ class MemoryLedger:
                 elif (row is None and expected is None) or (
                     row is not None and expected is not None and _same(row, expected)
                 ):
+                    # The row keeps its campaign, as DbApiLedger's claim does (sent_counts reads it).
                     self._rows[(job_key, item)] = LedgerEntry(
-                        job_key, item, SENDING, updated_at=now, owner=owner
+                        job_key,
+                        item,
+                        SENDING,
+                        updated_at=now,
+                        owner=owner,
+                        campaign=row.campaign if row else None,
                     )
                     claimed.add(item)
         return claimed
@@ -219,7 +234,7 @@ class MemoryLedger:
         with self._lock:
             for entry in self._rows.values():
                 if (
-                    entry.state == ACCEPTED
+                    entry.state in COUNTED
                     and entry.campaign == campaign
                     and entry.item in wanted
                     and entry.updated_at >= start

@@ -198,8 +198,11 @@ class SmSendSmsOperator(SmSendBaseOperator):
         ledger key with the same name shares its history. Required with ``max_per_recipient``;
         otherwise the default is the ledger key.
     :param max_per_recipient: ``(count, period)`` (period a ``timedelta`` or seconds): a number that
-        had ``count`` accepted sends of the campaign in the last ``period`` (any run, counted from
-        the ledger when the task starts) is skipped and reported ``capped``. Needs ``ledger_conn_id``.
+        had ``count`` sends of the campaign in the last ``period`` (any run, counted from the ledger
+        when the task starts; ``accepted``, and ``sending``/``unknown`` too, as they may have reached
+        the phone) is skipped and reported ``capped``. Needs ``ledger_conn_id`` and ``campaign``.
+        Not atomic across concurrent jobs: two tasks of one campaign running at once each count
+        before sending, so both can text a number that was under its cap.
     :param send_window: quiet hours: a :class:`~airflow_provider_smsend.client.window.SendWindow`
         (or its settings as a dict, ``{"start": "09:00", "end": "20:00", "days": "mon-sat", "tz":
         "Europe/Rome"}``). A send started outside it defers (the worker is freed, Airflow's

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from airflow_provider_smsend.client.errors import SmSendLedgerError
 from airflow_provider_smsend.client.ledger import (
     ACCEPTED,
+    COUNTED,
     DEFAULT_TABLE,
     SENDING,
     LedgerEntry,
@@ -210,10 +211,11 @@ class DbApiLedger:
             for first in range(0, len(items), 500):
                 part = items[first : first + 500]
                 marks = ", ".join([p] * len(part))
+                states = ", ".join([p] * len(COUNTED))
                 cur.execute(
                     f"SELECT item, COUNT(*) FROM {self.table} WHERE campaign = {p} AND item IN ({marks}) "
-                    f"AND state = {p} AND updated_at >= {p} GROUP BY item",
-                    (campaign, *part, ACCEPTED, start),
+                    f"AND state IN ({states}) AND updated_at >= {p} GROUP BY item",
+                    (campaign, *part, *COUNTED, start),
                 )
                 counts.update((str(row[0]), int(row[1])) for row in cur.fetchall())
             return counts

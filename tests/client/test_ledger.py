@@ -13,6 +13,7 @@ from airflow_provider_smsend.client.ledger import (
     ACCEPTED,
     REJECTED,
     SENDING,
+    SUPPRESSED,
     UNKNOWN,
     LedgerEntry,
     MemoryLedger,
@@ -145,6 +146,27 @@ def test_sent_counts_are_accepted_entries_of_the_campaign_since_a_time_in_any_jo
     assert ledger.sent_counts("spring", [NUMBER, OTHER], since) == {NUMBER: 2}
     assert ledger.sent_counts("spring", [NUMBER], dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)) == {}
     assert ledger.sent_counts("autumn", [NUMBER, OTHER], since) == {NUMBER: 1}
+
+
+def test_sent_counts_count_the_sends_that_may_have_reached_the_phone() -> None:
+    ledger = MemoryLedger()
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    third = "+393331234569"
+    ledger.claim("spring/run-1", [NUMBER, OTHER, third], owner="A")
+    ledger.record(
+        [
+            LedgerEntry("spring/run-1", NUMBER, UNKNOWN, error_code="timeout", campaign="spring"),
+            LedgerEntry("spring/run-1", OTHER, REJECTED, error_code="x", campaign="spring"),
+            LedgerEntry("spring/run-1", third, SUPPRESSED, error_code="suppressed", campaign="spring"),
+        ],
+        owner="A",
+    )
+    assert ledger.sent_counts("spring", [NUMBER, OTHER, third], since) == {NUMBER: 1}  # unknown counts
+    # a retry claims the rejected one (sending, the row keeps its campaign) and is killed there
+    ledger.claim("spring/run-1", [OTHER], owner="B", seen=ledger.load("spring/run-1"))
+    assert ledger.load("spring/run-1")[OTHER].state == SENDING
+    assert ledger.sent_counts("spring", [NUMBER, OTHER, third], since) == {NUMBER: 1, OTHER: 1}
+    assert ledger.sent_counts("autumn", [NUMBER, OTHER], since) == {}
 
 
 def test_ledger_times_are_aware_utc_text() -> None:

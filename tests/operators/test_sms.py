@@ -949,6 +949,27 @@ def test_the_frequency_cap_counts_a_campaign_across_runs_and_ledger_keys(gateway
     assert sent_counts(gateway) == {a: 4, b: 3, c: 2, d: 2}
 
 
+def test_the_frequency_cap_counts_a_send_left_unknown(gateway):
+    import datetime as dt
+
+    a, b = numbers(2)
+
+    def send(run_id: str) -> SmSendSmsOperator:
+        op = SmSendSmsOperator(
+            task_id="send", recipients=[a, b], text="Saldi", sender="ACME", campaign="spring",
+            max_per_recipient=(1, dt.timedelta(days=7)), fail_on="all",
+        )  # fmt: skip
+        return op.execute(make_context(run_id=run_id))
+
+    gateway.admin.set_faults(http500_rate=1.0)  # the sandbox records the messages, then answers 500
+    with pytest.raises(AirflowFailException):
+        send("r1")
+    gateway.admin.set_faults(http500_rate=0.0)
+    assert sent_counts(gateway) == {a: 1, b: 1}  # both reached the phone, the ledger says unknown
+    assert send("r2")["totals"]["capped"] == 2  # another run of the campaign: capped, not texted again
+    assert sent_counts(gateway) == {a: 1, b: 1}
+
+
 def test_the_frequency_cap_is_validated_and_needs_the_ledger():
     import datetime as dt
 
