@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from airflow_provider_smsend.sql.cursor import InboundCursor
 
 log = logging.getLogger(__name__)
+
+#: The longest pause between two polls refused by the gateway (a wrong password), seconds.
+MAX_BACKOFF = 3600.0
 
 #: What the shared poll yields: one receiveSms listing, oldest message first.
 Listing = tuple["ReceivedSms", ...]
@@ -89,8 +92,9 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
     ``reception`` (:func:`reception_key`: which number and share code, exactly) and ``cursor_key``:
     never the text nor a full number. A task reads the text by id
     (:class:`~airflow_provider_smsend.transfers.inbound_to_sql.SmSendInboundToSqlOperator`).
-    A non-retryable gateway error (a wrong password) ends the poll with an error; retryable ones
-    and database errors are logged and polled again.
+    A non-retryable gateway error (a wrong password) is logged and polled again after a pause that
+    doubles up to an hour (:meth:`open_shared_stream`: never a wrong password every few seconds);
+    retryable ones and database errors are logged and polled again.
 
     :param rcpt: the reception number.
     :param sharecode: its share code, as text: ``"001"``.
@@ -236,35 +240,54 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
         return ("smsend-inbound", self.smsend_conn_id, reception, self.messages, self.poll_interval)
 
     @classmethod
-    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+    async def open_shared_stream(
+        cls, kwargs: dict[str, Any], *, sleep: Callable[[float], Awaitable[Any]] | None = None
+    ) -> AsyncIterator[Any]:
         """List the latest SMS now and every ``poll_interval`` seconds; yield each listing, oldest first.
 
-        A retryable gateway error is logged and polled again; any other ends the stream (raised).
+        A retryable gateway error is logged and polled again after ``poll_interval``. A
+        non-retryable one (a wrong password, an IP not enabled) is logged and polled again after a
+        growing pause: ``poll_interval``, then doubled at each refusal in a row up to
+        :data:`MAX_BACKOFF` seconds (an hour), back to ``poll_interval`` at the first listing. It
+        does not end the stream: the triggerer would re-create an ``AssetWatcher``'s trigger at
+        once and send the wrong password every few seconds (an account or IP lockout risk).
+
+        :param sleep: the pause (default :func:`asyncio.sleep`; a seam for tests).
         """
         from airflow_provider_smsend.hooks.smsend_async import SmSendAsyncHook, run_soap_call
 
+        pause = sleep or asyncio.sleep
         rcpt, sharecode = kwargs["rcpt"], kwargs["sharecode"]
+        interval = float(kwargs.get("poll_interval", 30.0))
+        refused = 0
         soap = await SmSendAsyncHook(
             smsend_conn_id=kwargs.get("smsend_conn_id", "smsend_default")
         ).get_soap_client()
         try:
             while True:
+                delay = interval
                 try:
                     listed = await run_soap_call(
                         soap.receive_sms, rcpt, sharecode, int(kwargs.get("messages", 50))
                     )
                 except SmSendError as exc:
-                    if not exc.retryable:
-                        raise
-                    log.warning(
-                        "receiveSms on %s (share code %s) failed, polling again: %s",
-                        mask_number(rcpt),
-                        sharecode,
-                        exc,
-                    )
+                    if exc.retryable:
+                        log.warning(
+                            "receiveSms on %s (share code %s) failed, polling again: %s",
+                            mask_number(rcpt), sharecode, exc,
+                        )  # fmt: skip
+                    else:
+                        refused += 1
+                        delay = max(interval, min(MAX_BACKOFF, interval * 2 ** min(refused - 1, 32)))
+                        log.error(
+                            "receiveSms on %s (share code %s) was refused (%s, %d in a row): %s. Polling "
+                            "again in %.0f s (the pause doubles up to %.0f s); fix the connection.",
+                            mask_number(rcpt), sharecode, exc.code, refused, exc, delay, MAX_BACKOFF,
+                        )  # fmt: skip
                 else:
+                    refused = 0
                     yield tuple(sorted(listed, key=lambda sms: sms.id))
-                await asyncio.sleep(float(kwargs.get("poll_interval", 30.0)))
+                await pause(delay)
         finally:
             await run_soap_call(soap.close)
 

@@ -396,19 +396,49 @@ def test_a_claim_whose_commit_answer_was_lost_still_fires_once(cursor_db: Path) 
     assert lost == [True] and cursor_row(cursor_db, trig.key) == (1, trig.owner)
 
 
-def test_a_wrong_password_ends_the_poll_with_the_gateway_error(
-    gateway: Any, sharecode: str, cursor_db: Path
-) -> None:
-    """Waiting cannot fix it: the stream raises (the triggerer reports the trigger failed), nothing fired."""
-    from airflow_provider_smsend.client.errors import SmSendError
+class Clock:
+    """A virtual clock for the poll's ``sleep`` seam: each pause is recorded and advances it; past
+    ``until`` seconds it stops the poll (raises ``Stop``)."""
 
-    with pytest.raises(SmSendError) as raised:
-        asyncio.run(collect(trigger(sharecode, smsend_conn_id="smsend_bad"), 1))
-    assert not raised.value.retryable
-    assert (
-        not cursor_db.exists()
-        or cursor_row(cursor_db, trigger(sharecode, smsend_conn_id="smsend_bad").key) is None
-    )
+    class Stop(Exception):
+        pass
+
+    def __init__(self, until: float) -> None:
+        self.until, self.now, self.pauses = until, 0.0, []
+
+    async def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+        if self.now >= self.until:
+            raise self.Stop
+
+
+def test_a_wrong_password_backs_off_up_to_an_hour_and_fires_nothing(
+    gateway: Any, sharecode: str, cursor_db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refusal is no end (the triggerer would re-create the watcher and send the wrong password
+    again at once): the poll keeps going, nothing fires, and the pause doubles from poll_interval
+    up to an hour, so a day of a wrong password costs 30 requests, not 2,880."""
+    bad = trigger(sharecode, smsend_conn_id="smsend_bad", poll_interval=30)
+    clock = Clock(until=86_400)
+    listings: list[Any] = []
+
+    async def go() -> None:
+        gateway.admin.reset_stats()
+        _, kwargs = bad.serialize()
+        async for item in type(bad).open_shared_stream(kwargs, sleep=clock.sleep):
+            listings.append(item)
+
+    with caplog.at_level("ERROR"), pytest.raises(Clock.Stop):
+        asyncio.run(go())
+    assert listings == []
+    assert "was refused" in caplog.text and "Polling again in 3600 s" in caplog.text
+    assert RECEPTION not in caplog.text and "+39340****001" in caplog.text
+    assert clock.pauses[:8] == [30, 60, 120, 240, 480, 960, 1920, 3600]
+    assert max(clock.pauses) == 3600 and len(clock.pauses) == 30
+    requests = int(gateway.admin.stats()["requests"].get("/wsdl/index.php", 0))
+    assert requests == len(clock.pauses)
+    assert not cursor_db.exists() or cursor_row(cursor_db, bad.key) is None
 
 
 def test_one_receive_sms_poll_serves_every_trigger_of_a_number_in_a_triggerer(
