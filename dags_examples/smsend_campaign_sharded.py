@@ -23,7 +23,12 @@ The pattern for a campaign too big for one task, or for one worker:
    the campaign's one line a human reads, with the unknown ones to check by hand.
 
 The audience is a warehouse table with an integer ``id``, a ``number`` and a ``name`` column
-(``params.audience_table``, default ``campaign_audience``); the demo fills a small one. Params
+(``params.audience_table``, default ``campaign_audience``); the demo fills a small one. Its
+numbers must be unique, in their normalised (E.164) form: give the table a UNIQUE constraint
+on the normalised number. The shards split on ``id``, and each shard's ledger job only knows its
+own recipients, so one number on two rows (``333 123 4567`` and ``+393331234567``) can land in
+two shards and be texted twice (one task drops a repeat as ``duplicate_recipient``; two shards
+cannot see each other's). Params
 choose the shards, the concurrency per shard and the connections:
 
     AIRFLOW_CONN_SMSEND_DEFAULT='smsend://demo:demo-pass@127.0.0.1:8765/?scheme=http'
