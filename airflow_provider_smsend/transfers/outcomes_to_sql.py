@@ -23,8 +23,8 @@ class SmSendOutcomesToSqlOperator(BaseSmSendToSqlOperator):
     campaign reports can join them with the delivery report (on ``request_id``). Columns:
     ``job_key``, ``recipient`` (masked: ``+39333****567``, unless ``unmask_recipients=True``),
     ``recipient_key`` (16 hex digits of SHA-256 of the number: stable, the upsert key with
-    ``job_key``), ``status`` (accepted, rejected, unknown, sending), ``cost`` (``NUMERIC(18,4)``),
-    ``error_code``, ``request_id``, ``try_number``, ``updated_at`` (UTC), ``loaded_at``,
+    ``job_key``), ``status`` (accepted, rejected, unknown, sending, suppressed, capped), ``cost``
+    (``NUMERIC(18,4)``), ``error_code``, ``request_id``, ``try_number``, ``updated_at`` (UTC), ``loaded_at``,
     ``dag_run_id``. ``load_mode="replace"`` (default) replaces the job's rows.
 
     Returns (XCom) ``{"rows", "table", "load_mode", "deleted", "method", "seconds", "ledger_key",
