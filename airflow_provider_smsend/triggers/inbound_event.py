@@ -71,7 +71,11 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
       of two triggerers running the trigger at once (a failover while the old one still runs) only
       the one whose update landed fires. A trigger stopped between its update and its event gives
       the claim back (:meth:`~airflow_provider_smsend.sql.cursor.InboundCursor.release`), so the
-      next run fires it. Airflow's asset state store (3.3) survives restarts too, but it is keyed
+      next run fires it. **At-most-once in one window:** the cursor moves before the event is
+      stored, so a triggerer killed (SIGKILL) between the two loses that message's event (it
+      never fires twice). Where a miss matters (an opt-out), also schedule a sweep run of
+      :class:`~airflow_provider_smsend.transfers.inbound_to_sql.SmSendInboundToSqlOperator`
+      without ``message_ids``: it loads every SMS listed, idempotently. Airflow's asset state store (3.3) survives restarts too, but it is keyed
       by asset (a trigger may watch for several) and has no conditional write: two triggerers
       could both read the same id and both fire.
     * A new cursor starts at the highest id listed at its first poll (SMS already there do not
@@ -101,7 +105,9 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
     :param cursor_conn_id: a SQL connection (any common-sql database) holding the cursor table.
     :param cursor_table: the cursor table (default ``smsend_inbound_cursor``; created if missing).
     :param cursor_key: the cursor's name (at most 64 characters); default: a hash of the settings.
-    :param sender: only SMS from this number, optional.
+    :param sender: only SMS from this number, optional. Stored in full in Airflow's trigger table
+        (the kwargs, plain JSON) and part of the ``cursor_key`` hash in every event: prefer
+        ``text_pattern``, or filter by sender in the task.
     :param text_pattern: only SMS whose text matches this regex (``re.search``), optional.
     :param ignore_case: match ``text_pattern`` case-insensitively (default True).
     :param fire_existing: a new cursor fires the SMS already listed (default False: only newer ones).
