@@ -20,7 +20,7 @@ from airflow_provider_smsend.client.numbers import DEFAULT_REGION, mask_number, 
 from airflow_provider_smsend.client.soap import check_messages
 from airflow_provider_smsend.sql.cursor import DEFAULT_CURSOR_TABLE
 from airflow_provider_smsend.sql.ledger import _safe
-from airflow_provider_smsend.triggers.inbound import masked_message
+from airflow_provider_smsend.triggers.inbound import masked_message, sender_from_sql
 
 if TYPE_CHECKING:
     from airflow_provider_smsend.client.soap import ReceivedSms
@@ -107,7 +107,12 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
     :param cursor_key: the cursor's name (at most 64 characters); default: a hash of the settings.
     :param sender: only SMS from this number, optional. Stored in full in Airflow's trigger table
         (the kwargs, plain JSON) and part of the ``cursor_key`` hash in every event: prefer
-        ``text_pattern``, or filter by sender in the task.
+        ``text_pattern``, ``sender_sql``, or filter by sender in the task.
+    :param sender_sql: instead of ``sender``: the query whose first row's first column is the sender,
+        run on ``sender_conn_id`` in the triggerer at the first listing
+        (:func:`~airflow_provider_smsend.triggers.inbound.sender_from_sql`): the trigger table and
+        the ``cursor_key`` hold the query, no number. Until it reads a sender nothing fires nor is passed.
+    :param sender_conn_id: the SQL connection of ``sender_sql``.
     :param text_pattern: only SMS whose text matches this regex (``re.search``), optional.
     :param ignore_case: match ``text_pattern`` case-insensitively (default True).
     :param fire_existing: a new cursor fires the SMS already listed (default False: only newer ones).
@@ -153,8 +158,14 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
         region: str = DEFAULT_REGION,
         smsend_conn_id: str = "smsend_default",
         poll_interval: float = 30.0,
+        sender_sql: str | None = None,
+        sender_conn_id: str | None = None,
     ) -> None:
         super().__init__()
+        if sender_sql and sender is not None:
+            raise ValueError("Give sender or sender_sql, not both.")
+        if sender_sql and not sender_conn_id:
+            raise ValueError("sender_sql needs sender_conn_id: the SQL connection it runs on.")
         if not isinstance(sharecode, str) or not sharecode.strip():
             raise ValueError(
                 f"sharecode must be text with its leading zeros (like '001'), got {sharecode!r}."
@@ -170,6 +181,11 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
         self.cursor_table = cursor_table
         self.cursor_key = cursor_key
         self.sender = sender
+        self.sender_sql = sender_sql or None
+        self.sender_conn_id = sender_conn_id
+        #: The sender filtered on: ``sender``, or read with ``sender_sql`` at the first listing (never serialized).
+        self._sender = sender
+        self._sender_read = not self.sender_sql
         self.text_pattern = text_pattern
         self.ignore_case = bool(ignore_case)
         self.fire_existing = bool(fire_existing)
@@ -201,6 +217,8 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
                 "region": self.region,
                 "smsend_conn_id": self.smsend_conn_id,
                 "poll_interval": self.poll_interval,
+                "sender_sql": self.sender_sql,
+                "sender_conn_id": self.sender_conn_id,
             },
         )
 
@@ -231,6 +249,8 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
             "text_pattern": self.text_pattern or None,
             "ignore_case": self.ignore_case,
         }
+        if self.sender_sql:  # the query, not the number it reads (unknown until the triggerer runs it)
+            selects.update(sender_sql=self.sender_sql, sender_conn_id=self.sender_conn_id)
         settings = json.dumps(selects, sort_keys=True)
         return hashlib.sha256(settings.encode("utf-8")).hexdigest()[:40]
 
@@ -300,6 +320,8 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         """Fire the listings' messages newer than this trigger's cursor that match, each once."""
         async for listing in shared_stream:
+            if not await self._read_sender():
+                continue  # unknown sender: pass nothing, fire nothing; read it again at the next listing
             for sms in await self._new(listing):
                 if self._matches(sms) and await self._claim(sms.id):
                     log.info(
@@ -376,13 +398,30 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
             )  # fmt: skip
         return new
 
+    async def _read_sender(self) -> bool:
+        """With ``sender_sql``: read the sender once (in a thread); False (logged) if it failed."""
+        if self._sender_read:
+            return True
+        try:
+            self._sender = await asyncio.to_thread(
+                sender_from_sql, str(self.sender_conn_id), str(self.sender_sql)
+            )
+        except Exception as exc:
+            log.warning(
+                "sender_sql of the inbound cursor %s found no sender (%s); trying again at the next poll.",
+                self.key, _safe(exc),
+            )  # fmt: skip
+            return False
+        self._sender_read = True
+        return True
+
     def _matches(self, sms: ReceivedSms) -> bool:
-        if self.sender is None and self._pattern is None:
+        if self._sender is None and self._pattern is None:
             return True
         found = find_match(
             [sms],
             received_after=sms.received_at,
-            sender=self.sender,
+            sender=self._sender,
             text_pattern=self._pattern,
             region=self.region,
         )

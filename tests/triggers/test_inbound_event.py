@@ -151,6 +151,8 @@ def test_subscribers_with_other_messages_or_poll_interval_do_not_share_a_poll() 
         ({"poll_interval": 0}, "poll_interval"),
         ({"cursor_key": "x" * 65}, "cursor_key"),
         ({"text_pattern": "("}, "not a valid regular expression"),
+        ({"sender": CUSTOMER, "sender_sql": "SELECT 1", "sender_conn_id": "c"}, "not both"),
+        ({"sender_sql": "SELECT 1"}, "sender_conn_id"),
     ],
 )
 def test_bad_settings_are_refused_when_the_dag_is_parsed(bad: dict[str, Any], message: str) -> None:
@@ -253,6 +255,31 @@ def test_siblings_on_one_shared_stream_keep_their_own_filters_and_cursors(cursor
 
     assert asyncio.run(rest()) == []
     assert cursor_row(cursor_db, stops.key)[0] == 4  # type: ignore[index]
+
+
+def test_sender_sql_reads_the_sender_in_the_triggerer_and_keeps_it_out_of_the_kwargs(cursor_db: Path) -> None:
+    """The trigger table (its kwargs) and the cursor key hold the query, not the number; the
+    sender is read at the first listing; while the query finds none nothing fires nor is passed."""
+    with sqlite3.connect(cursor_db) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER, phone TEXT)")
+    query = "SELECT phone FROM customers WHERE id = 7"
+    trig = trigger("001", sender_sql=query, sender_conn_id="inbound_cursor", fire_existing=True)
+    _, kwargs = trig.serialize()
+    assert CUSTOMER not in json.dumps(kwargs) and kwargs["sender_sql"] == query
+    assert trig.key == trigger("001", sender_sql=query, sender_conn_id="inbound_cursor").key
+    assert trig.key != trigger("001").key
+    first = listing((1, CUSTOMER, "STOP"), (2, "+393479999999", "STOP"))
+    later = listing((1, CUSTOMER, "STOP"), (2, "+393479999999", "STOP"), (3, CUSTOMER, "again"))
+
+    async def fired(*listings: tuple[ReceivedSms, ...]) -> list[int]:
+        return [e.payload["id"] async for e in trig.filter_shared_stream(stream(*listings))]
+
+    assert asyncio.run(fired(first)) == []  # no customer 7 yet: nothing fired, nothing passed
+    assert not _has_row(cursor_db, trig.key)
+    with sqlite3.connect(cursor_db) as conn:
+        conn.execute("INSERT INTO customers VALUES (7, ?)", (CUSTOMER,))
+    assert asyncio.run(fired(first, later)) == [1, 3]
+    assert cursor_row(cursor_db, trig.key)[0] == 3  # type: ignore[index]
 
 
 class SlowUpdates:
