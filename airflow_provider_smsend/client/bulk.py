@@ -283,11 +283,10 @@ class BulkResult:
         return list(dict.fromkeys(o.request_id for o in self.outcomes if o.request_id))
 
     def failure_ratio(self) -> float:
-        """Share of the recipients meant to be sent (all but the suppressed and capped) that were
-        not accepted; 0.0 when nobody was to be sent."""
-        meant = [o for o in self.outcomes if o.status not in SKIPPED]
-        failed = sum(1 for o in meant if o.status != ACCEPTED)
-        return 0.0 if not meant else failed / len(meant)
+        """Share of recipients neither accepted nor skipped (suppressed, capped) (0.0 with none)."""
+        total = len(self.outcomes)
+        failed = sum(1 for o in self.outcomes if o.status != ACCEPTED and o.status not in SKIPPED)
+        return 0.0 if total == 0 else failed / total
 
     def this_try(self) -> dict[str, Any]:
         """What this run did itself (outcomes not read from an earlier try's ledger entries):

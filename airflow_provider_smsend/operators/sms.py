@@ -156,8 +156,7 @@ class SmSendSmsOperator(SmSendBaseOperator):
         ``concurrency`` recipients unknown, whatever this is.)
     :param fail_on: ``"any"`` (default: fail if any recipient is not accepted), ``"all"`` (fail
         only if none is accepted), or a ratio: fail if the share not accepted exceeds it.
-        Suppressed and capped recipients are not failures: a ratio is of the recipients meant
-        to be sent (all but those), and is 0 when nobody was to be sent.
+        Suppressed and capped recipients are not failures (a ratio counts them as handled).
     :param max_segments: refuse (before sending anything) a message longer than this many segments.
     :param min_credit: fail before sending if the account's credit (euros) is below this (a floor on
         the balance, not a cap on what the task spends: that is ``max_cost``).

@@ -874,25 +874,6 @@ def test_suppressed_numbers_are_skipped_before_the_estimate_the_cost_cap_and_any
     assert again["this_try"]["accepted"] == 0 and sum(sent_counts(gateway).values()) == 7
 
 
-def test_fail_on_a_ratio_counts_only_the_recipients_meant_to_be_sent(gateway, optouts):
-    import datetime as dt
-
-    blocked = numbers(8)
-    refused = ["+393339990003", "+393338880003"]  # the sandbox refuses them: unknown_operator
-    optouts.add([(n, "STOP reply") for n in blocked], since=dt.datetime.now(dt.UTC))
-    op = SmSendSmsOperator(
-        task_id="send", recipients=blocked + refused, text="Saldi", sender="ACME", fail_on=0.5,
-        suppression_conn_id="warehouse",
-    )  # fmt: skip
-    context = make_context()
-    with pytest.raises(AirflowFailException):  # 2 of the 2 meant to be sent failed, not 2 of 10
-        op.execute(context)
-    assert pushed(context, "partial_result")["totals"] == {
-        "accepted": 0, "rejected": 2, "unknown": 0, "suppressed": 8, "capped": 0, "total": 10,
-    }  # fmt: skip
-    assert sent_counts(gateway) == {}
-
-
 def test_an_ambiguous_recipient_resent_with_resend_unknown_is_checked_against_the_suppression_list(
     gateway, optouts
 ):
