@@ -307,7 +307,10 @@ class SqlAlchemySession(Session):
     ``INSERT ... SELECT ... FROM JSON_TABLE(?)`` of the chunk as one JSON document (the server
     parses it in C: several times ``to_sql``'s default, docs/benchmarks.md, and no file on either
     side, unlike ``LOAD DATA LOCAL INFILE``, which would let the server read any client file);
-    elsewhere an ``executemany`` of an ``INSERT``.
+    elsewhere an ``executemany`` of an ``INSERT``. On the ``JSON_TABLE`` path the columns with one
+    value in the whole frame (request id, load time, run id...) are not given to pandas, whose
+    ``to_sql`` turns every value it is given into a Python object first: each statement takes them
+    from a one-row document.
 
     :param engine: a SQLAlchemy engine (e.g. a common-sql hook's ``get_sqlalchemy_engine()``).
     :param dialect: the database family (its marker is the driver's, e.g. ``%s``).
@@ -329,6 +332,8 @@ class SqlAlchemySession(Session):
         self._chunk = chunk_size
         self._sender: Any = None
         self._pending: Any = None
+        #: the frame's columns with one value, as a one-row frame (not given to pandas: ingest)
+        self._constants: pd.DataFrame | None = None
         #: appended to each ``INSERT`` (MySQL upserts: ``ON DUPLICATE KEY UPDATE ...``)
         self.upsert_clause = ""
 
@@ -392,6 +397,15 @@ class SqlAlchemySession(Session):
         self._offset = 0
         json_table = self._json_table()
         self._chunk = min(self.chunk_size, self.JSON_CHUNK) if json_table else self.chunk_size
+        self._constants = None
+        if json_table:
+            # A column with one value in the whole frame (request id, load time, run id...) is not
+            # given to pandas, which would turn each of its values into a Python object: each
+            # chunk's statement takes it from a one-row document (_insert_json).
+            same = [k for k in frame.columns if _one_value(frame[k])][: len(frame.columns) - 1]
+            if same:
+                self._constants = frame[same].iloc[:1]
+                frame = frame.drop(columns=same)
         try:
             frame.to_sql(
                 bare, self.conn, schema=schema or None, if_exists="append", index=False,
@@ -443,13 +457,25 @@ class SqlAlchemySession(Session):
             return isinstance(dtype, pd.ArrowDtype) and pa.types.is_decimal(dtype.pyarrow_dtype)
 
         # Dates, and money as its exact text: before pandas 3.0, to_json writes a decimal as a float.
-        texts = [k for k in keys if self._types.get(k, "").upper() == "DATE" or money(chunk[k].dtype)]
+        def as_text(name: str, dtype: Any) -> bool:
+            return self._types.get(name, "").upper() == "DATE" or money(dtype)
+
+        texts = [k for k in keys if as_text(k, chunk[k].dtype)]
         if texts:
             chunk = chunk.astype({k: "string[pyarrow]" for k in texts})
-        # A column with one value in the whole chunk (request id, load time, run id...) goes once, in
-        # a one-row document joined to every row: the server parses far less JSON.
-        same = [k for k in keys if chunk[k].nunique(dropna=False) <= 1][: len(keys) - 1]
+        if self._constants is not None:
+            texts += [k for k in self._constants.columns if as_text(k, self._constants[k].dtype)]
+        # A column with one value in the whole chunk goes once, in a one-row document joined to every
+        # row, with the frame's own one-value columns (ingest): the server parses far less JSON.
+        same = [k for k in keys if _one_value(chunk[k])][: len(keys) - 1]
         varying = [k for k in keys if k not in same]
+        head = chunk[same].iloc[:1].reset_index(drop=True)
+        if self._constants is not None:
+            constants = self._constants.reset_index(drop=True)
+            if texts:
+                constants = constants.astype({k: "string[pyarrow]" for k in constants.columns if k in texts})
+            head = pd.concat([head, constants], axis=1)
+            same = [*same, *constants.columns]
         quote, mark = self.dialect.quote, self.dialect.marks(1)[0]
 
         def source(columns: list[str], alias: str) -> str:
@@ -464,11 +490,12 @@ class SqlAlchemySession(Session):
         documents = [chunk[varying].to_json(orient="values", date_format="iso", date_unit="us")]
         sources = source(varying, "smsend_rows")
         if same:
-            documents.append(chunk[same].iloc[:1].to_json(orient="values", date_format="iso", date_unit="us"))
+            documents.append(head.to_json(orient="values", date_format="iso", date_unit="us"))
             sources += f" CROSS JOIN {source(same, 'smsend_same')}"
-        picks = ", ".join(f"{'smsend_same' if k in same else 'smsend_rows'}.{quote(k)}" for k in keys)
+        columns = [*keys, *(k for k in same if k not in keys)]
+        picks = ", ".join(f"{'smsend_same' if k in same else 'smsend_rows'}.{quote(k)}" for k in columns)
         # WHERE TRUE ends the join, so that an upsert's ON DUPLICATE KEY is not read as its ON
-        sql = f"{self._head(pd_table, keys)} SELECT {picks} FROM {sources} WHERE TRUE {self.upsert_clause}"
+        sql = f"{self._head(pd_table, columns)} SELECT {picks} FROM {sources} WHERE TRUE {self.upsert_clause}"
         self._send(sql, documents)
         if self._offset >= len(frame):
             self._wait()  # the last chunk: pandas may use the connection again before to_sql returns
@@ -543,6 +570,15 @@ def _json_table_type(sql_type: str | None) -> str:
     if length:  # one character more than the column: a longer value still reaches the INSERT too long
         return f"VARCHAR({int(length.group(1)) + 1})"
     return "LONGTEXT"
+
+
+def _one_value(values: pd.Series) -> bool:
+    """Whether a column holds one value (or none) in every row, missing values counted as one."""
+    if len(values) > 1:
+        first, last = values.iloc[0], values.iloc[-1]
+        if _missing(first) != _missing(last) or (not _missing(first) and first != last):
+            return False  # most columns that vary are told by their two ends, with no hashing
+    return bool(values.nunique(dropna=False) <= 1)
 
 
 def _missing(value: Any) -> bool:

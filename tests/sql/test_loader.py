@@ -133,6 +133,70 @@ def test_money_is_exact_through_json(engine: Any, table: str) -> None:
     assert [tuple(r) for r in stored] == [(u, c, dt.date(2024, 7, 16)) for u, c in balances]
 
 
+def test_columns_with_one_value_in_the_frame_are_not_given_to_pandas(engine: Any, table: str) -> None:
+    import json
+
+    session = SqlAlchemySession(engine, dialect_for("mysql"))
+    sent: list[tuple[list[str], list[str]]] = []
+    insert = session._insert_json
+
+    def spy(pd_table: Any, conn: Any, keys: list[str], data_iter: Any) -> int:
+        count = insert(pd_table, conn, keys, data_iter)
+        sent.append((list(keys), []))
+        return count
+
+    send = session._send
+    session._insert_json = spy  # type: ignore[method-assign]
+    session._send = lambda sql, documents: (sent.append(([], documents)), send(sql, documents))[1]  # type: ignore[method-assign]
+    try:
+        loader = TableLoader(session, table, BATCH_STATUS_TABLE)
+        loader.ensure_table()
+        loader.load([_frame(10)], mode="append")
+    finally:
+        session.close()
+
+    # pandas turns every value of the columns it is given into a Python object: only the four that
+    # vary reach it; request_id, report_type, status_class, netcode, loaded_at and dag_run_id have
+    # one value in the frame and go in a one-row document
+    (_, documents), (keys, _) = sent
+    assert keys == ["id", "dest", "status", "status_text"]
+    rows, same = (json.loads(d) for d in documents)
+    assert len(rows) == 10 and {len(r) for r in rows} == {4}
+    assert len(same) == 1 and len(same[0]) == 6 and "HTTP1" in same[0] and "notify" in same[0]
+    stored = _rows(engine, table)
+    assert [(r[0], r[1], r[5], r[7], r[8], r[9]) for r in stored] == [
+        ("HTTP1", "notify", "pending", None, NOW.replace(tzinfo=None), None)
+    ] * 10
+    assert [r[2] for r in stored] == list(range(10))
+
+
+def test_money_and_a_date_with_one_value_stay_exact(engine: Any, table: str) -> None:
+    import pandas as pd
+    import pyarrow as pa
+
+    from airflow_provider_smsend.client.reports import credit_snapshot_frame
+
+    frame = credit_snapshot_frame(
+        [(u, Decimal("99999999999999.9999")) for u in (1, 2, 3)], snapshot_date=dt.date(2024, 2, 29)
+    )
+    frame["loaded_at"] = constant(NOW, len(frame), pa.timestamp("us", tz="UTC"))
+    frame["dag_run_id"] = pd.array(["run"] * len(frame), dtype=pd.ArrowDtype(pa.string()))
+    session = SqlAlchemySession(engine, dialect_for("mysql"))
+    try:
+        loader = TableLoader(session, table, CREDIT_SNAPSHOT_TABLE)
+        loader.ensure_table()
+        loader.load([frame], mode="append")
+    finally:
+        session.close()
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            f"SELECT u_id, credit, snapshot_date FROM {table} ORDER BY u_id"
+        ).fetchall()
+    assert [tuple(r) for r in stored] == [
+        (u, Decimal("99999999999999.9999"), dt.date(2024, 2, 29)) for u in (1, 2, 3)
+    ]
+
+
 def test_a_failing_chunk_rolls_the_whole_load_back(engine: Any, table: str) -> None:
     good, bad = _frame(8), _frame(4, request_id="HTTP3")
     bad["dest"] = bad["dest"].str.pad(40, fillchar="9")  # longer than VARCHAR(32): the server refuses
