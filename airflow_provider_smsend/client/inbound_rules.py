@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -51,7 +52,8 @@ def compile_text_pattern(pattern: str | None, *, ignore_case: bool = True) -> re
 
 
 def sender_key(sender: str, *, region: str = DEFAULT_REGION) -> str:
-    """A comparable form of a sender: E.164 when it is a valid number, else stripped lowercase text."""
+    """A comparable form of a sender or reception number: E.164 when it is a valid number (``3400000001``
+    -> ``+393400000001``), else stripped lowercase text."""
     from airflow_provider_smsend.client.numbers import normalize_number
 
     text = str(sender).strip()
@@ -59,6 +61,18 @@ def sender_key(sender: str, *, region: str = DEFAULT_REGION) -> str:
         return normalize_number(text, region=region, allow_landlines=True)  # who wrote, not a recipient
     except SmSendValidationError:
         return text.lower()
+
+
+def reception_key(rcpt: str, sharecode: str, *, region: str = DEFAULT_REGION) -> str:
+    """Which reception number and share code an event comes from: 16 hex digits of SHA-256.
+
+    Of the number in E.164 (:func:`sender_key`: ``+393400000001`` and ``3400000001`` give
+    one key) and the share code. Exact where the masked number is not (two numbers may mask
+    alike), and no number in the event: the event's ``reception``, which
+    :class:`~airflow_provider_smsend.transfers.inbound_to_sql.SmSendInboundToSqlOperator` matches.
+    """
+    text = f"{sender_key(rcpt, region=region)}\x1f{str(sharecode).strip()}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def parse_received_after(value: object) -> datetime:

@@ -134,7 +134,7 @@ class SmSendInboundToSqlOperator(BaseSmSendToSqlOperator):
         events: Mapping[Any, Iterable[Any]] | None = context.get("triggering_asset_events")
         if not events:
             return None
-        from airflow_provider_smsend.triggers.inbound_event import reception_key
+        from airflow_provider_smsend.client.inbound_rules import reception_key
 
         ids: set[int] = set()
         inbound = 0

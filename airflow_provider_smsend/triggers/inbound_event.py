@@ -14,9 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
-from airflow_provider_smsend.client.inbound_rules import compile_text_pattern, find_match
-from airflow_provider_smsend.client.numbers import DEFAULT_REGION, mask_number, normalize_number
+from airflow_provider_smsend.client.errors import SmSendError
+from airflow_provider_smsend.client.inbound_rules import (
+    compile_text_pattern,
+    find_match,
+    reception_key,
+    sender_key,
+)
+from airflow_provider_smsend.client.numbers import DEFAULT_REGION, mask_number
 from airflow_provider_smsend.client.soap import check_messages
 from airflow_provider_smsend.sql.cursor import DEFAULT_CURSOR_TABLE
 from airflow_provider_smsend.sql.ledger import _safe
@@ -33,27 +38,6 @@ MAX_BACKOFF = 3600.0
 
 #: What the shared poll yields: one receiveSms listing, oldest message first.
 Listing = tuple["ReceivedSms", ...]
-
-
-def comparable_number(number: str, *, region: str = DEFAULT_REGION) -> str:
-    """A number in E.164 when it is a valid one (``3400000001`` -> ``+393400000001``), else stripped lowercase text."""
-    text = str(number).strip()
-    try:
-        return normalize_number(text, region=region, allow_landlines=True)
-    except SmSendValidationError:
-        return text.lower()
-
-
-def reception_key(rcpt: str, sharecode: str, *, region: str = DEFAULT_REGION) -> str:
-    """Which reception number and share code an event comes from: 16 hex digits of SHA-256.
-
-    Of the number in E.164 (:func:`comparable_number`: ``+393400000001`` and ``3400000001`` give
-    one key) and the share code. Exact where the masked number is not (two numbers may mask
-    alike), and no number in the event: the event's ``reception``, which
-    :class:`~airflow_provider_smsend.transfers.inbound_to_sql.SmSendInboundToSqlOperator` matches.
-    """
-    text = f"{comparable_number(rcpt, region=region)}\x1f{str(sharecode).strip()}"
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 class SmSendInboundSmsEventTrigger(BaseEventTrigger):
@@ -93,7 +77,7 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
 
     The event (logged by the triggerer, stored as the asset event's ``extra``) holds the message's
     ``id``, ``received_at`` (ISO 8601, Europe/Rome), ``sender`` and ``rcpt`` masked, ``sharecode``,
-    ``reception`` (:func:`reception_key`: which number and share code, exactly) and ``cursor_key``:
+    ``reception`` (:func:`~airflow_provider_smsend.client.inbound_rules.reception_key`: which number and share code, exactly) and ``cursor_key``:
     never the text nor a full number. A task reads the text by id
     (:class:`~airflow_provider_smsend.transfers.inbound_to_sql.SmSendInboundToSqlOperator`).
     A non-retryable gateway error (a wrong password) is logged and polled again after a pause that
@@ -243,9 +227,9 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
             return self.cursor_key
         selects = {
             "smsend_conn_id": self.smsend_conn_id,
-            "rcpt": comparable_number(self.rcpt, region=self.region),
+            "rcpt": sender_key(self.rcpt, region=self.region),
             "sharecode": self.sharecode.strip(),
-            "sender": None if self.sender is None else comparable_number(self.sender, region=self.region),
+            "sender": None if self.sender is None else sender_key(self.sender, region=self.region),
             "text_pattern": self.text_pattern or None,
             "ignore_case": self.ignore_case,
         }
@@ -260,7 +244,7 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
         """One receiveSms poll per connection, reception number, share code, ``messages`` and
         ``poll_interval`` in a triggerer: a trigger never polls with another's settings.
 
-        The number is hashed (:func:`reception_key`): the triggerer logs the key.
+        The number is hashed (:func:`~airflow_provider_smsend.client.inbound_rules.reception_key`): the triggerer logs the key.
         """
         reception = reception_key(self.rcpt, self.sharecode, region=self.region)
         return ("smsend-inbound", self.smsend_conn_id, reception, self.messages, self.poll_interval)

@@ -15,6 +15,7 @@ from airflow_provider_smsend.client.inbound_rules import (
     keyword_form,
     opt_out_keyword,
     parse_received_after,
+    reception_key,
     sender_key,
 )
 from airflow_provider_smsend.client.soap import ROME, ReceivedSms
@@ -59,6 +60,14 @@ def test_find_match_without_criteria_takes_any_new_message_and_none_when_empty()
 def test_sender_key_compares_numbers_and_alphanumeric_senders():
     assert sender_key("0039 333 1234567") == sender_key("+393331234567") == "+393331234567"
     assert sender_key(" ACME ") == "acme"
+
+
+def test_reception_key_is_one_per_number_and_share_code():
+    key = reception_key("+393400000001", "001")
+    assert key == reception_key(" 3400000001", " 001 ")  # national form, spaces: the same reception
+    assert len(key) == 16 and "3400000001" not in key
+    assert key != reception_key("+393400000002", "001")  # masks alike (+39340******1/2), differs here
+    assert key != reception_key("+393400000001", "002")
 
 
 def test_invalid_inputs_are_named():
