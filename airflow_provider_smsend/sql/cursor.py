@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_provider_smsend.sql.ledger import quietly, run_in_transaction
+from airflow_provider_smsend.sql.transaction import quietly, run_in_transaction
 
 if TYPE_CHECKING:
     from airflow_provider_smsend.sql.dialect import Dialect

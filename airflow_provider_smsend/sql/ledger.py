@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -26,6 +25,7 @@ from airflow_provider_smsend.client.ledger import (
     stamp,
 )
 from airflow_provider_smsend.sql.dialect import Dialect
+from airflow_provider_smsend.sql.transaction import quietly, run_in_transaction, safe_error
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ _COLUMNS = "job_key, item, state, request_id, cost, error_code, error, retryable
 #: Driver errors that a new attempt (on a new connection) may get past, by class name: every
 #: DB-API driver names them so (sqlite3, psycopg, MySQLdb, ...).
 _TRANSIENT = frozenset({"OperationalError", "InterfaceError"})
-_DIGITS = re.compile(r"\+?\d[\d ]{5,}\d")
 
 
 class DbApiLedger:
@@ -160,7 +159,7 @@ class DbApiLedger:
             log.warning(
                 "The send ledger could not %s (%s), attempt %d; trying again on a new connection in %.1f s.",
                 what,
-                _safe(exc),
+                safe_error(exc),
                 state.attempt_number,
                 state.next_action.sleep if state.next_action is not None else 0.0,
             )
@@ -182,7 +181,7 @@ class DbApiLedger:
                 raise
             raise SmSendLedgerError(
                 f"The send ledger (table {self.table!r}, {self.dialect}) could not {what} for "
-                f"{self.retry_for:g} s: {_safe(exc)}. Check the ledger's database; a retry of the task "
+                f"{self.retry_for:g} s: {safe_error(exc)}. Check the ledger's database; a retry of the task "
                 "resumes from what the ledger holds."
             ) from exc
 
@@ -330,24 +329,6 @@ class DbApiLedger:
         return self._transaction("record outcomes", work)
 
 
-def run_in_transaction(conn: Any, work: Callable[[Any], T]) -> T:
-    """Run ``work(cursor)`` on ``conn`` in one transaction: committed, or rolled back and re-raised.
-
-    The one transaction helper of the ``sql`` room (the ledger, the inbound cursor, the suppression
-    list); the caller owns the connection.
-    """
-    cur = conn.cursor()
-    try:
-        result = work(cur)
-        conn.commit()
-        return result
-    except BaseException:
-        quietly(conn.rollback)
-        raise
-    finally:
-        quietly(cur.close)
-
-
 def _execute(conn: Any, sql: str) -> None:
     """Run one statement without parameters and commit it."""
 
@@ -379,19 +360,3 @@ def _check_lengths(job_key: str, items: list[str], owner: str) -> None:
         raise ValueError(
             f"Ledger keys are at most {MAX_KEY} characters (owner ids {MAX_OWNER}): job key {job_key[:40]!r}..."
         )
-
-
-def _safe(exc: BaseException | None) -> str:
-    """An error's type and first line, with digit runs that may be phone numbers masked."""
-    if exc is None:
-        return "error"
-    first = (str(exc).strip().splitlines() or [""])[0][:200]
-    return f"{type(exc).__name__}: {_DIGITS.sub('***', first)}"
-
-
-def quietly(func: Callable[[], object]) -> None:
-    """Call ``func`` (a close or a rollback), ignoring its error: it must not hide the real one."""
-    try:
-        func()
-    except Exception:  # closing or rolling back a broken connection must not hide the real error
-        log.debug("Ledger connection cleanup failed", exc_info=True)

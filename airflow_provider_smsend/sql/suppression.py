@@ -26,7 +26,7 @@ from airflow_provider_smsend.client.errors import SmSendValidationError
 from airflow_provider_smsend.client.numbers import DEFAULT_REGION, mask_number, normalize_number
 from airflow_provider_smsend.sql.dialect import Dialect, dialect_for
 from airflow_provider_smsend.sql.layouts import Column
-from airflow_provider_smsend.sql.ledger import quietly, run_in_transaction
+from airflow_provider_smsend.sql.transaction import quietly, run_in_transaction
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook

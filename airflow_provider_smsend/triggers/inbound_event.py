@@ -24,7 +24,7 @@ from airflow_provider_smsend.client.inbound_rules import (
 from airflow_provider_smsend.client.numbers import DEFAULT_REGION, mask_number
 from airflow_provider_smsend.client.soap import check_messages
 from airflow_provider_smsend.sql.cursor import DEFAULT_CURSOR_TABLE
-from airflow_provider_smsend.sql.ledger import _safe
+from airflow_provider_smsend.sql.transaction import safe_error
 from airflow_provider_smsend.triggers.inbound import masked_message, sender_from_sql
 
 if TYPE_CHECKING:
@@ -360,7 +360,7 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
                 "The inbound cursor %s could not %s (%s); trying again at the next poll.",
                 self.key,
                 what,
-                _safe(exc),
+                safe_error(exc),
             )
             self._last = None
             return None
@@ -393,7 +393,7 @@ class SmSendInboundSmsEventTrigger(BaseEventTrigger):
         except Exception as exc:
             log.warning(
                 "sender_sql of the inbound cursor %s found no sender (%s); trying again at the next poll.",
-                self.key, _safe(exc),
+                self.key, safe_error(exc),
             )  # fmt: skip
             return False
         self._sender_read = True
