@@ -235,6 +235,7 @@ __all__ = [
     "keyword_form",
     "opt_out_keyword",
     "parse_received_after",
+    "reception_key",
     "received_sms_to_dict",
     "sender_key",
 ]

@@ -61,3 +61,6 @@ def quietly(func: Callable[[], object]) -> None:
         func()
     except Exception:  # closing or rolling back a broken connection must not hide the real error
         log.debug("SQL connection cleanup failed", exc_info=True)
+
+
+__all__ = ["quietly", "run_in_transaction", "safe_error"]
