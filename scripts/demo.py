@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -181,6 +181,27 @@ class Demo:
         )
         self.results[log_name] = mark
 
+    def suppress(self, number: str, reason: str, *, log_name: str) -> None:
+        """Add ``number`` to the warehouse's suppression list as a user would: ``SuppressionList`` over
+        the ``warehouse`` connection's own ``SqliteHook``, in a process with the demo's environment."""
+        script = (
+            "import sys\n"
+            "from datetime import UTC, datetime\n"
+            "from airflow.providers.sqlite.hooks.sqlite import SqliteHook\n"
+            "from airflow_provider_smsend.sql.suppression import SuppressionList\n"
+            "optouts = SuppressionList(SqliteHook(sqlite_conn_id='warehouse'))\n"
+            "optouts.ensure()\n"
+            "optouts.add([(sys.argv[1], sys.argv[2])], since=datetime.now(UTC))\n"
+            "print('Suppression list updated')\n"
+        )
+        with open(WORK / "logs" / f"{log_name}.log", "w") as log:
+            done = subprocess.run(
+                [str(VENV_BIN / "python"), "-c", script, number, reason], env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, text=True, timeout=120, check=False,
+            )  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"Could not update the suppression list (log .demo/logs/{log_name}.log)")
+
     def seed_audience(self, size: int = 40) -> None:
         """The sharded campaign's audience in the warehouse: ``size`` customers with an integer id."""
         with sqlite3.connect(self.warehouse) as db:
@@ -250,21 +271,10 @@ class Demo:
         window opens 2 minutes after the step starts (the first run defers, then sends); the second run finds
         everyone texted this week (capped) and sends nothing. No SMS may leave before the window."""
         import ast
-        from types import SimpleNamespace
         from zoneinfo import ZoneInfo
 
-        from airflow_provider_smsend.sql.suppression import SuppressionList
-
         rome = ZoneInfo("Europe/Rome")
-        optouts = SuppressionList(
-            SimpleNamespace(
-                get_conn=lambda: sqlite3.connect(self.warehouse),
-                placeholder="?",
-                connection=SimpleNamespace(conn_type="sqlite"),
-            )
-        )
-        optouts.ensure()
-        optouts.add([(CONSENT_OPT_OUT, "STOP reply")], since=datetime.now(UTC))
+        self.suppress(CONSENT_OPT_OUT, "STOP reply", log_name="consent-opt-out")
         opens = datetime.now(rome) + timedelta(seconds=120)  # airflow dags test takes a while to start
         self.env["SMSEND_WINDOW_START"] = opens.strftime("%H:%M:%S")
         self.env["SMSEND_WINDOW_END"] = (opens + timedelta(hours=3)).strftime("%H:%M:%S")
