@@ -7,35 +7,19 @@ from typing import Any
 
 import pytest
 import requests
+from smsend_test_support.sandbox import soap_client
 
 from airflow_provider_smsend.client.errors import (
     SmSendAuthError,
     SmSendInsufficientCreditError,
     SmSendValidationError,
 )
-from airflow_provider_smsend.client.retry import RetryPolicy
-from airflow_provider_smsend.client.soap import SmSendSoapClient
 
 RCPT = "+393331234567"
 GIF = b"GIF89a" + b"\x00" * 64
 # Sandbox fixture accounts (sandbox/default_accounts.json).
 RESELLER = {"smsusername": "reseller", "smspassword": "reseller-pass"}
 CLIENT_ID = 1001
-
-
-def make_client(sandbox: Any, **kwargs: Any) -> SmSendSoapClient:
-    options: dict[str, Any] = {
-        "receive_url": sandbox.url,
-        "mms_url": sandbox.url,
-        "username": "demo",
-        "password": "demo-pass",
-        "mms_id": "C00000_001",
-        "mms_password": "mms-pass",
-        "retry": RetryPolicy(attempts=1),
-        "timeout": (5.0, 10.0),
-    }
-    options.update(kwargs)
-    return SmSendSoapClient(**options)
 
 
 def share_code(sandbox: Any, rcpt: str = RCPT) -> str:
@@ -54,7 +38,7 @@ def test_receive_sms(sandbox, live_wsdl):
     for n, text in enumerate(["Ciao", "Perché è così", "third"]):
         sandbox.admin.inject_inbound(RCPT, code, f"+39333000000{n}", text)
     wsdl = {"wsdl_receive": f"{sandbox.url}/wsdl/?wsdl"} if live_wsdl else {}
-    client = make_client(sandbox, **wsdl)
+    client = soap_client(sandbox, **wsdl)
 
     items = client.receive_sms(RCPT, code, messages=10)
 
@@ -65,18 +49,18 @@ def test_receive_sms(sandbox, live_wsdl):
 
 
 def test_receive_sms_empty(sandbox):
-    assert make_client(sandbox).receive_sms(RCPT, share_code(sandbox)) == []
+    assert soap_client(sandbox).receive_sms(RCPT, share_code(sandbox)) == []
 
 
 def test_receive_sms_wrong_password_is_an_auth_error(sandbox):
     with pytest.raises(SmSendAuthError):
-        make_client(sandbox, password="wrong").receive_sms(RCPT, share_code(sandbox))
+        soap_client(sandbox, password="wrong").receive_sms(RCPT, share_code(sandbox))
 
 
 @pytest.mark.parametrize("live_wsdl", [False, True], ids=["bundled-wsdl", "live-wsdl"])
 def test_send_mms_plain(sandbox, live_wsdl):
     wsdl = {"wsdl_mms": f"{sandbox.url}/sms-gw/?wsdl"} if live_wsdl else {}
-    result = make_client(sandbox, **wsdl).send_mms("Oggetto", "Testo dell'MMS", [RCPT], image=GIF)
+    result = soap_client(sandbox, **wsdl).send_mms("Oggetto", "Testo dell'MMS", [RCPT], image=GIF)
 
     assert result.cost == Decimal("0.3700")
     [recorded] = sandbox.admin.messages(kind="mms")
@@ -86,7 +70,7 @@ def test_send_mms_plain(sandbox, live_wsdl):
 
 
 def test_send_mms_md5_with_latin1_text(sandbox):
-    client = make_client(sandbox, mms_id="C00000_002", mms_password="mms-md5-pass", mms_auth="md5")
+    client = soap_client(sandbox, mms_id="C00000_002", mms_password="mms-md5-pass", mms_auth="md5")
     result = client.send_mms("Città", "Perché è così", [RCPT, "+393331234568"])
 
     assert result.cost == Decimal("0.7400")
@@ -94,7 +78,7 @@ def test_send_mms_md5_with_latin1_text(sandbox):
 
 
 def test_send_mms_md5_wrong_secret_is_refused(sandbox):
-    client = make_client(sandbox, mms_id="C00000_002", mms_password="not-it", mms_auth="md5")
+    client = soap_client(sandbox, mms_id="C00000_002", mms_password="not-it", mms_auth="md5")
     with pytest.raises(SmSendAuthError):
         client.send_mms("S", "T", [RCPT])
     assert sandbox.admin.messages(kind="mms") == []
@@ -103,12 +87,12 @@ def test_send_mms_md5_wrong_secret_is_refused(sandbox):
 def test_send_mms_without_credit(sandbox):
     sandbox.admin.set_credit(CLIENT_ID, "0")
     with pytest.raises(SmSendInsufficientCreditError) as info:
-        make_client(sandbox).send_mms("S", "T", [RCPT])
+        soap_client(sandbox).send_mms("S", "T", [RCPT])
     assert info.value.retryable is False
 
 
 def test_invalid_mms_never_reaches_the_sandbox(sandbox):
-    client = make_client(sandbox)
+    client = soap_client(sandbox)
     with pytest.raises(SmSendValidationError):
         client.send_mms("x" * 26, "T", [RCPT])
     assert sandbox.admin.stats()["total"] == 0

@@ -16,6 +16,7 @@ import pytest
 import requests_mock as rm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from smsend_test_support.sandbox import soap_client
 
 from airflow_provider_smsend.client import answers
 from airflow_provider_smsend.client.errors import SmSendError, SmSendValidationError
@@ -387,14 +388,7 @@ def clients(sandbox: Any) -> tuple[SmSendClient, SmSendSoapClient]:
         reseller_password="reseller-pass",
         reseller_username="reseller",
     )
-    soap = SmSendSoapClient(
-        receive_url=sandbox.url,
-        mms_url=sandbox.url,
-        username="demo",
-        password="demo-pass",
-        mms_id="C00000_001",
-        mms_password="mms-pass",
-    )
+    soap = soap_client(sandbox)
     return http, soap
 
 

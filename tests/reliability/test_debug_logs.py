@@ -16,11 +16,11 @@ import logging
 
 import pytest
 import requests
+from smsend_test_support.sandbox import soap_client
 
 from airflow_provider_smsend.client.async_http import SmSendAsyncClient
 from airflow_provider_smsend.client.http import SmSendClient
 from airflow_provider_smsend.client.retry import RetryPolicy
-from airflow_provider_smsend.client.soap import SmSendSoapClient
 
 LOGGERS = ("airflow_provider_smsend", "zeep", "urllib3", "requests", "httpx", "httpcore")
 RECEPTION = "+393331234567"
@@ -77,15 +77,7 @@ def test_no_number_or_text_in_any_debug_log(sandbox, debug_logs):
             await async_client.batch_status(sent.request_id, "notify")
 
     asyncio.run(read_async())
-    soap = SmSendSoapClient(
-        receive_url=sandbox.url,
-        mms_url=sandbox.url,
-        username="demo",
-        password="demo-pass",
-        mms_id="C00000_001",
-        mms_password="mms-pass",
-        retry=RetryPolicy(attempts=1),
-    )
+    soap = soap_client(sandbox)
     [reply] = soap.receive_sms(RECEPTION, sharecode)
     soap.send_mms(TEXTS[2], TEXTS[3], [MMS_TO], image=GIF)
 

@@ -15,12 +15,17 @@
 
 A module-scoped fixture that must keep gateway state across the tests of its module (data that
 is slow to make) takes ``sandbox_server`` and calls :func:`reset_sandbox` itself, before and after.
+
+:func:`soap_client` is the SOAP client of the sandbox's demo account, for every test that talks
+SOAP (receiveSms, sendMms) to the suite's sandbox.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_smsend.client.retry import RetryPolicy
+from airflow_provider_smsend.client.soap import SmSendSoapClient
 from airflow_provider_smsend.sandbox.faults import FaultSettings
 
 if TYPE_CHECKING:
@@ -46,3 +51,23 @@ def reset_sandbox(server: SandboxServer, **settings: Any) -> SandboxServer:
     admin.set_settings(**{**SETTINGS, **settings})
     admin.reset()  # the fixture reloaded; request counters, clock offset, fault counters zeroed
     return server
+
+
+def soap_client(server: Any, **options: Any) -> SmSendSoapClient:
+    """The SOAP client of the sandbox's demo account (sandbox/default_accounts.json) on ``server``:
+    one attempt per call, 5 s to connect and 10 s to read.
+
+    :param server: the running sandbox (anything with its ``url``).
+    :param options: :class:`SmSendSoapClient` arguments that differ (``retry=...``, ``timeout=...``).
+    """
+    defaults: dict[str, Any] = {
+        "receive_url": server.url,
+        "mms_url": server.url,
+        "username": "demo",
+        "password": "demo-pass",
+        "mms_id": "C00000_001",
+        "mms_password": "mms-pass",
+        "retry": RetryPolicy(attempts=1),
+        "timeout": (5.0, 10.0),
+    }
+    return SmSendSoapClient(**{**defaults, **options})
