@@ -373,11 +373,12 @@ class _Kind:
         columns = {n: _text(table.column(n), strip=False) for n in names}
         if self.quoting and b'"' in buffer:  # only a quoted value can hold a line break
             self.single_line(columns, locate)
+        columns = {n: _strip(v) for n, v in columns.items()}
+        # The short rows (mnc) join the others first, so that every rule below checks them too.
+        extra = self.ragged_rows(names, skipped, locate, columns)
         if b"\x00" in buffer:
             self.no_nul(columns, locate)
-        columns = {n: _strip(v) for n, v in columns.items()}
         self.bounded(columns, locate)
-        extra = self.ragged_rows(names, skipped, locate, columns)
         return self.typed(columns, locate, len(table), extra)
 
     def no_nul(self, columns: dict[str, pa.Array], locate: _Locator) -> None:

@@ -79,6 +79,24 @@ def test_spec_mnc_example_with_ragged_rows():
     ]
 
 
+@pytest.mark.parametrize(
+    ("short_row", "problem"),
+    [
+        ("2,+39" + "3" * 40 + ",200,TIM", "'dest' longer than 32"),
+        ("2,+393331234567,300," + "x" * 300, "'status_text' longer than 255"),
+        ("2,+393331234567,200,T\x00IM", "NUL byte"),
+        ("2,,200,TIM", "empty dest"),
+    ],
+)
+def test_a_short_mnc_row_is_checked_like_a_full_one(short_row, problem):
+    # The 4-field rows of an mnc report are read apart from the full ones; every field rule applies
+    # to them too, naming their line (3: after the header and a full row).
+    text = f"id,dest,status,netcode,status_text\n1,+393401234567,200,22201,TIM\n{short_row}\n"
+    with pytest.raises(SmSendReportError, match=problem) as info:
+        parse_batch_status(text, "mnc")
+    assert info.value.line == 3
+
+
 def test_mnc_full_rows():
     text = "id,dest,status,netcode,status_text\n1,+393331234567,200,22201,TIM\n2,+393401234567,300,,Unknown subscriber\n"
     rows = parse_batch_status(text, "mnc").rows
