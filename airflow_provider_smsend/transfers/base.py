@@ -146,7 +146,8 @@ class BaseSmSendToSqlOperator(SmSendBaseOperator):
         params = {"host": conn.host or "localhost", **({"port": str(conn.port)} if conn.port else {})}
         params.update({k: str(extras[k]) for k in _LIBPQ_EXTRAS if extras.get(k) is not None})
         database = quote(conn.schema or "", safe="")
-        return f"postgresql://{auth + '@' if auth else ''}/{database}?{urlencode(params)}"
+        # quote, not urlencode's default quote_plus: libpq reads "+" as a plus, not a space
+        return f"postgresql://{auth + '@' if auth else ''}/{database}?{urlencode(params, quote_via=quote)}"
 
     @cached_property
     def transform_callable(self) -> Transform | None:

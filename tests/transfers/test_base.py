@@ -327,3 +327,72 @@ def test_a_load_with_an_asset_outlet_describes_the_load_in_the_event(
     events = OutletEventAccessors()
     op.execute(context(outlet_events=events))
     assert events[asset].extra == {"table": table, "rows": 1, "load_mode": "replace"}
+
+
+@pytest.mark.parametrize("host", ["db.example", "::1", "/var/run/postgresql"])
+def test_the_postgres_connection_reaches_libpq_whole(host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ADBC's PostgreSQL driver gets a libpq URI built from the Airflow connection: libpq's own parser
+    (psycopg's conninfo_to_dict) reads back every character of the credentials, the host (a name, an
+    IPv6 address, a socket directory), the database and the libpq extras, and nothing else."""
+    import json
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    password = "p@ss:w/rd%?#&= é'\"\\"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PG_WAREHOUSE",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": host,
+                "port": 6543,
+                "login": "ana@corp",
+                "password": password,
+                "schema": "my db/è",
+                "extra": {
+                    "sslmode": "require",
+                    "application_name": "smsend load",
+                    "cursor": "realdictcursor",
+                },
+            }
+        ),
+    )
+    operator = SmSendBatchStatusToSqlOperator(task_id="load", request_ids="HTTP1", conn_id="pg_warehouse")
+    assert conninfo_to_dict(operator._libpq_uri()) == {
+        "user": "ana@corp",
+        "password": password,
+        "host": host,
+        "port": "6543",
+        "dbname": "my db/è",
+        "sslmode": "require",
+        "application_name": "smsend load",
+        "options": "-c search_path=reports,public",
+    }
+
+
+def test_a_postgres_connection_through_the_socket_directory_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import os
+
+    from smsend_test_support.services import require_service
+
+    def probe() -> None:
+        import psycopg
+
+        psycopg.connect(host="/var/run/postgresql", user="postgres", dbname="test", connect_timeout=5).close()
+
+    if not os.path.isdir("/var/run/postgresql"):
+        pytest.skip("no PostgreSQL socket directory here")
+    require_service("PostgreSQL on its Unix socket (/var/run/postgresql)", probe)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PG_SOCKET",
+        json.dumps(
+            {"conn_type": "postgres", "host": "/var/run/postgresql", "login": "postgres", "schema": "test"}
+        ),
+    )
+    operator = SmSendBatchStatusToSqlOperator(task_id="load", request_ids="HTTP1", conn_id="pg_socket")
+    session = operator.open_session()
+    try:
+        assert session.query("SELECT 1") == [(1,)]
+    finally:
+        session.close()
