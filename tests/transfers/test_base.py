@@ -352,6 +352,7 @@ def test_the_postgres_connection_reaches_libpq_whole(host: str, monkeypatch: pyt
                 "extra": {
                     "sslmode": "require",
                     "application_name": "smsend load",
+                    "options": "-c search_path=reports,public",
                     "cursor": "realdictcursor",
                 },
             }
