@@ -14,7 +14,10 @@ The whole life of an SMS campaign in one DAG:
 5. ``wait_delivery`` waits, deferred, until 80% are delivered (or the rest failed);
 6. ``load_delivery_report`` loads the delivery report into the warehouse table ``sms_delivery``
    (idempotent: a re-run replaces the rows of the same request ids);
-7. ``summary`` reports counts and cost.
+7. ``load_outcomes`` loads what the send did for each recipient (accepted, rejected, unknown, cost,
+   request id; numbers masked, a keyed pseudonym to join on) from the ledger into the warehouse
+   table ``smsend_outcomes``, as soon as the send ends;
+8. ``summary`` reports counts and cost.
 
 Connections: ``smsend_default`` (the gateway), ``smsend_ledger`` (any SQL database, for retry
 safety) and ``warehouse`` (any SQL database). Against the local sandbox::
@@ -38,6 +41,7 @@ from airflow_provider_smsend.operators.mnc import SmSendMncOperator
 from airflow_provider_smsend.operators.sms import SmSendSmsOperator
 from airflow_provider_smsend.sensors.batch_status import SmSendBatchStatusSensor
 from airflow_provider_smsend.transfers.batch_status_to_sql import SmSendBatchStatusToSqlOperator
+from airflow_provider_smsend.transfers.outcomes_to_sql import SmSendOutcomesToSqlOperator
 
 CUSTOMERS_CSV = os.environ.get("SMSEND_CUSTOMERS_CSV", str(Path(__file__).parent / "data" / "customers.csv"))
 POLL_SECONDS = float(os.environ.get("SMSEND_EXAMPLE_POLL_SECONDS", "30"))
@@ -151,6 +155,14 @@ with DAG(
     )
     # [END howto_transfer_smsend_batch_status_to_sql]
 
+    # [START howto_transfer_smsend_outcomes_to_sql]
+    load_outcomes = SmSendOutcomesToSqlOperator(
+        task_id="load_outcomes",
+        send_task_id="send_campaign",
+        conn_id="warehouse",
+    )
+    # [END howto_transfer_smsend_outcomes_to_sql]
+
     @task
     def summary(sent: dict[str, Any], delivery: dict[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
         """One line a human reads: sent, delivered, cost, rows loaded."""
@@ -166,6 +178,6 @@ with DAG(
         print(f"Campaign summary: {result}")
         return result
 
-    recipients >> send_campaign
+    recipients >> send_campaign >> load_outcomes
     wait_delivery >> load_delivery_report
     summary(send_campaign.output, wait_delivery.output, load_delivery_report.output)

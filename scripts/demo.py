@@ -68,6 +68,7 @@ class Demo:
             "AIRFLOW_CONN_SMSEND_DEFAULT": (
                 f"smsend://demo:demo-pass@127.0.0.1:{self.port}/?scheme=http"
                 "&reseller_username=reseller&reseller_password=reseller-pass&timeout=10"
+                "&mms_id=C00000_001&mms_password=mms-pass"
             ),
             "AIRFLOW_CONN_SMSEND_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(self.ledger)}),
             "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(self.warehouse)}),
@@ -360,6 +361,9 @@ class Demo:
             billing_log = self.dag_test(
                 "smsend_reseller_billing", date=tomorrow, log_name="billing-reconcile"
             )
+            self.dag_test(
+                "smsend_mms_offer"
+            )  # after the reconciliation: an MMS spends the demo account's credit
             self.summary(reply_log, billing_log, time.monotonic() - started)
         finally:
             self.stop_sandbox()

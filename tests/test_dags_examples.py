@@ -15,6 +15,7 @@ EXPECTED = {
     "smsend_campaign_sharded",
     "smsend_consent_campaign",
     "smsend_mapped_reminders",
+    "smsend_mms_offer",
     "smsend_opt_out",
     "smsend_pipeline_alerts",
     "smsend_reply_workflow",

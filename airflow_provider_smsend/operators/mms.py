@@ -50,7 +50,14 @@ class SmSendMmsOperator(SmSendBaseOperator):
 
     :param subject: the subject (templated).
     :param text: the text (templated).
-    :param recipients: one number, numbers separated by commas, or a list (templated).
+    :param recipients: one number, numbers separated by commas, or a list (templated — so an inline
+        or XCom-fed list is stored, as rendered, in the task's Rendered Templates, the metadata
+        database; keep the numbers out of it with ``recipients_sql``).
+    :param recipients_sql: instead of ``recipients``: a query run when the task runs on
+        ``recipients_conn_id`` (any common-sql database), one recipient per row, the number in
+        column ``number_field``. Only the query is a template field, never its rows.
+    :param recipients_conn_id: the SQL connection of ``recipients_sql`` (templated).
+    :param number_field: the column of ``recipients_sql`` holding the number.
     :param image: the image: a file path (templated) or its bytes.
     :param sound: the sound: a file path (templated) or its bytes.
     :param video: the video: a file path (templated) or its bytes.
@@ -79,6 +86,8 @@ class SmSendMmsOperator(SmSendBaseOperator):
         "subject",
         "text",
         "recipients",
+        "recipients_sql",
+        "recipients_conn_id",
         "image",
         "sound",
         "video",
@@ -93,7 +102,10 @@ class SmSendMmsOperator(SmSendBaseOperator):
         *,
         subject: str,
         text: str,
-        recipients: str | Iterable[str],
+        recipients: str | Iterable[str] | None = None,
+        recipients_sql: str | None = None,
+        recipients_conn_id: str | None = None,
+        number_field: str = "number",
         image: AttachmentInput | None = None,
         sound: AttachmentInput | None = None,
         video: AttachmentInput | None = None,
@@ -104,9 +116,16 @@ class SmSendMmsOperator(SmSendBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if (recipients is None) == (recipients_sql is None):
+            raise ValueError("Give recipients (numbers) or recipients_sql, not both.")
+        if recipients_sql is not None and not recipients_conn_id:
+            raise ValueError("recipients_sql needs recipients_conn_id, the SQL connection to run it on.")
         self.subject = subject
         self.text = text
         self.recipients = recipients
+        self.recipients_sql = recipients_sql
+        self.recipients_conn_id = recipients_conn_id
+        self.number_field = number_field
         self.image = image
         self.sound = sound
         self.video = video
@@ -116,11 +135,20 @@ class SmSendMmsOperator(SmSendBaseOperator):
         self.ledger_table = ledger_table
 
     def build_message(self, region: str) -> MmsMessage:
-        """Validate everything (no network): the message as it will be sent.
+        """Validate everything (no request to the gateway; ``recipients_sql`` is run): the message
+        as it will be sent.
 
         :raises SmSendValidationError: on any invalid input (nothing was sent).
         """
-        recipients = [str(r) for r in parse_numbers(self.recipients)]
+        if self.recipients_sql is not None:
+            from airflow_provider_smsend.transfers.base import query_rows
+
+            rows = query_rows(
+                str(self.recipients_conn_id), str(self.recipients_sql), required=self.number_field
+            )
+            recipients = [str(row[self.number_field]) for row in rows]
+        else:
+            recipients = [str(r) for r in parse_numbers(self.recipients)]
         return build_mms_message(
             self.subject,
             self.text,

@@ -43,7 +43,6 @@ from airflow_provider_smsend.sql.suppression import DEFAULT_SUPPRESSION_TABLE, S
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow.providers.common.sql.hooks.sql import DbApiHook
     from airflow.sdk import Context
 
     from airflow_provider_smsend.client.bulk import Plan
@@ -411,35 +410,11 @@ class SmSendSmsOperator(SmSendBaseOperator):
                 rows.append({self.number_field: item})
         return rows
 
-    @staticmethod
-    def _sql_hook(conn_id: str, name: str) -> DbApiHook:
-        """The common-sql hook of ``conn_id`` (the argument ``name`` gave it)."""
-        from airflow.providers.common.sql.hooks.sql import DbApiHook
-        from airflow.sdk import BaseHook
-
-        hook = BaseHook.get_connection(conn_id).get_hook()
-        if not isinstance(hook, DbApiHook):
-            raise AirflowFailException(f"{name} {conn_id!r} is not a SQL database (common-sql).")
-        return hook
-
     def _query_rows(self) -> list[Mapping[str, Any]]:
         """The rows of ``recipients_sql`` on ``recipients_conn_id``, as dicts by column name."""
-        hook = self._sql_hook(str(self.recipients_conn_id), "recipients_conn_id")
-        conn = hook.get_conn()
-        try:
-            cursor = conn.cursor()
-            try:
-                cursor.execute(self.recipients_sql)
-                names = [d[0] for d in cursor.description or ()]
-                if self.number_field not in names:
-                    raise AirflowFailException(
-                        f"recipients_sql returns no column {self.number_field!r} (columns: {names!r})."
-                    )
-                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-            finally:
-                cursor.close()
-        finally:
-            conn.close()
+        from airflow_provider_smsend.transfers.base import query_rows
+
+        return list(query_rows(str(self.recipients_conn_id), str(self.recipients_sql), required=self.number_field))
 
     def messages(self, context: Context | None = None) -> list[BulkMessage]:
         """The recipients with their personalised texts (no request made).
@@ -646,8 +621,10 @@ class SmSendSmsOperator(SmSendBaseOperator):
         todo = [number for _, number, _ in to_send if next_step(entries.get(number)) in sendable]
         skipped: dict[str, tuple[str, str, str]] = {}
         if self.suppression_conn_id is not None and todo:
+            from airflow_provider_smsend.transfers.base import sql_hook
+
             optouts = SuppressionList(
-                self._sql_hook(str(self.suppression_conn_id), "suppression_conn_id"),
+                sql_hook(str(self.suppression_conn_id)),
                 self.suppression_table,
                 region=self.client.default_region,
             )

@@ -318,6 +318,33 @@ def sql_hook(conn_id: str, hook_params: Mapping[str, Any] | None = None) -> DbAp
     return hook
 
 
+def query_rows(
+    conn_id: str, sql: str, *, required: str, what: str = "recipients_sql"
+) -> list[dict[str, Any]]:
+    """The rows of ``sql`` on the common-sql connection ``conn_id``, as dicts by column name.
+
+    Rows read this way never reach a template field, XCom or a log: how an operator keeps a list of
+    recipients out of Airflow's metadata (``recipients_sql``).
+
+    :param required: a column the rows must have (the phone number's).
+    :param what: the argument that gave the query, for the error.
+    :raises AirflowFailException: if the connection is not a SQL database, or ``required`` is missing.
+    """
+    conn = sql_hook(conn_id).get_conn()
+    try:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql)
+            names = [d[0] for d in cursor.description or ()]
+            if required not in names:
+                raise AirflowFailException(f"{what} returns no column {required!r} (columns: {names!r}).")
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+    finally:
+        conn.close()
+
+
 def openlineage_table(hook: DbApiHook, connection: Connection, table: str) -> tuple[str, str]:
     """The OpenLineage ``(namespace, name)`` of ``table`` (``name`` or ``schema.name``) on ``hook``'s database.
 

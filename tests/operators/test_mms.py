@@ -30,10 +30,45 @@ def mms_calls(sandbox: Any) -> int:
 
 
 def test_every_template_field_renders(make_context: Any, render: Any) -> None:
-    task = SmSendMmsOperator(task_id="mms", **templated(SmSendMmsOperator.template_fields))
-    render(task, make_context())
-    for name in SmSendMmsOperator.template_fields:
-        assert getattr(task, name) == f"2026-01-15-{name}"
+    # recipients and recipients_sql exclude each other: one instance renders each
+    for left_out in ("recipients_sql", "recipients"):
+        names = [n for n in SmSendMmsOperator.template_fields if n != left_out]
+        task = SmSendMmsOperator(task_id="mms", **templated(names))
+        render(task, make_context())
+        for name in names:
+            assert getattr(task, name) == f"2026-01-15-{name}"
+
+
+def test_recipients_from_sql_stay_out_of_the_rendered_fields(
+    sandbox: Any, make_context: Any, render: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "crm.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE customers (phone TEXT, vip INTEGER)")
+        db.executemany(
+            "INSERT INTO customers VALUES (?, ?)", [(RCPT, 1), ("3331234568", 1), ("3331234569", 0)]
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_CRM", f"sqlite://{path}")
+    task = SmSendMmsOperator(
+        task_id="mms", subject="Offer", text="See the picture", image=PNG, number_field="phone",
+        recipients_sql="SELECT phone FROM customers WHERE vip = 1", recipients_conn_id="crm",
+    )  # fmt: skip
+    context = make_context(task_id="mms")
+    render(task, context)
+    assert "3331234568" not in str({name: getattr(task, name) for name in task.template_fields})
+    assert task.execute(context)["recipients"] == 2
+    assert sorted(m["rcpt"] for m in sandbox.admin.messages(kind="mms")) == [RCPT, "+393331234568"]
+
+
+def test_recipients_or_recipients_sql(sandbox: Any, make_context: Any) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        SmSendMmsOperator(task_id="m", subject="S", text="T", recipients=RCPT, recipients_sql="SELECT 1")
+    with pytest.raises(ValueError, match="not both"):
+        SmSendMmsOperator(task_id="m", subject="S", text="T")
+    with pytest.raises(ValueError, match="recipients_conn_id"):
+        SmSendMmsOperator(task_id="m", subject="S", text="T", recipients_sql="SELECT 1")
 
 
 def test_send_with_image_bytes_and_sound_path(sandbox: Any, make_context: Any, tmp_path: Path) -> None:
@@ -147,5 +182,29 @@ def test_connection_without_mms_account(sandbox: Any, make_context: Any, add_sms
     conn_id = add_smsend_connection("smsend_nomms", mms_id=None, mms_password=None)
     task = SmSendMmsOperator(task_id="mms", subject="S", text="T", recipients=RCPT, smsend_conn_id=conn_id)
     with pytest.raises(AirflowFailException, match="no MMS account"):
+        task.execute(make_context(task_id="mms"))
+    assert sandbox.admin.stats()["total"] == 0
+
+
+def test_a_query_without_the_number_column_sends_nothing(
+    sandbox: Any, make_context: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "crm.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE customers (phone TEXT)")
+        db.execute("INSERT INTO customers VALUES (?)", (RCPT,))
+    monkeypatch.setenv("AIRFLOW_CONN_CRM", f"sqlite://{path}")
+    task = SmSendMmsOperator(
+        task_id="mms",
+        subject="S",
+        text="T",
+        recipients_sql="SELECT phone FROM customers",
+        recipients_conn_id="crm",
+    )
+    with pytest.raises(
+        AirflowFailException, match=r"recipients_sql returns no column 'number' \(columns: \['phone'\]\)"
+    ):
         task.execute(make_context(task_id="mms"))
     assert sandbox.admin.stats()["total"] == 0
