@@ -222,3 +222,174 @@ def test_tables_made_by_earlier_versions_keep_loading(target: SqlTarget, gateway
         assert target.query("SELECT relkind FROM pg_class WHERE relname = %s", (wide,)) == [
             ("r",)
         ]  # still a table: never turned into a view
+
+
+# ------------------------------------------------------- PostgreSQL's compact layout: refusals, long names
+
+
+def relkind(target: SqlTarget, name: str) -> str | None:
+    """PostgreSQL's pg_class kind of ``name`` (``r`` table, ``v`` view), None when it does not exist."""
+    found = target.query("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", (name,))
+    return found[0][0] if found else None
+
+
+def test_a_view_the_provider_did_not_make_is_refused_and_left_alone(
+    postgres_target: SqlTarget, gateway: StubGateway
+) -> None:
+    """A view over another table (even one with the batch-status columns) is not a compact table:
+    every load mode refuses it, and neither the view nor its table is changed, nothing is created."""
+    from airflow_provider_smsend.sql.dialect import dialect_for
+    from airflow_provider_smsend.sql.layouts import BATCH_STATUS_TABLE
+
+    pg = postgres_target
+    gateway.batch[("REQ-V", "notify")] = notify_report(3)
+    other_view, shaped_view = pg.table("fv"), pg.table("fvw")  # named first: dropped before their tables
+    other, wide = pg.table("fvo"), pg.table("fvt")
+    pg.query(f"CREATE TABLE {other} (id BIGINT, note VARCHAR(20))")
+    pg.query(f"INSERT INTO {other} VALUES (1, 'kept'), (2, 'kept')")
+    pg.query(f"CREATE VIEW {other_view} AS SELECT id, note FROM {other}")
+    pg.query(dialect_for("postgres").create_table_sql(wide, BATCH_STATUS_TABLE))
+    pg.query(
+        f"INSERT INTO {wide} ({COLUMNS}) VALUES ('OLD', 'notify', 7, '+39333', 200, 'success', 'Delivered', "
+        "NULL, now(), 'by hand')"
+    )
+    pg.query(f"CREATE VIEW {shaped_view} AS SELECT {COLUMNS} FROM {wide}")
+
+    def state() -> list[Any]:
+        return [
+            pg.query("SELECT pg_get_viewdef(%s::regclass)", (other_view,)),
+            pg.query("SELECT pg_get_viewdef(%s::regclass)", (shaped_view,)),
+            pg.rows(other_view, "id, note"),
+            pg.rows(shaped_view, COLUMNS),
+        ]
+
+    before = state()
+    for view in (other_view, shaped_view):
+        for mode in ("replace", "append", "upsert"):
+            with pytest.raises(
+                AirflowFailException,
+                match=rf"TableLayoutError: '{view}' is a view but '{view}_rows' is missing: it is not a "
+                "compact batch-status table of this provider",
+            ):
+                operator(pg, view, "REQ-V", load_mode=mode).execute(context())
+
+    assert state() == before
+    assert [relkind(pg, name) for name in (other_view, shaped_view, other, wide)] == ["v", "v", "r", "r"]
+    for view in (other_view, shaped_view):
+        assert relkind(pg, f"{view}_rows") is None and relkind(pg, f"{view}_loads") is None
+
+
+@pytest.mark.parametrize(
+    ("schema", "length", "kind"),
+    [("", 51, "v"), ("", 52, "r"), ("public.", 52, "r"), ("", 63, "r")],
+    ids=["51-compact", "52-wide", "schema-52-wide", "63-wide"],
+)
+def test_names_too_long_for_the_compact_objects_get_and_keep_the_wide_layout(
+    postgres_target: SqlTarget, gateway: StubGateway, schema: str, length: int, kind: str
+) -> None:
+    """``{table}_loads_scope`` must fit PostgreSQL's 63 characters: a longer bare name (its schema
+    aside) is made a wide table, and keeps loading (replace, append, upsert) as one."""
+    from airflow_provider_smsend.sql.layouts import CompactNames
+
+    pg = postgres_target
+    name = pg.table("l" * (length - len("smsend__") - 10))  # smsend_<prefix>_<10 hex>
+    assert len(name) == length and CompactNames.fits(name) == (length <= CompactNames.MAX_NAME == 51)
+    table = f"{schema}{name}"
+    pg.created.append(table)
+    gateway.batch[("REQ-L", "notify")] = notify_report(4)
+
+    first = operator(pg, table, "REQ-L").execute(context())
+    again = operator(pg, table, "REQ-L").execute(context())  # the table now exists: kept as it is
+    appended = operator(pg, table, "REQ-L", load_mode="append").execute(context())
+    assert pg.count(table) == 8
+    replaced = operator(pg, table, "REQ-L").execute(context())
+    upsert = operator(pg, table, "REQ-L", load_mode="upsert").execute(context())
+
+    assert [r["rows"] for r in (first, again, appended, replaced, upsert)] == [4] * 5
+    assert (again["deleted"], replaced["deleted"]) == (4, 8)
+    # What PostgreSQL holds under the name (a 63-character name's "_rows" would be cut back to it):
+    # the compact view and its two tables, or one table and its indexes only.
+    held = pg.query(
+        "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v') AND starts_with(c.relname, %s) "
+        "ORDER BY c.relname",
+        (name,),
+    )
+    expected = [(name, "v"), (f"{name}_loads", "r"), (f"{name}_rows", "r")] if kind == "v" else [(name, "r")]
+    assert held == expected and relkind(pg, table) == kind
+    assert [r[:5] for r in pg.rows(table, COLUMNS)] == [
+        ("REQ-L", "notify", 1, "+393333000000", 100),
+        ("REQ-L", "notify", 2, "+393333000001", 200),
+        ("REQ-L", "notify", 3, "+393333000002", 300),
+        ("REQ-L", "notify", 4, "+393333000003", 100),
+    ]
+
+
+def test_create_table_false_refuses_a_missing_table_and_creates_nothing(
+    target: SqlTarget, gateway: StubGateway
+) -> None:
+    """Every dialect; on PostgreSQL neither the compact view nor its two tables are made."""
+    gateway.batch[("REQ-N", "notify")] = notify_report(3)
+    table = target.table("nc")
+
+    for mode in ("replace", "append", "upsert"):
+        with pytest.raises(
+            AirflowFailException,
+            match=rf"TableLayoutError: Table '{table}' does not exist; set create_table=True to create it",
+        ):
+            operator(target, table, "REQ-N", create_table=False, load_mode=mode).execute(context())
+
+    assert not target.exists(table)
+    assert not target.exists(f"{table}_rows") and not target.exists(f"{table}_loads")
+    if target.kind == "postgres":
+        found = target.query("SELECT relname FROM pg_class WHERE relname LIKE %s", (f"{table}%",))
+        assert found == []  # no index, sequence or view of the name either
+
+
+def test_upsert_refuses_a_report_held_more_than_once_and_changes_nothing(
+    postgres_target: SqlTarget, gateway: StubGateway
+) -> None:
+    """Two appended loads of one report in the compact layout: an upsert cannot tell which to
+    update, so it fails naming ``replace``, for the whole load; a ``replace`` then heals it."""
+    pg = postgres_target
+    table = pg.table("upd")
+    gateway.batch[("REQ-A", "notify")] = notify_report(4)
+    gateway.batch[("REQ-B", "notify")] = notify_report(2, start_id=50)
+    operator(pg, table, "REQ-A, REQ-B", load_mode="append").execute(context())
+    operator(pg, table, "REQ-A", load_mode="append").execute(context())
+    assert relkind(pg, table) == "v"
+
+    def state() -> list[Any]:
+        return [
+            pg.rows(table, COLUMNS, order="request_id, id, loaded_at"),
+            pg.rows(
+                f"{table}_loads",
+                "load_id, request_id, report_type, loaded_at, dag_run_id, row_count",
+                order="load_id",
+            ),
+            pg.rows(f"{table}_rows", "load_id, id, dest, status, status_text, netcode", order="load_id, id"),
+        ]
+
+    before = state()
+    assert len(before[0]) == 10 and [r[1:3] + r[5:] for r in before[1]] == [
+        ("REQ-A", "notify", 4), ("REQ-B", "notify", 2), ("REQ-A", "notify", 4),
+    ]  # fmt: skip
+    gateway.batch[("REQ-A", "notify")] = notify_report(5).replace(",100,Waiting", ",200,Delivered")
+    gateway.batch[("REQ-B", "notify")] = notify_report(3, start_id=50)
+
+    with pytest.raises(
+        AirflowFailException,
+        match=rf"TableLayoutError: Cannot upsert the notify report of 'REQ-A': '{table}' holds it more than "
+        r"once \(appended loads\)\. Reload it with load_mode='replace'\.",
+    ):
+        operator(pg, table, "REQ-B, REQ-A", load_mode="upsert").execute(context())
+
+    assert state() == before  # REQ-B (held once) was not upserted either: one transaction
+    operator(pg, table, "REQ-A").execute(context())  # replace: one load of REQ-A again
+    result = operator(pg, table, "REQ-A, REQ-B", load_mode="upsert").execute(context())
+    assert result["rows"] == 8
+    assert pg.rows(f"{table}_loads", "request_id, row_count", order="request_id") == [
+        ("REQ-A", 5),
+        ("REQ-B", 3),
+    ]
+    assert pg.count(table) == 8 and pg.rows(table, "status", order="request_id, id")[0] == (200,)

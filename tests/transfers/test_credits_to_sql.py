@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -81,3 +82,40 @@ def test_the_client_ids_come_from_a_list_or_a_table_not_both() -> None:
         SmSendCreditsToSqlOperator(task_id="c", conn_id="x")
     with pytest.raises(ValueError, match="Give either u_ids or u_id_table, not both"):
         SmSendCreditsToSqlOperator(task_id="c", conn_id="x", u_ids=[1], u_id_table="clients")
+
+
+def without_client_43(frame: Any) -> Any:
+    """A transform by dotted path: leave client 43 out of the snapshot."""
+    return frame[frame["u_id"] != 43]
+
+
+def test_transform_filters_rows_by_callable_and_by_dotted_path(
+    target: SqlTarget, gateway: StubGateway
+) -> None:
+    gateway.credits.update({"42": "OK 0.0001", "43": "OK 123456.7891", "44": "OK 0.0000"})
+    by_callable, by_path = target.table("csc"), target.table("csp")
+
+    kept = credits_op(
+        target,
+        by_callable,
+        u_ids=[42, 43, 44],
+        snapshot_date="2024-07-16",
+        transform=lambda f: f[f["credit"] > 0],
+    ).execute(context())
+    by_name = credits_op(
+        target,
+        by_path,
+        u_ids=[42, 43, 44],
+        snapshot_date="2024-07-16",
+        transform=f"{__name__}.without_client_43",
+    ).execute(context())
+
+    assert kept["rows"] == 2 and by_name["rows"] == 2 and kept["clients"] == 3
+    assert [(r[0], target.money(r[1])) for r in target.rows(by_callable, "u_id, credit", order="u_id")] == [
+        (42, Decimal("0.0001")),
+        (43, Decimal("123456.7891")),
+    ]
+    assert [(r[0], target.money(r[1])) for r in target.rows(by_path, "u_id, credit", order="u_id")] == [
+        (42, Decimal("0.0001")),
+        (44, Decimal("0.0000")),
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -100,3 +101,28 @@ def test_userlog_malformed_line_rolls_back(
         userlog_op(target, table, chunk_size=10).execute(context())
 
     assert target.count(table) == 3
+
+
+def only_beta(frame: Any) -> Any:
+    """A transform by dotted path: keep the operations of the user ``beta``."""
+    return frame[frame["username"] == "beta"]
+
+
+def test_transform_filters_rows_by_callable_and_by_dotted_path(
+    target: SqlTarget, gateway: StubGateway
+) -> None:
+    gateway.userlog["credits"] = CREDITS_USERLOG
+    by_callable, by_path = target.table("ulc"), target.table("ulp")
+
+    kept = userlog_op(target, by_callable, transform=lambda f: f[f["u_id"] == 42]).execute(context())
+    userlog_op(target, by_path, transform=f"{__name__}.only_beta").execute(context())
+    again = userlog_op(target, by_path, transform=f"{__name__}.only_beta").execute(context())
+
+    assert kept["rows"] == 2 and (again["rows"], again["deleted"]) == (1, 1)
+    assert [(r[0], r[1], target.money(r[2])) for r in target.rows(by_callable, "id, u_id, credit")] == [
+        (1, 42, Decimal("0.0001")),
+        (2, 42, Decimal("123456.7891")),
+    ]
+    assert [
+        (r[0], r[1], r[2], target.money(r[3])) for r in target.rows(by_path, "id, u_id, username, credit")
+    ] == [(3, 43, "beta", Decimal("10.5000"))]
