@@ -11,6 +11,7 @@ text with 4 decimals.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,9 +88,18 @@ class Dialect:
         return f"CREATE TABLE IF NOT EXISTS {self.quote(table)} (\n  {cols}\n){suffix}"
 
     def index_name(self, table: str, suffix: str) -> str:
-        """A deterministic index name within the 63-character limit of PostgreSQL."""
+        """A deterministic index name within the 63-character limit of PostgreSQL.
+
+        ``{table}_{suffix}`` when it fits; else the table name cut short with 8 hex digits of its
+        SHA-256 before the suffix, so that two long names sharing their first characters never share
+        an index name (PostgreSQL and SQLite name indexes per schema, not per table: the second
+        ``CREATE INDEX IF NOT EXISTS`` would be skipped and the second table left without its index).
+        """
         base = table.split(".")[-1]
-        return f"{base[: 63 - len(suffix) - 1]}_{suffix}"
+        if len(base) + 1 + len(suffix) <= 63:
+            return f"{base}_{suffix}"
+        digest = hashlib.sha256(base.encode("utf-8")).hexdigest()[:8]
+        return f"{base[: 63 - len(suffix) - len(digest) - 2]}_{digest}_{suffix}"
 
     def create_index_sql(self, table: str, spec: TableSpec, *, unique: bool) -> str:
         """``CREATE [UNIQUE] INDEX`` on the key (unique) or on the replace scope."""

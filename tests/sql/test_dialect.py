@@ -58,6 +58,11 @@ def test_index_names_fit_postgres_and_sqlite_schemas_qualify_the_index() -> None
     postgres = dialect_for("postgres")
     name = postgres.index_name("s." + "x" * 80, "smsend_scope")
     assert len(name) == 63 and name.endswith("_smsend_scope")
+    # two long names alike in their first characters: two index names (indexes are named per schema)
+    first, second = ("smsend_" + "l" * 45 + f"_{n:010d}" for n in (1, 2))
+    assert postgres.index_name(first, "smsend_uk") != postgres.index_name(second, "smsend_uk")
+    assert len(postgres.index_name(first, "smsend_uk")) <= 63
+    assert postgres.index_name("sms", "smsend_uk") == "sms_smsend_uk"  # a name that fits is unchanged
     assert postgres.create_index_sql("s.sms", BATCH_STATUS_TABLE, unique=True) == (
         'CREATE UNIQUE INDEX IF NOT EXISTS "sms_smsend_uk" ON "s"."sms" ("request_id", "report_type", "id")'
     )

@@ -325,6 +325,28 @@ def test_names_too_long_for_the_compact_objects_get_and_keep_the_wide_layout(
     ]
 
 
+def test_two_long_names_alike_in_their_first_characters_each_get_their_own_indexes(
+    postgres_target: SqlTarget, gateway: StubGateway
+) -> None:
+    """PostgreSQL names indexes per schema: two 63-character table names that differ only at
+    their end must not share an index name (the second table's unique key would be skipped, and
+    its upsert fail on ON CONFLICT)."""
+    pg = postgres_target
+    first = pg.table("l" * 45)  # smsend_<45 l>_<10 hex>: 63 characters, wide layout
+    second = first[:-10] + ("0" * 10 if first[-10:] != "0" * 10 else "1" * 10)
+    pg.created.extend([first, second])
+    gateway.batch[("REQ-U", "notify")] = notify_report(3)
+    for table in (first, second):
+        for _ in range(2):
+            assert operator(pg, table, "REQ-U", load_mode="upsert").execute(context())["rows"] == 3
+        assert pg.count(table) == 3
+    indexes = pg.query(
+        "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename IN (%s, %s)",
+        (first, second),
+    )
+    assert len(indexes) == 4 and len({name for _, name in indexes}) == 4
+
+
 def test_create_table_false_refuses_a_missing_table_and_creates_nothing(
     target: SqlTarget, gateway: StubGateway
 ) -> None:
