@@ -36,6 +36,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -572,6 +573,22 @@ def _json_table_type(sql_type: str | None) -> str:
     return "LONGTEXT"
 
 
+@contextmanager
+def _duplicate_keys_refused(table: str, key: Sequence[str]) -> Iterator[None]:
+    """A unique index that cannot be built because rows repeat its key (loads appended earlier)
+    becomes a :class:`TableLayoutError` that says what to do, not the driver's integrity error."""
+    try:
+        yield
+    except Exception as exc:
+        if "integrity" not in type(exc).__name__.lower() and "unique" not in type(exc).__name__.lower():
+            raise
+        raise TableLayoutError(
+            f"Cannot upsert into {table!r}: it holds rows with the same ({', '.join(key)}) more than once "
+            "(appended loads), so its unique key cannot be made. Reload those reports with load_mode='replace' "
+            "first, then upsert."
+        ) from None
+
+
 def _one_value(values: pd.Series) -> bool:
     """Whether a column holds one value (or none) in every row, missing values counted as one."""
     if len(values) > 1:
@@ -803,7 +820,8 @@ class TableLoader:
                     f"reports; expected {', '.join(needed)}. Use another table or add the columns."
                 )
             if unique_key:
-                self._create_index(unique=True)
+                with _duplicate_keys_refused(self.table, self.spec.key):
+                    self._create_index(unique=True)
             session.commit()
         except BaseException:
             session.rollback()
@@ -1045,9 +1063,10 @@ class CompactBatchStatusLoader:
                 if missing:
                     raise TableLayoutError(f"{label!r} lacks column(s) {', '.join(missing)}.")
             if unique_key:
-                session.execute(
-                    f"CREATE UNIQUE INDEX IF NOT EXISTS {names.rows_unique} ON {names.rows} (load_id, id)"
-                )
+                with _duplicate_keys_refused(names.table, ("request_id", "report_type", "id")):
+                    session.execute(
+                        f"CREATE UNIQUE INDEX IF NOT EXISTS {names.rows_unique} ON {names.rows} (load_id, id)"
+                    )
             session.commit()
         except BaseException:
             session.rollback()

@@ -347,6 +347,28 @@ def test_two_long_names_alike_in_their_first_characters_each_get_their_own_index
     assert len(indexes) == 4 and len({name for _, name in indexes}) == 4
 
 
+def test_upsert_over_a_report_whose_ids_repeat_says_to_replace_it(
+    target: SqlTarget, gateway: StubGateway
+) -> None:
+    """A report appended with an id twice leaves rows that a unique key cannot hold: the upsert
+    that needs the key fails with what to do (not the driver's integrity error, which a retry would
+    only repeat), and the table is unchanged."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    table = target.table()
+    gateway.batch[("REQ-D", "notify")] = (
+        "id,dest,status,status_text\r\n1,+393330000001,200,Delivered\r\n1,+393330000001,200,Delivered\r\n"
+    )
+    assert operator(target, table, "REQ-D", load_mode="append").execute(context())["rows"] == 2
+    with pytest.raises(AirflowFailException, match="load_mode='replace' first, then upsert"):
+        operator(target, table, "REQ-D", load_mode="upsert").execute(context())
+    assert target.count(table) == 2
+    gateway.batch[("REQ-D", "notify")] = notify_report(2)  # the gateway's report, each id once
+    assert operator(target, table, "REQ-D").execute(context())["rows"] == 2  # replace: as advised
+    operator(target, table, "REQ-D", load_mode="upsert").execute(context())
+    assert target.count(table) == 2
+
+
 def test_create_table_false_refuses_a_missing_table_and_creates_nothing(
     target: SqlTarget, gateway: StubGateway
 ) -> None:
