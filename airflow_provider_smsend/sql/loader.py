@@ -573,17 +573,32 @@ def _json_table_type(sql_type: str | None) -> str:
     return "LONGTEXT"
 
 
+#: How PostgreSQL ("duplicate key value violates unique constraint", "could not create unique
+#: index"), SQLite ("UNIQUE constraint failed") and MariaDB/MySQL ("Duplicate entry") say a unique key is broken.
+_DUPLICATE_KEY = re.compile(r"unique constraint|unique index|duplicate entry", re.IGNORECASE)
+
+
 @contextmanager
-def _duplicate_keys_refused(table: str, key: Sequence[str]) -> Iterator[None]:
-    """A unique index that cannot be built because rows repeat its key (loads appended earlier)
-    becomes a :class:`TableLayoutError` that says what to do, not the driver's integrity error."""
+def _duplicate_keys_refused(table: str, key: Sequence[str], *, loading: bool = False) -> Iterator[None]:
+    """A unique key the rows break becomes a :class:`TableLayoutError` that says what to do (a retry
+    would only repeat the driver's integrity error): a unique index that cannot be built because
+    appended loads repeat its key, or (``loading``) rows that repeat a key of the index an upsert made."""
     try:
         yield
     except Exception as exc:
-        if "integrity" not in type(exc).__name__.lower() and "unique" not in type(exc).__name__.lower():
+        # By the databases' own words (the drivers' error classes differ: ADBC's SQLite ingest gives
+        # an InternalError): PostgreSQL, SQLite, MariaDB/MySQL.
+        if not _DUPLICATE_KEY.search(str(exc)):
             raise
+        columns = ", ".join(key)
+        if loading:
+            raise TableLayoutError(
+                f"Cannot load into {table!r}: it has the unique key ({columns}) that an upsert made, and this "
+                "load repeats a key that is there already or within the report. Load with load_mode='upsert', "
+                "which keeps the last row of each key."
+            ) from None
         raise TableLayoutError(
-            f"Cannot upsert into {table!r}: it holds rows with the same ({', '.join(key)}) more than once "
+            f"Cannot upsert into {table!r}: it holds rows with the same ({columns}) more than once "
             "(appended loads), so its unique key cannot be made. Reload those reports with load_mode='replace' "
             "first, then upsert."
         ) from None
@@ -901,7 +916,8 @@ class TableLoader:
                 stage.write(shaped_frames())
                 stage.finish()
             else:
-                session.ingest_all(self.table, shaped_frames(), types=self.sql_types)
+                with _duplicate_keys_refused(self.table, self.spec.key, loading=True):
+                    session.ingest_all(self.table, shaped_frames(), types=self.sql_types)
         return transaction.result(mode, deleted)
 
 

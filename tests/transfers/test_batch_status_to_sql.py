@@ -369,6 +369,21 @@ def test_upsert_over_a_report_whose_ids_repeat_says_to_replace_it(
     assert target.count(table) == 2
 
 
+def test_appending_rows_a_unique_key_already_holds_says_to_upsert(
+    target: SqlTarget, gateway: StubGateway
+) -> None:
+    """A wide table an upsert gave its unique key refuses a load that repeats a key with what to do
+    (PostgreSQL's compact layout gives every load its own load_id: an append never collides)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    table = target.table() if target.kind != "postgres" else target.table("l" * 45)  # 63 characters: wide
+    gateway.batch[("REQ-K", "notify")] = notify_report(3)
+    assert operator(target, table, "REQ-K", load_mode="upsert").execute(context())["rows"] == 3
+    with pytest.raises(AirflowFailException, match="Load with load_mode='upsert'"):
+        operator(target, table, "REQ-K", load_mode="append").execute(context())
+    assert target.count(table) == 3
+
+
 def test_create_table_false_refuses_a_missing_table_and_creates_nothing(
     target: SqlTarget, gateway: StubGateway
 ) -> None:
