@@ -37,7 +37,9 @@ class SmSendCreditsToSqlOperator(BaseSmSendToSqlOperator):
     rows of the same date and clients are replaced; upsert key: ``(snapshot_date, u_id)``.
 
     Returns (XCom) ``{"rows", "table", "load_mode", "snapshot_date", "clients", "total_credit",
-    "deleted", "method", "seconds"}`` (``total_credit`` as text, exact).
+    "deleted", "method", "seconds"}`` (``total_credit`` as text, exact). ``clients`` and
+    ``total_credit`` are what credit-get gave for every client asked, before any ``transform``
+    (the gateway's side of a reconciliation); ``rows`` is what was loaded.
 
     :param u_ids: client ids: a list, or a comma separated string (templated).
     :param u_id_table: instead of ``u_ids``: a table of the target database holding client ids
