@@ -414,7 +414,9 @@ class SmSendSmsOperator(SmSendBaseOperator):
         """The rows of ``recipients_sql`` on ``recipients_conn_id``, as dicts by column name."""
         from airflow_provider_smsend.transfers.base import query_rows
 
-        return list(query_rows(str(self.recipients_conn_id), str(self.recipients_sql), required=self.number_field))
+        return list(
+            query_rows(str(self.recipients_conn_id), str(self.recipients_sql), required=self.number_field)
+        )
 
     def messages(self, context: Context | None = None) -> list[BulkMessage]:
         """The recipients with their personalised texts (no request made).
