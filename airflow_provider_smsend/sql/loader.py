@@ -573,34 +573,43 @@ def _json_table_type(sql_type: str | None) -> str:
     return "LONGTEXT"
 
 
-#: How PostgreSQL ("duplicate key value violates unique constraint", "could not create unique
-#: index"), SQLite ("UNIQUE constraint failed") and MariaDB/MySQL ("Duplicate entry") say a unique key is broken.
-_DUPLICATE_KEY = re.compile(r"unique constraint|unique index|duplicate entry", re.IGNORECASE)
+#: How the databases themselves say a unique key is broken: PostgreSQL (a row, an index being
+#: built), SQLite, MariaDB/MySQL. Never words of the statement, which the drivers quote in their
+#: errors too (a failing ``CREATE UNIQUE INDEX`` for another reason must keep its own error).
+_DUPLICATE_KEY = re.compile(
+    r"duplicate key value violates unique constraint|could not create unique index|UNIQUE constraint failed|"
+    r"Duplicate entry"
+)
 
 
 @contextmanager
 def _duplicate_keys_refused(table: str, key: Sequence[str], *, loading: bool = False) -> Iterator[None]:
     """A unique key the rows break becomes a :class:`TableLayoutError` that says what to do (a retry
-    would only repeat the driver's integrity error): a unique index that cannot be built because
-    appended loads repeat its key, or (``loading``) rows that repeat a key of the index an upsert made."""
+    would only repeat the driver's error; drivers differ in its class, ADBC's SQLite ingest gives an
+    InternalError): a unique index that cannot be built because appended loads repeat its key, or
+    (``loading``) rows that repeat a key of a unique index of the table. The database's own words
+    are kept, digits masked; the statement and its values (phone numbers) are not."""
+    from airflow_provider_smsend.sql.transaction import mask_digits
+
     try:
         yield
     except Exception as exc:
-        # By the databases' own words (the drivers' error classes differ: ADBC's SQLite ingest gives
-        # an InternalError): PostgreSQL, SQLite, MariaDB/MySQL.
-        if not _DUPLICATE_KEY.search(str(exc)):
+        text = str(exc)
+        found = _DUPLICATE_KEY.search(text)
+        if found is None:
             raise
+        said = mask_digits(text[found.start() :].splitlines()[0][:200].strip())
         columns = ", ".join(key)
         if loading:
             raise TableLayoutError(
-                f"Cannot load into {table!r}: it has the unique key ({columns}) that an upsert made, and this "
-                "load repeats a key that is there already or within the report. Load with load_mode='upsert', "
-                "which keeps the last row of each key."
+                f"Cannot load into {table!r}: the load repeats a key of a unique index on it (the one an upsert "
+                f"makes on ({columns}), or one of its own): {said}. If it is the upsert's, load with "
+                "load_mode='upsert', which keeps the last row of each key."
             ) from None
         raise TableLayoutError(
             f"Cannot upsert into {table!r}: it holds rows with the same ({columns}) more than once "
-            "(appended loads), so its unique key cannot be made. Reload those reports with load_mode='replace' "
-            "first, then upsert."
+            f"(appended loads), so its unique key cannot be made ({said}). Reload those reports with "
+            "load_mode='replace' first, then upsert."
         ) from None
 
 

@@ -52,7 +52,12 @@ def safe_error(exc: BaseException | None) -> str:
     if exc is None:
         return "error"
     first = (str(exc).strip().splitlines() or [""])[0][:200]
-    return f"{type(exc).__name__}: {_DIGITS.sub('***', first)}"
+    return f"{type(exc).__name__}: {mask_digits(first)}"
+
+
+def mask_digits(text: str) -> str:
+    """``text`` with its runs of digits that may be phone numbers replaced by ``***``."""
+    return _DIGITS.sub("***", text)
 
 
 def quietly(func: Callable[[], object]) -> None:
@@ -63,4 +68,4 @@ def quietly(func: Callable[[], object]) -> None:
         log.debug("SQL connection cleanup failed", exc_info=True)
 
 
-__all__ = ["quietly", "run_in_transaction", "safe_error"]
+__all__ = ["mask_digits", "quietly", "run_in_transaction", "safe_error"]

@@ -379,3 +379,23 @@ def test_frames_are_pulled_lazily_in_one_transaction(tmp_path: Any) -> None:
     result = loader.load(frames(), mode="append")
 
     assert seen_in_transaction == [0, 10, 20, 30] and result.rows == 35
+
+
+def test_only_a_broken_unique_key_is_told_as_one(tmp_path: Any) -> None:
+    """The databases' own words decide, never the statement the driver quotes in its error: an
+    unrelated failure of CREATE UNIQUE INDEX keeps its own error."""
+    import sqlite3
+
+    from airflow_provider_smsend.sql.loader import _duplicate_keys_refused
+
+    conn = sqlite3.connect(tmp_path / "t.db")
+    conn.execute("CREATE TABLE t (k INTEGER, dest TEXT)")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(1, "+393331234567"), (1, "+393331234567")])
+    with pytest.raises(TableLayoutError, match=r"UNIQUE constraint failed: t\.k\)") as info:
+        with _duplicate_keys_refused("t", ["k"]):
+            conn.execute("CREATE UNIQUE INDEX t_uk ON t (k)")
+    assert "replace" in str(info.value) and "3331234567" not in str(info.value)
+    with pytest.raises(sqlite3.OperationalError, match="no such column"):
+        with _duplicate_keys_refused("t", ["k"]):
+            conn.execute("CREATE UNIQUE INDEX t_uk ON t (no_such_column)")
+    conn.close()

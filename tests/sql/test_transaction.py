@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_smsend.sql.transaction import quietly, run_in_transaction, safe_error
+from airflow_provider_smsend.sql.transaction import mask_digits, quietly, run_in_transaction, safe_error
 
 
 def test_work_is_committed_and_its_result_returned(tmp_path: Any) -> None:
@@ -68,3 +68,4 @@ def test_safe_error_masks_numbers_and_keeps_one_line() -> None:
     assert safe_error(exc) == "IntegrityError: UNIQUE constraint failed for ***"
     assert safe_error(None) == "error"
     assert len(safe_error(ValueError("x" * 1000))) < 230
+    assert mask_digits("Key (id)=(+39 333 1234567) and 42") == "Key (id)=(***) and 42"  # short numbers stay

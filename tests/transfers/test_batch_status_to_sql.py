@@ -379,7 +379,7 @@ def test_appending_rows_a_unique_key_already_holds_says_to_upsert(
     table = target.table() if target.kind != "postgres" else target.table("l" * 45)  # 63 characters: wide
     gateway.batch[("REQ-K", "notify")] = notify_report(3)
     assert operator(target, table, "REQ-K", load_mode="upsert").execute(context())["rows"] == 3
-    with pytest.raises(AirflowFailException, match="Load with load_mode='upsert'"):
+    with pytest.raises(AirflowFailException, match="load with load_mode='upsert'"):
         operator(target, table, "REQ-K", load_mode="append").execute(context())
     assert target.count(table) == 3
 
