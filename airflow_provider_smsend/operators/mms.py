@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_smsend.client.ledger import DEFAULT_TABLE
+from airflow_provider_smsend.client.ledger import COUNTED, DEFAULT_TABLE
 from airflow_provider_smsend.client.mms import AttachmentInput, MmsMessage, build_mms_message
 from airflow_provider_smsend.client.numbers import mask_number
 from airflow_provider_smsend.client.once_only import OnceOnly, digest
@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 
 def ledger_item(message: MmsMessage) -> str:
-    """The ledger item of an MMS: a hash of its recipients, subject, text and attachments."""
-    parts: list[str | bytes] = [message.rcpt, message.subject, message.text]
+    """The ledger item of an MMS: a hash of its recipients (as a set: a query's rows in another
+    order are the same MMS), subject, text and attachments."""
+    parts: list[str | bytes] = [",".join(sorted(set(message.recipients))), message.subject, message.text]
     for attachment in (message.image, message.sound, message.video):
         parts.append(attachment.data if attachment is not None else b"")
     return f"mms:{digest(parts)}"
@@ -117,7 +118,7 @@ class SmSendMmsOperator(SmSendBaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         if (recipients is None) == (recipients_sql is None):
-            raise ValueError("Give recipients (numbers) or recipients_sql, not both.")
+            raise ValueError("Give recipients (numbers) or recipients_sql: one of them, not both.")
         if recipients_sql is not None and not recipients_conn_id:
             raise ValueError("recipients_sql needs recipients_conn_id, the SQL connection to run it on.")
         self.subject = subject
@@ -146,7 +147,11 @@ class SmSendMmsOperator(SmSendBaseOperator):
             rows = query_rows(
                 str(self.recipients_conn_id), str(self.recipients_sql), required=self.number_field
             )
-            recipients = [str(row[self.number_field]) for row in rows]
+            if not rows:
+                raise AirflowFailException("recipients_sql found no recipient: nothing was sent.")
+            recipients = [
+                "" if row[self.number_field] is None else str(row[self.number_field]) for row in rows
+            ]
         else:
             recipients = [str(r) for r in parse_numbers(self.recipients)]
         return build_mms_message(
@@ -188,6 +193,18 @@ class SmSendMmsOperator(SmSendBaseOperator):
                 what=f"MMS to {len(message.recipients)} recipient(s)",
                 owner=self.ledger_owner(context),
             )
+            other = [
+                i
+                for i, e in once.entries.items()
+                if i != item and i.startswith("mms:") and e.state in COUNTED
+            ]
+            if other:  # an earlier try of this job sent (or may have sent) another MMS
+                raise AirflowFailException(
+                    "An earlier try of this job sent, or may have sent, an MMS with other recipients or content "
+                    f"(ledger item {other[0]}, state {once.entries[other[0]].state}): nothing was sent now, so "
+                    "that nobody gets it twice. If the recipients' query gives other rows now, make it stable "
+                    "for the run (e.g. select by a date), or give a new ledger_key to send this MMS as well."
+                )
             outcome = once.run(
                 item,
                 call,

@@ -150,6 +150,45 @@ def test_retry_after_success_sends_nothing(sandbox: Any, make_context: Any) -> N
     assert mms_calls(sandbox) == 1
 
 
+def test_a_retry_with_the_recipients_in_another_order_or_set_sends_nothing(
+    sandbox: Any, make_context: Any
+) -> None:
+    second = "+393331234568"
+    first_try = SmSendMmsOperator(task_id="mms", subject="S", text="T", recipients=[RCPT, second], image=PNG)
+    assert first_try.execute(make_context(task_id="mms", try_number=1))["resumed"] is False
+    # a query without ORDER BY may give its rows in another order on the retry: the same MMS
+    reordered = SmSendMmsOperator(task_id="mms", subject="S", text="T", recipients=[second, RCPT], image=PNG)
+    assert reordered.execute(make_context(task_id="mms", try_number=2))["resumed"] is True
+    # rows added between the tries: another MMS, which would text the first two again: refused
+    grown = SmSendMmsOperator(
+        task_id="mms", subject="S", text="T", recipients=[RCPT, second, "+393331234569"], image=PNG
+    )
+    with pytest.raises(AirflowFailException, match="nothing was sent now, so that nobody gets it twice"):
+        grown.execute(make_context(task_id="mms", try_number=3))
+    assert mms_calls(sandbox) == 1
+
+
+def test_a_query_that_finds_nobody_sends_nothing(
+    sandbox: Any, make_context: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "crm.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE customers (number TEXT)")
+    monkeypatch.setenv("AIRFLOW_CONN_CRM", f"sqlite://{path}")
+    task = SmSendMmsOperator(
+        task_id="mms",
+        subject="S",
+        text="T",
+        recipients_sql="SELECT number FROM customers",
+        recipients_conn_id="crm",
+    )
+    with pytest.raises(AirflowFailException, match="recipients_sql found no recipient"):
+        task.execute(make_context(task_id="mms"))
+    assert sandbox.admin.stats()["total"] == 0
+
+
 def test_lost_answer_then_retry_fails_with_advice(sandbox: Any, make_context: Any) -> None:
     task = SmSendMmsOperator(task_id="mms", subject="Lost", text="answer lost", recipients=RCPT)
     sandbox.admin.set_faults(http500_rate=1.0, record_on_failure=True)
