@@ -88,18 +88,25 @@ class Dialect:
         return f"CREATE TABLE IF NOT EXISTS {self.quote(table)} (\n  {cols}\n){suffix}"
 
     def index_name(self, table: str, suffix: str) -> str:
-        """A deterministic index name within the 63-character limit of PostgreSQL.
+        """A deterministic index name within the 63 bytes PostgreSQL allows.
 
-        ``{table}_{suffix}`` when it fits; else the table name cut short with 8 hex digits of its
-        SHA-256 before the suffix, so that two long names sharing their first characters never share
-        an index name (PostgreSQL and SQLite name indexes per schema, not per table: the second
-        ``CREATE INDEX IF NOT EXISTS`` would be skipped and the second table left without its index).
+        ``{table}_{suffix}`` when it fits. Else, on PostgreSQL and SQLite, which name indexes per
+        schema, the table name cut short with 8 hex digits of its SHA-256 before the suffix: two long
+        names sharing their first characters never share an index name (the second ``CREATE INDEX IF
+        NOT EXISTS`` would be skipped, the second table left without its index). MySQL names indexes
+        per table: there the name is only cut short, as in 0.2.
         """
         base = table.split(".")[-1]
-        if len(base) + 1 + len(suffix) <= 63:
-            return f"{base}_{suffix}"
+        name = f"{base}_{suffix}"
+        if len(name.encode("utf-8")) <= 63:
+            return name
+        if self.name == "mysql":
+            return f"{base[: 63 - len(suffix) - 1]}_{suffix}"
         digest = hashlib.sha256(base.encode("utf-8")).hexdigest()[:8]
-        return f"{base[: 63 - len(suffix) - len(digest) - 2]}_{digest}_{suffix}"
+        tail = f"_{digest}_{suffix}"
+        while len(f"{base}{tail}".encode()) > 63:
+            base = base[:-1]
+        return f"{base}{tail}"
 
     def create_index_sql(self, table: str, spec: TableSpec, *, unique: bool) -> str:
         """``CREATE [UNIQUE] INDEX`` on the key (unique) or on the replace scope."""

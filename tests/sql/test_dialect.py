@@ -63,6 +63,9 @@ def test_index_names_fit_postgres_and_sqlite_schemas_qualify_the_index() -> None
     assert postgres.index_name(first, "smsend_uk") != postgres.index_name(second, "smsend_uk")
     assert len(postgres.index_name(first, "smsend_uk")) <= 63
     assert postgres.index_name("sms", "smsend_uk") == "sms_smsend_uk"  # a name that fits is unchanged
+    assert len(postgres.index_name("è" * 40, "smsend_uk").encode()) <= 63  # bytes, not characters
+    # MySQL names indexes per table: cut short only, as 0.2 did (no second index on its tables)
+    assert dialect_for("mysql").index_name(first, "smsend_uk") == first[:53] + "_smsend_uk"
     assert postgres.create_index_sql("s.sms", BATCH_STATUS_TABLE, unique=True) == (
         'CREATE UNIQUE INDEX IF NOT EXISTS "sms_smsend_uk" ON "s"."sms" ("request_id", "report_type", "id")'
     )
