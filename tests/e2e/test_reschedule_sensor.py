@@ -49,7 +49,7 @@ BATCH_STATUS = "/sms/batch-status.php"
 #: the ~6 s the executor's "success" event of a poke that rescheduled may take to reach the
 #: scheduler (the supervisor notices its task's exit within ``[workers] min_heartbeat_interval``,
 #: 5 s): Airflow 3.3 fails a task whose next poke is queued before that event was handled.
-POKE_INTERVAL = 10
+POKE_INTERVAL = 15
 #: What the scheduler logs when it fails the task so (Airflow's race, not the sensor's fault).
 LATE_EVENT = "finished with state success, but the task instance's state attribute is running"
 #: Three pairs of recipients (none ends in the sandbox's special 0000-0003).
@@ -169,7 +169,7 @@ def reschedule_count(airflow: Deployment, ti_id: object) -> int:
 
 
 @pytest.mark.e2e
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 def test_reschedule_pokes_fetch_only_the_pending_request_ids(deployment: Callable[..., Deployment]) -> None:
     from airflow_provider_smsend.client import SmSendClient
 
