@@ -120,10 +120,17 @@ def test_campaign_across_workers_survives_a_killed_worker(celery_deployment: Dep
         run_id = airflow.api(f"dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})["dag_run_id"]
         started = time.monotonic()
 
-        # Wait until a shard is well under way on some worker, then kill that worker.
+        # Wait until a shard is well under way on some worker, then kill that worker. Every shard must
+        # have started by then: a shard a worker has taken from the broker but not started yet would
+        # be lost with it until the broker's visibility timeout (hours), Celery's matter, not the
+        # provider's (seen once, on a loaded machine).
         def under_way() -> tuple[str, list[int]] | None:
             progress = accepted_by_shard(airflow, run_id)
             instances = shard_instances(airflow, run_id)
+            if len(instances) < SHARDS or any(
+                t["state"] not in ("running", "success") for t in instances.values()
+            ):
+                return None
             for index, accepted in progress.items():
                 ti = instances.get(index)
                 if ti and ti["state"] == "running" and KILL_AFTER <= accepted < RECIPIENTS // SHARDS:
