@@ -109,14 +109,27 @@ def test_json_table_and_executemany_store_the_same_rows(engine: Any, table: str)
     assert {r[8] for r in by_json} == {NOW.replace(tzinfo=None)}  # UTC, microseconds kept
 
 
-def test_money_is_exact_through_json(engine: Any, table: str) -> None:
+@pytest.mark.parametrize(
+    ("balances", "snapshot_date"),
+    [
+        (
+            [(1, Decimal("0.0001")), (2, Decimal("99999999999999.9999")), (3, Decimal("-12.3400"))],
+            dt.date(2024, 7, 16),
+        ),
+        # one value in the whole frame: money and the date come from the statement's one-row document
+        ([(u, Decimal("99999999999999.9999")) for u in (1, 2, 3)], dt.date(2024, 2, 29)),
+    ],
+    ids=["varying", "one_value"],
+)
+def test_money_and_dates_are_exact_through_json(
+    engine: Any, table: str, balances: list[tuple[int, Decimal]], snapshot_date: dt.date
+) -> None:
     import pandas as pd
     import pyarrow as pa
 
     from airflow_provider_smsend.client.reports import credit_snapshot_frame
 
-    balances = [(1, Decimal("0.0001")), (2, Decimal("99999999999999.9999")), (3, Decimal("-12.3400"))]
-    frame = credit_snapshot_frame(balances, snapshot_date=dt.date(2024, 7, 16))
+    frame = credit_snapshot_frame(balances, snapshot_date=snapshot_date)
     frame["loaded_at"] = constant(NOW, len(frame), pa.timestamp("us", tz="UTC"))
     frame["dag_run_id"] = pd.array(["run"] * len(frame), dtype=pd.ArrowDtype(pa.string()))
     session = SqlAlchemySession(engine, dialect_for("mysql"))
@@ -130,7 +143,7 @@ def test_money_is_exact_through_json(engine: Any, table: str) -> None:
         stored = conn.exec_driver_sql(
             f"SELECT u_id, credit, snapshot_date FROM {table} ORDER BY u_id"
         ).fetchall()
-    assert [tuple(r) for r in stored] == [(u, c, dt.date(2024, 7, 16)) for u, c in balances]
+    assert [tuple(r) for r in stored] == [(u, c, snapshot_date) for u, c in balances]
 
 
 def test_columns_with_one_value_in_the_frame_are_not_given_to_pandas(engine: Any, table: str) -> None:
@@ -168,33 +181,6 @@ def test_columns_with_one_value_in_the_frame_are_not_given_to_pandas(engine: Any
         ("HTTP1", "notify", "pending", None, NOW.replace(tzinfo=None), None)
     ] * 10
     assert [r[2] for r in stored] == list(range(10))
-
-
-def test_money_and_a_date_with_one_value_stay_exact(engine: Any, table: str) -> None:
-    import pandas as pd
-    import pyarrow as pa
-
-    from airflow_provider_smsend.client.reports import credit_snapshot_frame
-
-    frame = credit_snapshot_frame(
-        [(u, Decimal("99999999999999.9999")) for u in (1, 2, 3)], snapshot_date=dt.date(2024, 2, 29)
-    )
-    frame["loaded_at"] = constant(NOW, len(frame), pa.timestamp("us", tz="UTC"))
-    frame["dag_run_id"] = pd.array(["run"] * len(frame), dtype=pd.ArrowDtype(pa.string()))
-    session = SqlAlchemySession(engine, dialect_for("mysql"))
-    try:
-        loader = TableLoader(session, table, CREDIT_SNAPSHOT_TABLE)
-        loader.ensure_table()
-        loader.load([frame], mode="append")
-    finally:
-        session.close()
-    with engine.connect() as conn:
-        stored = conn.exec_driver_sql(
-            f"SELECT u_id, credit, snapshot_date FROM {table} ORDER BY u_id"
-        ).fetchall()
-    assert [tuple(r) for r in stored] == [
-        (u, Decimal("99999999999999.9999"), dt.date(2024, 2, 29)) for u in (1, 2, 3)
-    ]
 
 
 def test_a_failing_chunk_rolls_the_whole_load_back(engine: Any, table: str) -> None:
