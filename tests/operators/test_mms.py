@@ -29,6 +29,17 @@ def mms_calls(sandbox: Any) -> int:
     return sandbox.admin.stats()["requests"].get(SEND_MMS, 0)
 
 
+def crm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columns: str, rows: list[tuple[Any, ...]]) -> None:
+    """A SQLite table ``customers`` of ``columns`` holding ``rows``, as the connection ``crm``."""
+    import sqlite3
+
+    path = tmp_path / "crm.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"CREATE TABLE customers ({columns})")
+        db.executemany(f"INSERT INTO customers VALUES ({', '.join('?' * len(columns.split(',')))})", rows)
+    monkeypatch.setenv("AIRFLOW_CONN_CRM", f"sqlite://{path}")
+
+
 def test_every_template_field_renders(make_context: Any, render: Any) -> None:
     # recipients and recipients_sql exclude each other: one instance renders each
     for left_out in ("recipients_sql", "recipients"):
@@ -42,15 +53,7 @@ def test_every_template_field_renders(make_context: Any, render: Any) -> None:
 def test_recipients_from_sql_stay_out_of_the_rendered_fields(
     sandbox: Any, make_context: Any, render: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sqlite3
-
-    path = tmp_path / "crm.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE customers (phone TEXT, vip INTEGER)")
-        db.executemany(
-            "INSERT INTO customers VALUES (?, ?)", [(RCPT, 1), ("3331234568", 1), ("3331234569", 0)]
-        )
-    monkeypatch.setenv("AIRFLOW_CONN_CRM", f"sqlite://{path}")
+    crm(tmp_path, monkeypatch, "phone TEXT, vip INTEGER", [(RCPT, 1), ("3331234568", 1), ("3331234569", 0)])
     task = SmSendMmsOperator(
         task_id="mms", subject="Offer", text="See the picture", image=PNG, number_field="phone",
         recipients_sql="SELECT phone FROM customers WHERE vip = 1", recipients_conn_id="crm",
@@ -171,12 +174,7 @@ def test_a_retry_with_the_recipients_in_another_order_or_set_sends_nothing(
 def test_a_query_that_finds_nobody_sends_nothing(
     sandbox: Any, make_context: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sqlite3
-
-    path = tmp_path / "crm.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE customers (number TEXT)")
-    monkeypatch.setenv("AIRFLOW_CONN_CRM", f"sqlite://{path}")
+    crm(tmp_path, monkeypatch, "number TEXT", [])
     task = SmSendMmsOperator(
         task_id="mms",
         subject="S",
@@ -228,13 +226,7 @@ def test_connection_without_mms_account(sandbox: Any, make_context: Any, add_sms
 def test_a_query_without_the_number_column_sends_nothing(
     sandbox: Any, make_context: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sqlite3
-
-    path = tmp_path / "crm.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE customers (phone TEXT)")
-        db.execute("INSERT INTO customers VALUES (?)", (RCPT,))
-    monkeypatch.setenv("AIRFLOW_CONN_CRM", f"sqlite://{path}")
+    crm(tmp_path, monkeypatch, "phone TEXT", [(RCPT,)])
     task = SmSendMmsOperator(
         task_id="mms",
         subject="S",
