@@ -405,7 +405,7 @@ class SqlAlchemySession(Session):
             # chunk's statement takes it from a one-row document (_insert_json).
             same = [k for k in frame.columns if _one_value(frame[k])][: len(frame.columns) - 1]
             if same:
-                self._constants = frame[same].iloc[:1]
+                self._constants = self._as_json_text(frame[same].iloc[:1].reset_index(drop=True))
                 frame = frame.drop(columns=same)
         try:
             frame.to_sql(
@@ -452,31 +452,16 @@ class SqlAlchemySession(Session):
         chunk = frame.iloc[self._offset : self._offset + size]
         self._offset += size
         import pandas as pd
-        import pyarrow as pa
 
-        def money(dtype: Any) -> bool:
-            return isinstance(dtype, pd.ArrowDtype) and pa.types.is_decimal(dtype.pyarrow_dtype)
-
-        # Dates, and money as its exact text: before pandas 3.0, to_json writes a decimal as a float.
-        def as_text(name: str, dtype: Any) -> bool:
-            return self._types.get(name, "").upper() == "DATE" or money(dtype)
-
-        texts = [k for k in keys if as_text(k, chunk[k].dtype)]
-        if texts:
-            chunk = chunk.astype({k: "string[pyarrow]" for k in texts})
-        if self._constants is not None:
-            texts += [k for k in self._constants.columns if as_text(k, self._constants[k].dtype)]
+        chunk = self._as_json_text(chunk)
         # A column with one value in the whole chunk goes once, in a one-row document joined to every
         # row, with the frame's own one-value columns (ingest): the server parses far less JSON.
         same = [k for k in keys if _one_value(chunk[k])][: len(keys) - 1]
         varying = [k for k in keys if k not in same]
         head = chunk[same].iloc[:1].reset_index(drop=True)
         if self._constants is not None:
-            constants = self._constants.reset_index(drop=True)
-            if texts:
-                constants = constants.astype({k: "string[pyarrow]" for k in constants.columns if k in texts})
-            head = pd.concat([head, constants], axis=1)
-            same = [*same, *constants.columns]
+            head = pd.concat([head, self._constants], axis=1)
+            same = [*same, *self._constants.columns]
         quote, mark = self.dialect.quote, self.dialect.marks(1)[0]
 
         def source(columns: list[str], alias: str) -> str:
@@ -501,6 +486,23 @@ class SqlAlchemySession(Session):
         if self._offset >= len(frame):
             self._wait()  # the last chunk: pandas may use the connection again before to_sql returns
         return size
+
+    def _as_json_text(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with its dates and money as text, for ``to_json``: money stays exact (before
+        pandas 3.0, ``to_json`` writes a decimal as a float)."""
+        import pandas as pd
+        import pyarrow as pa
+
+        texts = [
+            k
+            for k in frame.columns
+            if self._types.get(k, "").upper() == "DATE"
+            or (
+                isinstance(frame[k].dtype, pd.ArrowDtype)
+                and pa.types.is_decimal(frame[k].dtype.pyarrow_dtype)
+            )
+        ]
+        return frame.astype({k: "string[pyarrow]" for k in texts}) if texts else frame
 
     def _send(self, sql: str, documents: list[str]) -> None:
         """Run one chunk's statement in the session's sender thread, after the previous one ended:
