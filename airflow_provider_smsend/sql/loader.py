@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smsend.sql.dialect import Dialect, scope_values
 from airflow_provider_smsend.sql.layouts import (
+    BATCH_STATUS_TABLE,
     LOAD_COLUMNS,
     ROW_COLUMNS,
     VIEW_COLUMNS,
@@ -1090,7 +1091,7 @@ class CompactBatchStatusLoader:
                 if missing:
                     raise TableLayoutError(f"{label!r} lacks column(s) {', '.join(missing)}.")
             if unique_key:
-                with _duplicate_keys_refused(names.table, ("request_id", "report_type", "id")):
+                with _duplicate_keys_refused(names.table, BATCH_STATUS_TABLE.key):
                     session.execute(
                         f"CREATE UNIQUE INDEX IF NOT EXISTS {names.rows_unique} ON {names.rows} (load_id, id)"
                     )
